@@ -1,0 +1,20 @@
+"""Entry point of the operations console: `streamlit run app/Home.py`."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.ui.components import environment_sidebar
+from core.ui.data import settings
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+
+st.set_page_config(page_title="Rakuten MLOps console", page_icon=":material/category:", layout="wide")
+page = st.navigation(
+    {
+        "Console": [st.Page(PAGES / "overview.py", title="Overview", icon=":material/home:", default=True)],
+        "Data": [st.Page(PAGES / "data_explorer.py", title="Data explorer", icon=":material/table_view:")],
+    }
+)
+environment_sidebar(settings())
+page.run()

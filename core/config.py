@@ -1,0 +1,145 @@
+"""One Settings object for every entry point (CLI, console, API, flows, DVC stages).
+
+Read from the environment and an optional `.env` file. Every default is the *embedded* mode: a fresh
+clone runs with no services, no download and no `.env`. The full stack overrides the same fields.
+Nothing here touches the disk or the network at import time; paths are only computed.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Final, Literal, Self
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Names written once and used everywhere.
+REGISTERED_MODEL_NAME: Final = "rakuten-product-classifier"
+CHAMPION_ALIAS: Final = "champion"
+CHALLENGER_ALIAS: Final = "challenger"
+EXPERIMENT_NAME: Final = "rakuten-product-classification"
+
+_PLACEHOLDER_SECRETS: Final = frozenset({"changeme", "change-me", "changethis", "secret", "admin", ""})
+
+
+def _project_root() -> Path:
+    """The checkout this package lives in (editable install), else the working directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept `RAKUTEN_<NAME>` and, where a tool has its own well-known variable, that one too."""
+    return AliasChoices(f"RAKUTEN_{name}", name)
+
+
+class Settings(BaseSettings):
+    """Platform configuration. Environment variables use the `RAKUTEN_` prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAKUTEN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["local", "staging", "production"] = "local"
+
+    # --- paths -------------------------------------------------------------------------------
+    root: Path = Field(default_factory=_project_root)
+    data_dir: Path | None = Field(
+        default=None, description="Raw challenge files as downloaded (default: <root>/data/raw)."
+    )
+    interim_dir: Path | None = None
+    processed_dir: Path | None = None
+    models_dir: Path | None = None
+    reports_dir: Path | None = None
+
+    # --- demo data (used when the data directory holds no challenge files) ---------------------
+    demo_rows: int = Field(default=3000, ge=50, le=500_000)
+    demo_seed: int = 42
+    demo_images: bool = True
+
+    # --- ingestion ------------------------------------------------------------------------------
+    image_check: Literal["decode", "exists", "none"] = Field(
+        default="decode",
+        description="decode: open every image; exists: only check the file is there; none: skip.",
+    )
+    workers: int = Field(default=0, ge=0, description="Worker processes for parallel work (0: all cores).")
+
+    # --- MLflow ----------------------------------------------------------------------------------
+    mlflow_tracking_uri: str | None = Field(default=None, validation_alias=_env("MLFLOW_TRACKING_URI"))
+    mlflow_artifact_location: str | None = None
+    mlflow_s3_endpoint_url: str | None = Field(default=None, validation_alias=_env("MLFLOW_S3_ENDPOINT_URL"))
+
+    # --- Prefect, API, console -------------------------------------------------------------------
+    prefect_api_url: str | None = Field(default=None, validation_alias=_env("PREFECT_API_URL"))
+    api_url: str | None = None
+    api_admin_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Self:
+        self.root = self.root.expanduser().resolve()
+        data = self.root / "data"
+        self.data_dir = _resolve(self.data_dir, self.root, data / "raw")
+        self.interim_dir = _resolve(self.interim_dir, self.root, data / "interim")
+        self.processed_dir = _resolve(self.processed_dir, self.root, data / "processed")
+        self.models_dir = _resolve(self.models_dir, self.root, self.root / "models")
+        self.reports_dir = _resolve(self.reports_dir, self.root, self.root / "reports")
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{self.root / 'mlflow.db'}"
+        if self.mlflow_artifact_location is None:
+            self.mlflow_artifact_location = (self.root / "mlartifacts").as_uri()
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Self:
+        token = self.api_admin_token.get_secret_value() if self.api_admin_token else None
+        if self.environment != "local" and (token is None or token.strip().lower() in _PLACEHOLDER_SECRETS):
+            raise ValueError(
+                "RAKUTEN_API_ADMIN_TOKEN must be set to a real secret outside local development "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+            )
+        return self
+
+    # Typed accessors: after validation these are always set.
+    @property
+    def raw_dir(self) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir
+
+    @property
+    def interim(self) -> Path:
+        assert self.interim_dir is not None
+        return self.interim_dir
+
+    @property
+    def processed(self) -> Path:
+        assert self.processed_dir is not None
+        return self.processed_dir
+
+    @property
+    def mode(self) -> Literal["embedded", "connected"]:
+        """`connected` as soon as any external service is configured."""
+        connected = (
+            self.prefect_api_url or self.api_url or not str(self.mlflow_tracking_uri).startswith("sqlite")
+        )
+        return "connected" if connected else "embedded"
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers or max(1, os.cpu_count() or 1)
+
+
+def _resolve(value: Path | None, root: Path, default: Path) -> Path:
+    if value is None:
+        return default
+    value = value.expanduser()
+    return value if value.is_absolute() else (root / value)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own `Settings(...)` instead)."""
+    root = _project_root()
+    # A `.env` in the checkout, then one in the working directory (later files win).
+    return Settings(_env_file=(root / ".env", Path(".env")))  # type: ignore[call-arg]

@@ -1,0 +1,27 @@
+"""Specific exceptions raised by `core`, each with a message a user can act on.
+
+The edges translate them: exit code + message in the CLI, `st.error` in the console, HTTP status + JSON
+detail in the API.
+"""
+
+from __future__ import annotations
+
+
+class RakutenError(Exception):
+    """Base class of every error `core` raises on purpose."""
+
+
+class DataNotFoundError(RakutenError):
+    """An expected input (challenge file, image folder, ingested table) does not exist."""
+
+
+class DataFormatError(RakutenError):
+    """An input exists but cannot be used as it is (fatal: nothing is written).
+
+    `problem` is a short machine-readable code (e.g. `missing_column`, `misaligned_ids`), `path` the file.
+    """
+
+    def __init__(self, message: str, *, problem: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.path = path

@@ -1,0 +1,68 @@
+"""Text cleaning for product titles and descriptions.
+
+`clean_text` gives readable text (what the console shows): HTML tags removed with block tags turned into
+line breaks, entities decoded (also double-encoded ones), mojibake repaired by ftfy, whitespace folded.
+`normalize_text` goes further for models: lower case, accents stripped.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from html.parser import HTMLParser
+from typing import Final
+
+import ftfy
+
+_BLOCK_TAGS: Final = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "h1", "h2", "h3", "h4", "table"})
+_SPACES: Final = re.compile(r"[ \t\r\f\v\u00a0]+")
+_NEWLINES: Final = re.compile(r"\s*\n\s*")
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    handle_startendtag = handle_starttag
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def strip_html(text: str) -> str:
+    """Text content of an HTML fragment; block tags become newlines, entities are decoded."""
+    if "<" not in text and "&" not in text:
+        return text
+    parser = _TextExtractor()
+    parser.feed(text)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def clean_text(text: str | None) -> str:
+    """Readable plain text from a raw title or description (None and NaN give '')."""
+    if text is None or text != text:  # NaN from pandas
+        return ""
+    out = strip_html(str(text))
+    out = ftfy.fix_text(out, unescape_html=True)  # mojibake, and entities that were escaped twice
+    out = _SPACES.sub(" ", out)
+    return _NEWLINES.sub("\n", out).strip()
+
+
+def strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def normalize_text(text: str | None) -> str:
+    """Model-ready text: cleaned, lower case, accents removed, on one line."""
+    return strip_accents(clean_text(text)).lower().replace("\n", " ")

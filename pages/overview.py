@@ -1,0 +1,30 @@
+"""Overview: what this console is and the state of the data."""
+
+import streamlit as st
+
+from core.ui import data
+from core.ui.actions import prepare_data_button
+from core.ui.components import empty_state, status_badge
+
+st.title("Rakuten product classification")
+st.caption(
+    "Operations console: data, training, tracking, serving, monitoring and retraining for the "
+    "27-class Rakuten France product-type task."
+)
+
+report = data.report()
+st.subheader("Data")
+if report is None:
+    empty_state("No ingested data yet. Generate the demo set (or point RAKUTEN_DATA_DIR at the challenge files).",
+                "python -m core prepare")
+    prepare_data_button()
+    st.stop()
+
+train = report.stats["train"]
+c1, c2, c3 = st.columns(3)
+c1.metric("Train products", f"{train['rows_kept']:,}")
+c2.metric("Test products", f"{report.stats.get('test', {}).get('rows_kept', 0):,}")
+c3.metric("Quarantined rows", f"{sum(report.stats[s]['rows_quarantined'] for s in ('train', 'test') if s in report.stats):,}")
+status_badge(report.status)
+st.caption(f"Ingested {report.created_at} from `{report.source_dir}` · data version `{report.stats.get('fingerprint')}`")
+st.page_link("../pages/data_explorer.py", label="Open the data explorer", icon=":material/table_view:")
