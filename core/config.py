@@ -1,6 +1,7 @@
 """One Settings object for every entry point (CLI, console, API, flows, DVC stages).
 
-Read from the environment and an optional `.env` file. Every default is the *embedded* mode: a fresh
+Read from the environment and an optional `.env` file in the working directory (the repository root
+when run through the Makefile). Every default is the *embedded* mode: a fresh
 clone runs with no services, no download and no `.env`. The full stack overrides the same fields.
 Nothing here touches the disk or the network at import time; paths are only computed.
 """
@@ -140,6 +141,4 @@ def _resolve(value: Path | None, root: Path, default: Path) -> Path:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (cached; tests build their own `Settings(...)` instead)."""
-    root = _project_root()
-    # A `.env` in the checkout, then one in the working directory (later files win).
-    return Settings(_env_file=(root / ".env", Path(".env")))  # type: ignore[call-arg]
+    return Settings()

@@ -28,13 +28,17 @@ summary = summarize(df)
 c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("Products", f"{summary.rows:,}")
 c2.metric("Classes", summary.classes if split == "train" else "—")
-c3.metric("Empty descriptions", f"{summary.empty_description_rate:.0%}", help=f"{summary.empty_descriptions:,} rows")
+c3.metric(
+    "Empty descriptions", f"{summary.empty_description_rate:.0%}", help=f"{summary.empty_descriptions:,} rows"
+)
 c4.metric("Missing images", f"{summary.missing_images:,}")
 with c5:
     st.caption("Validation")
     status_badge(report.status)
 
-tab_classes, tab_products, tab_gallery, tab_report = st.tabs(["Classes", "Products", "Gallery", "Validation report"])
+tab_classes, tab_products, tab_gallery, tab_report = st.tabs(
+    ["Classes", "Products", "Gallery", "Validation report"]
+)
 
 with tab_classes:
     if split == "train":
@@ -44,7 +48,9 @@ with tab_classes:
 
 with tab_products:
     f1, f2, f3, f4 = st.columns([3, 3, 1.4, 1.4])
-    query = f1.text_input("Search title and description", key="query", placeholder="e.g. piscine, manette, roman")
+    query = f1.text_input(
+        "Search title and description", key="query", placeholder="e.g. piscine, manette, roman"
+    )
     classes = f2.multiselect("Classes", CODES, format_func=label, key="classes", disabled=split != "train")
     images = f3.selectbox("Images", ["all", "with image", "without image"], key="images")
     empty = f4.selectbox("Description", ["any", "empty", "present"], key="empty")
@@ -58,7 +64,11 @@ with tab_products:
     shown = found.head(TABLE_LIMIT)
     st.caption(
         f"{len(found):,} of {len(df):,} products match"
-        + (f" — showing the first {TABLE_LIMIT:,}; refine the search to see others" if len(found) > TABLE_LIMIT else "")
+        + (
+            f" — showing the first {TABLE_LIMIT:,}; refine the search to see others"
+            if len(found) > TABLE_LIMIT
+            else ""
+        )
     )
     columns = [c for c in TABLE_COLUMNS if c in shown]
     event = st.dataframe(
@@ -103,7 +113,9 @@ with tab_report:
         d1.download_button("Download report (Markdown)", md, "validation_report.md", key="dl_report")
     quarantine = data.quarantine_csv()
     if quarantine:
-        d2.download_button("Download quarantined rows (CSV)", quarantine, "quarantine.csv", key="dl_quarantine")
+        d2.download_button(
+            "Download quarantined rows (CSV)", quarantine, "quarantine.csv", key="dl_quarantine"
+        )
         rows = data.quarantined_rows()
         if len(rows):
             st.subheader(f"Quarantined rows ({len(rows):,})")

@@ -15,16 +15,18 @@ st.caption(
 report = data.report()
 st.subheader("Data")
 if report is None:
-    empty_state("No ingested data yet. Generate the demo set (or point RAKUTEN_DATA_DIR at the challenge files).",
-                "python -m core prepare")
+    empty_state(
+        "No ingested data yet. Generate the demo set (or point RAKUTEN_DATA_DIR at the challenge files).",
+        "python -m core prepare",
+    )
     prepare_data_button()
     st.stop()
 
-train = report.stats["train"]
 c1, c2, c3 = st.columns(3)
-c1.metric("Train products", f"{train['rows_kept']:,}")
-c2.metric("Test products", f"{report.stats.get('test', {}).get('rows_kept', 0):,}")
-c3.metric("Quarantined rows", f"{sum(report.stats[s]['rows_quarantined'] for s in ('train', 'test') if s in report.stats):,}")
+c1.metric("Train products", f"{report.total('rows_kept', ['train']):,}")
+c2.metric("Test products", f"{report.total('rows_kept', ['test']):,}")
+c3.metric("Quarantined rows", f"{report.total('rows_quarantined'):,}")
 status_badge(report.status)
-st.caption(f"Ingested {report.created_at} from `{report.source_dir}` · data version `{report.stats.get('fingerprint')}`")
+st.caption(f"Ingested {report.created_at} from `{report.source_dir}`")
+st.caption(f"Data version `{report.stats.get('fingerprint')}` · validation report in the data explorer")
 st.page_link("../pages/data_explorer.py", label="Open the data explorer", icon=":material/table_view:")

@@ -75,6 +75,10 @@ class ValidationReport:
             return "quarantined"
         return "warnings" if "warning" in severities else "passed"
 
+    def total(self, key: str, splits: Iterable[str] = ("train", "test")) -> int:
+        """A per-split count from `stats` (e.g. `rows_kept`) summed over the splits present."""
+        return sum(int(self.stats[s][key]) for s in splits if s in self.stats)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,

@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from typing import Final
 
 import ftfy
+import pandas as pd
 
 _BLOCK_TAGS: Final = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "h1", "h2", "h3", "h4", "table"})
 _SPACES: Final = re.compile(r"[ \t\r\f\v\u00a0]+")
@@ -48,11 +49,13 @@ def strip_html(text: str) -> str:
     return "".join(parser.parts)
 
 
-def clean_text(text: str | None) -> str:
-    """Readable plain text from a raw title or description (None and NaN give '')."""
-    if text is None or text != text:  # NaN from pandas
-        return ""
-    out = strip_html(str(text))
+def clean_text(text: object) -> str:
+    """Readable plain text from a raw title or description (None, NaN and <NA> give '')."""
+    if not isinstance(text, str):
+        if text is None or pd.isna(text):  # type: ignore[call-overload]
+            return ""
+        text = str(text)
+    out = strip_html(text)
     out = ftfy.fix_text(out, unescape_html=True)  # mojibake, and entities that were escaped twice
     out = _SPACES.sub(" ", out)
     return _NEWLINES.sub("\n", out).strip()
@@ -63,6 +66,6 @@ def strip_accents(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def normalize_text(text: str | None) -> str:
+def normalize_text(text: object) -> str:
     """Model-ready text: cleaned, lower case, accents removed, on one line."""
     return strip_accents(clean_text(text)).lower().replace("\n", " ")

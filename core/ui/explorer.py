@@ -39,7 +39,9 @@ def product_detail(row: pd.Series) -> None:
         else:
             st.caption("No description.")
         with st.expander("Raw description (as in the CSV)"):
-            st.code(row["description"] if pd.notna(row["description"]) else "", language="html", wrap_lines=True)
+            st.code(
+                row["description"] if pd.notna(row["description"]) else "", language="html", wrap_lines=True
+            )
     with right:
         if row["has_image"]:
             _image(row["image_path"])

@@ -46,7 +46,7 @@ class TextStyle:
     own_word_alpha: float = 2.0  # per-product share of own-class words ~ Beta(alpha, beta)
     own_word_beta: float = 1.6
     sibling_share: float = 0.55  # of the non-own words, how many come from a related class (vs group/generic)
-    variant_rate: float = 0.22  # chance a content word is spelled in a variant form
+    variant_rate: float = 0.35  # chance a content word is spelled in a variant form
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,82 @@
+"""Settings: embedded defaults on a fresh clone, environment overrides, refusal of placeholder secrets."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from core.config import REGISTERED_MODEL_NAME, Settings
+
+
+def test_embedded_defaults_live_under_the_project_root(project: Path) -> None:
+    s = Settings()
+    assert s.root == project.resolve()
+    assert s.raw_dir == project / "data" / "raw"
+    assert s.interim == project / "data" / "interim"
+    assert s.mlflow_tracking_uri == f"sqlite:///{project / 'mlflow.db'}"
+    assert s.mlflow_artifact_location == (project / "mlartifacts").as_uri()
+    assert s.prefect_api_url is None and s.api_url is None
+    assert s.mode == "embedded"
+
+
+def test_building_settings_touches_nothing_on_disk(project: Path) -> None:
+    Settings()
+    assert list(project.iterdir()) == []
+
+
+def test_data_dir_from_environment_relative_or_absolute(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAKUTEN_DATA_DIR", "challenge")
+    assert Settings().raw_dir == project / "challenge"
+    monkeypatch.setenv("RAKUTEN_DATA_DIR", "/srv/rakuten")
+    assert Settings().raw_dir == Path("/srv/rakuten")
+
+
+def test_tool_variables_are_accepted_and_switch_to_connected_mode(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    monkeypatch.setenv("PREFECT_API_URL", "http://prefect:4200/api")
+    s = Settings()
+    assert s.mlflow_tracking_uri == "http://mlflow:5000"
+    assert s.prefect_api_url == "http://prefect:4200/api"
+    assert s.mode == "connected"
+
+
+def test_dotenv_in_working_directory_is_read(project: Path) -> None:
+    (project / ".env").write_text("RAKUTEN_DEMO_ROWS=1234\nRAKUTEN_API_URL=http://127.0.0.1:8000\n")
+    s = Settings()
+    assert s.demo_rows == 1234
+    assert s.api_url == "http://127.0.0.1:8000"
+
+
+@pytest.mark.parametrize("token", [None, "changeme", "  ", "admin"])
+def test_placeholder_admin_token_refused_outside_local(
+    project: Path, monkeypatch: pytest.MonkeyPatch, token: str | None
+) -> None:
+    monkeypatch.setenv("RAKUTEN_ENVIRONMENT", "production")
+    if token is not None:
+        monkeypatch.setenv("RAKUTEN_API_ADMIN_TOKEN", token)
+    with pytest.raises(ValidationError, match="RAKUTEN_API_ADMIN_TOKEN"):
+        Settings()
+
+
+def test_real_token_accepted_and_never_shown(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAKUTEN_ENVIRONMENT", "production")
+    monkeypatch.setenv("RAKUTEN_API_ADMIN_TOKEN", "s3cr3t-t0ken-value")
+    s = Settings()
+    assert "s3cr3t" not in repr(s)
+    assert s.api_admin_token is not None and s.api_admin_token.get_secret_value() == "s3cr3t-t0ken-value"
+
+
+def test_invalid_values_are_rejected_with_the_field_name(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAKUTEN_IMAGE_CHECK", "sometimes")
+    with pytest.raises(ValidationError, match="image_check"):
+        Settings()
+
+
+def test_names_are_written_once() -> None:
+    assert REGISTERED_MODEL_NAME == "rakuten-product-classifier"
