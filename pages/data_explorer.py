@@ -7,7 +7,7 @@ from core.data.explore import class_distribution, filter_products, sample_class,
 from core.ui import data
 from core.ui.actions import prepare_data_button
 from core.ui.components import class_distribution_chart, empty_state, status_badge
-from core.ui.explorer import TABLE_COLUMNS, TABLE_LIMIT, gallery, problems_frame, product_detail
+from core.ui.explorer import TABLE_COLUMNS, TABLE_CONFIG, TABLE_LIMIT, gallery, problems_frame, product_detail
 
 st.title("Data explorer")
 report = data.report()
@@ -62,14 +62,8 @@ with tab_products:
         empty_description={"any": None, "empty": True, "present": False}[empty],
     )
     shown = found.head(TABLE_LIMIT)
-    st.caption(
-        f"{len(found):,} of {len(df):,} products match"
-        + (
-            f" — showing the first {TABLE_LIMIT:,}; refine the search to see others"
-            if len(found) > TABLE_LIMIT
-            else ""
-        )
-    )
+    more = f" — showing the first {TABLE_LIMIT:,}, refine the search" if len(found) > TABLE_LIMIT else ""
+    st.caption(f"{len(found):,} of {len(df):,} products match{more}. Select a row to see the product below.")
     columns = [c for c in TABLE_COLUMNS if c in shown]
     event = st.dataframe(
         shown[columns],
@@ -77,7 +71,7 @@ with tab_products:
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
-        column_config={"designation": st.column_config.TextColumn("title", width="large")},
+        column_config=TABLE_CONFIG,
     )
     picked = event.selection.rows if event else []
     if len(shown):

@@ -14,6 +14,14 @@ from core.features.text import clean_text
 
 TABLE_COLUMNS: Final = ("id", "designation", "category", "description_length", "has_image", "image_status")
 TABLE_LIMIT: Final = 5_000
+TABLE_CONFIG: Final = {
+    "id": st.column_config.NumberColumn("id", format="%d", width="small"),
+    "designation": st.column_config.TextColumn("title", width="large"),
+    "category": st.column_config.TextColumn("class", width="medium"),
+    "description_length": st.column_config.NumberColumn("description chars", width="small"),
+    "has_image": st.column_config.CheckboxColumn("image", width="small"),
+    "image_status": st.column_config.TextColumn("image status", width="small"),
+}
 _GRID: Final = 6
 
 
@@ -44,7 +52,7 @@ def product_detail(row: pd.Series) -> None:
             )
     with right:
         if row["has_image"]:
-            _image(row["image_path"])
+            _image(row["image_path"], caption=Path(row["image_path"]).name)
         else:
             st.warning(f"Image {row['image_status']}: `{Path(row['image_path']).name}`")
 

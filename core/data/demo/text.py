@@ -16,14 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Final
 
-from core.data.demo.vocabulary import (
-    GENERIC,
-    GENERIC_SENTENCES,
-    GROUP_NOUNS,
-    GROUPS,
-    VOCABULARY,
-    ClassVocabulary,
-)
+from core.data.demo.vocabulary import ClassVocabulary, vocabulary
 
 LANG_WEIGHTS: Final = (("fr", 0.84), ("de", 0.09), ("en", 0.07))
 EMPTY_DESCRIPTION_RATE: Final = 0.35
@@ -59,15 +52,15 @@ class _Pools:
 
 @cache
 def related_classes(code: int) -> tuple[int, ...]:
-    out = sorted({c for codes in GROUPS.values() if code in codes for c in codes if c != code})
+    out = sorted({c for codes in vocabulary().groups.values() if code in codes for c in codes if c != code})
     return tuple(out)
 
 
 @cache
 def _pools(code: int, lang: str) -> _Pools:
-    voc = VOCABULARY[code]
-    group = [w for g, codes in GROUPS.items() if code in codes for w in GROUP_NOUNS[g].get(lang, ())]
-    return _Pools(_nouns(voc, lang), related_classes(code), tuple(group), tuple(GENERIC[lang]))
+    vocab = vocabulary()
+    group = [w for g, codes in vocab.groups.items() if code in codes for w in vocab.group_nouns[g][lang]]
+    return _Pools(_nouns(vocab.classes[code], lang), related_classes(code), tuple(group), vocab.generic[lang])
 
 
 def _nouns(voc: ClassVocabulary, lang: str) -> Sequence[str]:
@@ -131,7 +124,7 @@ class TextGenerator:
         return title, self._description(rng, code, lang, own)
 
     def _title(self, rng: random.Random, code: int, lang: str, own: float) -> str:
-        voc = VOCABULARY[code]
+        voc = vocabulary().classes[code]
         words = [self._word(rng, code, lang, own) for _ in range(rng.choice((1, 2, 2, 3, 3, 4)))]
         parts: list[str] = []
         if rng.random() < 0.45:
@@ -140,7 +133,7 @@ class TextGenerator:
         if rng.random() < 0.5:
             parts.append(rng.choice(voc.attributes))
         if rng.random() < 0.35:
-            parts.append(rng.choice(GENERIC[lang]))
+            parts.append(rng.choice(vocabulary().generic[lang]))
         if rng.random() < 0.3:
             parts.append(_spec(rng))
         sep = rng.choice((" ", " ", " ", " - ", " / ", ", "))
@@ -150,7 +143,7 @@ class TextGenerator:
         return title[:250]
 
     def _description(self, rng: random.Random, code: int, lang: str, own: float) -> str:
-        voc = VOCABULARY[code]
+        voc = vocabulary().classes[code]
         n_class = rng.choice((0, 1, 1, 2, 2, 3))
         n_generic = rng.choice((1, 1, 2, 3))
         sentences = []
@@ -158,10 +151,10 @@ class TextGenerator:
             src = code
             if rng.random() > own and related_classes(code):
                 src = rng.choice(related_classes(code))
-            template = rng.choice(VOCABULARY[src].sentences)
+            template = rng.choice(vocabulary().classes[src].sentences)
             sentences.append(self._fill(rng, template, src, lang, own))
         for _ in range(n_generic):
-            template = rng.choice(GENERIC_SENTENCES.get(lang) or GENERIC_SENTENCES["fr"])
+            template = rng.choice(vocabulary().generic_sentences[lang])
             sentences.append(self._fill(rng, template, code, lang, own))
         rng.shuffle(sentences)
         if rng.random() < 0.15:  # long spec sheets: the real data has descriptions of several KB
@@ -169,7 +162,7 @@ class TextGenerator:
         return _as_html(rng, sentences)
 
     def _fill(self, rng: random.Random, template: str, code: int, lang: str, own: float) -> str:
-        voc = VOCABULARY[code]
+        voc = vocabulary().classes[code]
         return template.format(
             noun=self._word(rng, code, lang, own),
             brand=_brand(rng, code, own),
@@ -189,7 +182,7 @@ def _pick_lang(rng: random.Random) -> str:
 def _brand(rng: random.Random, code: int, own: float) -> str:
     sib = related_classes(code)
     src = rng.choice(sib) if sib and rng.random() > own else code
-    return rng.choice(VOCABULARY[src].brands)
+    return rng.choice(vocabulary().classes[src].brands)
 
 
 def _spec(rng: random.Random) -> str:
