@@ -44,14 +44,14 @@ test-fast: $(VENV)/.dev ## Run the tests without the slow data-difficulty checks
 
 .PHONY: lint
 lint: $(VENV)/.dev ## Lint, check formatting and types
-	$(BIN)/ruff check core app pages tests
-	$(BIN)/ruff format --check core app pages tests
+	$(BIN)/ruff check core app pages tests benchmarks
+	$(BIN)/ruff format --check core app pages tests benchmarks
 	$(BIN)/mypy
 
 .PHONY: format
 format: $(VENV)/.dev ## Format and auto-fix
-	$(BIN)/ruff format core app pages tests
-	$(BIN)/ruff check --fix core app pages tests
+	$(BIN)/ruff format core app pages tests benchmarks
+	$(BIN)/ruff check --fix core app pages tests benchmarks
 
 .PHONY: data
 data: $(VENV)/.runtime ## Generate demo data if the data directory is empty, then ingest it
@@ -59,7 +59,7 @@ data: $(VENV)/.runtime ## Generate demo data if the data directory is empty, the
 
 .PHONY: bench
 bench: $(VENV)/.runtime ## Run the benchmarks and write the results to docs/benchmarks.md
-	$(BIN)/python -m core.bench --output docs/benchmarks.md
+	$(BIN)/python benchmarks/run.py --output docs/benchmarks.md
 
 .PHONY: lock
 lock: ## Re-resolve requirements*.in into the pinned requirements*.txt (needs network to PyPI)

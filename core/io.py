@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
 
 
 @contextmanager
@@ -30,26 +26,3 @@ def atomic_path(target: Path) -> Iterator[Path]:
 def write_text(target: Path, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def write_json(target: Path, payload: Any) -> None:
-    write_text(target, json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def write_bytes(target: Path, data: bytes) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_frame(target: Path, frame: pd.DataFrame, writer: Callable[[pd.DataFrame, Path], None]) -> None:
-    """Write a DataFrame with `writer(frame, path)` (e.g. a parquet or CSV writer) atomically."""
-    with atomic_path(target) as tmp:
-        writer(frame, tmp)
-
-
-def write_parquet(target: Path, frame: pd.DataFrame) -> None:
-    write_frame(target, frame, lambda f, p: f.to_parquet(p, index=False))
-
-
-def write_csv(target: Path, frame: pd.DataFrame, *, index: bool = False) -> None:
-    write_frame(target, frame, lambda f, p: f.to_csv(p, index=index))

@@ -10,7 +10,6 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Final
 
 import pandas as pd
 
-from core import io
 from core.data.challenge import (
     ID,
     X_COLUMNS,
@@ -34,11 +32,9 @@ from core.data.challenge import (
 from core.data.images import ImageCheck, check_images
 from core.data.validation import Problem, ValidationReport, check_rows, image_problems, problem, sort_problems
 from core.errors import DataNotFoundError
+from core.progress import StageProgress, silent
 
 log = logging.getLogger(__name__)
-
-StageProgress = Callable[[str, int, int], None]
-"""Called as `progress(stage, done, total)`."""
 
 OUTPUTS: Final[dict[str, str]] = {
     "train": "train.parquet",
@@ -85,7 +81,7 @@ def _check_all(
     files: ChallengeFiles, image_check: ImageCheck, workers: int, progress: StageProgress | None
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, list[Problem], dict]:
     """Read and check both splits. Everything fatal is raised here, before any write."""
-    step: StageProgress = progress or (lambda stage, done, total: None)
+    step: StageProgress = progress or silent
     step("read", 0, 1)
     x_train = read_table(files.x_train, X_COLUMNS)
     y_train = read_table(files.y_train, Y_COLUMNS)
@@ -170,7 +166,9 @@ def _write_outputs(
             frame.to_parquet(staging / OUTPUTS[split], index=False)
         quarantine.to_csv(staging / OUTPUTS["quarantine"], index=False)
         (staging / OUTPUTS["report_md"]).write_text(report.to_markdown(), encoding="utf-8")
-        io.write_json(staging / OUTPUTS["report_json"], report.to_dict())
+        (staging / OUTPUTS["report_json"]).write_text(
+            json.dumps(report.to_dict(), indent=2), encoding="utf-8"
+        )
         if "test" not in tables:
             (out_dir / OUTPUTS["test"]).unlink(missing_ok=True)  # a stale test table would not match
         order = [k for k in OUTPUTS if (staging / OUTPUTS[k]).exists()]

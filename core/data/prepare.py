@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from core.config import Settings
 from core.data.challenge import fingerprint, image_state, locate
-from core.data.demo.generator import DemoSpec, StageProgress, write_demo
+from core.data.demo.generator import DemoSpec, write_demo
 from core.data.ingest import ingest, load_report
 from core.errors import DataNotFoundError
+from core.progress import StageProgress
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import logging
 import random
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +25,13 @@ from core.data.challenge import IMAGE_DIRS, X_NAMES, Y_NAMES, image_name
 from core.data.demo.images import product_jpeg
 from core.data.demo.text import TextGenerator, TextStyle, related_classes
 from core.errors import RakutenError
+from core.progress import StageProgress, silent
 
 log = logging.getLogger(__name__)
 
 REAL_TRAIN_ROWS: Final = 84_916
 REAL_TEST_ROWS: Final = 13_812
 _CHUNK: Final = 64
-
-StageProgress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,7 @@ def write_demo(
             f"{out_dir} already holds {', '.join(existing)}; not overwriting (it may be the real data). "
             "Use another --out directory or pass --overwrite."
         )
-    step: StageProgress = progress or (lambda stage, done, total: None)
+    step: StageProgress = progress or silent
     tables = generate_tables(spec)
     step("text", 1, 1)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Benchmarks of the data layer: `python -m core.bench --output docs/benchmarks.md` (or `make bench`).
+"""Benchmarks of the data layer: `python benchmarks/run.py --output docs/benchmarks.md` (or `make bench`).
 
 Measures what the foundation promises — demo generation speed, ingestion speed, Data explorer
 responsiveness on 85,000 rows, and how hard the demo data is — on this machine, and writes a Markdown
@@ -150,7 +150,7 @@ def main() -> None:
     from core import io
 
     io.write_text(args.output, text)
-    print(text)  # the benchmark is a command: its report goes to the terminal too
+    print(text)
 
 
 if __name__ == "__main__":
