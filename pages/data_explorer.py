@@ -5,11 +5,20 @@ import streamlit as st
 from core.categories import CODES, label
 from core.data.explore import class_distribution, filter_products, sample_class, summarize
 from core.ui import data
-from core.ui.actions import prepare_data_button
+from core.ui.actions import current_state, data_action
 from core.ui.components import class_distribution_chart, empty_state, status_badge
-from core.ui.explorer import TABLE_COLUMNS, TABLE_CONFIG, TABLE_LIMIT, gallery, problems_frame, product_detail
+from core.ui.explorer import (
+    ID_LIMIT,
+    TABLE_COLUMNS,
+    TABLE_CONFIG,
+    TABLE_LIMIT,
+    gallery,
+    problems_frame,
+    product_detail,
+)
 
 st.title("Data explorer")
+state = current_state()
 report = data.report()
 if report is None:
     empty_state(
@@ -17,8 +26,11 @@ if report is None:
         "(or set RAKUTEN_DATA_DIR) and ingest them.",
         "python -m core prepare      # or: python -m core ingest --data-dir PATH",
     )
-    prepare_data_button()
+    data_action(state)
     st.stop()
+if state.needs_action:
+    st.warning(state.message, icon=":material/sync_problem:")
+    data_action(state)
 
 splits = [s for s in ("train", "test") if s in report.stats]
 split = st.segmented_control("Split", splits, default="train", key="split", required=True) or "train"
@@ -98,19 +110,32 @@ with tab_report:
         for p in report.problems:
             with st.expander(f"{p.code} · {p.split} · {p.count:,} row(s)"):
                 st.write(p.message)
-                st.code(", ".join(map(str, p.row_ids)), language=None, wrap_lines=True)
+                st.code(", ".join(map(str, p.row_ids[:ID_LIMIT])), language=None, wrap_lines=True)
+                if p.count > ID_LIMIT:
+                    st.caption(f"First {ID_LIMIT:,} of {p.count:,} row ids: the JSON report lists them all.")
     else:
         st.success("No problems found.")
-    d1, d2 = st.columns(2)
+    d1, d2, d3 = st.columns(3)
     md = data.report_markdown()
     if md:
-        d1.download_button("Download report (Markdown)", md, "validation_report.md", key="dl_report")
+        d1.download_button(
+            "Report (Markdown)", md, "validation_report.md", key="dl_report", icon=":material/download:"
+        )
+    d2.download_button(
+        "Report (JSON)", report.to_json(), "validation_report.json", key="dl_json", icon=":material/download:"
+    )
     quarantine = data.quarantine_csv()
-    if quarantine:
-        d2.download_button(
-            "Download quarantined rows (CSV)", quarantine, "quarantine.csv", key="dl_quarantine"
+    if quarantine and report.total("rows_quarantined"):
+        d3.download_button(
+            "Quarantined rows (CSV)",
+            quarantine,
+            "quarantine.csv",
+            key="dl_quarantine",
+            icon=":material/download:",
         )
         rows = data.quarantined_rows()
-        if len(rows):
-            st.subheader(f"Quarantined rows ({len(rows):,})")
-            st.dataframe(rows, hide_index=True, key="quarantine_rows")
+        st.subheader(f"Quarantined rows ({len(rows):,})")
+        st.dataframe(rows, hide_index=True, key="quarantine_rows")
+    if state.name == "ready":
+        st.caption("Fixed something in the raw files? Ingest them again:")
+        data_action(state, key="reingest")

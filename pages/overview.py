@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.ui import data
-from core.ui.actions import prepare_data_button
+from core.ui.actions import current_state, data_action
 from core.ui.components import empty_state, status_badge
 
 st.title("Rakuten product classification")
@@ -12,6 +12,7 @@ st.caption(
     "27-class Rakuten France product-type task."
 )
 
+state = current_state()
 report = data.report()
 st.subheader("Data")
 if report is None:
@@ -19,8 +20,11 @@ if report is None:
         "No ingested data yet. Generate the demo set (or point RAKUTEN_DATA_DIR at the challenge files).",
         "python -m core prepare",
     )
-    prepare_data_button()
+    data_action(state)
     st.stop()
+if state.needs_action:
+    st.warning(state.message, icon=":material/sync_problem:")
+    data_action(state)
 
 c1, c2, c3 = st.columns(3)
 c1.metric("Train products", f"{report.total('rows_kept', ['train']):,}")

@@ -99,6 +99,12 @@ def fingerprint(files: ChallengeFiles) -> str:
     return h.hexdigest()[:16]
 
 
+def file_state(files: ChallengeFiles) -> dict[str, list[int]]:
+    """Size and modification time of the CSV files: a free check before hashing them."""
+    paths = [p for p in (files.x_train, files.y_train, files.x_test) if p is not None]
+    return {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
+
+
 def image_state(files: ChallengeFiles) -> dict[str, list[int]]:
     """Cheap signature of the image folders (modification time, file count) to notice changes."""
     state: dict[str, list[int]] = {}

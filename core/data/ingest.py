@@ -23,6 +23,7 @@ from core.data.challenge import (
     Y_COLUMNS,
     ChallengeFiles,
     Split,
+    file_state,
     fingerprint,
     image_name,
     image_state,
@@ -102,7 +103,11 @@ def _check_all(
 
     problems = [p for c in checks.values() for p in c.problems]
     tables: dict[str, pd.DataFrame] = {}
-    stats: dict = {"fingerprint": fingerprint(files), "image_state": image_state(files)}
+    stats: dict = {
+        "fingerprint": fingerprint(files),
+        "file_state": file_state(files),
+        "image_state": image_state(files),
+    }
     for split, check in checks.items():
         kept = _attach_images(check.kept, files, split, image_check, workers, step)  # type: ignore[arg-type]
         problems += image_problems(split, kept[ID], kept["image_status"])

@@ -1,4 +1,4 @@
-"""First use: make sure there is ingested data, generating demo data when the data folder is empty.
+"""First use and freshness: is there ingested data, does it match the raw files, what would fix it.
 
 Demo data is only ever written to the default data folder: a configured `RAKUTEN_DATA_DIR` that lacks
 the challenge files is an error, never silently filled with generated products.
@@ -7,13 +7,29 @@ the challenge files is an error, never silently filled with generated products.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from core.config import Settings
-from core.data.challenge import fingerprint, image_state, locate
+from core.data.challenge import ChallengeFiles, file_state, fingerprint, image_state, locate
 from core.data.demo.generator import DemoSpec, write_demo
 from core.data.ingest import ingest, load_report
+from core.data.validation import ValidationReport
 from core.errors import DataNotFoundError
 from core.progress import StageProgress
+
+StateName = Literal["ready", "stale", "not_ingested", "empty_default", "missing"]
+
+
+@dataclass(frozen=True)
+class DataState:
+    """Where the data stands and, in `message`, what the user should know about it."""
+
+    name: StateName
+    message: str
+
+    @property
+    def needs_action(self) -> bool:
+        return self.name != "ready"
 
 
 @dataclass(frozen=True)
@@ -36,8 +52,43 @@ def is_default_data_dir(settings: Settings) -> bool:
     return settings.raw_dir == settings.root / "data" / "raw"
 
 
-def prepare(settings: Settings, *, workers: int = 1, progress: StageProgress | None = None) -> PrepareOutcome:
-    """Generate demo data if needed, then ingest if the raw files changed since the last ingest."""
+def _is_current(report: ValidationReport | None, files: ChallengeFiles) -> bool:
+    """Same folder, same image folders, same CSV contents (hashed only if size or time changed)."""
+    if report is None or report.source_dir != str(files.root):
+        return False
+    if report.stats.get("image_state") != image_state(files):
+        return False
+    return report.stats.get("file_state") == file_state(files) or report.stats.get(
+        "fingerprint"
+    ) == fingerprint(files)
+
+
+def data_state(settings: Settings) -> DataState:
+    """Check the raw folder against the last ingest (cheap unless the files were touched)."""
+    raw = settings.raw_dir
+    try:
+        files = locate(raw)
+    except DataNotFoundError as exc:
+        if is_default_data_dir(settings):
+            return DataState(
+                "empty_default", f"No challenge files in {raw}: demo data can be generated there."
+            )
+        return DataState("missing", str(exc))
+    report = load_report(settings.interim)
+    if report is None:
+        return DataState("not_ingested", f"The challenge files in {raw} have not been ingested yet.")
+    if report.source_dir != str(files.root):
+        return DataState("stale", f"The data shown was ingested from {report.source_dir}, not from {raw}.")
+    if not _is_current(report, files):
+        return DataState("stale", f"The files in {raw} changed since the last ingest ({report.created_at}).")
+    return DataState("ready", f"Ingested {report.created_at} from {raw}.")
+
+
+def prepare(
+    settings: Settings, *, workers: int = 1, force: bool = False, progress: StageProgress | None = None
+) -> PrepareOutcome:
+    """Generate demo data if needed, then ingest if the raw files changed since the last ingest
+    (or always, with `force`)."""
     raw = settings.raw_dir
     generated = False
     try:
@@ -51,12 +102,7 @@ def prepare(settings: Settings, *, workers: int = 1, progress: StageProgress | N
         files = locate(raw)
 
     report = load_report(settings.interim)
-    current = report is not None and (
-        report.source_dir == str(files.root)
-        and report.stats.get("fingerprint") == fingerprint(files)
-        and report.stats.get("image_state") == image_state(files)
-    )
-    if current and report is not None:
+    if not force and report is not None and _is_current(report, files):
         return PrepareOutcome(generated, False, report.status)
     result = ingest(
         raw, settings.interim, image_check=settings.image_check, workers=workers, progress=progress

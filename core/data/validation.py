@@ -8,6 +8,7 @@ Pure functions on DataFrames. Three kinds of outcome:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
@@ -89,6 +90,9 @@ class ValidationReport:
             "notes": self.notes,
             "problems": [p.to_dict() for p in self.problems],
         }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ValidationReport:

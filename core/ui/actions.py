@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
-from core.data.prepare import prepare
+from core.data.prepare import DataState, data_state, prepare
 from core.errors import RakutenError
 from core.ui.data import settings
 
+_LABELS = {
+    "empty_default": "Generate demo data and ingest",
+    "not_ingested": "Ingest the data",
+    "stale": "Re-ingest the changed files",
+    "ready": "Re-ingest now",
+}
 
-def prepare_data_button(label: str = "Generate demo data and ingest", key: str = "prepare") -> None:
-    """A button that runs `python -m core prepare` in-process, with a progress bar per stage."""
-    s = settings()
-    if not st.button(label, key=key, type="primary", icon=":material/play_arrow:"):
+
+def current_state() -> DataState:
+    return data_state(settings())
+
+
+def data_action(state: DataState, key: str = "prepare") -> None:
+    """The button that fixes `state` (or an error when only the user can), with progress per stage."""
+    if state.name == "missing":
+        st.error(state.message, icon=":material/folder_off:")
         return
+    primary = state.name != "ready"
+    if not st.button(
+        _LABELS[state.name], key=key, type="primary" if primary else "secondary", icon=":material/play_arrow:"
+    ):
+        return
+    s = settings()
     with st.status("Preparing data…", expanded=True) as box:
-        bars: dict[str, object] = {}
+        bars: dict[str, Any] = {}
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in bars:
                 bars[stage] = st.progress(0.0, text=stage)
-            bars[stage].progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done:,}/{total:,}")  # type: ignore[attr-defined]
+            bars[stage].progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done:,}/{total:,}")
 
         try:
-            outcome = prepare(s, workers=s.n_workers, progress=update)
+            outcome = prepare(s, workers=s.n_workers, force=state.name == "ready", progress=update)
         except RakutenError as exc:
             box.update(label="Preparation failed", state="error")
             st.error(str(exc))

@@ -14,6 +14,7 @@ from core.features.text import clean_text
 
 TABLE_COLUMNS: Final = ("id", "designation", "category", "description_length", "has_image", "image_status")
 TABLE_LIMIT: Final = 5_000
+ID_LIMIT: Final = 1_000  # row ids listed per problem in the console
 TABLE_CONFIG: Final = {
     "id": st.column_config.NumberColumn("id", format="%d", width="small"),
     "designation": st.column_config.TextColumn("title", width="large"),

@@ -103,3 +103,34 @@ def test_test_split_has_no_labels_but_renders(ingested: Path) -> None:
     at.segmented_control(key="split").set_value("test").run()
     assert not at.exception
     assert at.metric[1].value == "—"
+
+
+def test_configured_data_not_yet_ingested_offers_ingest(
+    project: Path, demo_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAKUTEN_DATA_DIR", str(demo_source))
+    at = _open("data_explorer.py")
+    button = at.button(key="prepare")
+    assert button.label == "Ingest the data"
+    button.click().run()
+    assert not at.exception
+    assert at.metric[0].value == "400"
+
+
+def test_configured_folder_without_files_shows_the_error_and_no_button(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAKUTEN_DATA_DIR", str(project / "nowhere"))
+    at = _open("data_explorer.py")
+    assert any("does not exist" in e.value for e in at.error)
+    assert not [b for b in at.button if b.key == "prepare"]
+
+
+def test_changed_raw_files_are_flagged_with_a_reingest_button(ingested: Path) -> None:
+    x = ingested / "data" / "raw" / "X_train_update.csv"
+    x.write_text(x.read_text(encoding="utf-8").replace("\n0,", "\n0,Nouveau ", 1), encoding="utf-8")
+    at = _open("data_explorer.py")
+    assert any("changed since the last ingest" in w.value for w in at.warning)
+    at.button(key="prepare").click().run()
+    assert not at.exception
+    assert not at.warning
