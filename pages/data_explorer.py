@@ -5,8 +5,8 @@ import streamlit as st
 from core.categories import CODES, label
 from core.data.explore import class_distribution, filter_products, sample_class, summarize
 from core.ui import data
-from core.ui.actions import current_state, data_action
-from core.ui.components import class_distribution_chart, empty_state, status_badge
+from core.ui.actions import data_action, require_data
+from core.ui.components import class_distribution_chart, status_badge
 from core.ui.explorer import (
     ID_LIMIT,
     TABLE_COLUMNS,
@@ -18,19 +18,7 @@ from core.ui.explorer import (
 )
 
 st.title("Data explorer")
-state = current_state()
-report = data.report()
-if report is None:
-    empty_state(
-        "No ingested data yet. Generate the demo set, or put the challenge files in the data folder "
-        "(or set RAKUTEN_DATA_DIR) and ingest them.",
-        "python -m core prepare      # or: python -m core ingest --data-dir PATH",
-    )
-    data_action(state)
-    st.stop()
-if state.needs_action:
-    st.warning(state.message, icon=":material/sync_problem:")
-    data_action(state)
+report, state = require_data()
 
 splits = [s for s in ("train", "test") if s in report.stats]
 split = st.segmented_control("Split", splits, default="train", key="split", required=True) or "train"

@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from core.ui import data
-from core.ui.actions import current_state, data_action
-from core.ui.components import empty_state, status_badge
+from core.ui.actions import require_data
+from core.ui.components import status_badge
 
 st.title("Rakuten product classification")
 st.caption(
@@ -12,19 +11,8 @@ st.caption(
     "27-class Rakuten France product-type task."
 )
 
-state = current_state()
-report = data.report()
 st.subheader("Data")
-if report is None:
-    empty_state(
-        "No ingested data yet. Generate the demo set (or point RAKUTEN_DATA_DIR at the challenge files).",
-        "python -m core prepare",
-    )
-    data_action(state)
-    st.stop()
-if state.needs_action:
-    st.warning(state.message, icon=":material/sync_problem:")
-    data_action(state)
+report, _ = require_data()
 
 c1, c2, c3 = st.columns(3)
 c1.metric("Train products", f"{report.total('rows_kept', ['train']):,}")

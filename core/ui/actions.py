@@ -7,8 +7,10 @@ from typing import Any
 import streamlit as st
 
 from core.data.prepare import DataState, data_state, prepare
+from core.data.validation import ValidationReport
 from core.errors import RakutenError
-from core.ui.data import settings
+from core.ui.components import empty_state
+from core.ui.data import report, settings
 
 _LABELS = {
     "empty_default": "Generate demo data and ingest",
@@ -49,3 +51,22 @@ def data_action(state: DataState, key: str = "prepare") -> None:
             return
         box.update(label=outcome.summary, state="complete", expanded=False)
     st.rerun()
+
+
+def require_data() -> tuple[ValidationReport, DataState]:
+    """Page guard: the latest ingest report, or an empty state with the fixing button and `st.stop()`.
+    When the raw files changed since that ingest, a warning and the re-ingest button come first."""
+    state = current_state()
+    latest = report()
+    if latest is None:
+        empty_state(
+            "No ingested data yet. Generate the demo set, or put the challenge files in the data folder "
+            "(or set RAKUTEN_DATA_DIR) and ingest them.",
+            "python -m core prepare      # or: python -m core ingest --data-dir PATH",
+        )
+        data_action(state)
+        st.stop()
+    if state.needs_action:
+        st.warning(state.message, icon=":material/sync_problem:")
+        data_action(state)
+    return latest, state
