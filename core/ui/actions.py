@@ -60,8 +60,7 @@ def require_data() -> tuple[ValidationReport, DataState]:
     latest = report()
     if latest is None:
         empty_state(
-            "No ingested data yet. Generate the demo set, or put the challenge files in the data folder "
-            "(or set RAKUTEN_DATA_DIR) and ingest them.",
+            f"No ingested data yet. {state.message}",
             "python -m core prepare      # or: python -m core ingest --data-dir PATH",
         )
         data_action(state)
