@@ -83,6 +83,10 @@ def locate(data_dir: Path) -> ChallengeFiles:
     for split, rel in IMAGE_DIRS.items():
         path = data_dir / rel
         image_dirs[split] = path if path.is_dir() else None
+        if image_dirs[split] is None and (split == "train" or x_test is not None):
+            notes.append(
+                f"no {rel}/ folder: every {split} image will be reported missing (text is still used)"
+            )
     return ChallengeFiles(data_dir, x_train, y_train, x_test, image_dirs, tuple(notes))
 
 

@@ -35,6 +35,9 @@ def test_locate_accepts_both_namings(tmp_path: Path, x: str, y: str, t: str, nam
     assert files.naming == naming
     assert files.image_dirs["train"] == tmp_path / "images" / "image_train"
     assert files.image_dirs["test"] is None
+    assert files.notes == (
+        "no images/image_test/ folder: every test image will be reported missing (text is still used)",
+    )
 
 
 def test_locate_prefers_the_official_name_and_says_so(tmp_path: Path) -> None:
