@@ -58,8 +58,8 @@ data: $(VENV)/.runtime ## Generate demo data if the data directory is empty, the
 	$(BIN)/python -m core prepare
 
 .PHONY: bench
-bench: $(VENV)/.runtime ## Run the benchmarks and write the results to docs/benchmarks.md
-	$(BIN)/python benchmarks/run.py --output docs/benchmarks.md
+bench: $(VENV)/.runtime ## Run the benchmarks → docs/benchmarks.md (BENCH_ARGS=--full-scale adds the real-size image set)
+	$(BIN)/python benchmarks/run.py --output docs/benchmarks.md $(BENCH_ARGS)
 
 .PHONY: lock
 lock: ## Re-resolve requirements*.in into the pinned requirements*.txt (needs network to PyPI)
