@@ -95,7 +95,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
         token = self.api_admin_token.get_secret_value() if self.api_admin_token else None
-        if self.environment != "local" and (token is None or token.strip().lower() in _PLACEHOLDER_SECRETS):
+        placeholder = token is None or token.strip().lower() in _PLACEHOLDER_SECRETS
+        placeholder = placeholder or "replace-with" in str(token)
+        if self.environment != "local" and placeholder:
             raise ValueError(
                 "RAKUTEN_API_ADMIN_TOKEN must be set to a real secret outside local development "
                 "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')."

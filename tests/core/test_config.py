@@ -51,7 +51,7 @@ def test_dotenv_in_working_directory_is_read(project: Path) -> None:
     assert s.api_url == "http://127.0.0.1:8000"
 
 
-@pytest.mark.parametrize("token", [None, "changeme", "  ", "admin"])
+@pytest.mark.parametrize("token", [None, "changeme", "  ", "admin", "replace-with-a-generated-token"])
 def test_placeholder_admin_token_refused_outside_local(
     project: Path, monkeypatch: pytest.MonkeyPatch, token: str | None
 ) -> None:
