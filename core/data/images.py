@@ -1,7 +1,7 @@
 """Product image checks: is the file there, does it decode, what size is it.
 
-Decoding uses JPEG draft mode (the decoder scales down by 8 while reading every byte of the entropy
-stream), so a truncated or corrupt file is caught at a fraction of the cost of a full decode.
+Decoding uses JPEG draft mode: the decoder scales down by 8, skipping most of the inverse DCT, but still
+reads every byte of the entropy stream, so a truncated or corrupt file is caught.
 """
 
 from __future__ import annotations
