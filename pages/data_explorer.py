@@ -22,7 +22,7 @@ report, state = require_data()
 
 splits = [s for s in ("train", "test") if s in report.stats]
 split = st.segmented_control("Split", splits, default="train", key="split", required=True) or "train"
-df = data.table(split)
+df = data.table(split, report)
 summary = summarize(df)
 
 c1, c2, c3, c4, c5 = st.columns(5)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
@@ -109,14 +108,12 @@ def file_state(files: ChallengeFiles) -> dict[str, list[int]]:
     return {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
 
 
-def image_state(files: ChallengeFiles) -> dict[str, list[int]]:
-    """Cheap signature of the image folders (modification time, file count) to notice changes."""
-    state: dict[str, list[int]] = {}
-    for split, folder in files.image_dirs.items():
-        if folder is not None:
-            with os.scandir(folder) as it:
-                state[split] = [folder.stat().st_mtime_ns, sum(1 for _ in it)]
-    return state
+def image_state(files: ChallengeFiles) -> dict[str, int]:
+    """Modification time of each image folder: it changes whenever a file is added, removed or renamed,
+    so noticing changes costs one stat per folder, not a listing of 85,000 files."""
+    return {
+        split: folder.stat().st_mtime_ns for split, folder in files.image_dirs.items() if folder is not None
+    }
 
 
 @dataclass

@@ -29,11 +29,9 @@ def _table(interim: str, split: str, version: str) -> pd.DataFrame:
     return add_search_columns(load_table(Path(interim), split))  # type: ignore[arg-type]
 
 
-def table(split: str = "train") -> pd.DataFrame:
-    """The ingested split with explorer columns. Call only when `report()` is not None."""
-    rep = report()
-    version = rep.created_at if rep else ""
-    return _table(str(settings().interim), split, version)
+def table(split: str, ingested: ValidationReport) -> pd.DataFrame:
+    """The ingested split with explorer columns, cached until the next ingest (`ingested.created_at`)."""
+    return _table(str(settings().interim), split, ingested.created_at)
 
 
 def quarantine_csv() -> bytes | None:
