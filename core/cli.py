@@ -79,6 +79,10 @@ def demo_data(
         int | None, typer.Option(help="Test rows [default: real test/train ratio].", min=0)
     ] = None,
     label_noise: Annotated[float, typer.Option(help="Share of train labels flipped.", min=0, max=0.5)] = 0.03,
+    image_rows: Annotated[
+        int | None,
+        typer.Option(help="Images for the first N train rows and that share of test (default: all).", min=0),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Target folder [default: RAKUTEN_DATA_DIR or data/raw].")
     ] = None,
@@ -92,7 +96,14 @@ def demo_data(
 
     settings = get_settings()
     target = out or settings.raw_dir
-    spec = DemoSpec(rows=rows, seed=seed, test_rows=test_rows, images=images, label_noise=label_noise)
+    spec = DemoSpec(
+        rows=rows,
+        seed=seed,
+        test_rows=test_rows,
+        images=images,
+        label_noise=label_noise,
+        image_rows=image_rows,
+    )
     try:
         with _progress() as update:
             write_demo(
@@ -169,6 +180,170 @@ def prepare(
     except RakutenError as exc:
         raise _fail(exc) from exc
     console.print(outcome.summary)
+
+
+def _params() -> Any:
+    from core.params import load_params
+
+    return load_params(get_settings().params_file)
+
+
+@app.command()
+def features(workers: WorkersOpt = None) -> None:
+    """Clean the text and encode the images of the ingested data (images cached by content)."""
+    from core.pipeline import features_step
+
+    settings = get_settings()
+    try:
+        with _progress() as update:
+            result = features_step(
+                settings, _params(), workers=workers or settings.n_workers, progress=update
+            )
+    except RakutenError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"[green]Features[/] for {len(result.products):,} products ({int(result.has_image.sum()):,} images)"
+    )
+
+
+@app.command()
+def train(workers: WorkersOpt = None) -> None:
+    """Fit the text, image and fusion models on the train split (params.yaml) into models/candidate."""
+    from core.pipeline import train_step
+
+    settings = get_settings()
+    try:
+        with _progress() as update:
+            result = train_step(settings, _params(), workers=workers or settings.n_workers, progress=update)
+    except RakutenError as exc:
+        raise _fail(exc) from exc
+    s = result.summary
+    console.print(
+        f"[green]Trained[/] on {s['rows']['train']:,} rows: validation weighted F1 (text) "
+        f"{s['validation_text_weighted_f1']:.4f}, image weight {s['fusion_weight']:.2f}"
+    )
+
+
+@app.command()
+def evaluate(
+    actor: Annotated[str, typer.Option(help="Who to record in the promotion history.")] = "pipeline",
+) -> None:
+    """Score the candidate on the hold-out, log it to MLflow, register it, run the promotion gate."""
+    from core.pipeline import evaluate_step
+
+    settings = get_settings()
+    try:
+        with _progress() as update:
+            outcome = evaluate_step(settings, _params(), actor=actor, progress=update)
+    except RakutenError as exc:
+        raise _fail(exc) from exc
+    _print_outcome(outcome)
+
+
+def _print_outcome(outcome: Any) -> None:
+    m = outcome.evaluation.metrics
+    console.print(
+        f"Weighted F1 [bold]{m['weighted_f1']:.4f}[/] · macro F1 {m['macro_f1']:.4f} · "
+        f"accuracy {m['accuracy']:.4f} · behavioural checks {outcome.behaviour.pass_rate:.0%}"
+    )
+    verdict = "[green]champion[/]" if outcome.decision.promote else "[yellow]challenger[/]"
+    console.print(f"Registered version {outcome.version} → {verdict}")
+    for reason in outcome.decision.reasons:
+        console.print(f"  · {reason}")
+
+
+@app.command()
+def predict(workers: WorkersOpt = None) -> None:
+    """Predict X_test with the champion: predictions.csv (submission format) and probabilities."""
+    from core.pipeline import predict_step
+
+    settings = get_settings()
+    try:
+        with _progress() as update:
+            out = predict_step(settings, workers=workers or settings.n_workers, progress=update)
+    except RakutenError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"[green]Predicted[/] {out.rows:,} products with champion v{out.version}: {out.predictions}"
+    )
+
+
+@app.command()
+def pipeline(workers: WorkersOpt = None) -> None:
+    """Run ingest → features → train → evaluate → predict in one process (what `dvc repro` runs)."""
+    from core.pipeline import run_pipeline
+
+    settings = get_settings()
+    try:
+        with _progress() as update:
+            result = run_pipeline(settings, _params(), workers=workers or settings.n_workers, progress=update)
+    except RakutenError as exc:
+        raise _fail(exc) from exc
+    _print_outcome(result.evaluated)
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
+    console.print(f"Predictions: {result.predicted.predictions}  [dim]({timing})[/]")
+
+
+def _registry() -> Any:
+    from core.config import REGISTERED_MODEL_NAME
+    from core.pipeline import Layout
+    from core.tracking.registry import Registry
+    from core.tracking.store import connect
+
+    settings = get_settings()
+    return Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+
+
+@app.command()
+def models() -> None:
+    """List registered versions, their aliases and the promotion history."""
+    registry = _registry()
+    table = Table("version", "aliases", "weighted F1", "created", "run", title=registry.name)
+    for v in registry.versions():
+        table.add_row(
+            str(v.version),
+            ", ".join(v.aliases),
+            v.tags.get("weighted_f1", ""),
+            f"{v.created_at:%Y-%m-%d %H:%M}",
+            (v.run_id or "")[:8],
+        )
+    console.print(table)
+    for move in registry.history():
+        console.print(
+            f"  {move.at}  {move.alias}: v{move.from_version} → v{move.to_version} "
+            f"({move.kind} by {move.actor}) {move.reason}"
+        )
+
+
+@app.command()
+def promote(
+    version: Annotated[int, typer.Argument(help="Registered version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the promotion history).")],
+    actor: Annotated[str, typer.Option(help="Who promotes.")] = "cli",
+) -> None:
+    """Make a version champion by hand (recorded with your reason)."""
+    from core.tracking.registry import RegistryError
+
+    try:
+        move = _registry().promote(version, actor=actor, reason=reason)
+    except RegistryError as exc:
+        raise _fail(exc) from exc
+    console.print(f"[green]Champion[/] v{move.from_version} → v{move.to_version}")
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why (kept in the promotion history).")] = "rollback",
+    actor: Annotated[str, typer.Option(help="Who rolls back.")] = "cli",
+) -> None:
+    """Give the champion alias back to the previous champion."""
+    from core.tracking.registry import RegistryError
+
+    try:
+        move = _registry().rollback(actor=actor, reason=reason)
+    except RegistryError as exc:
+        raise _fail(exc) from exc
+    console.print(f"[green]Rolled back[/] champion v{move.from_version} → v{move.to_version}")
 
 
 @app.command()

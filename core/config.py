@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     processed_dir: Path | None = None
     models_dir: Path | None = None
     reports_dir: Path | None = None
+    cache_dir: Path | None = Field(
+        default=None, description="Image features cached by content (default: <root>/data/cache)."
+    )
 
     # --- demo data (used when the data directory holds no challenge files) ---------------------
     demo_rows: int = Field(default=3000, ge=50, le=500_000)
@@ -86,6 +89,7 @@ class Settings(BaseSettings):
         self.processed_dir = _resolve(self.processed_dir, self.root, data / "processed")
         self.models_dir = _resolve(self.models_dir, self.root, self.root / "models")
         self.reports_dir = _resolve(self.reports_dir, self.root, self.root / "reports")
+        self.cache_dir = _resolve(self.cache_dir, self.root, data / "cache")
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.root / 'mlflow.db'}"
         if self.mlflow_artifact_location is None:
@@ -119,6 +123,25 @@ class Settings(BaseSettings):
     def processed(self) -> Path:
         assert self.processed_dir is not None
         return self.processed_dir
+
+    @property
+    def models(self) -> Path:
+        assert self.models_dir is not None
+        return self.models_dir
+
+    @property
+    def reports(self) -> Path:
+        assert self.reports_dir is not None
+        return self.reports_dir
+
+    @property
+    def cache(self) -> Path:
+        assert self.cache_dir is not None
+        return self.cache_dir
+
+    @property
+    def params_file(self) -> Path:
+        return self.root / "params.yaml"
 
     @property
     def mode(self) -> Literal["embedded", "connected"]:

@@ -25,3 +25,18 @@ class DataFormatError(RakutenError):
         super().__init__(message)
         self.problem = problem
         self.path = path
+
+
+class ImageDecodeError(RakutenError):
+    """An image (file or upload) is missing, unreadable or not a picture PIL can decode.
+
+    `source` names the image (a path, or `upload (N bytes)` for raw bytes).
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(
+            f"Cannot read image {source}: {reason}. "
+            "Use a JPEG or PNG that opens in an image viewer (re-export or replace the file)."
+        )
+        self.source = source
+        self.reason = reason

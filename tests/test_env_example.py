@@ -28,6 +28,7 @@ def test_documented_platform_variables_are_settings() -> None:
             "RAKUTEN_INTERIM_DIR",
             "RAKUTEN_PROCESSED_DIR",
             "RAKUTEN_MODELS_DIR",
+            "RAKUTEN_CACHE_DIR",
             "RAKUTEN_REPORTS_DIR",
             "RAKUTEN_MLFLOW_TRACKING_URI",
             "RAKUTEN_MLFLOW_S3_ENDPOINT_URL",

@@ -36,7 +36,11 @@ _CHUNK: Final = 64
 
 @dataclass(frozen=True)
 class DemoSpec:
-    """What to generate. `test_rows` defaults to the real test/train ratio."""
+    """What to generate. `test_rows` defaults to the real test/train ratio.
+
+    `image_rows` (with `images`) writes JPEGs for the first `image_rows` train rows and the same share of
+    test rows only; the other products have no image file. None: every row gets one.
+    """
 
     rows: int
     seed: int = 42
@@ -44,12 +48,28 @@ class DemoSpec:
     images: bool = True
     label_noise: float = 0.03
     style: TextStyle = field(default_factory=TextStyle)
+    image_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.image_rows is not None and self.image_rows < 0:
+            raise ValueError(f"image_rows must be ≥ 0 or None, not {self.image_rows}")
 
     @property
     def n_test(self) -> int:
         if self.test_rows is not None:
             return self.test_rows
         return round(self.rows * REAL_TEST_ROWS / REAL_TRAIN_ROWS)
+
+    def n_images(self, split: str) -> int:
+        """How many rows of `split` ("train" or "test") get an image (the first ones)."""
+        n = self.rows if split == "train" else self.n_test
+        if not self.images:
+            return 0
+        if self.image_rows is None:
+            return n
+        if split == "train":
+            return min(self.image_rows, n)
+        return min(round(self.image_rows * self.n_test / self.rows), n) if self.rows else 0
 
 
 @dataclass(frozen=True)
@@ -154,17 +174,27 @@ def write_demo(
         tables.y_train.to_csv(staging / Y_NAMES[0], index=True)
         tables.x_test.to_csv(staging / X_NAMES["test"][0], index=True)
         if spec.images:
-            _write_all_images(staging, spec.seed, tables, workers, step)
+            _write_all_images(staging, spec, tables, workers, step)
         _swap_in(staging, out_dir, images=spec.images)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("demo data: %d train + %d test rows in %s", spec.rows, spec.n_test, out_dir)
+    log.info(
+        "demo data: %d train + %d test rows (%d + %d images) in %s",
+        spec.rows,
+        spec.n_test,
+        spec.n_images("train"),
+        spec.n_images("test"),
+        out_dir,
+    )
     return tables
 
 
-def _write_all_images(staging: Path, seed: int, t: DemoTables, workers: int, step: StageProgress) -> None:
+def _write_all_images(
+    staging: Path, spec: DemoSpec, t: DemoTables, workers: int, step: StageProgress
+) -> None:
     jobs: list[tuple[int, Sequence[tuple[int, int, str]], str]] = []
     offset = 0
+    total = 0
     for split, x, codes in (("train", t.x_train, t.true_train), ("test", t.x_test, t.true_test)):
         folder = staging / IMAGE_DIRS[split]  # type: ignore[index]
         folder.mkdir(parents=True)
@@ -172,9 +202,12 @@ def _write_all_images(staging: Path, seed: int, t: DemoTables, workers: int, ste
             (offset + i, int(code), image_name(img, prd))
             for i, (code, img, prd) in enumerate(zip(codes, x["imageid"], x["productid"], strict=True))
         ]
+        # The offset counts every row, so a row's picture is the same whether or not later rows get one.
         offset += len(items)
-        jobs += [(seed, items[i : i + _CHUNK], str(folder)) for i in range(0, len(items), _CHUNK)]
-    total, done = offset, 0
+        items = items[: spec.n_images(split)]
+        total += len(items)
+        jobs += [(spec.seed, items[i : i + _CHUNK], str(folder)) for i in range(0, len(items), _CHUNK)]
+    done = 0
     step("images", 0, total)
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -1,0 +1,223 @@
+"""Content-addressed image feature cache: each picture is encoded once per encoder version, ever.
+
+Features are keyed by a hash of the file's bytes, not its path, so renamed or re-ingested images and every
+retrain reuse them. One store per encoder name and version:
+`<folder>/<name>-v<version>/keys.npy` (hex digests) and `features.npy` (float32 matrix), append-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+
+from core.errors import ImageDecodeError
+from core.features.image import ENCODERS, ImageEncoder, get_encoder, open_image
+from core.io import atomic_path
+from core.progress import StageProgress, silent
+
+log = logging.getLogger(__name__)
+
+STAGE: Final = "image features"
+_DIGEST_SIZE: Final = 16
+_KEY_DTYPE: Final = f"S{_DIGEST_SIZE * 2}"  # hex digest: fixed width, and never ends in a NUL numpy drops
+_HASH_THREADS: Final = 8
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """What the last `features` call did: `hits` images served from the store, `encoded` distinct new
+    contents encoded, `failed` images that could not be read (ok=False)."""
+
+    images: int = 0
+    hits: int = 0
+    encoded: int = 0
+    failed: int = 0
+
+    def summary(self) -> str:
+        """E.g. `3,000 images: 2,990 cached, 10 encoded, 0 unreadable`."""
+        return (
+            f"{self.images:,} images: {self.hits:,} cached, {self.encoded:,} encoded, "
+            f"{self.failed:,} unreadable"
+        )
+
+
+def content_hash(path: str | Path) -> str | None:
+    """Hex blake2b (16 bytes) of the file's bytes, or None when it cannot be read."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return hashlib.blake2b(data, digest_size=_DIGEST_SIZE).hexdigest()
+
+
+@lru_cache(maxsize=4)
+def _worker_encoder(name: str) -> ImageEncoder:
+    # One encoder per worker process (a CNN would load its weights once, not once per image).
+    return get_encoder(name)
+
+
+def _encode_with(encoder: ImageEncoder, path: str) -> np.ndarray | None:
+    try:
+        image = open_image(path)
+    except ImageDecodeError as exc:
+        log.debug("%s", exc)
+        return None
+    return np.asarray(encoder.encode(image), dtype=np.float32)
+
+
+def _encode_file(job: tuple[str, str]) -> np.ndarray | None:
+    """Process-pool worker: features of the image at `path` with the registered encoder `name`."""
+    path, name = job
+    return _encode_with(_worker_encoder(name), path)
+
+
+class ImageFeatureCache:
+    """Features of image files for one encoder, cached by content under `folder`.
+
+    After each `features` call, `last_stats` (and `last_hits`, `last_misses`) say what was reused.
+    """
+
+    def __init__(self, folder: Path, encoder: ImageEncoder) -> None:
+        self.encoder = encoder
+        self.store = Path(folder) / f"{encoder.name}-v{encoder.version}"
+        self.last_stats = CacheStats()
+        self._keys: list[str] | None = None
+        self._index: dict[str, int] = {}
+        self._rows: list[np.ndarray] = []  # loaded matrix first, then rows appended by this object
+
+    @property
+    def last_hits(self) -> int:
+        return self.last_stats.hits
+
+    @property
+    def last_misses(self) -> int:
+        return self.last_stats.encoded
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def features(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        workers: int = 1,
+        progress: StageProgress | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`(matrix (n, n_features) float32, ok (n,) bool)` for `paths`, in order.
+
+        Unreadable, corrupt or missing images give `ok=False` and a zero row; they are never cached.
+        New features are appended to the store, which is saved once at the end.
+        """
+        step: StageProgress = progress or silent
+        names = [str(p) for p in paths]
+        total = len(names)
+        keys = self._load()
+        n_stored = len(keys)
+        step(STAGE, 0, total)
+        with ThreadPoolExecutor(max_workers=_HASH_THREADS) as pool:
+            digests = list(pool.map(content_hash, names))
+
+        todo: dict[str, str] = {}  # digest -> first path holding that content
+        waiting: dict[str, int] = {}  # digest -> how many paths wait for it
+        for name, digest in zip(names, digests, strict=True):
+            if digest is not None and digest not in self._index:
+                todo.setdefault(digest, name)
+                waiting[digest] = waiting.get(digest, 0) + 1
+        hits = sum(1 for d in digests if d is not None and d in self._index)
+        done = total - sum(waiting.values())
+        step(STAGE, done, total)
+
+        failed_contents = 0
+        for digest, row in zip(todo, self._encode(list(todo.values()), workers), strict=True):
+            if row is None:
+                failed_contents += 1
+            else:
+                self._append(digest, row)
+            done += waiting[digest]
+            step(STAGE, done, total)
+        if len(self._keys or []) > n_stored:
+            self._save()
+
+        matrix = np.zeros((total, self.encoder.n_features), dtype=np.float32)
+        ok = np.zeros(total, dtype=bool)
+        for i, digest in enumerate(digests):
+            row_at = self._index.get(digest) if digest is not None else None
+            if row_at is not None:
+                matrix[i] = self._rows[row_at]
+                ok[i] = True
+        failed = int((~ok).sum())
+        if failed:
+            log.warning("%d of %d images could not be read; they get zero image features", failed, total)
+        self.last_stats = CacheStats(total, hits, len(todo) - failed_contents, failed)
+        log.info("%s (%s)", self.last_stats.summary(), self.store.name)
+        return matrix, ok
+
+    def _encode(self, paths: list[str], workers: int) -> list[np.ndarray | None]:
+        """Encode in this process, or across `workers` processes when the encoder is a registered one."""
+        if workers > 1 and len(paths) > 1 and self._registered():
+            chunksize = max(1, len(paths) // (workers * 4))
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                jobs = [(p, self.encoder.name) for p in paths]
+                return list(pool.map(_encode_file, jobs, chunksize=chunksize))
+        return [_encode_with(self.encoder, p) for p in paths]
+
+    def _registered(self) -> bool:
+        # Worker processes rebuild the encoder by name: only right if the registry gives this very encoder.
+        factory = ENCODERS.get(self.encoder.name)
+        if factory is None:
+            return False
+        registered = factory()
+        mine = (type(self.encoder), self.encoder.version, self.encoder.n_features)
+        return (type(registered), registered.version, registered.n_features) == mine
+
+    def _append(self, digest: str, row: np.ndarray) -> None:
+        keys = self._load()
+        self._index[digest] = len(keys)
+        keys.append(digest)
+        self._rows.append(row)
+
+    def _load(self) -> list[str]:
+        if self._keys is None:
+            self._keys = []
+            self._rows = []
+            keys_file, features_file = self.store / "keys.npy", self.store / "features.npy"
+            if keys_file.exists() and features_file.exists():
+                self._read(keys_file, features_file)
+            self._index = {k: i for i, k in enumerate(self._keys)}
+        return self._keys
+
+    def _read(self, keys_file: Path, features_file: Path) -> None:
+        try:
+            keys = np.load(keys_file, allow_pickle=False)
+            matrix = np.load(features_file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            log.warning("feature cache %s is unreadable (%s); features will be recomputed", self.store, exc)
+            return
+        # Features are saved before keys, so an interrupted save leaves extra rows, never missing ones.
+        if matrix.ndim != 2 or matrix.shape[1] != self.encoder.n_features or len(matrix) < len(keys):
+            log.warning(
+                "feature cache %s does not match encoder %s v%s (%s features); features will be recomputed",
+                self.store,
+                self.encoder.name,
+                self.encoder.version,
+                self.encoder.n_features,
+            )
+            return
+        self._keys = [k.decode("ascii") for k in keys.tolist()]
+        self._rows = list(matrix[: len(keys)].astype(np.float32, copy=False))
+
+    def _save(self) -> None:
+        keys = np.array(self._keys or [], dtype=_KEY_DTYPE)
+        matrix = np.vstack(self._rows).astype(np.float32, copy=False)
+        for target, array in (("features.npy", matrix), ("keys.npy", keys)):
+            with atomic_path(self.store / target) as tmp, tmp.open("wb") as fh:
+                np.save(fh, array, allow_pickle=False)
+        log.debug("saved %d cached image features to %s", len(keys), self.store)

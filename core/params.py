@@ -1,0 +1,106 @@
+"""Pipeline hyperparameters: `params.yaml` at the project root, validated into typed sections.
+
+DVC reads the same file (`params:` in dvc.yaml), so `dvc exp run -S text.C=1.0` and
+`python -m core pipeline` train the same model. A bad value fails early with the key and the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import RakutenError
+
+PARAMS_FILE: Final = "params.yaml"
+
+
+class ParamsError(RakutenError):
+    """params.yaml is missing, unreadable or holds an invalid value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitParams(_Section):
+    validation_size: float = Field(default=0.1, gt=0, lt=0.5)
+    test_size: float = Field(default=0.1, gt=0, lt=0.5)
+
+
+class TextParams(_Section):
+    word_ngram_max: int = Field(default=2, ge=1, le=3)
+    word_min_df: int = Field(default=2, ge=1)
+    word_max_features: int | None = Field(default=300_000, ge=1000)
+    char_ngram_min: int = Field(default=2, ge=1)
+    char_ngram_max: int = Field(default=5, ge=1, le=8)
+    char_min_df: int = Field(default=2, ge=1)
+    char_max_features: int | None = Field(default=300_000, ge=1000)
+    title_features: bool = True
+    C: float = Field(default=0.5, gt=0)
+
+
+class ImageParams(_Section):
+    encoder: str = "colour_edge"
+    C: float = Field(default=0.5, gt=0)
+    max_iter: int = Field(default=500, ge=10)
+    min_rows: int = Field(default=100, ge=0)
+
+
+class FusionParams(_Section):
+    grid_step: float = Field(default=0.05, gt=0, le=0.5)
+
+
+class EvaluateParams(_Section):
+    top_k: list[int] = Field(default_factory=lambda: [3, 5])
+
+
+class PromotionParams(_Section):
+    margin: float = Field(default=0.002, ge=0)
+    min_weighted_f1: float = Field(default=0.5, ge=0, le=1)
+    max_zero_f1_classes: int = Field(default=0, ge=0)
+    zero_f1_min_support: int = Field(default=5, ge=1)
+    min_behaviour_pass_rate: float = Field(default=0.9, ge=0, le=1)
+
+
+class Params(_Section):
+    seed: int = 42
+    split: SplitParams = SplitParams()
+    text: TextParams = TextParams()
+    image: ImageParams = ImageParams()
+    fusion: FusionParams = FusionParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    promotion: PromotionParams = PromotionParams()
+
+    def flat(self) -> dict[str, Any]:
+        """`{"text.C": 0.5, ...}` — the form MLflow params and DVC keys use."""
+        out: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, inner)
+            else:
+                out[prefix] = value
+
+        walk("", self.model_dump())
+        return out
+
+
+def load_params(path: Path) -> Params:
+    """Read and validate `params.yaml`; a missing file gives the defaults written in this module."""
+    if not path.is_file():
+        return Params()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ParamsError(f"Cannot read {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path} must hold a mapping of sections (seed, split, text, …).")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ParamsError(f"Invalid value in {path}: {details}") from exc

@@ -1,0 +1,370 @@
+"""The training pipeline's steps and their order — the one place the chain is defined.
+
+ingest → features → train → evaluate (+ track, register, gate) → predict.
+Each step reads its inputs from the previous step's files and writes its own, so DVC can run them as
+separate stages (`python -m core <step>`); `run_pipeline` chains them in one process and hands the
+in-memory results along instead of re-reading them. Prefect flows call these same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.config import REGISTERED_MODEL_NAME, Settings
+from core.data.ingest import load_report
+from core.data.prepare import PrepareOutcome, prepare
+from core.errors import RakutenError
+from core.features.build import FeatureSet, build_features
+from core.features.cache import ImageFeatureCache
+from core.features.image import get_encoder
+from core.io import atomic_path, write_text
+from core.models.behaviour import BehaviourReport, run_behaviour
+from core.models.classifier import ProductClassifier
+from core.models.evaluate import Evaluation, evaluate
+from core.models.figures import save_figures
+from core.models.fusion import fuse
+from core.models.train import TrainResult, train
+from core.params import Params
+from core.progress import StageProgress, silent
+from core.tracking.gate import Candidate, Decision, decide
+
+log = logging.getLogger(__name__)
+
+
+class NoChampionError(RakutenError):
+    """No model has been promoted to champion yet."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each step writes (all derived from Settings)."""
+
+    features: Path
+    candidate: Path
+    evaluation: Path
+    registry_outcome: Path
+    predictions: Path
+    probabilities: Path
+    lock: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> Layout:
+        return cls(
+            features=settings.processed / "features",
+            candidate=settings.models / "candidate",
+            evaluation=settings.reports / "evaluation",
+            registry_outcome=settings.reports / "registry.json",
+            predictions=settings.processed / "predictions.csv",
+            probabilities=settings.processed / "probabilities.csv",
+            lock=settings.models / ".registry.lock",
+        )
+
+
+@dataclass
+class EvaluateOutcome:
+    evaluation: Evaluation
+    behaviour: BehaviourReport
+    decision: Decision
+    run_id: str
+    version: int
+    champion_before: int | None
+    champion_after: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "version": self.version,
+            "promoted": self.decision.promote,
+            "reasons": self.decision.reasons,
+            "candidate_weighted_f1": self.decision.candidate_f1,
+            "champion_weighted_f1": self.decision.champion_f1,
+            "champion_before": self.champion_before,
+            "champion_after": self.champion_after,
+            "behaviour_pass_rate": self.behaviour.pass_rate,
+        }
+
+
+@dataclass(frozen=True)
+class PredictOutcome:
+    version: int
+    rows: int
+    predictions: Path
+    probabilities: Path
+
+
+@dataclass
+class PipelineResult:
+    prepared: PrepareOutcome
+    evaluated: EvaluateOutcome
+    predicted: PredictOutcome
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --- steps ----------------------------------------------------------------------------------------
+def ingest_step(
+    settings: Settings, *, workers: int, force: bool = False, progress: StageProgress | None = None
+) -> PrepareOutcome:
+    """Generate demo data if the default folder is empty; ingest if the raw files changed."""
+    return prepare(settings, workers=workers, force=force, progress=progress)
+
+
+def features_step(
+    settings: Settings, params: Params, *, workers: int, progress: StageProgress | None = None
+) -> FeatureSet:
+    features = build_features(
+        settings.interim, settings.cache, encoder=params.image.encoder, workers=workers, progress=progress
+    )
+    features.save(Layout.of(settings).features)
+    return features
+
+
+def train_step(
+    settings: Settings,
+    params: Params,
+    *,
+    workers: int,
+    features: FeatureSet | None = None,
+    progress: StageProgress | None = None,
+) -> TrainResult:
+    layout = Layout.of(settings)
+    features = features or FeatureSet.load(layout.features)
+    result = train(features, params, workers=workers, progress=progress)
+    result.save(layout.candidate)
+    return result
+
+
+def evaluate_step(
+    settings: Settings,
+    params: Params,
+    *,
+    features: FeatureSet | None = None,
+    trained: TrainResult | None = None,
+    actor: str = "pipeline",
+    progress: StageProgress | None = None,
+) -> EvaluateOutcome:
+    """Score the candidate on the hold-out, record the run in MLflow, register it, and let the gate
+    decide between champion and challenger (the champion is re-scored on the same rows)."""
+    from core.tracking import store
+    from core.tracking.registry import Registry
+
+    step: StageProgress = progress or silent
+    layout = Layout.of(settings)
+    features = features or FeatureSet.load(layout.features)
+    trained = trained or TrainResult.load(layout.candidate)
+    test = features.part("train").rows(trained.split.index[trained.split == "test"])
+
+    step("evaluate", 0, 4)
+    evaluation = _score(trained.classifier, test, params, settings, 1)
+    evaluation.save(layout.evaluation)
+    save_figures(evaluation, layout.evaluation / "figures")
+    behaviour = run_behaviour(trained.classifier)
+    write_text(layout.evaluation / "behaviour.json", json.dumps(behaviour.to_dict(), indent=2))
+    step("evaluate", 1, 4)
+
+    client = store.connect(settings)
+    registry = Registry(client, REGISTERED_MODEL_NAME, layout.lock)
+    champion = registry.champion()
+    champion_f1 = None
+    if champion is not None:
+        champion_model = store.load_classifier(settings, version=champion)
+        champion_f1 = _score(champion_model, test, params, settings, 1).weighted_f1
+    step("evaluate", 2, 4)
+
+    rules = params.promotion
+    decision = decide(
+        Candidate(
+            evaluation.weighted_f1,
+            evaluation.zero_f1_classes(rules.zero_f1_min_support),
+            behaviour.pass_rate,
+        ),
+        champion_f1,
+        rules,
+    )
+    report = load_report(settings.interim)
+    stats = report.stats if report else {}
+    tags = {
+        **store.git_tags(settings.root),
+        "data.fingerprint": str(stats.get("fingerprint", "unknown")),
+        "data.rows": str(len(features.part("train").products)),
+        "data.images": str(int(features.part("train").has_image.sum())),
+        "data.source": report.source_dir if report else "",
+        "gate.promote": str(decision.promote).lower(),
+    }
+    metrics = {
+        **evaluation.metrics,
+        **{f"f1_{c}": float(v) for c, v in evaluation.per_class["f1"].items()},
+        **{f"precision_{c}": float(v) for c, v in evaluation.per_class["precision"].items()},
+        **{f"recall_{c}": float(v) for c, v in evaluation.per_class["recall"].items()},
+        "behaviour_pass_rate": behaviour.pass_rate,
+        "fusion_weight": float(trained.classifier.fusion_weight),
+        "temperature": float(trained.classifier.text.temperature),
+        "train_rows": float(trained.summary["rows"]["train"]),
+        **{f"time_{k}": float(v) for k, v in trained.summary.get("timings", {}).items()},
+    }
+    if champion_f1 is not None:
+        metrics["champion_weighted_f1"] = champion_f1
+    artifact_files = {"training": layout.candidate / "training.json"}
+    for name in ("validation_report.json", "validation_report.md"):
+        if (settings.interim / name).is_file():
+            artifact_files[name] = settings.interim / name
+    if settings.params_file.is_file():
+        artifact_files["params"] = settings.params_file
+    record = store.log_training_run(
+        client,
+        settings,
+        run_name=f"train-{datetime.now(UTC):%Y%m%d-%H%M%S}",
+        params={**params.flat(), "model.encoder": trained.classifier.encoder},
+        metrics=metrics,
+        tags=tags,
+        artifact_dirs={"evaluation": layout.evaluation},
+        artifact_files={k: v for k, v in artifact_files.items()},
+        classifier_file=layout.candidate / "classifier.joblib",
+    )
+    step("evaluate", 3, 4)
+
+    client.set_model_version_tag(REGISTERED_MODEL_NAME, str(record.version), "gate", decision.summary[:4900])
+    client.set_model_version_tag(
+        REGISTERED_MODEL_NAME, str(record.version), "weighted_f1", f"{evaluation.weighted_f1:.4f}"
+    )
+    from core.tracking.registry import PromotionConflict
+
+    final = champion
+    if decision.promote:
+        try:
+            registry.promote(
+                record.version,
+                actor=actor,
+                reason=decision.summary,
+                run_id=record.run_id,
+                expected_champion=champion,
+            )
+            final = record.version
+        except PromotionConflict as exc:
+            log.warning("%s", exc)
+            decision = Decision(False, [str(exc)], decision.candidate_f1, decision.champion_f1)
+    if final != record.version:
+        registry.set_challenger(record.version, actor=actor, reason=decision.summary, run_id=record.run_id)
+    outcome = EvaluateOutcome(evaluation, behaviour, decision, record.run_id, record.version, champion, final)
+    write_text(layout.registry_outcome, json.dumps(outcome.to_dict(), indent=2))
+    step("evaluate", 4, 4)
+    return outcome
+
+
+def predict_step(
+    settings: Settings,
+    *,
+    workers: int,
+    features: FeatureSet | None = None,
+    progress: StageProgress | None = None,
+) -> PredictOutcome:
+    """Predict X_test with the champion: `predictions.csv` in the submission format
+    (`,prdtypecode` indexed by X_test's ids) and `probabilities.csv` (one column per code)."""
+    from core.tracking import store
+    from core.tracking.registry import Registry
+
+    step: StageProgress = progress or silent
+    layout = Layout.of(settings)
+    features = features or FeatureSet.load(layout.features)
+    client = store.connect(settings)
+    version = Registry(client, REGISTERED_MODEL_NAME, layout.lock).champion()
+    if version is None:
+        raise NoChampionError(
+            "No champion model yet: run `python -m core pipeline` (or promote a version on the Models page)."
+        )
+    test = features.part("test")
+    if test.products.empty:
+        raise RakutenError("The ingested data has no test split (X_test file) to predict.")
+    step("predict", 0, len(test.products))
+    classifier = store.load_classifier(settings, version=version)
+    image_features, has_image = _image_features_for(classifier, test, settings, workers)
+    proba = classifier.proba_from_features(test.products, image_features, has_image)
+    answers = classifier.answers(proba, index=test.products.index)
+    submission = answers[["prdtypecode"]].rename_axis(None)
+    with atomic_path(layout.predictions) as tmp:
+        submission.to_csv(tmp)
+    probabilities = pd.DataFrame(
+        proba, index=test.products.index, columns=[str(c) for c in classifier.classes]
+    )
+    with atomic_path(layout.probabilities) as tmp:
+        probabilities.rename_axis("id").round(6).to_csv(tmp)
+    step("predict", len(test.products), len(test.products))
+    return PredictOutcome(version, len(test.products), layout.predictions, layout.probabilities)
+
+
+def run_pipeline(
+    settings: Settings,
+    params: Params,
+    *,
+    workers: int,
+    actor: str = "pipeline",
+    progress: StageProgress | None = None,
+) -> PipelineResult:
+    """Every step in order, in this process."""
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        start = time.perf_counter()
+        out = fn()
+        timings[name] = time.perf_counter() - start
+        return out
+
+    prepared = timed("ingest", lambda: ingest_step(settings, workers=workers, progress=progress))
+    features = timed("features", lambda: features_step(settings, params, workers=workers, progress=progress))
+    trained = timed(
+        "train", lambda: train_step(settings, params, workers=workers, features=features, progress=progress)
+    )
+    evaluated = timed(
+        "evaluate",
+        lambda: evaluate_step(
+            settings, params, features=features, trained=trained, actor=actor, progress=progress
+        ),
+    )
+    predicted = timed(
+        "predict", lambda: predict_step(settings, workers=workers, features=features, progress=progress)
+    )
+    return PipelineResult(prepared, evaluated, predicted, timings)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def _score(
+    classifier: ProductClassifier, part: FeatureSet, params: Params, settings: Settings, workers: int
+) -> Evaluation:
+    image_features, has_image = _image_features_for(classifier, part, settings, workers)
+    p_text = classifier.text.predict_proba(part.products)
+    p_image = classifier.image_proba(image_features)
+    fused = fuse(p_text, p_image, has_image, classifier.fusion_weight)
+    return evaluate(
+        part.labels,
+        fused,
+        classifier.classes,
+        top_k=params.evaluate.top_k,
+        text_proba=p_text,
+        image_proba=p_image,
+        has_image=has_image,
+    )
+
+
+def _image_features_for(
+    classifier: ProductClassifier, part: FeatureSet, settings: Settings, workers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Image features in the classifier's own encoding: the feature set's when the encoders match
+    (a champion trained with another encoder gets its features from the content cache)."""
+    if classifier.encoder == part.encoder:
+        return part.image_features, part.has_image
+    cache = ImageFeatureCache(settings.cache / "image_features", get_encoder(classifier.encoder))
+    has = part.has_image.copy()
+    out = np.zeros((len(has), cache.encoder.n_features), dtype=np.float32)
+    if has.any():
+        paths = part.products.loc[has, "image_path"].astype(str).tolist()
+        out[has], ok = cache.features(paths, workers=workers)
+        has[has] = ok
+    return out, has

@@ -1,0 +1,115 @@
+"""The content-addressed feature cache: encode each picture once, reuse it across runs and paths."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.data.demo.images import product_jpeg
+from core.features.cache import ImageFeatureCache
+from core.features.image import ColourEdgeEncoder, get_encoder, load_small
+
+
+@dataclass(frozen=True)
+class CountingEncoder(ColourEdgeEncoder):
+    """The colour/edge encoder, counting calls (in-process only: it is not registered)."""
+
+    calls: list[int] | None = None
+
+    def encode(self, image):  # type: ignore[no-untyped-def]
+        assert self.calls is not None
+        self.calls.append(1)
+        return super().encode(image)
+
+
+@dataclass(frozen=True)
+class NextVersionEncoder(ColourEdgeEncoder):
+    version: str = "2"
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths = []
+    for i, code in enumerate([10, 2583, 1280, 40, 1560, 2705]):
+        path = folder / f"image_{i}.jpg"
+        path.write_bytes(product_jpeg(code, np.random.default_rng(i)))
+        paths.append(path)
+    return paths
+
+
+def test_second_run_is_all_hits_with_identical_features(tmp_path: Path, images: list[Path]) -> None:
+    first = ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge"))
+    matrix, ok = first.features(images)
+    assert (first.last_hits, first.last_misses) == (0, len(images))
+    assert matrix.shape == (len(images), first.encoder.n_features) and matrix.dtype == np.float32
+    assert ok.all()
+    expected = first.encoder.encode(load_small(images[2]))
+    assert np.array_equal(matrix[2], expected)
+
+    again = ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge"))
+    matrix2, ok2 = again.features(images)
+    assert (again.last_hits, again.last_misses) == (len(images), 0)
+    assert np.array_equal(matrix, matrix2) and ok2.all()
+    assert again.last_stats.summary() == "6 images: 6 cached, 0 encoded, 0 unreadable"
+
+
+def test_store_lives_under_encoder_name_and_version(tmp_path: Path, images: list[Path]) -> None:
+    ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge")).features(images[:2])
+    store = tmp_path / "cache" / "colour_edge-v1"
+    assert sorted(p.name for p in store.iterdir()) == ["features.npy", "keys.npy"]  # no temp files left
+
+
+def test_identical_content_at_two_paths_is_encoded_once(tmp_path: Path, images: list[Path]) -> None:
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(images[0].read_bytes())
+    calls: list[int] = []
+    cache = ImageFeatureCache(tmp_path / "cache", CountingEncoder(calls=calls))
+    matrix, ok = cache.features([images[0], copy, images[1]])
+    assert len(calls) == 2 and cache.last_misses == 2
+    assert ok.all() and np.array_equal(matrix[0], matrix[1])
+
+
+def test_bad_images_give_ok_false_and_zero_rows(tmp_path: Path, images: list[Path]) -> None:
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8 definitely not a jpeg")
+    missing = tmp_path / "missing.jpg"
+    cache = ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge"))
+    progress: list[tuple[str, int, int]] = []
+    matrix, ok = cache.features(
+        [images[0], corrupt, missing, images[1]], progress=lambda *a: progress.append(a)
+    )
+    assert ok.tolist() == [True, False, False, True]
+    assert not matrix[1].any() and not matrix[2].any()
+    assert matrix[0].any() and matrix[3].any()
+    assert cache.last_stats.failed == 2
+    assert progress[-1] == ("image features", 4, 4)
+    # Failures are not cached: a later call tries them again and still serves the good ones.
+    again = ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge"))
+    _, ok2 = again.features([images[0], corrupt])
+    assert ok2.tolist() == [True, False] and again.last_hits == 1
+
+
+def test_worker_processes_give_the_same_result(tmp_path: Path, images: list[Path]) -> None:
+    one, _ = ImageFeatureCache(tmp_path / "one", get_encoder("colour_edge")).features(images, workers=1)
+    two, ok = ImageFeatureCache(tmp_path / "two", get_encoder("colour_edge")).features(images, workers=2)
+    assert ok.all() and np.array_equal(one, two)
+
+
+def test_new_encoder_version_uses_a_separate_store(tmp_path: Path, images: list[Path]) -> None:
+    ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge")).features(images)
+    bumped = ImageFeatureCache(tmp_path / "cache", NextVersionEncoder())
+    _, ok = bumped.features(images)
+    assert ok.all() and (bumped.last_hits, bumped.last_misses) == (0, len(images))
+    assert (tmp_path / "cache" / "colour_edge-v2" / "keys.npy").exists()
+    assert (tmp_path / "cache" / "colour_edge-v1" / "keys.npy").exists()
+
+
+def test_new_images_are_appended_to_the_store(tmp_path: Path, images: list[Path]) -> None:
+    ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge")).features(images[:3])
+    cache = ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge"))
+    cache.features(images)
+    assert (cache.last_hits, cache.last_misses) == (3, 3)
+    assert len(ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge"))) == len(images)
