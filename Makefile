@@ -29,8 +29,8 @@ help: ## Show this help
 install: $(VENV)/.dev ## Create .venv with the pinned runtime and dev dependencies (core installed editable)
 
 .PHONY: console
-console: $(VENV)/.runtime ## Run the operations console on http://127.0.0.1:$(PORT) (demo data on first use)
-	$(BIN)/python -m core prepare
+console: $(VENV)/.runtime ## Run the operations console on http://127.0.0.1:$(PORT) (demo data + first model on first use)
+	$(BIN)/python -m core prepare --train-if-needed
 	$(BIN)/streamlit run app/Home.py --server.headless true --server.address 127.0.0.1 \
 		--server.port $(PORT) --browser.gatherUsageStats false
 
@@ -56,6 +56,10 @@ format: $(VENV)/.dev ## Format and auto-fix
 .PHONY: data
 data: $(VENV)/.runtime ## Generate demo data if the data directory is empty, then ingest it
 	$(BIN)/python -m core prepare
+
+.PHONY: pipeline
+pipeline: $(VENV)/.runtime ## Train, evaluate, register and predict in one process (same steps as `dvc repro`)
+	$(BIN)/python -m core pipeline
 
 .PHONY: bench
 bench: $(VENV)/.runtime ## Run the benchmarks → docs/benchmarks.md (BENCH_ARGS=--full-scale adds the real-size image set)

@@ -14,6 +14,10 @@ page = st.navigation(
     {
         "Console": [st.Page(PAGES / "overview.py", title="Overview", icon=":material/home:", default=True)],
         "Data": [st.Page(PAGES / "data_explorer.py", title="Data explorer", icon=":material/table_view:")],
+        "Tracking": [
+            st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/science:"),
+            st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:"),
+        ],
     }
 )
 environment_sidebar(settings())

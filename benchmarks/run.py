@@ -1,8 +1,9 @@
-"""Benchmarks of the data layer: `python benchmarks/run.py --output docs/benchmarks.md` (or `make bench`).
+"""Benchmarks: `python benchmarks/run.py --output docs/benchmarks.md` (or `make bench`).
 
-Measures what the foundation promises — demo generation speed, ingestion speed, Data explorer
-responsiveness on 85,000 rows, and how hard the demo data is — on this machine, and writes a Markdown
-table with the targets beside the numbers. Everything runs in a temporary folder.
+Measures what the platform promises — demo generation and ingestion speed, Data explorer
+responsiveness on 85,000 rows, how hard the demo data is, and the training pipeline end to end
+(`benchmarks/bench_pipeline.py`) — on this machine, and writes a Markdown table with the targets beside the
+numbers. Everything runs in a temporary folder.
 """
 
 from __future__ import annotations
@@ -60,7 +61,19 @@ def _full_scale(root: Path, workers: int) -> list[Row]:
     ]
 
 
-def run(workers: int, quick: bool, full_scale: bool = False) -> list[Row]:
+def run(workers: int, quick: bool, full_scale: bool = False, sections: str = "data,pipeline") -> list[Row]:
+    rows: list[Row] = []
+    if "data" in sections:
+        rows += _data(workers, quick, full_scale)
+    if "pipeline" in sections:
+        import bench_pipeline  # beside this script
+
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += bench_pipeline.run(Path(tmp), workers, rows=20_000 if quick else 85_000)
+    return rows
+
+
+def _data(workers: int, quick: bool, full_scale: bool) -> list[Row]:
     rows: list[Row] = []
     big = 20_000 if quick else 85_000
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,8 +183,11 @@ def main() -> None:
     parser.add_argument(
         "--full-scale", action="store_true", help="also write and ingest 98,728 images (~1 GB)"
     )
+    parser.add_argument(
+        "--sections", default="data,pipeline", help="Comma-separated: data (foundation), pipeline (training)"
+    )
     args = parser.parse_args()
-    rows = run(args.workers, args.quick, args.full_scale)
+    rows = run(args.workers, args.quick, args.full_scale, args.sections)
     text = render(rows, args.workers)
     from core import io
 

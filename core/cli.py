@@ -169,17 +169,28 @@ def _print_report(report: Any, outputs: dict[str, Path]) -> None:
 @app.command()
 def prepare(
     workers: WorkersOpt = None,
+    train_if_needed: Annotated[
+        bool, typer.Option("--train-if-needed", help="Also run the pipeline when there is no champion yet.")
+    ] = False,
 ) -> None:
     """First use: generate demo data if the data folder is empty, then ingest if anything changed."""
     from core.data.prepare import prepare as run_prepare
 
     settings = get_settings()
+    n = workers or settings.n_workers
     try:
         with _progress() as update:
-            outcome = run_prepare(settings, workers=workers or settings.n_workers, progress=update)
+            outcome = run_prepare(settings, workers=n, progress=update)
+        console.print(outcome.summary)
+        if train_if_needed and _registry().champion() is None:
+            from core.pipeline import run_pipeline
+
+            console.print("No champion model yet: training the first one…")
+            with _progress() as update:
+                result = run_pipeline(settings, _params(), workers=n, progress=update)
+            _print_outcome(result.evaluated)
     except RakutenError as exc:
         raise _fail(exc) from exc
-    console.print(outcome.summary)
 
 
 def _params() -> Any:

@@ -92,7 +92,9 @@ class Settings(BaseSettings):
         self.cache_dir = _resolve(self.cache_dir, self.root, data / "cache")
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.root / 'mlflow.db'}"
-        if self.mlflow_artifact_location is None:
+        if self.mlflow_artifact_location is None and not _is_remote(self.mlflow_tracking_uri):
+            # A tracking server chooses (and serves) its own artifact root; a local default here would
+            # make clients write artifacts to their own disk, out of the server's and other clients' reach.
             self.mlflow_artifact_location = (self.root / "mlartifacts").as_uri()
         return self
 
@@ -161,6 +163,10 @@ def _resolve(value: Path | None, root: Path, default: Path) -> Path:
         return default
     value = value.expanduser()
     return value if value.is_absolute() else (root / value)
+
+
+def _is_remote(tracking_uri: str) -> bool:
+    return tracking_uri.split(":", 1)[0].lower() in {"http", "https", "databricks"}
 
 
 @lru_cache(maxsize=1)

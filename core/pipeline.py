@@ -163,7 +163,9 @@ def evaluate_step(
     test = features.part("train").rows(trained.split.index[trained.split == "test"])
 
     step("evaluate", 0, 4)
-    evaluation = _score(trained.classifier, test, params, settings, 1)
+    evaluation = _score(
+        trained.classifier, test, params, settings, 1, text_scores=_scores_for(trained, "test", test)
+    )
     evaluation.save(layout.evaluation)
     save_figures(evaluation, layout.evaluation / "figures")
     behaviour = run_behaviour(trained.classifier)
@@ -264,29 +266,36 @@ def predict_step(
     *,
     workers: int,
     features: FeatureSet | None = None,
+    fresh: tuple[int, TrainResult] | None = None,
     progress: StageProgress | None = None,
 ) -> PredictOutcome:
     """Predict X_test with the champion: `predictions.csv` in the submission format
-    (`,prdtypecode` indexed by X_test's ids) and `probabilities.csv` (one column per code)."""
+    (`,prdtypecode` indexed by X_test's ids) and `probabilities.csv` (one column per code).
+    `fresh` = (version, its training result) spares reloading a champion this process just trained."""
     from core.tracking import store
     from core.tracking.registry import Registry
 
     step: StageProgress = progress or silent
     layout = Layout.of(settings)
-    features = features or FeatureSet.load(layout.features)
     client = store.connect(settings)
     version = Registry(client, REGISTERED_MODEL_NAME, layout.lock).champion()
-    if version is None:
+    if version is None:  # checked first: on a fresh project this, not "no features", is what to fix
         raise NoChampionError(
             "No champion model yet: run `python -m core pipeline` (or promote a version on the Models page)."
         )
+    features = features or FeatureSet.load(layout.features)
     test = features.part("test")
     if test.products.empty:
         raise RakutenError("The ingested data has no test split (X_test file) to predict.")
     step("predict", 0, len(test.products))
-    classifier = store.load_classifier(settings, version=version)
+    scores = None
+    if fresh is not None and fresh[0] == version:
+        classifier = fresh[1].classifier
+        scores = _scores_for(fresh[1], "predict", test)
+    else:
+        classifier = store.load_classifier(settings, version=version)
     image_features, has_image = _image_features_for(classifier, test, settings, workers)
-    proba = classifier.proba_from_features(test.products, image_features, has_image)
+    proba = classifier.proba_from_features(test.products, image_features, has_image, text_scores=scores)
     answers = classifier.answers(proba, index=test.products.index)
     submission = answers[["prdtypecode"]].rename_axis(None)
     with atomic_path(layout.predictions) as tmp:
@@ -328,18 +337,47 @@ def run_pipeline(
             settings, params, features=features, trained=trained, actor=actor, progress=progress
         ),
     )
+    if evaluated.champion_after is None:
+        # Else predict_step would tell the user to run the very pipeline that just ran.
+        raise NoChampionError(
+            f"Version {evaluated.version} was registered but not promoted ({evaluated.decision.summary}), "
+            "and there is no champion to predict with. Promote it anyway with `python -m core promote "
+            f"{evaluated.version} --reason ...`, or change the data or params.yaml and run again."
+        )
     predicted = timed(
-        "predict", lambda: predict_step(settings, workers=workers, features=features, progress=progress)
+        "predict",
+        lambda: predict_step(
+            settings,
+            workers=workers,
+            features=features,
+            fresh=(evaluated.version, trained),
+            progress=progress,
+        ),
     )
     return PipelineResult(prepared, evaluated, predicted, timings)
 
 
 # --- helpers --------------------------------------------------------------------------------------
+def _scores_for(trained: TrainResult, name: str, part: FeatureSet) -> np.ndarray | None:
+    kept = trained.text_scores.get(name)
+    return kept.for_rows(part.products.index) if kept is not None else None
+
+
 def _score(
-    classifier: ProductClassifier, part: FeatureSet, params: Params, settings: Settings, workers: int
+    classifier: ProductClassifier,
+    part: FeatureSet,
+    params: Params,
+    settings: Settings,
+    workers: int,
+    *,
+    text_scores: np.ndarray | None = None,
 ) -> Evaluation:
     image_features, has_image = _image_features_for(classifier, part, settings, workers)
-    p_text = classifier.text.predict_proba(part.products)
+    p_text = (
+        classifier.text.proba_from_scores(text_scores)
+        if text_scores is not None
+        else classifier.text.predict_proba(part.products)
+    )
     p_image = classifier.image_proba(image_features)
     fused = fuse(p_text, p_image, has_image, classifier.fusion_weight)
     return evaluate(

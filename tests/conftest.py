@@ -50,3 +50,58 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     get_settings.cache_clear()
     yield root
     get_settings.cache_clear()
+
+
+TRAINED_ROWS = 1500
+
+
+def _clean_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    monkeypatch.setenv("RAKUTEN_ROOT", str(root))
+    for var in (
+        "RAKUTEN_DATA_DIR",
+        "MLFLOW_TRACKING_URI",
+        "RAKUTEN_MLFLOW_TRACKING_URI",
+        "PREFECT_API_URL",
+        "RAKUTEN_API_URL",
+        "RAKUTEN_ENVIRONMENT",
+        "RAKUTEN_API_ADMIN_TOKEN",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    get_settings.cache_clear()
+
+
+def build_trained_project(root: Path, *, rows: int = TRAINED_ROWS, seed: int = 11) -> Path:
+    """A project root with demo data (images included) and one full pipeline run: a registered
+    champion v1 in a private SQLite MLflow store, predictions written."""
+    from core.config import Settings
+    from core.params import Params
+    from core.pipeline import run_pipeline
+
+    write_demo(root / "data" / "raw", DemoSpec(rows=rows, seed=seed), workers=2)
+    run_pipeline(Settings(root=root), Params(), workers=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Session-wide trained project. Read-only: tests that train, promote or roll back build their
+    own with `build_trained_project` (its MLflow store records absolute artifact paths: no copies)."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("trained") / "project"
+    root.mkdir()
+    try:
+        _clean_env(mp, root)
+        build_trained_project(root)
+    finally:
+        mp.undo()
+        get_settings.cache_clear()
+    return root
+
+
+@pytest.fixture
+def trained_project(trained_source: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Settings pointed at the session's trained project (do not change its registry)."""
+    monkeypatch.chdir(trained_source)
+    _clean_env(monkeypatch, trained_source)
+    yield trained_source
+    get_settings.cache_clear()

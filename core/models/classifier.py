@@ -66,11 +66,21 @@ class ProductClassifier:
         return self.proba_from_features(text, image_features, has_image)
 
     def proba_from_features(
-        self, text: pd.DataFrame, image_features: np.ndarray | None, has_image: np.ndarray | None
+        self,
+        text: pd.DataFrame,
+        image_features: np.ndarray | None,
+        has_image: np.ndarray | None,
+        *,
+        text_scores: np.ndarray | None = None,
     ) -> np.ndarray:
         """Fused probabilities from model-ready inputs: normalized `title` / `text` columns and image
-        features from this classifier's encoder (the pipeline has both cached)."""
-        p_text = self.text.predict_proba(text)
+        features from this classifier's encoder (the pipeline has both cached), or the text model's
+        decision scores for those rows when already computed."""
+        p_text = (
+            self.text.proba_from_scores(text_scores)
+            if text_scores is not None
+            else self.text.predict_proba(text)
+        )
         if self.image is None or image_features is None or has_image is None:
             return p_text
         return fuse(p_text, self.image_proba(image_features), has_image, self.fusion_weight)

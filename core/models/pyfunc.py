@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import joblib
-from mlflow.pyfunc import PythonModel
 import pandas as pd
 from mlflow.models.signature import ModelSignature
+from mlflow.pyfunc import PythonModel
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from core.categories import CODES

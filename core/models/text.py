@@ -7,6 +7,10 @@ so the ranking — and every F1 — is unchanged, while top-k lists and late fus
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
@@ -74,17 +78,44 @@ class TextModel:
         return int(sum(len(t.vocabulary_) for _, t, _ in steps if hasattr(t, "vocabulary_")))
 
     def fit(self, text: pd.DataFrame, y: np.ndarray) -> TextModel:
-        self.pipeline.fit(text[["title", "text"]], y)
-        # Scoring runs one request at a time in the API: no process pool there.
-        self.pipeline.named_steps["features"].n_jobs = None
+        self.fit_and_score(text, y)
         return self
+
+    def fit_and_score(
+        self,
+        text: pd.DataFrame,
+        y: np.ndarray,
+        *,
+        also: Mapping[str, pd.DataFrame] | None = None,
+        meanwhile: Callable[[], Any] | None = None,
+    ) -> tuple[dict[str, np.ndarray], Any]:
+        """Fit on `text` / `y`. Returns the decision scores of the `also` frames (e.g. validation and
+        test rows) and the result of `meanwhile()`: both run while the SVM trains — liblinear
+        releases the GIL, so the second core works instead of idling through the single-threaded fit."""
+        features, svm = self.pipeline.named_steps["features"], self.pipeline.named_steps["svm"]
+        matrix = features.fit_transform(text[["title", "text"]], y)
+        features.n_jobs = None  # scoring runs one request at a time in the API: no process pool there
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            fitting = pool.submit(svm.fit, matrix, y)
+            others = {
+                name: features.transform(frame[["title", "text"]]) for name, frame in (also or {}).items()
+            }
+            extra = meanwhile() if meanwhile is not None else None
+            fitting.result()
+        scores = {name: np.asarray(svm.decision_function(m), dtype=np.float64) for name, m in others.items()}
+        return scores, extra
 
     def decision_function(self, text: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.pipeline.decision_function(text[["title", "text"]]), dtype=np.float64)
 
-    def calibrate(self, text: pd.DataFrame, y: np.ndarray) -> float:
-        """Fit the softmax temperature on held-out rows (minimum log loss); returns it."""
-        scores = self.decision_function(text)
+    def calibrate(
+        self, text: pd.DataFrame | None, y: np.ndarray, *, scores: np.ndarray | None = None
+    ) -> float:
+        """Fit the softmax temperature on held-out rows (minimum log loss); returns it. Pass the rows'
+        decision `scores` when already computed."""
+        if scores is None:
+            assert text is not None
+            scores = self.decision_function(text)
         target = np.searchsorted(self.classes_, y)
         known = np.isin(y, self.classes_)
         scores, target = scores[known], target[known]

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from core.errors import RakutenError
 from core.features.build import FeatureSet
@@ -42,11 +43,23 @@ class TrainingDataError(RakutenError):
     """The labelled data cannot support a train/validation/test split."""
 
 
+@dataclass(frozen=True)
+class TextScores:
+    """Text-model decision scores of some products, computed during training (in memory only)."""
+
+    ids: pd.Index
+    scores: np.ndarray
+
+    def for_rows(self, ids: pd.Index) -> np.ndarray | None:
+        return self.scores if self.ids.equals(ids) else None
+
+
 @dataclass
 class TrainResult:
     classifier: ProductClassifier
     split: pd.Series  # product id → train | validation | test
     summary: dict[str, Any] = field(default_factory=dict)
+    text_scores: dict[str, TextScores] = field(default_factory=dict)  # validation / test / predict
 
     def save(self, folder: Path) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -83,7 +96,14 @@ def split_rows(labels: pd.Series, params: SplitParams, seed: int) -> pd.Series:
     ids = labels.index.to_numpy()
     y = labels.to_numpy()
     held = params.validation_size + params.test_size
-    _, held_ids = train_test_split(ids, test_size=held, stratify=y, random_state=seed)
+    try:
+        _, held_ids = train_test_split(ids, test_size=held, stratify=y, random_state=seed)
+    except ValueError as exc:  # fewer held-out (or training) rows than classes
+        raise TrainingDataError(
+            f"{len(ids)} labelled products in {len(counts)} classes are too few for a stratified "
+            f"{params.validation_size:g} / {params.test_size:g} validation / test split ({exc}). "
+            "Add data or use a larger demo set (RAKUTEN_DEMO_ROWS)."
+        ) from exc
     held_y = labels.loc[held_ids].to_numpy()
     share = params.test_size / held
     try:
@@ -107,26 +127,28 @@ def train(
     fit, val = parts["train"], parts["validation"]
     timings: dict[str, float] = {}
 
-    step("train text", 0, 1)
+    # While the single-threaded SVM trains, the other core vectorises the rows scored later
+    # (validation, test, X_test; their scores are kept for evaluate and predict in this process) and
+    # fits the small image model.
+    to_score = {"validation": val, "test": parts["test"]}
+    unlabelled = features.part("test")
+    if len(unlabelled.products):
+        to_score["predict"] = unlabelled
+    step("train", 0, 1)
     start = time.perf_counter()
-    text = TextModel(params.text, n_jobs=min(workers, 3), seed=params.seed).fit(fit.products, fit.labels)
+    text = TextModel(params.text, n_jobs=min(workers, 3), seed=params.seed)
+    scores_of, (image, timings["image_fit_s"]) = text.fit_and_score(
+        fit.products,
+        fit.labels,
+        also={k: v.products for k, v in to_score.items()},
+        meanwhile=lambda: _fit_image(fit, params, np.unique(fit.labels)),
+    )
     timings["text_fit_s"] = time.perf_counter() - start
-    temperature = text.calibrate(val.products, val.labels)
-    step("train text", 1, 1)
+    step("train", 1, 1)
+    temperature = text.calibrate(None, val.labels, scores=scores_of["validation"])
+    text_scores = {k: TextScores(to_score[k].products.index, v) for k, v in scores_of.items()}
 
-    step("train image", 0, 1)
-    start = time.perf_counter()
-    image: ImageModel | None = None
-    n_images = int(fit.has_image.sum())
-    if n_images >= max(params.image.min_rows, 2) and len(np.unique(fit.labels[fit.has_image])) > 1:
-        image = ImageModel(params.image, text.classes_, seed=params.seed)
-        image.fit(fit.image_features[fit.has_image], fit.labels[fit.has_image])
-    else:
-        log.info("image model skipped: %d training images (< %d)", n_images, params.image.min_rows)
-    timings["image_fit_s"] = time.perf_counter() - start
-    step("train image", 1, 1)
-
-    p_text = text.predict_proba(val.products)
+    p_text = text.proba_from_scores(scores_of["validation"])
     p_image = image.predict_proba(val.image_features) if image is not None else None
     weight, scores = choose_weight(
         p_text, p_image, val.has_image, val.labels, text.classes_, step=params.fusion.grid_step
@@ -148,4 +170,16 @@ def train(
         "timings": timings,
     }
     classifier.info = {k: summary[k] for k in ("trained_at", "rows", "fusion_weight", "temperature")}
-    return TrainResult(classifier, split, summary)
+    return TrainResult(classifier, split, summary, text_scores)
+
+
+def _fit_image(fit: FeatureSet, params: Params, classes: np.ndarray) -> tuple[ImageModel | None, float]:
+    start = time.perf_counter()
+    n_images = int(fit.has_image.sum())
+    if n_images < max(params.image.min_rows, 2) or len(np.unique(fit.labels[fit.has_image])) < 2:
+        log.info("image model skipped: %d training images (< %d)", n_images, params.image.min_rows)
+        return None, 0.0
+    image = ImageModel(params.image, classes, seed=params.seed)
+    with threadpool_limits(1):  # one core: the other one is running the text model's fit
+        image.fit(fit.image_features[fit.has_image], fit.labels[fit.has_image])
+    return image, time.perf_counter() - start

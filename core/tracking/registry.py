@@ -98,12 +98,17 @@ class Registry:
         if not self.exists():
             return []
         found = self.client.search_model_versions(f"name='{self.name}'")
+        # search_model_versions leaves `aliases` empty (MLflow 3, SQLite and REST stores alike): the
+        # registered model's alias map is the one source of truth.
+        by_version: dict[int, list[str]] = {}
+        for alias, number in (self.client.get_registered_model(self.name).aliases or {}).items():
+            by_version.setdefault(int(number), []).append(alias)
         out = [
             VersionInfo(
                 version=int(v.version),
                 run_id=v.run_id,
                 created_at=datetime.fromtimestamp(v.creation_timestamp / 1000, UTC),
-                aliases=list(v.aliases or []),
+                aliases=sorted(by_version.get(int(v.version), [])),
                 tags=dict(v.tags or {}),
                 source=v.source or "",
             )

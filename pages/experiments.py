@@ -1,0 +1,53 @@
+"""Experiments: every training run tracked in MLflow, and the runs you pick compared side by side."""
+
+import streamlit as st
+
+from core.tracking.runs import confusion_difference, metric_comparison, param_differences, per_class_f1
+from core.ui import experiments as ui
+from core.ui.components import empty_state
+
+st.title("Experiments")
+# No data guard: runs live in MLflow (possibly a remote server), not in the local data folder.
+table = ui.runs()
+if table.empty:
+    empty_state(
+        "No training run recorded yet: train one, then come back to compare runs.",
+        "python -m core pipeline",
+    )
+    st.stop()
+
+labels = ui.run_labels(table)
+picked = ui.pick_runs(table, labels)
+if len(picked) < 2:
+    st.info("Pick two or more runs to compare their metrics, parameters and errors.", icon=":material/info:")
+    st.stop()
+
+details = ui.details(picked)
+tab_metrics, tab_params, tab_classes, tab_confusion = st.tabs(
+    ["Metrics", "Parameters", "Per-class F1", "Confusion matrices"]
+)
+with tab_metrics:
+    ui.metrics_side_by_side(metric_comparison(details))
+with tab_params:
+    differing = param_differences(details)
+    if differing.empty:
+        st.success("These runs used the same parameters.")
+    else:
+        st.caption(f"Only the {len(differing)} parameters that differ between these runs.")
+        st.dataframe(differing, key="param_diff")
+with tab_classes:
+    ui.per_class_f1_chart(per_class_f1(details))
+with tab_confusion:
+    by_id = {d.run_id: d for d in details}
+    if len(details) > 2:
+        c1, c2 = st.columns(2)
+        first = c1.selectbox("First run", picked, format_func=labels.__getitem__, key="confusion_first")
+        second = c2.selectbox(
+            "Second run", picked, index=1, format_func=labels.__getitem__, key="confusion_second"
+        )
+        a, b = by_id[first], by_id[second]
+    else:
+        a, b = details
+    ui.confusion_heatmaps(a, b)
+    st.subheader("Difference")
+    ui.confusion_difference_chart(confusion_difference(a.confusion, b.confusion), a, b)

@@ -1,0 +1,52 @@
+"""Models: registered versions with aliases and lineage, the promotion history, promote and roll back."""
+
+import streamlit as st
+
+from core.tracking.runs import challenger_of, champion_of, history_table, versions_table
+from core.ui import models as ui
+from core.ui.components import empty_state
+
+st.title("Models")
+# No data guard: the registry lives in MLflow (possibly a remote server), not in the local data folder.
+registry = None if ui.store_missing() else ui.registry()
+versions = registry.versions() if registry else []
+if registry is None or not versions:
+    empty_state(
+        "No registered model yet: the training pipeline registers each run's model and promotes it "
+        "when the gate agrees.",
+        "python -m core pipeline",
+    )
+    st.stop()
+
+champion, challenger = champion_of(versions), challenger_of(versions)
+ui.show_flash()
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.metric("Champion", f"v{champion.version}" if champion else "—", help="Serves predictions")
+    ui.alias_badges(champion, "no champion")
+with c2:
+    st.metric("Challenger", f"v{challenger.version}" if challenger else "—", help="Waiting for promotion")
+    ui.alias_badges(challenger, "no challenger")
+c3.metric("Registered versions", len(versions))
+
+st.subheader("Versions")
+st.dataframe(versions_table(versions), key="versions", hide_index=True, column_config=ui.VERSIONS_CONFIG)
+
+st.subheader("Promotion history")
+history = history_table(registry.history())
+ui.history_timeline(history)
+st.dataframe(
+    history.sort_values("seq", ascending=False),
+    key="history",
+    hide_index=True,
+    column_config=ui.HISTORY_CONFIG,
+)
+
+st.subheader("Actions")
+left, right = st.columns(2)
+with left, st.container(border=True):
+    st.markdown("**Promote a version**")
+    ui.promote_panel(versions, champion)
+with right, st.container(border=True):
+    st.markdown("**Roll back the champion**")
+    ui.rollback_panel(champion, registry.previous_champion())

@@ -1,0 +1,93 @@
+"""Experiments page through AppTest: the empty state names the command to run, the runs table lists
+the tracked runs, and picking two runs compares metrics, parameters, per-class F1 and confusions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core.config import Settings, get_settings
+from core.params import Params, TextParams
+from core.pipeline import run_pipeline
+from tests.conftest import _clean_env, build_trained_project
+
+HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_streamlit_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture(scope="module")
+def two_runs_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with two runs that differ only in `text.C` (read-only)."""
+    root = tmp_path_factory.mktemp("experiments") / "project"
+    root.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        _clean_env(mp, root)
+        build_trained_project(root)
+        run_pipeline(Settings(root=root), Params(text=TextParams(C=0.1)), workers=2)
+    get_settings.cache_clear()
+    return root
+
+
+@pytest.fixture
+def two_runs(two_runs_source: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(two_runs_source)
+    _clean_env(monkeypatch, two_runs_source)
+    yield two_runs_source
+    get_settings.cache_clear()
+
+
+def _open() -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=60).run()
+    at.switch_page("../pages/experiments.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_fresh_project_says_which_command_records_runs(project: Path) -> None:
+    at = _open()
+    assert any("No training run recorded yet" in i.value for i in at.info)
+    assert any("python -m core pipeline" in c.value for c in at.code)
+    assert not (project / "mlflow.db").exists()  # looking did not create a store
+
+
+def test_runs_table_lists_the_trained_run(trained_project: Path) -> None:
+    at = _open()
+    runs = at.dataframe(key="runs_table").value
+    assert len(runs) == 1
+    assert runs.loc[0, "version"] == 1 and runs.loc[0, "aliases"] == "champion"
+    assert at.multiselect(key="runs").options[0].startswith("v1 · train-")
+    assert any("Pick two or more runs" in i.value for i in at.info)
+
+
+def test_comparing_two_runs_renders_every_comparison(two_runs: Path) -> None:
+    at = _open()
+    runs = at.dataframe(key="runs_table").value
+    assert len(runs) == 2
+    at.multiselect(key="runs").set_value(runs["run_id"].tolist()).run()
+    assert not at.exception, at.exception
+
+    metrics = _frame_with(at, runs.loc[0, "run"] + " · " + runs.loc[0, "run_id"][:6])
+    assert {"weighted_f1", "macro_f1", "log_loss"} <= set(metrics.index)
+    assert metrics.loc["weighted_f1"].tolist() == pytest.approx(runs["weighted_f1"].tolist())
+
+    differing = next(d.value for d in at.dataframe if d.value.index.name == "parameter")
+    assert list(differing.index) == ["text.C"]
+    assert differing.loc["text.C"].tolist() == ["0.1", "0.5"]
+
+    charts = {c.key for c in at.get("plotly_chart")}
+    assert {"per_class_f1", "confusion_a", "confusion_b", "confusion_diff"} <= charts

@@ -1,0 +1,140 @@
+"""Models page through AppTest: versions with aliases and lineage, the promotion history, and the
+promote / roll back actions — each needs a reason and a confirmation, is recorded with actor
+"console", and a refused action shows the registry's message instead of raising."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core.config import REGISTERED_MODEL_NAME, Settings, get_settings
+from core.params import Params, TextParams
+from core.pipeline import Layout, run_pipeline
+from core.tracking import store
+from core.tracking.registry import Registry
+from tests.conftest import _clean_env, build_trained_project
+
+HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_streamlit_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture(scope="module")
+def two_versions_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with two registered versions, for the tests that move aliases."""
+    root = tmp_path_factory.mktemp("models") / "project"
+    root.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        _clean_env(mp, root)
+        build_trained_project(root)
+        run_pipeline(Settings(root=root), Params(text=TextParams(C=0.1)), workers=2)
+    get_settings.cache_clear()
+    return root
+
+
+@pytest.fixture
+def two_versions(two_versions_source: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(two_versions_source)
+    _clean_env(monkeypatch, two_versions_source)
+    yield two_versions_source
+    get_settings.cache_clear()
+
+
+def _registry() -> Registry:
+    settings = Settings()
+    return Registry(store.connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+
+
+def _open() -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=60).run()
+    at.switch_page("../pages/models.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def _confirm(at: AppTest, action: str, reason: str) -> AppTest:
+    at.text_input(key=f"{action}_reason").input(reason).run()
+    at.checkbox(key=f"{action}_confirm").check().run()
+    assert not at.button(key=action).disabled
+    at.button(key=action).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_fresh_project_says_which_command_registers_a_model(project: Path) -> None:
+    at = _open()
+    assert any("No registered model yet" in i.value for i in at.info)
+    assert any("python -m core pipeline" in c.value for c in at.code)
+
+
+def test_versions_lineage_and_history(trained_project: Path) -> None:
+    at = _open()
+    assert at.metric[0].value == "v1"
+    versions = _frame_with(at, "gate")
+    assert versions.loc[0, "version"] == 1
+    assert list(versions.loc[0, "aliases"]) == ["champion"]
+    assert versions.loc[0, "run_id"] and versions.loc[0, "data"]
+    history = _frame_with(at, "reason")
+    assert history[["kind", "actor"]].values.tolist() == [["promote", "pipeline"]]
+    assert "history_chart" in {c.key for c in at.get("plotly_chart")}
+    assert at.caption and not [b for b in at.button if b.key == "promote"]  # nothing else to promote
+
+
+def test_refused_rollback_shows_the_registry_message(trained_project: Path) -> None:
+    at = _confirm(_open(), "rollback", "testing a refusal")
+    assert any("Nothing to roll back to" in e.value for e in at.error)
+    assert _registry().champion() == 1
+
+
+def test_promote_needs_reason_and_confirmation_then_rollback_restores(two_versions: Path) -> None:
+    registry = _registry()
+    before = registry.champion()
+    other = next(v.version for v in registry.versions() if v.version != before)
+    at = _open()
+    assert at.selectbox(key="promote_version").value == other
+    assert at.button(key="promote").disabled  # no reason, no confirmation yet
+    assert any("gate" in m.value.lower() for m in [*at.warning, *at.success])
+
+    at = _confirm(at, "promote", "manual check of the newer model")
+    assert registry.champion() == other
+    assert any(f"v{other} is now the champion" in s.value for s in at.success)
+    assert at.metric[0].value == f"v{other}"
+    last = _frame_with(at, "reason").iloc[0]  # newest first
+    assert (last["kind"], last["actor"], last["to_version"]) == ("promote", "console", other)
+    assert last["reason"].startswith("manual check of the newer model")
+    assert at.text_input(key="promote_reason").value == ""  # form reset for the next action
+
+    at = _confirm(at, "rollback", "newer model misbehaves")
+    assert registry.champion() == before
+    assert any(f"v{before} is champion again" in s.value for s in at.success)
+    last = _frame_with(at, "reason").iloc[0]
+    assert (last["kind"], last["actor"], last["to_version"]) == ("rollback", "console", before)
+
+
+def test_promotion_refused_when_the_champion_changed_meanwhile(two_versions: Path) -> None:
+    registry = _registry()
+    before = registry.champion()
+    other = next(v.version for v in registry.versions() if v.version != before)
+    at = _open()
+    at.text_input(key="promote_reason").input("stale page").run()
+    at.checkbox(key="promote_confirm").check().run()
+    registry.promote(other, actor="someone else", reason="promoted from the CLI")  # page is now stale
+    at.button(key="promote").click().run()
+    assert not at.exception, at.exception
+    assert any("Champion is now" in e.value for e in at.error)
+    assert registry.champion() == other
+    assert at.metric[0].value == f"v{other}"  # the page shows the registry as it is now

@@ -1,0 +1,181 @@
+"""The console's read side of MLflow: runs table, run details (with the evaluation artifacts), the
+comparisons built from them, and registered versions with their aliases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.config import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings
+from core.models.evaluate import Evaluation
+from core.params import PromotionParams
+from core.pipeline import Layout
+from core.tracking import store
+from core.tracking.registry import Registry, VersionInfo
+from core.tracking.runs import (
+    RUN_COLUMNS,
+    RunDetail,
+    best_runs,
+    champion_of,
+    confusion_difference,
+    history_table,
+    manual_gate,
+    metric_comparison,
+    param_differences,
+    per_class_f1,
+    run_details,
+    runs_table,
+    tracking_store_missing,
+    versions_table,
+)
+
+
+def _registry(settings: Settings) -> Registry:
+    return Registry(store.connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+
+
+def _detail(name: str, params: dict[str, str], metrics: dict[str, float] | None = None) -> RunDetail:
+    per_class = pd.DataFrame(
+        {
+            "name": ["a", "b"],
+            "precision": [1.0, 0.5],
+            "recall": [1.0, 0.5],
+            "f1": [1.0, 0.5],
+            "support": [3, 2],
+        },
+        index=pd.Index([10, 40], name="code"),
+    )
+    return RunDetail(f"{name}-id-000", name, params, metrics or {}, {}, per_class=per_class)
+
+
+# --- against the session's trained project (one run, champion v1) ------------------------------------
+def test_runs_table_has_one_row_per_run_with_lineage_and_version(trained_project: Path) -> None:
+    settings = Settings()
+    registry = _registry(settings)
+    table = runs_table(registry.client, EXPERIMENT_NAME, registry.versions())
+    assert list(table.columns) == list(RUN_COLUMNS)
+    assert len(table) == 1
+    row = table.iloc[0]
+    evaluation = Evaluation.load(Layout.of(settings).evaluation)
+    assert row["weighted_f1"] == pytest.approx(evaluation.weighted_f1)
+    assert row["status"] == "FINISHED"
+    assert row["duration_s"] > 0
+    assert row["version"] == 1
+    assert row["aliases"] == "champion"
+    assert row["gate"] == "promote"
+    assert row["text.C"] == "0.5"
+    assert len(row["data"]) == 16
+    assert row["rows"] > 0
+
+
+def test_run_details_bring_params_metrics_and_the_evaluation_tables(trained_project: Path) -> None:
+    settings = Settings()
+    registry = _registry(settings)
+    run_id = registry.versions()[0].run_id
+    assert run_id
+    (detail,) = run_details(registry.client, [run_id])
+    evaluation = Evaluation.load(Layout.of(settings).evaluation)
+    assert detail.params["text.C"] == "0.5"
+    assert detail.metrics["weighted_f1"] == pytest.approx(evaluation.weighted_f1)
+    assert not any(k.startswith("mlflow.") for k in detail.tags)
+    pd.testing.assert_frame_equal(detail.per_class, evaluation.per_class, check_names=False)
+    assert detail.confusion.to_numpy().tolist() == evaluation.confusion.to_numpy().tolist()
+    assert list(detail.confusion.index) == list(detail.confusion.columns) == list(evaluation.confusion.index)
+    assert param_differences([detail, detail]).empty
+
+
+def test_versions_and_history_tables(trained_project: Path) -> None:
+    registry = _registry(Settings())
+    versions = registry.versions()
+    assert [v.aliases for v in versions] == [["champion"]]
+    assert champion_of(versions) is versions[0]
+    table = versions_table(versions)
+    assert table.loc[0, "aliases"] == ["champion"]
+    assert table.loc[0, "gate"].startswith("promoted")
+    history = history_table(registry.history())
+    assert history[["kind", "to_version", "actor"]].values.tolist() == [["promote", 1, "pipeline"]]
+    assert str(history["at"].dtype).startswith("datetime64")
+
+
+# --- a store of our own: runs without artifacts, unknown experiment -------------------------------------
+def test_runs_without_artifacts_or_registration(project: Path) -> None:
+    settings = Settings()
+    assert tracking_store_missing(str(settings.mlflow_tracking_uri))
+    client = store.connect(settings)
+    assert runs_table(client, "no-such-experiment").empty
+    experiment = store.ensure_experiment(client, settings)
+    run = client.create_run(experiment, run_name="bare")
+    client.log_param(run.info.run_id, "text.C", "1.0")
+    client.set_terminated(run.info.run_id)
+    assert not tracking_store_missing(str(settings.mlflow_tracking_uri))
+
+    table = runs_table(client, EXPERIMENT_NAME)
+    assert table["run"].tolist() == ["bare"]
+    assert pd.isna(table.loc[0, "version"]) and table.loc[0, "gate"] == ""
+    (detail,) = run_details(client, [run.info.run_id])
+    assert detail.per_class.empty and detail.confusion.empty
+    assert per_class_f1([detail]).empty
+
+
+# --- pure comparisons ------------------------------------------------------------------------------
+def test_param_differences_keeps_only_what_differs() -> None:
+    a = _detail("a", {"text.C": "0.5", "seed": "42", "image.C": "1"})
+    b = _detail("b", {"text.C": "0.1", "seed": "42"})
+    diff = param_differences([a, b])
+    assert list(diff.index) == ["image.C", "text.C"]
+    assert diff.loc["text.C"].tolist() == ["0.5", "0.1"]
+    assert diff.loc["image.C", b.label] is None
+    assert list(diff.columns) == [a.label, b.label]
+
+
+def test_metric_comparison_and_best_run_per_metric() -> None:
+    a = _detail("a", {}, {"weighted_f1": 0.6, "log_loss": 1.2})
+    b = _detail("b", {}, {"weighted_f1": 0.7, "log_loss": 1.5})
+    table = metric_comparison([a, b])
+    assert list(table.index) == ["weighted_f1", "log_loss"]  # metrics no run has are dropped
+    best = best_runs(table)
+    assert best["weighted_f1"] == b.label
+    assert best["log_loss"] == a.label  # lower is better
+
+
+def test_per_class_f1_is_long_for_charting() -> None:
+    long = per_class_f1([_detail("a", {}), _detail("b", {})])
+    assert list(long.columns) == ["run", "code", "category", "f1", "support"]
+    assert len(long) == 4
+    assert long["category"].iloc[0].startswith("10 ·")
+
+
+def test_confusion_difference_aligns_codes_and_normalises_rows() -> None:
+    a = pd.DataFrame([[8, 2], [0, 10]], index=[10, 40], columns=[10, 40])
+    b = pd.DataFrame([[4, 0, 1], [0, 5, 0], [0, 0, 2]], index=[10, 40, 50], columns=[10, 40, 50])
+    diff = confusion_difference(a, b)
+    assert list(diff.index) == list(diff.columns) == [10, 40, 50]
+    assert diff.loc[10, 10] == pytest.approx(0.8 - 0.8)
+    assert diff.loc[10, 40] == pytest.approx(-0.2)
+    assert diff.loc[50, 50] == pytest.approx(1.0)
+    counts = confusion_difference(a, b, normalize=False)
+    assert counts.loc[10, 10] == -4
+
+
+def test_manual_gate_compares_recorded_scores() -> None:
+    now = datetime.now(UTC)
+    champion = VersionInfo(1, "r1", now, ["champion"], {"weighted_f1": "0.7000"})
+    worse = VersionInfo(2, "r2", now, [], {"weighted_f1": "0.6500"})
+    better = VersionInfo(3, "r3", now, [], {"weighted_f1": "0.7500"})
+    rules = PromotionParams()
+    refused = manual_gate(worse, champion, rules)
+    assert refused is not None and not refused.promote
+    assert "does not beat champion" in refused.summary
+    accepted = manual_gate(better, champion, rules)
+    assert accepted is not None and accepted.promote
+    assert manual_gate(VersionInfo(4, None, now, []), champion, rules) is None
+
+
+def test_tracking_store_missing_only_for_absent_sqlite_files(tmp_path: Path) -> None:
+    assert tracking_store_missing(f"sqlite:///{tmp_path / 'nope.db'}")
+    (tmp_path / "here.db").touch()
+    assert not tracking_store_missing(f"sqlite:///{tmp_path / 'here.db'}")
+    assert not tracking_store_missing("http://mlflow:5000")
