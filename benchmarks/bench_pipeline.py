@@ -78,28 +78,16 @@ def _bare_fit(root: Path, workers: int) -> tuple[float, Any]:
 def _baselines(raw: Path, split: pd.Series) -> dict[str, float]:
     """Seed-style TF-IDF 20k + LogisticRegression and word+char LinearSVC on raw title + description,
     trained on the pipeline's train rows and scored on its test rows."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
-    from sklearn.pipeline import make_pipeline, make_union
-    from sklearn.svm import LinearSVC
+
+    from core.data.demo.difficulty import raw_text, reference_models
 
     x = pd.read_csv(raw / "X_train_update.csv", index_col=0, keep_default_na=False, na_values=[""])
     y = pd.read_csv(raw / "Y_train_CVw08PX.csv", index_col=0)["prdtypecode"]
-    text = x["designation"] + " " + x["description"].fillna("")
+    text = pd.Series(raw_text(x), index=x.index)
     tr, te = split.index[split == "train"], split.index[split == "test"]
-    models = {
-        "logreg": make_pipeline(TfidfVectorizer(max_features=20_000), LogisticRegression(max_iter=1000)),
-        "svm": make_pipeline(
-            make_union(
-                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
-                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
-            ),
-            LinearSVC(C=0.5),
-        ),
-    }
     scores = {}
-    for name, model in models.items():
+    for name, model in reference_models().items():
         model.fit(text.loc[tr].to_numpy(), y.loc[tr].to_numpy())
         pred = model.predict(text.loc[te].to_numpy())
         scores[name] = float(f1_score(y.loc[te].to_numpy(), pred, average="weighted"))

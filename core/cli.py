@@ -305,6 +305,10 @@ def _registry() -> Any:
     return Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
 
 
+def _v(version: int | None) -> str:
+    return "—" if version is None else f"v{version}"
+
+
 @app.command()
 def models() -> None:
     """List registered versions, their aliases and the promotion history."""
@@ -321,7 +325,7 @@ def models() -> None:
     console.print(table)
     for move in registry.history():
         console.print(
-            f"  {move.at}  {move.alias}: v{move.from_version} → v{move.to_version} "
+            f"  {move.at}  {move.alias}: {_v(move.from_version)} → v{move.to_version} "
             f"({move.kind} by {move.actor}) {move.reason}"
         )
 
@@ -339,7 +343,7 @@ def promote(
         move = _registry().promote(version, actor=actor, reason=reason)
     except RegistryError as exc:
         raise _fail(exc) from exc
-    console.print(f"[green]Champion[/] v{move.from_version} → v{move.to_version}")
+    console.print(f"[green]Champion[/] {_v(move.from_version)} → v{move.to_version}")
 
 
 @app.command()

@@ -36,18 +36,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root = tmp_path / "project"
     root.mkdir()
     monkeypatch.chdir(root)
-    monkeypatch.setenv("RAKUTEN_ROOT", str(root))
-    for var in (
-        "RAKUTEN_DATA_DIR",
-        "MLFLOW_TRACKING_URI",
-        "RAKUTEN_MLFLOW_TRACKING_URI",
-        "PREFECT_API_URL",
-        "RAKUTEN_API_URL",
-        "RAKUTEN_ENVIRONMENT",
-        "RAKUTEN_API_ADMIN_TOKEN",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    get_settings.cache_clear()
+    clean_env(monkeypatch, root)
     yield root
     get_settings.cache_clear()
 
@@ -55,7 +44,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 TRAINED_ROWS = 1500
 
 
-def _clean_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+def clean_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
     monkeypatch.setenv("RAKUTEN_ROOT", str(root))
     for var in (
         "RAKUTEN_DATA_DIR",
@@ -82,6 +71,23 @@ def build_trained_project(root: Path, *, rows: int = TRAINED_ROWS, seed: int = 1
     return root
 
 
+def build_two_run_project(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A trained project with a second run that differs only in `text.C` (v1 champion, v2 refused)."""
+    from core.config import Settings
+    from core.params import Params, TextParams
+    from core.pipeline import run_pipeline
+
+    root = tmp_path_factory.mktemp(name) / "project"
+    root.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        clean_env(mp, root)
+        build_trained_project(root)
+        run_pipeline(Settings(root=root), Params(text=TextParams(C=0.1)), workers=2)
+    get_settings.cache_clear()
+    return root
+
+
 @pytest.fixture(scope="session")
 def trained_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Session-wide trained project. Read-only: tests that train, promote or roll back build their
@@ -90,7 +96,7 @@ def trained_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trained") / "project"
     root.mkdir()
     try:
-        _clean_env(mp, root)
+        clean_env(mp, root)
         build_trained_project(root)
     finally:
         mp.undo()
@@ -102,6 +108,6 @@ def trained_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained_project(trained_source: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Settings pointed at the session's trained project (do not change its registry)."""
     monkeypatch.chdir(trained_source)
-    _clean_env(monkeypatch, trained_source)
+    clean_env(monkeypatch, trained_source)
     yield trained_source
     get_settings.cache_clear()

@@ -47,7 +47,7 @@ def test_models_lists_versions_and_history(trained_project: Path) -> None:
     out = _text(result.output)
     assert "rakuten-product-classifier" in out
     assert "champion" in out
-    assert "vNone → v1" in out  # the first promotion, recorded in the history
+    assert "— → v1" in out  # the first promotion (no previous champion), recorded in the history
     rows = [
         [cell.strip() for cell in line.split("│")[1:-1]]
         for line in result.output.splitlines()

@@ -50,15 +50,6 @@ def signature() -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def input_example() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "designation": ["Piscine tubulaire Intex 366 x 122 cm"],
-            "description": ["Avec pompe de filtration."],
-        }
-    )
-
-
 def _image(value: Any) -> ImageSource:
     if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
         return None

@@ -42,7 +42,7 @@ RUN_COLUMNS: Final = (
     "run",
     "started",
     "status",
-    "duration_s",
+    "fit_s",
     *MAIN_METRICS[:5],
     *KEY_PARAMS,
     "commit",
@@ -100,14 +100,14 @@ def runs_table(
     for run in runs:
         info, data = run.info, run.data
         version = by_run.get(info.run_id)
-        end = info.end_time
         rows.append(
             {
                 "run_id": info.run_id,
                 "run": info.run_name or info.run_id[:8],
                 "started": _time(info.start_time),
                 "status": info.status,
-                "duration_s": (end - info.start_time) / 1000 if end and info.start_time else None,
+                # the run itself only spans the logging at the end of evaluate: show the training time
+                "fit_s": data.metrics.get("time_text_fit_s"),
                 **{m: data.metrics.get(m) for m in MAIN_METRICS[:5]},
                 **{p: data.params.get(p) for p in KEY_PARAMS},
                 "commit": (data.tags.get("git.commit") or "")[:8],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,14 +117,18 @@ def log_training_run(
                 mlflow.log_artifacts(str(folder), artifact_path=path)
             for path, file in artifact_files.items():
                 mlflow.log_artifact(str(file), artifact_path=path)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(pyfunc.MODEL_CODE),
-                artifacts={pyfunc.ARTIFACT: str(classifier_file)},
-                pip_requirements=pyfunc.pip_requirements(),
-                signature=pyfunc.signature(),
-                input_example=pyfunc.input_example(),
-            )
+            with warnings.catch_warnings():
+                # No input_example on purpose: MLflow would reload and score the whole model to
+                # validate it (~2 s per run); the signature documents the input, and the tests load
+                # and score the registered model.
+                warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(pyfunc.MODEL_CODE),
+                    artifacts={pyfunc.ARTIFACT: str(classifier_file)},
+                    pip_requirements=pyfunc.pip_requirements(),
+                    signature=pyfunc.signature(),
+                )
             version = mlflow.register_model(
                 info.model_uri, registered_model, tags={"run_id": run.info.run_id, **_lineage(tags)}
             )

@@ -11,6 +11,7 @@ from typing import Final
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from core.config import EXPERIMENT_NAME
@@ -30,7 +31,7 @@ RUNS_CONFIG: Final = {
     "run": st.column_config.TextColumn("run", width="medium"),
     "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
     "status": st.column_config.TextColumn("status", width="small"),
-    "duration_s": st.column_config.NumberColumn("duration", format="%.1f s", width="small"),
+    "fit_s": st.column_config.NumberColumn("fit time", format="%.1f s", width="small"),
     "weighted_f1": st.column_config.NumberColumn("weighted F1", format="%.4f", width="small"),
     "macro_f1": st.column_config.NumberColumn("macro F1", format="%.4f", width="small"),
     "accuracy": st.column_config.NumberColumn("accuracy", format="%.4f", width="small"),
@@ -159,7 +160,7 @@ def confusion_heatmaps(a: RunDetail, b: RunDetail) -> None:
                 labels={"x": "predicted", "y": "true", "color": "rows"},
                 height=_HEAT_HEIGHT,
             )
-            fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+            _categorical(fig)
             st.plotly_chart(fig, width="stretch", key=key)
 
 
@@ -176,12 +177,19 @@ def confusion_difference_chart(diff: pd.DataFrame, a: RunDetail, b: RunDetail) -
         labels={"x": "predicted", "y": "true", "color": "Δ share"},
         height=_HEAT_HEIGHT,
     )
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    _categorical(fig)
     st.plotly_chart(fig, width="stretch", key="confusion_diff")
     st.caption(
         f"{b.label} minus {a.label}, each row as shares of its true class: blue where the second run "
         "puts more of the class, red where it puts less. On the diagonal, blue is better recall."
     )
+
+
+def _categorical(fig: go.Figure) -> None:
+    # Codes look numeric even as strings: without `category`, plotly spaces 10 … 2905 on a number line.
+    fig.update_xaxes(type="category", tickangle=-90)
+    fig.update_yaxes(type="category")
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
 
 
 def _as_text_axes(matrix: pd.DataFrame) -> pd.DataFrame:

@@ -9,43 +9,27 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.config import REGISTERED_MODEL_NAME, Settings, get_settings
-from core.params import Params, TextParams
-from core.pipeline import Layout, run_pipeline
+from core.pipeline import Layout
 from core.tracking import store
 from core.tracking.registry import Registry
-from tests.conftest import _clean_env, build_trained_project
+from tests.conftest import build_two_run_project, clean_env
 
 HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_streamlit_caches() -> None:
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 @pytest.fixture(scope="module")
 def two_versions_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with two registered versions, for the tests that move aliases."""
-    root = tmp_path_factory.mktemp("models") / "project"
-    root.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        _clean_env(mp, root)
-        build_trained_project(root)
-        run_pipeline(Settings(root=root), Params(text=TextParams(C=0.1)), workers=2)
-    get_settings.cache_clear()
-    return root
+    return build_two_run_project(tmp_path_factory, "models")
 
 
 @pytest.fixture
 def two_versions(two_versions_source: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(two_versions_source)
-    _clean_env(monkeypatch, two_versions_source)
+    clean_env(monkeypatch, two_versions_source)
     yield two_versions_source
     get_settings.cache_clear()
 

@@ -24,7 +24,7 @@ from core.params import Params, TextParams
 from core.pipeline import Layout, PipelineResult, predict_step, run_pipeline
 from core.tracking import store
 from core.tracking.registry import AliasMove, Registry
-from tests.conftest import TRAINED_ROWS, _clean_env
+from tests.conftest import TRAINED_ROWS, clean_env
 
 pytestmark = pytest.mark.slow  # four trainings, about a minute in all
 
@@ -59,7 +59,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     root = tmp_path_factory.mktemp("registry-flow") / "project"
     root.mkdir()
     try:
-        _clean_env(mp, root)
+        clean_env(mp, root)
         mp.chdir(root)
         write_demo(root / "data" / "raw", DemoSpec(rows=TRAINED_ROWS, seed=11), workers=2)
         told = Story(Settings(root=root))

@@ -62,7 +62,7 @@ def test_runs_table_has_one_row_per_run_with_lineage_and_version(trained_project
     evaluation = Evaluation.load(Layout.of(settings).evaluation)
     assert row["weighted_f1"] == pytest.approx(evaluation.weighted_f1)
     assert row["status"] == "FINISHED"
-    assert row["duration_s"] > 0
+    assert row["fit_s"] > 0
     assert row["version"] == 1
     assert row["aliases"] == "champion"
     assert row["gate"] == "promote"
