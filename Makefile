@@ -61,6 +61,11 @@ data: $(VENV)/.runtime ## Generate demo data if the data directory is empty, the
 pipeline: $(VENV)/.runtime ## Train, evaluate, register and predict in one process (same steps as `dvc repro`)
 	$(BIN)/python -m core pipeline
 
+.PHONY: api
+api: $(VENV)/.runtime ## Serve the champion model on http://127.0.0.1:8000 (OpenAPI docs at /docs)
+	$(BIN)/python -m core prepare --train-if-needed
+	$(BIN)/python -m core serve
+
 .PHONY: bench
 bench: $(VENV)/.runtime ## Run the benchmarks → docs/benchmarks.md (BENCH_ARGS=--full-scale adds the real-size image set)
 	$(BIN)/python benchmarks/run.py --output docs/benchmarks.md $(BENCH_ARGS)

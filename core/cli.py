@@ -6,6 +6,7 @@ Core errors become a red message and exit code 2; nothing here holds logic of it
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -362,6 +363,48 @@ def rollback(
 
 
 @app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="[default: RAKUTEN_API_HOST, 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="[default: RAKUTEN_API_PORT, 8000]")] = None,
+    workers: Annotated[int | None, typer.Option(help="[default: RAKUTEN_API_WORKERS]", min=1)] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Serve the champion model over HTTP (FastAPI + uvicorn); OpenAPI docs at /docs."""
+    import os
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from core.serving.logs import uvicorn_log_config
+
+    settings = get_settings()
+    workers = workers or settings.api_workers
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # every worker writes its metric values here; /metrics merges them (must exist before start)
+        metrics_dir = Path(tempfile.mkdtemp(prefix="rakuten-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    else:
+        metrics_dir = None
+    host, port = host or settings.api_host, port or settings.api_port
+    console.print(f"Serving on http://{host}:{port} (docs: /docs) with {workers} worker(s)")
+    try:
+        uvicorn.run(
+            "core.serving.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_config=uvicorn_log_config(log_level.upper()),
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@app.command()
 def info() -> None:
     """Show the configuration in effect (secrets masked) and the state of the data."""
     from core.data.ingest import load_report
@@ -379,11 +422,16 @@ def info() -> None:
     )
 
 
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
+
+
 def _settings_rows(settings: Settings) -> list[tuple[str, str]]:
     rows = []
     for key, value in settings.model_dump().items():
         if "token" in key or "password" in key:
             value = "set (hidden)" if value else "unset"
+        elif isinstance(value, str):
+            value = _URL_PASSWORD.sub(r"\1***@", value)  # database URLs may carry a password
         rows.append((key, "unset" if value is None else str(value)))
     return rows
 

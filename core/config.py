@@ -77,8 +77,34 @@ class Settings(BaseSettings):
 
     # --- Prefect, API, console -------------------------------------------------------------------
     prefect_api_url: str | None = Field(default=None, validation_alias=_env("PREFECT_API_URL"))
-    api_url: str | None = None
+    api_url: str | None = Field(
+        default=None, description="Prediction API the console calls (unset: it predicts in-process)."
+    )
     api_admin_token: SecretStr | None = None
+
+    # --- prediction service -----------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64, description="Uvicorn worker processes.")
+    api_cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8501", "http://localhost:8501"],
+        description="Browser origins allowed to call the API (the console's by default).",
+    )
+    api_max_text_chars: int = Field(default=10_000, ge=100, description="Per title or description.")
+    api_max_batch: int = Field(default=1_000, ge=1, description="Products per batch request.")
+    api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Whole request body.")
+    api_max_image_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="One image upload.")
+    api_max_image_pixels: int = Field(default=40_000_000, ge=10_000, description="Width × height.")
+    api_alias_check_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often the API checks whether the champion alias moved (0: only on /admin/reload).",
+    )
+    inference_log_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the inference log (default: SQLite in data/inference.db).",
+    )
+    inference_log_retention_days: int = Field(default=30, ge=0, description="0 keeps every record.")
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Self:
@@ -90,6 +116,8 @@ class Settings(BaseSettings):
         self.models_dir = _resolve(self.models_dir, self.root, self.root / "models")
         self.reports_dir = _resolve(self.reports_dir, self.root, self.root / "reports")
         self.cache_dir = _resolve(self.cache_dir, self.root, data / "cache")
+        if self.inference_log_url is None:
+            self.inference_log_url = f"sqlite:///{data / 'inference.db'}"
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.root / 'mlflow.db'}"
         if self.mlflow_artifact_location is None and not _is_remote(self.mlflow_tracking_uri):

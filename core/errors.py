@@ -33,10 +33,21 @@ class ImageDecodeError(RakutenError):
     `source` names the image (a path, or `upload (N bytes)` for raw bytes).
     """
 
+    advice = "Use a JPEG or PNG that opens in an image viewer (re-export or replace the file)."
+
     def __init__(self, source: str, reason: str) -> None:
-        super().__init__(
-            f"Cannot read image {source}: {reason}. "
-            "Use a JPEG or PNG that opens in an image viewer (re-export or replace the file)."
-        )
+        super().__init__(f"Cannot read image {source}: {reason}. {self.advice}")
         self.source = source
         self.reason = reason
+
+
+class UnsupportedImageError(ImageDecodeError):
+    """The bytes are not an image of an accepted format (JPEG, PNG, WebP)."""
+
+    advice = "Send a JPEG, PNG or WebP picture."
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """An image's dimensions exceed the configured pixel limit (decompression bombs included)."""
+
+    advice = "Resize it first: a product photo needs no more than a few megapixels."

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from core.errors import ImageDecodeError
+from core.errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 
 SIDE: Final = 64
 _HSV_BINS: Final = (8, 3, 3)
@@ -24,11 +24,27 @@ _GRID: Final = 4
 N_FEATURES: Final = int(np.prod(_HSV_BINS)) + _ORIENT_BINS * 2 + _GRID * _GRID * 3
 
 
-def load_small(path: str | Path | BinaryIO, side: int = SIDE) -> Image.Image:
-    """Open an image (path or binary file), shrink it to `side`×`side` RGB cheaply (JPEG draft mode)."""
-    with Image.open(path) as im:
+def load_small(
+    path: str | Path | BinaryIO,
+    side: int = SIDE,
+    *,
+    max_pixels: int | None = None,
+    formats: frozenset[str] | None = None,
+) -> Image.Image:
+    """Open an image (path or binary file), shrink it to `side`×`side` RGB cheaply (JPEG draft mode).
+
+    `max_pixels` and `formats` are checked from the header, before any pixel is decoded."""
+    with Image.open(path, formats=sorted(formats) if formats else None) as im:
+        if max_pixels is not None and im.width * im.height > max_pixels:
+            raise ImageTooLargeError(
+                _label(path),
+                f"{im.width}×{im.height} pixels is over the limit of {max_pixels:,} pixels",
+            )
+        size = im.size
         im.draft("RGB", (side * 2, side * 2))
-        return im.convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
+        small = im.convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
+    small.info["source_size"] = size  # what the thumbnail was made from (for monitoring)
+    return small
 
 
 def colour_edge_features(img: Image.Image) -> np.ndarray:
@@ -53,16 +69,42 @@ def colour_edge_features(img: Image.Image) -> np.ndarray:
     return np.concatenate([colour, orient, strength, layout]).astype(np.float32)
 
 
-def open_image(source: str | Path | bytes, side: int = SIDE) -> Image.Image:
-    """`load_small` for a path or raw bytes (an upload); raises `ImageDecodeError` instead of PIL errors."""
-    label = f"upload ({len(source):,} bytes)" if isinstance(source, bytes) else str(source)
+def open_image(
+    source: str | Path | bytes,
+    side: int = SIDE,
+    *,
+    max_pixels: int | None = None,
+    formats: frozenset[str] | None = None,
+) -> Image.Image:
+    """`load_small` for a path or raw bytes (an upload), raising `ImageDecodeError` (or its
+    `UnsupportedImageError` / `ImageTooLargeError` kinds) instead of PIL errors."""
+    label = _label(source)
     try:
-        return load_small(io.BytesIO(source) if isinstance(source, bytes) else source, side)
+        return load_small(
+            io.BytesIO(source) if isinstance(source, bytes) else source,
+            side,
+            max_pixels=max_pixels,
+            formats=formats,
+        )
+    except ImageTooLargeError as exc:
+        raise ImageTooLargeError(label, exc.reason) from None
     except FileNotFoundError as exc:
         raise ImageDecodeError(label, "no such file") from exc
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        # UnidentifiedImageError and truncated files are OSErrors; odd modes/sizes surface as ValueError.
+    except UnidentifiedImageError as exc:
+        accepted = ", ".join(sorted(formats)) if formats else "an image format Pillow reads"
+        raise UnsupportedImageError(label, f"not a picture in {accepted}") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(label, f"decompression bomb refused ({exc})") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        # truncated or corrupt files are OSErrors; odd modes/sizes surface as ValueError; a few
+        # plugins raise SyntaxError on malformed headers.
         raise ImageDecodeError(label, f"not a readable image ({exc})") from exc
+
+
+def _label(source: object) -> str:
+    if isinstance(source, bytes):
+        return f"upload ({len(source):,} bytes)"
+    return "upload" if hasattr(source, "read") else str(source)
 
 
 class ImageEncoder(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from html.parser import HTMLParser
 from typing import Final
 
@@ -85,6 +86,12 @@ def _normalize_pairs(pairs: list[tuple[object, object]]) -> list[tuple[str, str]
         t = normalize_text(title)
         out.append((t, f"{t} {normalize_text(description)}".strip()))
     return out
+
+
+def model_columns(titles: Sequence[object], descriptions: Sequence[object]) -> dict[str, list[str]]:
+    """`model_text` for a few products without a DataFrame (the API's per-request path)."""
+    rows = _normalize_pairs(list(zip(titles, descriptions, strict=True)))
+    return {"title": [t for t, _ in rows], "text": [x for _, x in rows]}
 
 
 def model_text(products: pd.DataFrame, *, workers: int = 1, chunk: int = 5000) -> pd.DataFrame:

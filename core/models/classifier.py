@@ -6,18 +6,19 @@ takes raw product fields (designation, description, image) so callers never clea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from core.categories import names
 from core.errors import ImageDecodeError
 from core.features.image import get_encoder, open_image
-from core.features.text import model_text
+from core.features.text import model_columns, model_text
 from core.models.fusion import fuse
 from core.models.image import ImageModel
 from core.models.text import TextModel
@@ -65,9 +66,20 @@ class ProductClassifier:
         text = model_text(_text_columns(products), workers=workers)
         return self.proba_from_features(text, image_features, has_image)
 
+    def proba_from_texts(
+        self,
+        designations: Sequence[object],
+        descriptions: Sequence[object],
+        image_features: np.ndarray | None = None,
+        has_image: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """`predict_proba` for raw titles and descriptions given as lists (no DataFrame: the API's
+        per-request path, where building frames costs more than scoring)."""
+        return self.proba_from_features(model_columns(designations, descriptions), image_features, has_image)
+
     def proba_from_features(
         self,
-        text: pd.DataFrame,
+        text: pd.DataFrame | Mapping[str, Sequence[str]],
         image_features: np.ndarray | None,
         has_image: np.ndarray | None,
         *,
@@ -88,14 +100,17 @@ class ProductClassifier:
     def encode_images(self, images: Sequence[ImageSource]) -> tuple[np.ndarray, np.ndarray]:
         """Encode image sources one by one. A corrupt upload raises `ImageDecodeError` (the caller
         asked for that image); None means the product has no image."""
+        return self.encode_pictures([None if s is None else open_image(s) for s in images])
+
+    def encode_pictures(self, pictures: Sequence[Image.Image | None]) -> tuple[np.ndarray, np.ndarray]:
+        """Encode already opened thumbnails (`open_image`); None where a product has no image."""
         encoder = get_encoder(self.encoder)
-        features = np.zeros((len(images), encoder.n_features), dtype=np.float32)
-        ok = np.zeros(len(images), dtype=bool)
-        for i, source in enumerate(images):
-            if source is None:
-                continue
-            features[i] = encoder.encode(open_image(source))
-            ok[i] = True
+        features = np.zeros((len(pictures), encoder.n_features), dtype=np.float32)
+        ok = np.zeros(len(pictures), dtype=bool)
+        for i, picture in enumerate(pictures):
+            if picture is not None:
+                features[i] = encoder.encode(picture)
+                ok[i] = True
         return features, ok
 
     # --- answers -------------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""What the prediction service exports to Prometheus (`GET /metrics`).
+
+HTTP requests and latency by route and status come from prometheus-fastapi-instrumentator
+(`http_requests_total`, `http_request_duration_seconds`); the model-level series below are ours. With
+several worker processes, `PROMETHEUS_MULTIPROC_DIR` must be set before the workers start (`python -m
+core serve` does it) and `/metrics` aggregates every worker's values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+
+LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CONFIDENCE_BUCKETS: Final = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+@dataclass
+class ServiceMetrics:
+    """The service's own series, registered in `registry` (one per app, so tests can build many)."""
+
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.predictions = Counter(
+            "rakuten_predictions_total",
+            "Products classified, by route and predicted product type code.",
+            ["route", "code"],
+            registry=r,
+        )
+        self.confidence = Histogram(
+            "rakuten_prediction_confidence",
+            "Probability of the predicted class.",
+            ["route"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "rakuten_inference_seconds",
+            "Model time per request (decoding, features, scoring), without HTTP.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "rakuten_model_info",
+            "1 for the model version this service answers with (labels: version, run id, source).",
+            ["version", "run_id", "source"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.model_loaded = Gauge(
+            "rakuten_model_loaded",
+            "1 when a model is loaded and ready, else 0 (lowest over the workers).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.reloads = Counter(
+            "rakuten_model_reloads_total",
+            "Model reload attempts by outcome (swapped, unchanged, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "rakuten_errors_total",
+            "Requests refused or failed, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.log_written = Counter(
+            "rakuten_inference_log_written_total", "Inference-log records written.", registry=r
+        )
+        self.log_failures = Counter(
+            "rakuten_inference_log_write_failures_total",
+            "Inference-log records whose write failed (they are retried).",
+            registry=r,
+        )
+        self.log_dropped = Counter(
+            "rakuten_inference_log_dropped_total",
+            "Inference-log records dropped because the database stayed unreachable.",
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        """The text Prometheus scrapes: this process's series, or every worker's in multiprocess mode."""
+        if multiprocess():
+            merged = CollectorRegistry()
+            prometheus_multiprocess.MultiProcessCollector(merged)
+            return generate_latest(merged)
+        return generate_latest(self.registry)

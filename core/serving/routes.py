@@ -1,0 +1,367 @@
+"""HTTP routes: thin — check the request, call `core.serving.predictor.predict`, shape the answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from core.errors import DataFormatError
+from core.serving.deps import (
+    ApiError,
+    Model,
+    RequestId,
+    ServiceState,
+    State,
+    require_admin,
+    require_json,
+    require_multipart,
+)
+from core.serving.holder import ServedModel
+from core.serving.inference_log import InferenceRecord
+from core.serving.metrics import CONTENT_TYPE
+from core.serving.predictor import (
+    ACCEPTED_MEDIA_TYPES,
+    Answer,
+    Product,
+    parse_batch_csv,
+    predict,
+)
+from core.serving.schemas import (
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    BatchResult,
+    ErrorBody,
+    Health,
+    ModelInfo,
+    Prediction,
+    PredictResponse,
+    ProductText,
+    Ready,
+    ReloadResponse,
+)
+
+TopK = Annotated[int, Query(ge=1, le=27, description="How many ranked codes to return.")]
+_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        413: "Body, batch or image over its limit",
+        415: "Wrong content type, or not a JPEG/PNG/WebP image",
+        422: "Invalid or missing fields, corrupt image, text too long",
+        503: "No model loaded",
+    }.items()
+}
+_BATCH_ADAPTER: Final = TypeAdapter(BatchRequest | list[BatchItem])
+_CSV_TYPES: Final = frozenset({"text/csv", "application/csv", "text/plain"})
+
+router = APIRouter()
+
+
+# --- predictions -----------------------------------------------------------------------------------
+@router.post(
+    "/predict",
+    tags=["predict"],
+    summary="Classify a product from its title and description",
+    dependencies=[Depends(require_json)],
+    responses=_ERRORS,
+)
+async def predict_text(
+    product: ProductText, model: Model, state: State, rid: RequestId, k: TopK = 5
+) -> PredictResponse:
+    item = _checked(state, product.designation, product.description)
+    (answer,) = _run(state, model, "text", [item], k, rid)  # ~1 ms: cheaper inline than a thread hop
+    return _response(answer, model, rid)
+
+
+@router.post(
+    "/predict/image",
+    tags=["predict"],
+    summary="Classify a product from its photo alone",
+    dependencies=[Depends(require_multipart)],
+    responses=_ERRORS,
+)
+async def predict_image(
+    file: Annotated[UploadFile, File(description="JPEG, PNG or WebP photo.")],
+    model: Model,
+    state: State,
+    rid: RequestId,
+    k: TopK = 5,
+) -> PredictResponse:
+    image = await _image_bytes(state, file)
+    assert image is not None
+    (answer,) = await run_in_threadpool(_run, state, model, "image", [Product(image=image)], k, rid)
+    return _response(answer, model, rid)
+
+
+@router.post(
+    "/predict/product",
+    tags=["predict"],
+    summary="Classify a product from its title, description and photo (fused)",
+    dependencies=[Depends(require_multipart)],
+    responses=_ERRORS,
+)
+async def predict_product(
+    designation: Annotated[str, Form(description="Product title.")],
+    model: Model,
+    state: State,
+    rid: RequestId,
+    description: Annotated[str | None, Form(description="Product description.")] = None,
+    file: Annotated[UploadFile | None, File(description="Optional JPEG, PNG or WebP photo.")] = None,
+    k: TopK = 5,
+) -> PredictResponse:
+    item = _checked(state, designation, description)
+    image = await _image_bytes(state, file)
+    product = Product(item.designation, item.description, image)
+    (answer,) = await run_in_threadpool(_run, state, model, "product", [product], k, rid)
+    return _response(answer, model, rid)
+
+
+@router.post(
+    "/predict/batch",
+    tags=["predict"],
+    summary="Classify many products: a JSON list, or a CSV upload",
+    description=(
+        'JSON: `{"products": [...]}` or a bare list of `{designation, description, id}`. CSV: a file '
+        "with a `designation` column (and optionally `description`, `id`), uploaded as multipart field "
+        "`file` or sent as the `text/csv` body — the challenge's X_test file works as it is. One result "
+        "per product, in order; at most RAKUTEN_API_MAX_BATCH products."
+    ),
+    responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def predict_batch(
+    request: Request, model: Model, state: State, rid: RequestId, k: TopK = 5
+) -> BatchResponse:
+    rows = await _batch_rows(request, state)
+    if not rows:
+        raise ApiError(422, "empty_batch", "The batch holds no product.")
+    if len(rows) > state.settings.api_max_batch:
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"{len(rows):,} products is over the batch limit of {state.settings.api_max_batch:,} "
+            "(RAKUTEN_API_MAX_BATCH): split the file into several requests.",
+        )
+    products = [_checked(state, d, e, at=i) for i, (_, d, e) in enumerate(rows)]
+    answers = await run_in_threadpool(_run, state, model, "batch", products, k, rid)
+    results = [
+        BatchResult(id=row_id, **_fields(answer))
+        for (row_id, _, _), answer in zip(rows, answers, strict=True)
+    ]
+    return BatchResponse(model_version=model.version, request_id=rid, count=len(results), results=results)
+
+
+# --- service -----------------------------------------------------------------------------------------
+@router.get("/health", tags=["service"], summary="The process is alive")
+async def health() -> Health:
+    return Health()
+
+
+@router.get(
+    "/ready",
+    tags=["service"],
+    summary="A model is loaded and predictions can be served",
+    responses={503: {"model": Ready, "description": "No model loaded yet"}},
+)
+async def ready(state: State) -> Any:
+    model = state.holder.current
+    if model is None:
+        body = Ready(ready=False, detail=state.holder.last_error or "no model loaded")
+        return JSONResponse(body.model_dump(), status_code=503)
+    return Ready(ready=True, model_version=model.version)
+
+
+@router.get("/model", tags=["service"], summary="The model answering predictions", responses=_ERRORS)
+async def model_info(model: Model) -> ModelInfo:
+    return ModelInfo(
+        name=model.name,
+        version=model.version,
+        alias=model.alias,
+        run_id=model.run_id,
+        metrics=model.metrics,
+        loaded_at=model.loaded_at,
+        source=model.source,
+        classes=len(model.classifier.classes),
+    )
+
+
+@router.post(
+    "/admin/reload",
+    tags=["admin"],
+    summary="Swap to the current champion (no-op when it is already served)",
+    dependencies=[Depends(require_admin)],
+    responses={
+        401: {"model": ErrorBody, "description": "No bearer token"},
+        403: {"model": ErrorBody, "description": "Wrong token, or admin disabled"},
+        503: {"model": ErrorBody, "description": "The registry or the model could not be loaded"},
+    },
+)
+async def reload(state: State) -> ReloadResponse:
+    result = await run_in_threadpool(state.holder.reload)
+    state.metrics.reloads.labels(result.outcome).inc()
+    if result.outcome == "failed":
+        raise ApiError(
+            503, "reload_failed", f"Reload failed, still serving the previous model: {result.message}"
+        )
+    return ReloadResponse(
+        outcome=result.outcome, version=result.version, previous=result.previous, detail=result.message
+    )
+
+
+@router.get("/metrics", tags=["service"], summary="Prometheus metrics", response_class=Response)
+async def metrics(state: State) -> Response:
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+def _checked(
+    state: ServiceState, designation: str, description: str | None, *, at: int | None = None
+) -> Product:
+    """The product, or 422 for a blank title or a text over `RAKUTEN_API_MAX_TEXT_CHARS`."""
+    where = "" if at is None else f"product {at}: "
+    limit = state.settings.api_max_text_chars
+    if not designation or not designation.strip():
+        raise ApiError(422, "missing_title", f"{where}'designation' (the product title) must not be empty.")
+    for name, text in (("designation", designation), ("description", description or "")):
+        if len(text) > limit:
+            raise ApiError(
+                422,
+                "text_too_long",
+                f"{where}'{name}' has {len(text):,} characters, over the limit of {limit:,} "
+                "(RAKUTEN_API_MAX_TEXT_CHARS).",
+            )
+    return Product(designation, description or "")
+
+
+async def _image_bytes(state: ServiceState, file: UploadFile | None) -> bytes | None:
+    """The upload's bytes (None when the form had no file), checking type and size before reading."""
+    if file is None or (not file.filename and not file.size):
+        return None
+    media = (file.content_type or "").lower()
+    if media and media not in ACCEPTED_MEDIA_TYPES and media != "application/octet-stream":
+        raise ApiError(
+            415, "unsupported_media_type", f"'{file.filename}' is {media}: send a JPEG, PNG or WebP image."
+        )
+    limit = state.limits.max_bytes
+    if file.size is not None and file.size > limit:
+        raise ApiError(
+            413,
+            "image_too_large",
+            f"The image is {file.size:,} bytes, over the limit of {limit:,} (RAKUTEN_API_MAX_IMAGE_BYTES).",
+        )
+    data = await file.read(limit + 1)
+    if not data:
+        raise ApiError(422, "empty_image", f"The uploaded file '{file.filename}' is empty.")
+    return data  # predictor.open_upload rejects `limit + 1` bytes with the same 413
+
+
+async def _batch_rows(request: Request, state: ServiceState) -> list[tuple[Any, str, str | None]]:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        try:
+            parsed = _BATCH_ADAPTER.validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from None
+        items = parsed.products if isinstance(parsed, BatchRequest) else parsed
+        return [(p.id, p.designation, p.description) for p in items]
+    if media == "multipart/form-data":
+        async with request.form(max_files=1, max_fields=10) as form:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise ApiError(422, "missing_file", "Upload the CSV as a multipart field named 'file'.")
+            data = await upload.read()
+    elif media in _CSV_TYPES:
+        data = await request.body()
+    else:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the batch as application/json, text/csv or a multipart CSV upload, "
+            f"not {media or 'nothing'}.",
+        )
+    try:
+        return [(r.id, r.designation, r.description) for r in parse_batch_csv(data)]
+    except DataFormatError as exc:
+        raise ApiError(422, f"csv_{exc.problem}", str(exc)) from exc
+
+
+def _run(
+    state: ServiceState, model: ServedModel, route: str, products: Sequence[Product], k: int, rid: str
+) -> list[Answer]:
+    """Predict, then count and log every answer (the log write is queued, never awaited)."""
+    start = time.perf_counter()
+    answers = predict(model.classifier, products, state.limits, k=k)
+    elapsed = time.perf_counter() - start
+    m = state.metrics
+    m.inference_seconds.labels(route).observe(elapsed)
+    confidence = m.confidence.labels(route)
+    for answer in answers:
+        m.predictions.labels(route, str(answer.code)).inc()
+        confidence.observe(answer.probability)
+    if state.writer is not None:
+        state.writer.record(_records(route, model.version, products, answers, elapsed, rid))
+    return answers
+
+
+def _records(
+    route: str, version: int, products: Sequence[Product], answers: Sequence[Answer], elapsed: float, rid: str
+) -> list[InferenceRecord]:
+    now, latency = datetime.now(UTC), elapsed * 1000
+    out = []
+    for i, (product, answer) in enumerate(zip(products, answers, strict=True)):
+        image = answer.image
+        out.append(
+            InferenceRecord(
+                ts=now,
+                request_id=rid,
+                route=route,
+                item=i,
+                model_version=version,
+                designation=product.designation,
+                description_length=len(product.description or ""),
+                has_image=image is not None,
+                predicted_code=answer.code,
+                confidence=answer.probability,
+                latency_ms=latency,
+                image_width=image.width if image else None,
+                image_height=image.height if image else None,
+                image_bytes=image.n_bytes if image else None,
+                image_brightness=image.brightness if image else None,
+                image_saturation=image.saturation if image else None,
+                image_red=image.red if image else None,
+                image_green=image.green if image else None,
+                image_blue=image.blue if image else None,
+            )
+        )
+    return out
+
+
+def _fields(answer: Answer) -> dict[str, Any]:
+    return Prediction.of(answer).model_dump()
+
+
+def _response(answer: Answer, model: ServedModel, rid: str) -> PredictResponse:
+    return PredictResponse(**_fields(answer), model_version=model.version, request_id=rid)

@@ -1,0 +1,332 @@
+"""Every route of the prediction API and every kind of bad input, through FastAPI's TestClient.
+
+One app per module, serving the session's trained champion (v1) with small limits so each cap is
+easy to cross; its inference log and local model copy live in the module's own folder.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from core.config import Settings
+from core.serving.app import create_app
+from core.serving.inference_log import read_inference_log
+from tests.core.serving.conftest import picture
+
+TOKEN = "test-admin-token-1234567890"
+POOL = {"designation": "Piscine tubulaire Intex 366 x 122 cm", "description": "Avec pompe de filtration."}
+
+
+@pytest.fixture(scope="module")
+def settings(trained_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    here = tmp_path_factory.mktemp("api")
+    return Settings(
+        root=trained_source,
+        models_dir=here / "models",
+        inference_log_url=f"sqlite:///{here / 'inference.db'}",
+        api_admin_token=TOKEN,  # type: ignore[arg-type]
+        api_alias_check_s=0,
+        api_max_text_chars=500,
+        api_max_batch=20,
+        api_max_body_bytes=300_000,
+        api_max_image_bytes=60_000,
+        api_max_image_pixels=1_000_000,
+    )
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def error_of(response: object) -> str:
+    body = response.json()  # type: ignore[attr-defined]
+    assert set(body) == {"detail", "error", "request_id"}, body
+    assert body["request_id"] == response.headers["x-request-id"]  # type: ignore[attr-defined]
+    return str(body["error"])
+
+
+# --- predictions -------------------------------------------------------------------------------------
+def test_predict_text(client: TestClient) -> None:
+    r = client.post("/predict", json=POOL, params={"k": 3})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["model_version"] == 1 and body["modalities"] == ["text"]
+    assert len(body["top_k"]) == 3 and body["top_k"][0]["code"] == body["code"]
+    assert body["category"] and 0 < body["probability"] <= 1
+    assert body["request_id"] == r.headers["x-request-id"]
+
+
+def test_client_request_id_is_kept(client: TestClient) -> None:
+    r = client.post("/predict", json=POOL, headers={"X-Request-ID": "my-trace-42"})
+    assert r.headers["x-request-id"] == "my-trace-42" == r.json()["request_id"]
+    r = client.post("/predict", json=POOL, headers={"X-Request-ID": "bad id with spaces\n"})
+    assert r.headers["x-request-id"] != "bad id with spaces\n" and len(r.headers["x-request-id"]) == 32
+
+
+def test_predict_image(client: TestClient) -> None:
+    r = client.post("/predict/image", files={"file": ("p.png", picture("PNG"), "image/png")})
+    assert r.status_code == 200 and r.json()["modalities"] == ["image"]
+    webp = picture("WEBP")
+    r = client.post("/predict/image", files={"file": ("p.webp", webp, "application/octet-stream")})
+    assert r.status_code == 200  # type sniffed from the bytes
+
+
+def test_predict_product_fuses_text_and_image(client: TestClient) -> None:
+    files = {"file": ("p.jpg", picture(), "image/jpeg")}
+    r = client.post("/predict/product", data=POOL, files=files)
+    assert r.status_code == 200 and r.json()["modalities"] == ["text", "image"]
+    r = client.post("/predict/product", data={"designation": POOL["designation"]}, files={"x": ("", b"")})
+    assert r.status_code == 200 and r.json()["modalities"] == ["text"]  # no image given
+
+
+def test_predict_batch_json_forms(client: TestClient) -> None:
+    products = [{**POOL, "id": "a"}, {"designation": "Livre de poche", "id": 7}, {"designation": "Jeu PS4"}]
+    for body in ({"products": products}, products):
+        r = client.post("/predict/batch", json=body)
+        assert r.status_code == 200
+        out = r.json()
+        assert out["count"] == 3 and [x["id"] for x in out["results"]] == ["a", 7, None]
+    single = client.post("/predict", json=POOL).json()
+    assert out["results"][0]["code"] == single["code"]
+    assert out["results"][0]["probability"] == pytest.approx(single["probability"])
+
+
+def test_predict_batch_csv_upload_and_body(client: TestClient) -> None:
+    csv = b",designation,description,productid,imageid\n1,Piscine Intex,pompe,1,1\n2,Livre,,2,2\n"
+    r = client.post("/predict/batch", files={"file": ("x_test.csv", csv, "text/csv")})
+    assert r.status_code == 200 and [x["id"] for x in r.json()["results"]] == ["1", "2"]
+    r = client.post("/predict/batch", content=csv, headers={"content-type": "text/csv"})
+    assert r.status_code == 200 and r.json()["count"] == 2
+
+
+# --- service routes ------------------------------------------------------------------------------------
+def test_health_ready_model(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json() == {"ready": True, "model_version": 1, "detail": None}
+    info = client.get("/model").json()
+    assert info["name"] == "rakuten-product-classifier" and info["version"] == 1
+    assert info["alias"] == "champion" and info["source"] == "registry" and info["classes"] == 27
+    assert info["run_id"] and 0 < info["metrics"]["weighted_f1"] <= 1 and info["loaded_at"]
+
+
+def test_openapi_documents_every_route_with_examples(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    for path in ("/predict", "/predict/image", "/predict/product", "/predict/batch", "/health", "/ready",
+                 "/model", "/admin/reload", "/metrics"):  # fmt: skip
+        assert path in schema["paths"], path
+    batch = schema["paths"]["/predict/batch"]["post"]["requestBody"]["content"]
+    assert {"application/json", "multipart/form-data", "text/csv"} <= set(batch)
+    assert schema["components"]["schemas"]["ProductText"]["examples"][0]["designation"]
+    assert "413" in schema["paths"]["/predict"]["post"]["responses"]
+
+
+def test_cors_allows_the_console_only(client: TestClient) -> None:
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    ok = client.options("/predict", headers={"Origin": "http://127.0.0.1:8501", **preflight})
+    assert ok.headers["access-control-allow-origin"] == "http://127.0.0.1:8501"
+    other = client.options("/predict", headers={"Origin": "http://evil.example", **preflight})
+    assert "access-control-allow-origin" not in other.headers
+
+
+# --- admin -------------------------------------------------------------------------------------------
+def test_admin_reload_needs_the_token(client: TestClient) -> None:
+    r = client.post("/admin/reload")
+    assert r.status_code == 401 and error_of(r) == "unauthenticated"
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = client.post("/admin/reload", headers={"Authorization": "Bearer wrong-token"})
+    assert r.status_code == 403 and error_of(r) == "forbidden"
+    r = client.post("/admin/reload", headers={"Authorization": f"Basic {TOKEN}"})
+    assert r.status_code == 401
+    r = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200
+    assert r.json() == {"outcome": "unchanged", "version": 1, "previous": 1, "detail": "v1 is the champion"}
+
+
+def test_admin_is_disabled_without_a_configured_token(trained_source: Path, tmp_path: Path) -> None:
+    settings = Settings(root=trained_source, models_dir=tmp_path, inference_log_url=f"sqlite:///{tmp_path}/l.db",
+                        api_alias_check_s=0)  # fmt: skip
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/admin/reload", headers={"Authorization": "Bearer anything"})
+        assert r.status_code == 403 and error_of(r) == "admin_disabled"
+        assert "RAKUTEN_API_ADMIN_TOKEN" in r.json()["detail"]
+
+
+# --- bad input -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "status", "reason"),
+    [
+        ({"json": {}}, 422, "invalid_request"),  # missing designation
+        ({"json": {"designation": 12}}, 422, "invalid_request"),
+        ({"json": {"designation": "   "}}, 422, "missing_title"),
+        ({"json": {"designation": "x" * 501}}, 422, "text_too_long"),
+        ({"json": {"designation": "ok", "description": "y" * 501}}, 422, "text_too_long"),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "invalid_request"),
+        (
+            {"content": b"designation=x", "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported_media_type",
+        ),
+        ({"data": {"designation": "x"}}, 415, "unsupported_media_type"),  # a form, not JSON
+    ],
+)
+def test_predict_bad_input(client: TestClient, kwargs: dict[str, object], status: int, reason: str) -> None:
+    r = client.post("/predict", **kwargs)  # type: ignore[arg-type]
+    assert r.status_code == status, r.text
+    assert error_of(r) == reason
+
+
+def test_k_out_of_range(client: TestClient) -> None:
+    r = client.post("/predict", json=POOL, params={"k": 0})
+    assert r.status_code == 422 and error_of(r) == "invalid_request"
+
+
+def bomb() -> bytes:
+    """A small PNG whose header claims 4,000 × 4,000 pixels: decoding it would take 48 MB."""
+    buffer = io.BytesIO()
+    Image.new("L", (4000, 4000), 0).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("file", "status", "reason"),
+    [
+        (("a.txt", b"just text", "text/plain"), 415, "unsupported_media_type"),
+        (("a.jpg", b"just text", "image/jpeg"), 415, "unsupported_image"),
+        (("a.gif", picture("GIF"), "application/octet-stream"), 415, "unsupported_image"),
+        (("a.jpg", picture(size=(200, 200))[:250], "image/jpeg"), 422, "corrupt_image"),
+        (("a.jpg", b"", "image/jpeg"), 422, "empty_image"),
+        (("big.bmp", b"\0" * 70_000, "image/jpeg"), 413, "image_too_large"),
+        (("bomb.png", bomb(), "image/png"), 413, "image_too_large"),
+    ],
+)
+def test_image_bad_input(client: TestClient, file: tuple[str, bytes, str], status: int, reason: str) -> None:
+    r = client.post("/predict/image", files={"file": file})
+    assert r.status_code == status, r.text
+    assert error_of(r) == reason
+
+
+def test_image_route_needs_a_file(client: TestClient) -> None:
+    r = client.post("/predict/image", json={"file": "abc"})
+    assert r.status_code == 415
+    r = client.post("/predict/image", files={"other": ("a.jpg", picture(), "image/jpeg")})
+    assert r.status_code == 422 and error_of(r) == "invalid_request"
+
+
+def test_product_bad_input(client: TestClient) -> None:
+    r = client.post("/predict/product", files={"file": ("a.jpg", picture(), "image/jpeg")})
+    assert r.status_code == 422 and error_of(r) == "invalid_request"  # no designation field
+    r = client.post("/predict/product", data=POOL, files={"file": ("a.jpg", b"nope", "image/jpeg")})
+    assert r.status_code == 415 and error_of(r) == "unsupported_image"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "reason"),
+    [
+        ({"json": {"products": []}}, 422, "empty_batch"),
+        ({"json": [{"designation": "x"}] * 21}, 413, "batch_too_large"),
+        ({"json": [{"designation": "x"}, {"description": "no title"}]}, 422, "invalid_request"),
+        ({"json": [{"designation": "x"}, {"designation": "y" * 501}]}, 422, "text_too_long"),
+        ({"json": {"items": []}}, 422, "invalid_request"),
+        ({"content": b"title\nA\n", "headers": {"content-type": "text/csv"}}, 422, "csv_missing_column"),
+        (
+            {"content": b'designation\n"open\n', "headers": {"content-type": "text/csv"}},
+            422,
+            "csv_malformed_csv",
+        ),
+        (
+            {"content": "designation\né\n".encode("utf-16"), "headers": {"content-type": "text/csv"}},
+            422,
+            "csv_encoding",
+        ),
+        ({"content": b"", "headers": {"content-type": "text/csv"}}, 422, "csv_empty_csv"),
+        ({"files": {"other": ("x.csv", b"designation\nA\n", "text/csv")}}, 422, "missing_file"),
+        (
+            {"content": b"<xml/>", "headers": {"content-type": "application/xml"}},
+            415,
+            "unsupported_media_type",
+        ),
+    ],
+)
+def test_batch_bad_input(client: TestClient, kwargs: dict[str, object], status: int, reason: str) -> None:
+    r = client.post("/predict/batch", **kwargs)  # type: ignore[arg-type]
+    assert r.status_code == status, r.text
+    assert error_of(r) == reason
+
+
+def test_bodies_over_the_cap_get_413_with_or_without_content_length(client: TestClient) -> None:
+    big = json.dumps({"designation": "x" * 400_000}).encode()
+    r = client.post("/predict", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and error_of(r) == "body_too_large"
+
+    def chunks() -> Iterator[bytes]:  # chunked transfer: no Content-Length to check up front
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    r = client.post("/predict/batch", content=chunks(), headers={"content-type": "text/csv"})
+    assert r.status_code == 413 and error_of(r) == "body_too_large"
+
+
+def test_unknown_route_and_method(client: TestClient) -> None:
+    assert error_of(client.get("/nope")) == "not_found"
+    assert error_of(client.get("/predict")) == "method_not_allowed"
+
+
+# --- what monitoring sees -----------------------------------------------------------------------------
+def test_metrics_expose_requests_predictions_errors_and_model(client: TestClient) -> None:
+    client.post("/predict", json=POOL)
+    client.post("/predict", json={})
+    text = client.get("/metrics").text
+    assert 'http_requests_total{handler="/predict",method="POST",status="200"}' in text
+    assert 'http_requests_total{handler="/predict",method="POST",status="422"}' in text
+    assert "http_request_duration_seconds_bucket" in text
+    assert 'rakuten_predictions_total{code="' in text and "rakuten_prediction_confidence_bucket" in text
+    assert 'rakuten_model_info{run_id="' in text and 'version="1"} 1.0' in text
+    assert "rakuten_model_loaded 1.0" in text
+    assert 'rakuten_errors_total{reason="invalid_request"}' in text
+    assert "rakuten_inference_log_write_failures_total 0.0" in text
+
+
+def test_every_prediction_is_in_the_inference_log(client: TestClient, settings: Settings) -> None:
+    writer = client.app.state.service.writer  # type: ignore[attr-defined]
+    assert writer.flush()
+    before = len(read_inference_log(settings))
+    client.post("/predict", json=POOL, headers={"X-Request-ID": "log-check-1"})
+    client.post("/predict/product", data=POOL, files={"file": ("p.jpg", picture(), "image/jpeg")},
+                headers={"X-Request-ID": "log-check-2"})  # fmt: skip
+    client.post("/predict/batch", json=[POOL, POOL, POOL], headers={"X-Request-ID": "log-check-3"})
+    client.post("/predict", json={})  # refused: not logged
+    assert writer.flush()
+    log = read_inference_log(settings)
+    assert len(log) == before + 5
+    new = log.tail(5)
+    assert new["request_id"].tolist() == ["log-check-1", "log-check-2"] + ["log-check-3"] * 3
+    assert new["route"].tolist() == ["text", "product", "batch", "batch", "batch"]
+    assert new["item"].tolist() == [0, 0, 0, 1, 2]
+    image_row = new.iloc[1]
+    assert (
+        image_row["has_image"] and image_row["image_width"] == 120 and 0 < image_row["image_brightness"] < 1
+    )
+    assert (new["model_version"] == 1).all() and (new["latency_ms"] > 0).all()
+    assert new["designation"].iloc[0] == POOL["designation"]
+    assert new["description_length"].iloc[0] == len(POOL["description"])
+
+
+# --- no model -------------------------------------------------------------------------------------------
+def test_without_a_champion_predictions_get_503(project: Path) -> None:
+    with TestClient(create_app(Settings(root=project, api_alias_check_s=0))) as c:
+        r = c.post("/predict", json=POOL)
+        assert r.status_code == 503 and error_of(r) == "no_model"
+        assert "python -m core pipeline" in r.json()["detail"]
+        ready = c.get("/ready")
+        assert ready.status_code == 503 and ready.json()["ready"] is False
+        assert c.get("/health").status_code == 200
+        assert "rakuten_model_loaded 0.0" in c.get("/metrics").text

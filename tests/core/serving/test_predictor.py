@@ -1,0 +1,143 @@
+"""`predict`: the one prediction function of the API and the console's in-process mode."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.categories import names
+from core.errors import DataFormatError, ImageDecodeError, ImageTooLargeError, UnsupportedImageError
+from core.models.classifier import ProductClassifier
+from core.serving.predictor import (
+    ImageLimits,
+    NoImageModelError,
+    Product,
+    parse_batch_csv,
+    predict,
+)
+from tests.core.serving.conftest import picture
+
+LIMITS = ImageLimits(max_bytes=1_000_000, max_pixels=4_000_000)
+POOL = Product("Piscine tubulaire Intex 366 x 122 cm", "Avec pompe de filtration et bâche")
+
+
+def test_text_answer_is_ranked_named_and_matches_the_batch_path(classifier: ProductClassifier) -> None:
+    (answer,) = predict(classifier, [POOL], LIMITS, k=5)
+    assert len(answer.top_k) == 5
+    probabilities = [r.probability for r in answer.top_k]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert answer.code == answer.top_k[0].code and answer.category == names()[answer.code]
+    assert answer.modalities == ("text",) and answer.image is None
+    # the same numbers as the DataFrame path the batch pipeline uses
+    frame = pd.DataFrame({"designation": [POOL.designation], "description": [POOL.description]})
+    expected = classifier.predict_proba(frame)[0]
+    assert answer.probability == pytest.approx(expected.max())
+    assert answer.code == int(classifier.classes[expected.argmax()])
+
+
+def test_products_keep_their_order_and_k_is_honoured(classifier: ProductClassifier) -> None:
+    products = [Product(f"Livre de poche roman policier {i}") for i in range(3)] + [POOL]
+    answers = predict(classifier, products, LIMITS, k=3)
+    assert len(answers) == 4 and all(len(a.top_k) == 3 for a in answers)
+    assert answers[3].code == predict(classifier, [POOL], LIMITS)[0].code
+
+
+def test_image_alone_and_fused_with_text(classifier: ProductClassifier) -> None:
+    image = picture("PNG", size=(300, 200))
+    only, fused = predict(classifier, [Product(image=image), dataclasses.replace(POOL, image=image)], LIMITS)
+    assert only.modalities == ("image",) and fused.modalities == ("text", "image")
+    assert only.image is not None and (only.image.width, only.image.height) == (300, 200)
+    assert only.image.n_bytes == len(image) and 0 <= only.image.brightness <= 1
+    text_only = predict(classifier, [POOL], LIMITS)[0]
+    assert fused.probability != pytest.approx(text_only.probability)  # the image moved the answer
+
+
+def test_dark_images_read_darker(classifier: ProductClassifier) -> None:
+    dark, light = predict(
+        classifier,
+        [Product(image=picture(colour=(10, 10, 10))), Product(image=picture(colour=(240, 240, 240)))],
+        LIMITS,
+    )
+    assert dark.image and light.image and dark.image.brightness < 0.1 < 0.9 < light.image.brightness
+
+
+def test_image_limits_are_checked_before_decoding(classifier: ProductClassifier) -> None:
+    with pytest.raises(ImageTooLargeError, match="bytes"):
+        predict(classifier, [Product(image=picture())], ImageLimits(max_bytes=100, max_pixels=10**6))
+    with pytest.raises(ImageTooLargeError, match="pixels"):
+        predict(classifier, [Product(image=picture(size=(400, 300)))], ImageLimits(10**6, max_pixels=10_000))
+
+
+def test_bad_images_raise_specific_errors(classifier: ProductClassifier) -> None:
+    with pytest.raises(UnsupportedImageError):
+        predict(classifier, [Product(image=b"GIF89a not really")], LIMITS)
+    with pytest.raises(UnsupportedImageError):
+        predict(classifier, [Product(image=picture("GIF"))], LIMITS)  # a real GIF: not accepted
+    with pytest.raises(ImageDecodeError) as truncated:
+        predict(classifier, [Product(image=picture()[:300])], LIMITS)
+    assert not isinstance(truncated.value, UnsupportedImageError | ImageTooLargeError)
+
+
+def test_a_product_needs_a_title_or_an_image(classifier: ProductClassifier) -> None:
+    with pytest.raises(ValueError, match="designation"):
+        predict(classifier, [POOL, Product(designation="")], LIMITS)
+
+
+def test_image_only_needs_an_image_model(classifier: ProductClassifier) -> None:
+    text_only = dataclasses.replace(classifier, image=None)
+    with pytest.raises(NoImageModelError, match="title"):
+        predict(text_only, [Product(image=picture())], LIMITS)
+    # with a title, the image is simply not used
+    (answer,) = predict(text_only, [dataclasses.replace(POOL, image=picture())], LIMITS)
+    assert answer.modalities == ("text",)
+
+
+def test_parse_batch_csv_reads_the_challenge_test_file_layout() -> None:
+    data = (
+        ",designation,description,productid,imageid\n84916,Piscine Intex,<p>pompe</p>,1,2\n84917,Livre,,3,4\n"
+    )
+    rows = parse_batch_csv(data.encode())
+    assert [(r.id, r.designation, r.description) for r in rows] == [
+        ("84916", "Piscine Intex", "<p>pompe</p>"),
+        ("84917", "Livre", ""),
+    ]
+
+
+def test_parse_batch_csv_ids_and_optional_description() -> None:
+    rows = parse_batch_csv("\ufeffdesignation\nA\nB\n".encode())  # BOM, title only, no ids
+    assert [(r.id, r.designation, r.description) for r in rows] == [(0, "A", ""), (1, "B", "")]
+    rows = parse_batch_csv(b"id,designation,description\nsku-1,A,x\n")
+    assert rows[0].id == "sku-1"
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"", "empty_csv"),
+        (b"title,description\nA,B\n", "missing_column"),
+        (b'designation\n"unclosed\n', "malformed_csv"),
+        ("designation\nCafé\n".encode("utf-16"), "encoding"),
+    ],
+)
+def test_parse_batch_csv_refuses_bad_files(data: bytes, problem: str) -> None:
+    with pytest.raises(DataFormatError) as err:
+        parse_batch_csv(data)
+    assert err.value.problem == problem
+
+
+def test_fast_text_scoring_equals_the_sklearn_pipeline(classifier: ProductClassifier) -> None:
+    from core.features.text import model_text
+
+    frame = pd.DataFrame(
+        {
+            "designation": ["Piscine Intex", "Livre de cuisine", "Figurine Funko Pop", "x"],
+            "description": ["<b>pompe</b> &amp; bâche", "", "Star Wars", None],
+        }
+    )
+    text = model_text(frame)
+    fast = classifier.text.decision_function(text)
+    reference = np.asarray(classifier.text.pipeline.decision_function(text[["title", "text"]]))
+    np.testing.assert_allclose(fast, reference, rtol=1e-12, atol=1e-12)

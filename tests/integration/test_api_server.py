@@ -1,0 +1,197 @@
+"""The prediction service as users run it: `python -m core serve` in its own process, real HTTP.
+
+Sixteen clients keep predicting while the champion is promoted, reloaded, rolled back and reloaded
+again: no request may fail, every answer names the version that gave it, and the inference log holds
+exactly one record per answered request. A second server shows the alias watcher picking up a
+promotion with no admin call at all.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.config import REGISTERED_MODEL_NAME, Settings
+from core.pipeline import Layout
+from core.serving.inference_log import read_inference_log
+from core.tracking.registry import Registry
+from core.tracking.store import connect
+from tests.conftest import build_two_run_project
+from tests.integration.conftest import _free_port
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "integration-admin-token-0123456789"
+CLIENTS = 16
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """v1 champion, v2 registered and refused by the gate (promoted by hand below)."""
+    return build_two_run_project(tmp_path_factory, "api-server")
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def start_server(project: Path, log: Path, *, alias_check_s: float) -> Server:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "RAKUTEN_ROOT": str(project),
+        "RAKUTEN_API_ADMIN_TOKEN": TOKEN,
+        "RAKUTEN_API_ALIAS_CHECK_S": str(alias_check_s),
+    }
+    for var in ("MLFLOW_TRACKING_URI", "RAKUTEN_MLFLOW_TRACKING_URI", "RAKUTEN_INFERENCE_LOG_URL"):
+        env.pop(var, None)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "core", "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=project,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the API exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return Server(url, process, log)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    pytest.fail(f"the API was not ready after 90 s:\n{log.read_text()[-3000:]}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()  # graceful: in-flight requests finish, the inference log is flushed
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@dataclass
+class Load:
+    """`CLIENTS` threads posting /predict until stopped; every outcome is kept."""
+
+    url: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    versions: Counter[int] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, i: int) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            n = 0
+            while not self.stop.is_set():
+                n += 1
+                body = {"designation": f"Piscine tubulaire Intex {i}-{n}", "description": "pompe"}
+                try:
+                    r = client.post("/predict", json=body)
+                except httpx.HTTPError as exc:
+                    with self.lock:
+                        self.failures.append(f"client {i}: {exc!r}")
+                    continue
+                with self.lock:
+                    if r.status_code == 200:
+                        self.versions[r.json()["model_version"]] += 1
+                    else:
+                        self.failures.append(f"client {i}: {r.status_code} {r.text[:200]}")
+
+    @property
+    def answered(self) -> int:
+        return sum(self.versions.values())
+
+
+def registry(project: Path) -> Registry:
+    settings = Settings(root=project)
+    return Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+
+
+def reload(server: Server) -> dict[str, object]:
+    r = httpx.post(f"{server.url}/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    assert r.status_code == 200, r.text
+    body: dict[str, object] = r.json()
+    return body
+
+
+def served_version(server: Server) -> int:
+    return int(httpx.get(f"{server.url}/model", timeout=5).json()["version"])
+
+
+@pytest.fixture
+def clean_log(project: Path) -> Iterator[Settings]:
+    settings = Settings(root=project)
+    Path(str(settings.inference_log_url).removeprefix("sqlite:///")).unlink(missing_ok=True)
+    yield settings
+
+
+def test_reload_under_load_drops_no_request(project: Path, clean_log: Settings, tmp_path: Path) -> None:
+    server = start_server(project, tmp_path / "api.log", alias_check_s=0)
+    load = Load(server.url)
+    threads = [threading.Thread(target=load.run, args=(i,)) for i in range(CLIENTS)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        registry(project).promote(2, actor="test", reason="reload under load")
+        swapped = reload(server)
+        assert swapped["outcome"] == "swapped" and swapped["version"] == 2 and swapped["previous"] == 1
+        time.sleep(1.5)
+        registry(project).rollback(actor="test")
+        assert reload(server)["version"] == 1
+        time.sleep(1.0)
+    finally:
+        load.stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        stop_server(server)
+    assert load.failures == []
+    assert load.versions[1] > 0 and load.versions[2] > 0, load.versions
+    # one record per answered request, none lost, none doubled (the log was flushed at shutdown)
+    log = read_inference_log(clean_log)
+    assert len(log) == load.answered
+    assert log["request_id"].is_unique
+    assert Counter(log["model_version"].astype(int)) == load.versions
+
+
+def test_alias_watcher_follows_a_promotion_without_admin_call(
+    project: Path, clean_log: Settings, tmp_path: Path
+) -> None:
+    server = start_server(project, tmp_path / "api.log", alias_check_s=0.5)
+    try:
+        assert served_version(server) == 1
+        registry(project).promote(2, actor="test", reason="watcher")
+        deadline = time.monotonic() + 30
+        while served_version(server) != 2:
+            assert time.monotonic() < deadline, "the champion move was not picked up"
+            time.sleep(0.2)
+        swapped = 'rakuten_model_reloads_total{outcome="swapped"} 1.0'
+        while swapped not in (metrics := httpx.get(f"{server.url}/metrics").text):
+            assert time.monotonic() < deadline, "the reload was not counted"  # counted just after the swap
+            time.sleep(0.1)
+        assert 'version="2"} 1.0' in metrics and 'version="1"} 0.0' in metrics
+    finally:
+        registry(project).rollback(actor="test")
+        stop_server(server)
+    assert "champion alias moved" in server.log.read_text()
