@@ -14,6 +14,9 @@ page = st.navigation(
     {
         "Console": [st.Page(PAGES / "overview.py", title="Overview", icon=":material/home:", default=True)],
         "Data": [st.Page(PAGES / "data_explorer.py", title="Data explorer", icon=":material/table_view:")],
+        "Serving": [
+            st.Page(PAGES / "predict.py", title="Live prediction", icon=":material/online_prediction:"),
+        ],
         "Tracking": [
             st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/science:"),
             st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:"),

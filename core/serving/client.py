@@ -1,0 +1,156 @@
+"""Two ways to get predictions with one interface: `ApiBackend` (the HTTP service) and
+`InProcessBackend` (the same `predict` function, in this process). The console uses whichever is
+available and says which; both return `Outcome`s made of `predictor.Answer`s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from core.errors import RakutenError
+from core.serving.holder import ServedModel
+from core.serving.predictor import Answer, BatchRow, ImageLimits, Product, Ranked, predict
+
+BackendName = Literal["api", "in-process"]
+
+
+class ApiUnavailable(RakutenError):
+    """The prediction service cannot be reached, or failed on its side (5xx)."""
+
+
+class ApiRejected(RakutenError):
+    """The service refused the request (4xx): `status`, its reason code, and its message."""
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+@dataclass(frozen=True)
+class Outcome:
+    answers: list[Answer]
+    model_version: int
+    backend: BackendName
+    seconds: float
+    ids: list[Any] | None = None
+
+
+class Backend(Protocol):
+    name: BackendName
+
+    def predict(self, product: Product, *, k: int = 5) -> Outcome: ...
+
+    def predict_batch(self, rows: Sequence[BatchRow], *, k: int = 5) -> Outcome: ...
+
+
+class InProcessBackend:
+    """Predicts with a loaded `ServedModel`, through `core.serving.predictor.predict`."""
+
+    name: BackendName = "in-process"
+
+    def __init__(self, model: ServedModel, limits: ImageLimits) -> None:
+        self.model, self.limits = model, limits
+
+    def predict(self, product: Product, *, k: int = 5) -> Outcome:
+        start = time.perf_counter()
+        answers = predict(self.model.classifier, [product], self.limits, k=k)
+        return Outcome(answers, self.model.version, self.name, time.perf_counter() - start)
+
+    def predict_batch(self, rows: Sequence[BatchRow], *, k: int = 5) -> Outcome:
+        start = time.perf_counter()
+        products = [Product(r.designation, r.description) for r in rows]
+        answers = predict(self.model.classifier, products, self.limits, k=k)
+        ids = [r.id for r in rows]
+        return Outcome(answers, self.model.version, self.name, time.perf_counter() - start, ids)
+
+
+class ApiBackend:
+    """Calls the prediction service. Batches larger than `max_batch` go as several requests."""
+
+    name: BackendName = "api"
+
+    def __init__(self, url: str, *, max_batch: int = 1000, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.max_batch = max_batch
+        self.timeout = timeout
+
+    def model_info(self, *, timeout: float = 2.0) -> dict[str, Any]:
+        """`GET /model`: also the reachability probe (a short timeout: the page must not hang)."""
+        info: dict[str, Any] = self._call("GET", "/model", timeout=timeout)
+        return info
+
+    def predict(self, product: Product, *, k: int = 5) -> Outcome:
+        start = time.perf_counter()
+        params = {"k": k}
+        if product.image is None:
+            text = {"designation": product.designation, "description": product.description}
+            body = self._call("POST", "/predict", params=params, json=text)
+        elif not product.designation:
+            body = self._call(
+                "POST", "/predict/image", params=params, files={"file": ("upload", product.image)}
+            )
+        else:
+            body = self._call(
+                "POST",
+                "/predict/product",
+                params=params,
+                data={"designation": product.designation, "description": product.description},
+                files={"file": ("upload", product.image)},
+            )
+        return Outcome([_answer(body)], int(body["model_version"]), self.name, time.perf_counter() - start)
+
+    def predict_batch(self, rows: Sequence[BatchRow], *, k: int = 5) -> Outcome:
+        start = time.perf_counter()
+        answers: list[Answer] = []
+        version = 0
+        for i in range(0, len(rows), self.max_batch):
+            chunk = rows[i : i + self.max_batch]
+            products = [{"designation": r.designation, "description": r.description} for r in chunk]
+            body = self._call("POST", "/predict/batch", params={"k": k}, json={"products": products})
+            answers += [_answer(item) for item in body["results"]]
+            version = int(body["model_version"])
+        ids = [r.id for r in rows]
+        return Outcome(answers, version, self.name, time.perf_counter() - start, ids)
+
+    def _call(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
+        try:
+            response = httpx.request(method, self.url + path, timeout=timeout or self.timeout, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiUnavailable(f"The prediction API at {self.url} cannot be reached: {exc}") from exc
+        if response.status_code >= 500:
+            raise ApiUnavailable(f"The prediction API answered {response.status_code}: {_detail(response)}")
+        if response.status_code >= 400:
+            reason = _json(response).get("error", f"http_{response.status_code}")
+            raise ApiRejected(response.status_code, str(reason), _detail(response))
+        return response.json()
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _detail(response: httpx.Response) -> str:
+    detail = _json(response).get("detail", response.text[:300])
+    if isinstance(detail, list):  # validation errors: where and what
+        return "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in detail)
+    return str(detail)
+
+
+def _answer(body: dict[str, Any]) -> Answer:
+    top = tuple(Ranked(int(r["code"]), str(r["category"]), float(r["probability"])) for r in body["top_k"])
+    return Answer(
+        code=int(body["code"]),
+        category=str(body["category"]),
+        probability=float(body["probability"]),
+        top_k=top,
+        modalities=tuple(body["modalities"]),
+    )
