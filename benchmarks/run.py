@@ -2,7 +2,8 @@
 
 Measures what the platform promises — demo generation and ingestion speed, Data explorer
 responsiveness on 85,000 rows, how hard the demo data is, and the training pipeline end to end
-(`benchmarks/bench_pipeline.py`) — on this machine, and writes a Markdown table with the targets beside the
+(`benchmarks/bench_pipeline.py`) and the prediction service against `mlflow models serve`
+(`benchmarks/bench_serving.py`) — on this machine, and writes a Markdown table with the targets beside the
 numbers. Everything runs in a temporary folder.
 """
 
@@ -61,7 +62,9 @@ def _full_scale(root: Path, workers: int) -> list[Row]:
     ]
 
 
-def run(workers: int, quick: bool, full_scale: bool = False, sections: str = "data,pipeline") -> list[Row]:
+def run(
+    workers: int, quick: bool, full_scale: bool = False, sections: str = "data,pipeline,serving"
+) -> list[Row]:
     rows: list[Row] = []
     if "data" in sections:
         rows += _data(workers, quick, full_scale)
@@ -70,6 +73,11 @@ def run(workers: int, quick: bool, full_scale: bool = False, sections: str = "da
 
         with tempfile.TemporaryDirectory() as tmp:
             rows += bench_pipeline.run(Path(tmp), workers, rows=20_000 if quick else 85_000)
+    if "serving" in sections:
+        import bench_serving  # beside this script
+
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += bench_serving.run(Path(tmp), workers)
     return rows
 
 
@@ -184,7 +192,9 @@ def main() -> None:
         "--full-scale", action="store_true", help="also write and ingest 98,728 images (~1 GB)"
     )
     parser.add_argument(
-        "--sections", default="data,pipeline", help="Comma-separated: data (foundation), pipeline (training)"
+        "--sections",
+        default="data,pipeline,serving",
+        help="Comma-separated: data (foundation), pipeline (training), serving (API vs mlflow serve)",
     )
     args = parser.parse_args()
     rows = run(args.workers, args.quick, args.full_scale, args.sections)

@@ -1,0 +1,245 @@
+"""Benchmark of the prediction service (`make bench`): this API against `mlflow models serve`.
+
+The same registered model (trained here by the real pipeline on demo data) is served by both, one
+after the other, on the same machine, under the same load from `wrk` (a C load generator, so the
+clients cost little CPU): one client sending text requests back to back, then 16 concurrent clients,
+then batches of 1,000 products. Requests rotate over 200 real demo products. Needs `wrk` on PATH
+(Debian/Ubuntu: `apt-get install wrk`; macOS: `brew install wrk`); without it the section says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from core.data.demo.generator import DemoSpec, write_demo
+
+Row = tuple[str, str, str]
+SECONDS = 10
+BATCH = 1_000
+MODEL_URI = "models:/rakuten-product-classifier@champion"
+
+LUA = """
+local bodies = {%s}
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%f %%f %%f %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), e.status,
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Load:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def latency(self) -> str:
+        return f"p50 {self.p50_ms:.1f} / p95 {self.p95_ms:.1f} / p99 {self.p99_ms:.1f} ms"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"server not ready at {url}:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def _server(cmd: list[str], env: dict[str, str], cwd: Path, ready: str, log: Path) -> Iterator[None]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait(ready, process, log)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _script(bodies: list[str], folder: Path, name: str) -> Path:
+    path = folder / f"{name}.lua"
+    path.write_text(LUA % ",".join(f"[==[{b}]==]" for b in bodies))
+    return path
+
+
+def _wrk(url: str, script: Path, connections: int, seconds: int = SECONDS) -> Load:
+    threads = min(connections, 2)
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    n, micros, p50, p95, p99, status, socket_errors = line.split()[1:]
+    return Load(int(n), int(micros) / 1e6, float(p50) / 1e3, float(p95) / 1e3, float(p99) / 1e3,
+                int(status) + int(socket_errors))  # fmt: skip
+
+
+def _measure(url_one: str, url_batch: str, one: Path, batch: Path, batch_clients: int) -> dict[str, Load]:
+    _wrk(url_one, one, 4, seconds=3)  # warm-up: first requests load lazy imports
+    return {
+        "sequential": _wrk(url_one, one, 1),
+        "concurrent": _wrk(url_one, one, 16),
+        "batch": _wrk(url_batch, batch, batch_clients),
+    }
+
+
+def _train(root: Path, raw: Path, env: dict[str, str]) -> None:
+    write_demo(raw, DemoSpec(rows=10_000, image_rows=1_000), workers=os.cpu_count() or 1)
+    subprocess.run([sys.executable, "-m", "core", "pipeline"], env=env, cwd=root, check=True,
+                   capture_output=True)  # fmt: skip
+
+
+def _products(raw: Path, n: int) -> list[dict[str, str]]:
+    x = pd.read_csv(raw / "X_test_update.csv", index_col=0, keep_default_na=False)
+    return [
+        {"designation": d, "description": e}
+        for d, e in zip(x["designation"][:n], x["description"][:n], strict=True)
+    ]
+
+
+def run(tmp: Path, workers: int) -> list[Row]:
+    if shutil.which("wrk") is None:
+        return [("Serving benchmark", "skipped: `wrk` not found (apt-get install wrk)", "—")]
+    root, raw = tmp / "serving-project", tmp / "serving-raw"
+    root.mkdir()
+    repo = Path(__file__).resolve().parents[1]
+    (root / "params.yaml").write_bytes((repo / "params.yaml").read_bytes())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
+    env |= {"RAKUTEN_ROOT": str(root), "RAKUTEN_DATA_DIR": str(raw), "RAKUTEN_API_ALIAS_CHECK_S": "0"}
+    _train(root, raw, env)
+
+    products = _products(raw, 200 + BATCH)
+    single, rows = products[:200], products[200 : 200 + BATCH]
+    scripts = {
+        "api_one": _script([json.dumps(p) for p in single], tmp, "api_one"),
+        "api_batch": _script([json.dumps({"products": rows})], tmp, "api_batch"),
+        "mlflow_one": _script([json.dumps({"dataframe_records": [p]}) for p in single], tmp, "mlflow_one"),
+        "mlflow_batch": _script([json.dumps({"dataframe_records": rows})], tmp, "mlflow_batch"),
+    }
+    bin_dir = str(Path(sys.executable).parent)  # `mlflow models serve` runs `uvicorn` from PATH
+    mlflow_env = env | {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+    }
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    results: dict[tuple[str, int], dict[str, Load]] = {}
+    for n_workers in (1, 2):
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        api = [sys.executable, "-m", "core", "serve", "--port", str(port), "--workers", str(n_workers),
+               "--log-level", "warning"]  # fmt: skip
+        with _server(api, env, root, f"{base}/ready", tmp / f"api{n_workers}.log"):
+            results[("api", n_workers)] = _measure(
+                f"{base}/predict",
+                f"{base}/predict/batch",
+                scripts["api_one"],
+                scripts["api_batch"],
+                n_workers,
+            )
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        serve = [mlflow, "models", "serve", "-m", MODEL_URI, "--env-manager", "local", "--host", "127.0.0.1",
+                 "--port", str(port), "--workers", str(n_workers)]  # fmt: skip
+        with _server(serve, mlflow_env, root, f"{base}/ping", tmp / f"mlflow{n_workers}.log"):
+            results[("mlflow", n_workers)] = _measure(
+                f"{base}/invocations", f"{base}/invocations", scripts["mlflow_one"], scripts["mlflow_batch"],
+                n_workers,
+            )  # fmt: skip
+    return _rows(results)
+
+
+def _rows(r: dict[tuple[str, int], dict[str, Load]]) -> list[Row]:
+    errors = sum(load.errors for runs in r.values() for load in runs.values())
+    api1, ml1, api2, ml2 = r[("api", 1)], r[("mlflow", 1)], r[("api", 2)], r[("mlflow", 2)]
+
+    def rps(load: Load) -> str:
+        return f"{load.rps:,.0f} req/s"
+
+    return [
+        ("Serving: this API, 1 client, text requests (1 worker)",
+         f"{api1['sequential'].latency()}, {rps(api1['sequential'])}", "p50 < 5 ms"),
+        ("Serving: `mlflow models serve`, same model and load (1 worker)",
+         f"{ml1['sequential'].latency()}, {rps(ml1['sequential'])}", "—"),
+        ("Serving: this API, 16 concurrent clients (1 worker)",
+         f"{rps(api1['concurrent'])}, {api1['concurrent'].latency()}", "p99 < 50 ms"),
+        ("Serving: `mlflow models serve`, 16 concurrent clients (1 worker)",
+         f"{rps(ml1['concurrent'])}, {ml1['concurrent'].latency()}", "—"),
+        ("Serving: throughput this API ÷ mlflow, 16 clients, 1 worker each",
+         f"{api1['concurrent'].rps / ml1['concurrent'].rps:.1f}× (p99 {api1['concurrent'].p99_ms:.0f} vs "
+         f"{ml1['concurrent'].p99_ms:.0f} ms)", "≥ 2×, lower p99"),
+        ("Serving: this API, 16 concurrent clients (2 workers)",
+         f"{rps(api2['concurrent'])}, {api2['concurrent'].latency()}", "—"),
+        ("Serving: `mlflow models serve`, 16 concurrent clients (2 workers)",
+         f"{rps(ml2['concurrent'])}, {ml2['concurrent'].latency()}", "—"),
+        ("Serving: throughput this API ÷ mlflow, 16 clients, 2 workers each",
+         f"{api2['concurrent'].rps / ml2['concurrent'].rps:.1f}× (p99 {api2['concurrent'].p99_ms:.0f} vs "
+         f"{ml2['concurrent'].p99_ms:.0f} ms)", "≥ 2×, lower p99"),
+        (f"Serving: batch of {BATCH:,} products, 1 client (1 worker)",
+         f"{api1['batch'].rps * BATCH:,.0f} rows/s (mlflow: {ml1['batch'].rps * BATCH:,.0f})", "—"),
+        (f"Serving: batch of {BATCH:,} products, 2 clients (2 workers)",
+         f"{api2['batch'].rps * BATCH:,.0f} rows/s (mlflow: {ml2['batch'].rps * BATCH:,.0f})",
+         "≥ 5,000 rows/s"),
+        ("Serving: failed requests over every run above", f"{errors}", "0"),
+    ]  # fmt: skip
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as folder:
+        for row in run(Path(folder), os.cpu_count() or 1):
+            print(" | ".join(row))
