@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64, description="Uvicorn worker processes.")
+    api_batch_processes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Extra processes per API worker scoring large batches (default: the idle cores).",
+    )
     api_cors_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:8501", "http://localhost:8501"],
         description="Browser origins allowed to call the API (the console's by default).",
@@ -180,6 +185,12 @@ class Settings(BaseSettings):
             self.prefect_api_url or self.api_url or not str(self.mlflow_tracking_uri).startswith("sqlite")
         )
         return "connected" if connected else "embedded"
+
+    @property
+    def batch_processes(self) -> int:
+        if self.api_batch_processes is not None:
+            return self.api_batch_processes
+        return max(0, (os.cpu_count() or 1) - self.api_workers)
 
     @property
     def n_workers(self) -> int:

@@ -14,6 +14,15 @@ from core.data.demo.generator import DemoSpec, write_demo
 DEMO_ROWS = 400
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_env_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which Settings read: without this,
+    one test's store would leak into every later test's settings."""
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+
+
 @pytest.fixture(scope="session")
 def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo dataset with images, as downloaded (official names). Read-only: copy it to modify."""

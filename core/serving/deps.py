@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from core.config import Settings
+from core.serving.batch import BatchPool
 from core.serving.holder import ModelHolder, ServedModel
 from core.serving.inference_log import InferenceLogWriter
 from core.serving.metrics import ServiceMetrics
@@ -29,6 +30,7 @@ class ServiceState:
     holder: ModelHolder
     metrics: ServiceMetrics
     writer: InferenceLogWriter | None = None
+    pool: BatchPool = field(default_factory=lambda: BatchPool(0))
     limits: ImageLimits = field(init=False)
 
     def __post_init__(self) -> None:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import joblib
@@ -56,6 +58,7 @@ class ServedModel:
     metrics: dict[str, float]
     loaded_at: datetime
     source: Source
+    file: Path | None = None  # this version's immutable local copy (what batch worker processes load)
 
 
 @dataclass(frozen=True)
@@ -172,9 +175,9 @@ class ModelHolder:
                 loaded_at=datetime.now(UTC),
                 source="registry",
             )
+            model = replace(model, file=self._save_local(model))  # before the swap: batches need it
             self._swap(model)
             self.last_error = None
-            self._save_local(model)
             return ReloadResult("swapped", ref.version, previous, f"serving v{ref.version}")
 
     def champion_moved(self) -> bool:
@@ -201,24 +204,45 @@ class ModelHolder:
         return ReloadResult("failed", previous, previous, message)
 
     # --- the local copy ------------------------------------------------------------------------
-    def _save_local(self, model: ServedModel) -> None:
-        meta_file = self.local_dir / "served.json"
+    # models/serving/v<N>/classifier.joblib (immutable once written) + served.json naming the latest.
+    def _save_local(self, model: ServedModel) -> Path | None:
+        target = self.local_dir / f"v{model.version}" / "classifier.joblib"
         try:
-            if meta_file.is_file() and json.loads(meta_file.read_text()).get("version") == model.version:
-                return  # another worker (or an earlier start) saved it already
-            with atomic_path(self.local_dir / "classifier.joblib") as tmp:
-                joblib.dump(model.classifier, tmp)
-            meta = {k: v for k, v in asdict(model).items() if k != "classifier"}
-            write_text(meta_file, json.dumps(meta, default=str, indent=2))
+            if not target.is_file():  # another API worker (or an earlier start) may have saved it
+                with atomic_path(target) as tmp:
+                    joblib.dump(model.classifier, tmp)
+            meta = {
+                "name": model.name,
+                "version": model.version,
+                "alias": model.alias,
+                "run_id": model.run_id,
+                "metrics": model.metrics,
+                "saved_at": datetime.now(UTC).isoformat(),
+                "file": str(target.relative_to(self.local_dir)),
+            }
+            write_text(self.local_dir / "served.json", json.dumps(meta, indent=2))
+            self._prune_local(keep={target.parent.name, *self._in_use()})
         except (OSError, ValueError) as exc:
-            log.warning("could not save the local fallback copy in %s: %s", self.local_dir, exc)
+            log.warning("could not save the local copy in %s: %s", self.local_dir, exc)
+            return None
+        return target
+
+    def _in_use(self) -> set[str]:
+        current = self._current
+        return {f"v{current.version}"} if current is not None else set()
+
+    def _prune_local(self, keep: set[str]) -> None:
+        for folder in self.local_dir.glob("v*"):
+            if folder.is_dir() and folder.name not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _load_local(self) -> ServedModel | None:
-        meta_file, model_file = self.local_dir / "served.json", self.local_dir / "classifier.joblib"
-        if not (meta_file.is_file() and model_file.is_file()):
+        meta_file = self.local_dir / "served.json"
+        if not meta_file.is_file():
             return None
         try:
             meta: dict[str, Any] = json.loads(meta_file.read_text())
+            model_file = self.local_dir / str(meta["file"])
             classifier = joblib.load(model_file)
         except Exception as exc:  # a damaged copy must not stop the start-up
             log.error("local model copy in %s is unusable: %s", self.local_dir, exc)
@@ -232,4 +256,5 @@ class ModelHolder:
             metrics={k: float(v) for k, v in meta.get("metrics", {}).items()},
             loaded_at=datetime.now(UTC),
             source="local",
+            file=model_file,
         )

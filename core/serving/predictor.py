@@ -7,7 +7,7 @@ ranked answers plus what monitoring needs to know about each input. No HTTP here
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -107,14 +107,23 @@ def image_stats(picture: Image.Image, n_bytes: int) -> ImageStats:
     )
 
 
+TextProba = Callable[[Sequence[str], Sequence[str]], np.ndarray]
+
+
 def predict(
-    classifier: ProductClassifier, products: Sequence[Product], limits: ImageLimits, *, k: int = 5
+    classifier: ProductClassifier,
+    products: Sequence[Product],
+    limits: ImageLimits,
+    *,
+    k: int = 5,
+    text_proba: TextProba | None = None,
 ) -> list[Answer]:
     """Ranked answers, one per product, in order. Products with a title use the text model, fused with
     the image model where an image came too; image-only products use the image model alone.
 
     Raises `ImageDecodeError` (and kinds) for a bad image, `NoImageModelError` for an image-only
-    product when the model has no image part, `ValueError` for a product with neither title nor image."""
+    product when the model has no image part, `ValueError` for a product with neither title nor image.
+    `text_proba` replaces the classifier's text scoring for text-only rows (the API's batch pool)."""
     pictures = [None if p.image is None else open_upload(p.image, limits) for p in products]
     n, classes = len(products), classifier.classes
     proba = np.zeros((n, len(classes)))
@@ -125,12 +134,16 @@ def predict(
     if has_text.any():
         rows = np.flatnonzero(has_text).tolist()
         with_images = bool(has_image[rows].any())
-        proba[rows] = classifier.proba_from_texts(
-            [products[i].designation for i in rows],
-            [products[i].description for i in rows],
-            image_features=features[rows] if with_images else None,
-            has_image=has_image[rows] if with_images else None,
-        )
+        if text_proba is not None and not with_images:
+            titles = [str(products[i].designation) for i in rows]
+            proba[rows] = text_proba(titles, [products[i].description for i in rows])
+        else:
+            proba[rows] = classifier.proba_from_texts(
+                [products[i].designation for i in rows],
+                [products[i].description for i in rows],
+                image_features=features[rows] if with_images else None,
+                has_image=has_image[rows] if with_images else None,
+            )
     if not has_text.all():
         rows = np.flatnonzero(~has_text).tolist()
         image_proba = classifier.image_proba(features[rows])

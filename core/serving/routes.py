@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any, Final
 
 import orjson
@@ -317,7 +318,8 @@ def _run(
 ) -> list[Answer]:
     """Predict, then count and log every answer (the log write is queued, never awaited)."""
     start = time.perf_counter()
-    answers = predict(model.classifier, products, state.limits, k=k)
+    pooled = partial(state.pool.text_proba, model) if route == "batch" else None
+    answers = predict(model.classifier, products, state.limits, k=k, text_proba=pooled)
     elapsed = time.perf_counter() - start
     m = state.metrics
     m.inference_seconds.labels(route).observe(elapsed)

@@ -24,7 +24,8 @@ def test_start_loads_the_champion_and_saves_a_local_copy(trained_source: Path, t
     assert model is not None and model.version == 1 and model.source == "registry"
     assert model.alias == "champion" and model.run_id and 0 < model.metrics["weighted_f1"] <= 1
     assert changes == [(None, model)]
-    assert (tmp_path / "models" / "serving" / "classifier.joblib").is_file()
+    assert model.file == tmp_path / "models" / "serving" / "v1" / "classifier.joblib"
+    assert model.file.is_file()
     # the alias has not moved: nothing to do, and nothing is reloaded
     assert not holder.champion_moved()
     result = holder.reload()
@@ -42,6 +43,7 @@ def test_registry_unreachable_at_start_falls_back_to_the_local_copy(
     holder = ModelHolder(broken)
     model = holder.start()
     assert model is not None and model.source == "local" and model.version == 1
+    assert model.file is not None and model.file.is_file()
     assert holder.last_error and "registry" in holder.last_error
     # a failed reload keeps serving what it has
     result = holder.reload()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -141,3 +144,29 @@ def test_fast_text_scoring_equals_the_sklearn_pipeline(classifier: ProductClassi
     fast = classifier.text.decision_function(text)
     reference = np.asarray(classifier.text.pipeline.decision_function(text[["title", "text"]]))
     np.testing.assert_allclose(fast, reference, rtol=1e-12, atol=1e-12)
+
+
+def test_batch_pool_gives_the_same_answers_split_across_processes(
+    classifier: ProductClassifier, tmp_path: Path
+) -> None:
+    import joblib
+
+    from core.serving.batch import MIN_ROWS, BatchPool
+    from core.serving.holder import ServedModel
+
+    file = tmp_path / "v1" / "classifier.joblib"
+    file.parent.mkdir()
+    joblib.dump(classifier, file)
+    model = ServedModel(classifier, "m", 1, "champion", None, {}, datetime.now(UTC), "registry", file)
+    products = [
+        Product(f"Produit numéro {i} piscine livre figurine"[: 10 + i % 30], f"desc {i}")
+        for i in range(MIN_ROWS + 37)
+    ]
+    alone = predict(classifier, products, LIMITS)
+    pool = BatchPool(1).start(model)
+    try:
+        split = predict(classifier, products, LIMITS, text_proba=partial(pool.text_proba, model))
+    finally:
+        pool.close()
+    assert [a.code for a in split] == [a.code for a in alone]
+    np.testing.assert_allclose([a.probability for a in split], [a.probability for a in alone], rtol=1e-12)
