@@ -105,7 +105,9 @@ def top_k_chart(outcome: Outcome, key: str) -> None:
 def show_outcome(outcome: Outcome, key: str) -> None:
     answer = outcome.answers[0]
     left, middle, right = st.columns([3, 1, 1])
-    left.metric("Predicted category", answer.category, help=f"Product type code {answer.code}")
+    with left:  # a heading, not a metric: category names are long and must not be cut
+        st.caption("Predicted category")
+        st.subheader(answer.category, anchor=False)
     middle.metric("Probability", f"{answer.probability:.1%}")
     right.metric("Model", f"v{outcome.model_version}")
     via = "by the API" if outcome.backend == "api" else "in-process"

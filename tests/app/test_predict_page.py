@@ -31,7 +31,8 @@ def _button(at: AppTest, label: str):  # type: ignore[no-untyped-def]
 def _predicted(at: AppTest) -> str:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Model"] == "v1"
-    return str(metrics["Predicted category"])
+    assert any(c.value == "Predicted category" for c in at.caption)
+    return str(at.subheader[0].value)
 
 
 def test_text_prediction_from_an_example(trained_project: Path) -> None:
