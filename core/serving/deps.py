@@ -105,3 +105,9 @@ async def require_multipart(request: Request) -> None:
             "Upload the image as multipart/form-data (a form field named 'file'), "
             f"not {media or 'no content type'}.",
         )
+
+
+async def require_form(request: Request) -> None:
+    """A form: multipart (with or without a photo) or URL-encoded (title and description only)."""
+    if _media_type(request) != "application/x-www-form-urlencoded":
+        await require_multipart(request)

@@ -23,6 +23,7 @@ from core.serving.deps import (
     ServiceState,
     State,
     require_admin,
+    require_form,
     require_json,
     require_multipart,
 )
@@ -98,7 +99,8 @@ async def predict_image(
     k: TopK = 5,
 ) -> Response:
     image = await _image_bytes(state, file)
-    assert image is not None
+    if image is None:
+        raise ApiError(422, "empty_image", "The uploaded file is empty: attach a JPEG, PNG or WebP photo.")
     (answer,) = await run_in_threadpool(_run, state, model, "image", [Product(image=image)], k, rid)
     return _response(answer, model, rid)
 
@@ -108,7 +110,7 @@ async def predict_image(
     tags=["predict"],
     summary="Classify a product from its title, description and photo (fused)",
     response_model=PredictResponse,
-    dependencies=[Depends(require_multipart)],
+    dependencies=[Depends(require_form)],
     responses=_ERRORS,
 )
 async def predict_product(

@@ -86,6 +86,8 @@ def test_predict_product_fuses_text_and_image(client: TestClient) -> None:
     assert r.status_code == 200 and r.json()["modalities"] == ["text", "image"]
     r = client.post("/predict/product", data={"designation": POOL["designation"]}, files={"x": ("", b"")})
     assert r.status_code == 200 and r.json()["modalities"] == ["text"]  # no image given
+    r = client.post("/predict/product", data=POOL)  # URL-encoded: a form without a file
+    assert r.status_code == 200 and r.json()["modalities"] == ["text"]
 
 
 def test_predict_batch_json_forms(client: TestClient) -> None:
@@ -204,6 +206,7 @@ def bomb() -> bytes:
         (("a.gif", picture("GIF"), "application/octet-stream"), 415, "unsupported_image"),
         (("a.jpg", picture(size=(200, 200))[:250], "image/jpeg"), 422, "corrupt_image"),
         (("a.jpg", b"", "image/jpeg"), 422, "empty_image"),
+        (("", b"", "application/octet-stream"), 422, "empty_image"),  # an empty form field
         (("big.bmp", b"\0" * 70_000, "image/jpeg"), 413, "image_too_large"),
         (("bomb.png", bomb(), "image/png"), 413, "image_too_large"),
     ],
@@ -222,6 +225,8 @@ def test_image_route_needs_a_file(client: TestClient) -> None:
 
 
 def test_product_bad_input(client: TestClient) -> None:
+    r = client.post("/predict/product", json=POOL)
+    assert r.status_code == 415 and error_of(r) == "unsupported_media_type"
     r = client.post("/predict/product", files={"file": ("a.jpg", picture(), "image/jpeg")})
     assert r.status_code == 422 and error_of(r) == "invalid_request"  # no designation field
     r = client.post("/predict/product", data=POOL, files={"file": ("a.jpg", b"nope", "image/jpeg")})
