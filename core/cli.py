@@ -370,38 +370,13 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Serve the champion model over HTTP (FastAPI + uvicorn); OpenAPI docs at /docs."""
-    import os
-    import shutil
-    import tempfile
-
-    import uvicorn
-
-    from core.serving.logs import uvicorn_log_config
+    from core.serving.server import run_server
 
     settings = get_settings()
-    workers = workers or settings.api_workers
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # every worker writes its metric values here; /metrics merges them (must exist before start)
-        metrics_dir = Path(tempfile.mkdtemp(prefix="rakuten-metrics-"))
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    else:
-        metrics_dir = None
     host, port = host or settings.api_host, port or settings.api_port
+    workers = workers or settings.api_workers
     console.print(f"Serving on http://{host}:{port} (docs: /docs) with {workers} worker(s)")
-    try:
-        uvicorn.run(
-            "core.serving.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=False,
-            log_config=uvicorn_log_config(log_level.upper()),
-            timeout_graceful_shutdown=30,
-        )
-    finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+    run_server(host=host, port=port, workers=workers, log_level=log_level)
 
 
 @app.command()

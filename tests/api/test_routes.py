@@ -206,7 +206,7 @@ def bomb() -> bytes:
         (("a.gif", picture("GIF"), "application/octet-stream"), 415, "unsupported_image"),
         (("a.jpg", picture(size=(200, 200))[:250], "image/jpeg"), 422, "corrupt_image"),
         (("a.jpg", b"", "image/jpeg"), 422, "empty_image"),
-        (("", b"", "application/octet-stream"), 422, "empty_image"),  # an empty form field
+        (("", b"", "application/octet-stream"), 422, "invalid_request"),  # an empty form field: no file
         (("big.bmp", b"\0" * 70_000, "image/jpeg"), 413, "image_too_large"),
         (("bomb.png", bomb(), "image/png"), 413, "image_too_large"),
     ],

@@ -48,7 +48,7 @@ class Server:
     log: Path
 
 
-def start_server(project: Path, log: Path, *, alias_check_s: float) -> Server:
+def start_server(project: Path, log: Path, *, alias_check_s: float, workers: int = 1) -> Server:
     port = _free_port()
     env = {
         **os.environ,
@@ -60,7 +60,7 @@ def start_server(project: Path, log: Path, *, alias_check_s: float) -> Server:
         env.pop(var, None)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "core", "serve", "--port", str(port)],
+            [sys.executable, "-m", "core", "serve", "--port", str(port), "--workers", str(workers)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -195,3 +195,21 @@ def test_alias_watcher_follows_a_promotion_without_admin_call(
         registry(project).rollback(actor="test")
         stop_server(server)
     assert "champion alias moved" in server.log.read_text()
+
+
+def test_two_workers_share_one_metrics_view_and_one_log(
+    project: Path, clean_log: Settings, tmp_path: Path
+) -> None:
+    server = start_server(project, tmp_path / "api.log", alias_check_s=0, workers=2)
+    try:
+        with httpx.Client(base_url=server.url) as client:  # new connections: both workers get some
+            for i in range(40):
+                body = {"designation": f"Livre de poche {i}"}
+                assert httpx.post(f"{server.url}/predict", json=body, timeout=10).status_code == 200
+            metrics = client.get("/metrics").text
+    finally:
+        stop_server(server)
+    line = next(x for x in metrics.splitlines() if x.startswith('http_requests_total{handler="/predict"'))
+    assert float(line.rsplit(" ", 1)[1]) == 40.0  # merged over the worker processes
+    assert "rakuten_model_loaded 1.0" in metrics
+    assert len(read_inference_log(clean_log)) == 40
