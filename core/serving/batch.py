@@ -10,6 +10,9 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +29,18 @@ log = logging.getLogger(__name__)
 
 MIN_ROWS: Final = 200  # below this, shipping rows to another process costs more than it saves
 _loaded: dict[str, ProductClassifier] = {}  # inside a worker process: the model of the last file asked
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: leave when the API process is gone, however it ended (even SIGKILL) —
+    a worker holds a model copy and must never outlive the service."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _score(file: str, designations: Sequence[str], descriptions: Sequence[str]) -> np.ndarray:
@@ -49,7 +64,9 @@ class BatchPool:
         if self.processes > 0:
             # spawn: the service has threads (log writer, alias watcher); forking them is unsafe
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+            )
             if model is not None:
                 self.warm(model)
         return self
@@ -77,11 +94,12 @@ class BatchPool:
             return np.vstack([own, *(f.result() for f in futures)])
         except (BrokenProcessPool, OSError) as exc:  # a worker died: answer anyway, then replace the pool
             log.error("batch worker failed (%s); scoring here and restarting the workers", exc)
-            self.close()
+            self.close(wait=False)
             self.start(model)
             return model.classifier.proba_from_texts(designations, descriptions)
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the workers (waiting for them to exit unless `wait=False`)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None

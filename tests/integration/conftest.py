@@ -29,11 +29,11 @@ def _mlflow_executable() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("mlflow")
 
 
-def _cannot_start(reason: str) -> None:
+def _cannot_start(reason: str, service: str = "MLflow server") -> None:
     """A missing service fails in CI (where it must exist) and is skipped, with the reason, elsewhere."""
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"MLflow server unavailable in CI: {reason}")
-    pytest.skip(f"MLflow server unavailable: {reason}")
+        pytest.fail(f"{service} unavailable in CI: {reason}")
+    pytest.skip(f"{service} unavailable: {reason}")
 
 
 def _healthy(url: str) -> bool:
@@ -106,3 +106,53 @@ def mlflow_server(mlflow_server_dir: Path) -> Iterator[str]:
 
 def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def _postgres_bin() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent  # the real bin folder (PATH may hold only symlinks)
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))  # Debian keeps them off PATH
+    return versions[-1].parent if versions else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private PostgreSQL cluster (initdb in a temporary folder, a free port, trust auth on
+    127.0.0.1 only), stopped afterwards; yields an SQLAlchemy URL to a fresh database."""
+    import tempfile
+
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        _cannot_start("no pg_ctl / initdb (Debian: apt-get install postgresql)", "PostgreSQL")
+    assert bin_dir is not None
+    data = Path(tempfile.mkdtemp(prefix="rakuten-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: use the postgres account
+        import pwd
+
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            _cannot_start("running as root and there is no postgres user", "PostgreSQL")
+        os.chown(data, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+
+    def run(*args: str) -> None:
+        done = subprocess.run([*as_user, *args], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            _cannot_start(f"{args[0]} failed: {done.stderr[-2000:]}", "PostgreSQL")
+
+    run(str(bin_dir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "rakuten", "--no-sync")
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(
+        str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-l", str(data / "log"), "-w", "start"
+    )
+    try:
+        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "rakuten", "inference")
+        yield f"postgresql+psycopg2://rakuten@127.0.0.1:{port}/inference"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop"],
+                       capture_output=True, timeout=60)  # fmt: skip
+        shutil.rmtree(data, ignore_errors=True)

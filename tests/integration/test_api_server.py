@@ -213,3 +213,17 @@ def test_two_workers_share_one_metrics_view_and_one_log(
     assert float(line.rsplit(" ", 1)[1]) == 40.0  # merged over the worker processes
     assert "rakuten_model_loaded 1.0" in metrics
     assert len(read_inference_log(clean_log)) == 40
+
+
+def test_batch_workers_never_outlive_the_service(project: Path, tmp_path: Path) -> None:
+    import psutil
+
+    server = start_server(project, tmp_path / "api.log", alias_check_s=0)
+    rows = [{"designation": f"Livre {i}"} for i in range(300)]  # a batch big enough to be split
+    assert httpx.post(f"{server.url}/predict/batch", json=rows, timeout=60).status_code == 200
+    children = psutil.Process(server.process.pid).children(recursive=True)
+    assert children, "expected batch worker processes"
+    server.process.kill()  # no shutdown hook runs
+    server.process.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"orphaned workers: {[p.pid for p in alive]}"
