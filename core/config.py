@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     api_batch_processes: int | None = Field(
         default=None,
         ge=0,
-        description="Extra processes per API worker scoring large batches (default: the idle cores).",
+        description="Extra processes per API worker scoring large batches (default: idle cores, ≤ 4).",
     )
     api_cors_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:8501", "http://localhost:8501"],
@@ -190,7 +190,7 @@ class Settings(BaseSettings):
     def batch_processes(self) -> int:
         if self.api_batch_processes is not None:
             return self.api_batch_processes
-        return max(0, (os.cpu_count() or 1) - self.api_workers)
+        return max(0, min(4, (os.cpu_count() or 1) - self.api_workers))  # each holds a model copy
 
     @property
     def n_workers(self) -> int:
