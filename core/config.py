@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     )
     inference_log_retention_days: int = Field(default=30, ge=0, description="0 keeps every record.")
 
+    # --- monitoring and retraining ----------------------------------------------------------------
+    monitor_window_hours: int = Field(default=24, ge=1, description="Recent predictions monitoring reads.")
+    monitor_min_rows: int = Field(default=200, ge=1, description="Fewer recent predictions: no decision.")
+    retrain_confidence_drop: float = Field(default=0.10, gt=0, le=1, description="Mean confidence fall.")
+    retrain_drifted_share: float = Field(default=0.5, gt=0, le=1, description="Share of drifted columns.")
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Self:
         self.root = self.root.expanduser().resolve()

@@ -6,6 +6,7 @@ DVC reads the same file (`params:` in dvc.yaml), so `dvc exp run -S text.C=1.0` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -87,6 +88,27 @@ class Params(_Section):
 
         walk("", self.model_dump())
         return out
+
+
+def with_overrides(params: Params, overrides: Mapping[str, Any]) -> Params:
+    """`params` with dotted keys replaced, as `dvc exp run -S text.C=1.0` does: `{"text.C": 1.0}`.
+    Unknown keys and invalid values raise `ParamsError` naming them."""
+    data = params.model_dump()
+    for key, value in overrides.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ParamsError(f"Unknown parameter {key!r}: no section {part!r}.")
+            node = node[part]
+        if leaf not in node:
+            raise ParamsError(f"Unknown parameter {key!r}; known: {', '.join(sorted(params.flat()))}.")
+        node[leaf] = value
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ParamsError(f"Invalid parameter override: {details}") from exc
 
 
 def load_params(path: Path) -> Params:

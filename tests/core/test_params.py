@@ -96,3 +96,16 @@ def test_flat_keys_are_dotted_sections() -> None:
     assert not any(isinstance(v, dict) for v in flat.values())
     sections = {key.split(".")[0] for key in flat}
     assert sections == {"seed", "split", "text", "image", "fusion", "evaluate", "promotion"}
+
+
+def test_overrides_take_dotted_keys_like_dvc_exp_run() -> None:
+    from core.params import Params, ParamsError, with_overrides
+
+    params = with_overrides(Params(), {"text.C": 1.5, "seed": 7, "promotion.margin": 0.01})
+    assert params.text.C == 1.5 and params.seed == 7 and params.promotion.margin == 0.01
+    assert Params().text.C == 0.5  # the original is unchanged
+    for bad, message in (({"text.nope": 1}, "Unknown parameter 'text.nope'"),
+                         ({"nope.C": 1}, "no section 'nope'"),
+                         ({"text.C": -1}, "greater than 0")):  # fmt: skip
+        with pytest.raises(ParamsError, match=message):
+            with_overrides(Params(), bad)

@@ -1,0 +1,154 @@
+"""Both flows end to end under Prefect's test harness (a temporary local Prefect API) on tiny demo data:
+a registered champion and predictions afterwards, one task per step, the summary artifact; a failing
+step fails the run and leaves the champion as it was; monitor-and-retrain decides from the inference log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.config import REGISTERED_MODEL_NAME, Settings, get_settings
+from core.data.demo.generator import DemoSpec, write_demo
+from core.pipeline import Layout
+from core.serving.inference_log import InferenceRecord, open_engine, write
+from core.tracking.registry import Registry
+from core.tracking.store import connect
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline: no telemetry errors in the logs
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def flow_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from tests.conftest import clean_env
+
+    root = tmp_path_factory.mktemp("flows") / "project"
+    root.mkdir()
+    write_demo(root / "data" / "raw", DemoSpec(rows=1500, seed=11), workers=2)
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    clean_env(mp, root)
+    yield root
+    mp.undo()
+    get_settings.cache_clear()
+
+
+def champion(root: Path) -> int | None:
+    settings = Settings(root=root)
+    return Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock).champion()
+
+
+def task_names(flow_run_id: object) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return [r.name.rsplit("-", 1)[0] for r in sorted(runs, key=lambda r: r.start_time or datetime.now(UTC))]
+
+
+def test_training_pipeline_registers_promotes_and_predicts(harness: None, flow_project: Path) -> None:
+    from prefect.artifacts import Artifact
+
+    from core.orchestration.flows import SUMMARY_KEY, TRAINING_STEPS, training_pipeline
+
+    state = training_pipeline(workers=2, return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["version"] == 1 and summary["promoted"] and summary["champion_after"] == 1
+    assert champion(flow_project) == 1
+    predictions = pd.read_csv(flow_project / "data" / "processed" / "predictions.csv", index_col=0)
+    assert list(predictions.columns) == ["prdtypecode"] and len(predictions) > 0
+    assert task_names(state.state_details.flow_run_id) == list(TRAINING_STEPS)
+    artifact = Artifact.get(SUMMARY_KEY)
+    assert artifact is not None and "Model v1" in str(artifact.data) and "champion" in str(artifact.data)
+
+
+def test_overrides_and_a_refused_model(harness: None, flow_project: Path) -> None:
+    """A far worse model (tiny C) is registered, refused by the gate, and the champion stays."""
+    from core.orchestration.flows import training_pipeline
+
+    before = champion(flow_project)
+    state = training_pipeline(overrides={"text.C": 0.0005}, workers=2, return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert not summary["promoted"] and summary["reasons"]
+    assert champion(flow_project) == before
+
+
+def test_a_failing_step_fails_the_run_and_keeps_the_champion(
+    harness: None, flow_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.orchestration.flows import training_pipeline
+
+    before = champion(flow_project)
+    monkeypatch.setenv("RAKUTEN_DATA_DIR", str(flow_project / "no-such-folder"))
+    get_settings.cache_clear()
+    try:
+        state = training_pipeline(workers=2, return_state=True)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()  # the next flows must see the project's own data again
+    assert state.is_failed()
+    assert "no-such-folder" in str(state.message) and "does not exist" in str(state.message)
+    assert champion(flow_project) == before
+
+
+def test_bad_overrides_fail_before_any_work(harness: None, flow_project: Path) -> None:
+    from core.orchestration.flows import training_pipeline
+
+    state = training_pipeline(overrides={"text.nope": 1}, workers=2, return_state=True)
+    assert state.is_failed() and "text.nope" in str(state.message)
+
+
+def _log(settings: Settings, confidence: float, rows: int) -> None:
+    engine = open_engine(str(settings.inference_log_url))
+    now = datetime.now(UTC)
+    write(
+        engine,
+        [
+            InferenceRecord(now, f"r{i}", "text", 0, 1, "x", 0, False, 2583, confidence, 1.0)
+            for i in range(rows)
+        ],
+    )
+
+
+def test_monitor_decides_from_the_inference_log(harness: None, flow_project: Path) -> None:
+    from core.orchestration.flows import monitor_and_retrain
+
+    settings = Settings(root=flow_project)
+    result = monitor_and_retrain(retrain=False)
+    assert result["decision"]["retrain"] is False  # no traffic yet
+    assert any("predictions in the window" in r for r in result["decision"]["reasons"])
+
+    _log(settings, confidence=0.05, rows=250)  # traffic the champion is unsure about
+    result = monitor_and_retrain(retrain=False)
+    decision = result["decision"]
+    assert decision["retrain"] is True and result["training"] is None
+    assert any("mean confidence fell" in r for r in decision["reasons"])
+
+
+def test_monitor_retrains_when_it_decides_to(harness: None, flow_project: Path) -> None:
+    from core.orchestration.flows import monitor_and_retrain
+
+    settings = Settings(root=flow_project)
+    registry = Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    versions_before = len(registry.versions())
+    _log(settings, confidence=0.05, rows=250)
+    result = monitor_and_retrain(workers=2)
+    assert result["decision"]["retrain"] is True
+    assert result["training"]["version"] == versions_before + 1
