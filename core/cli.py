@@ -9,6 +9,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -377,6 +378,92 @@ def serve(
     workers = workers or settings.api_workers
     console.print(f"Serving on http://{host}:{port} (docs: /docs) with {workers} worker(s)")
     run_server(host=host, port=port, workers=workers, log_level=log_level)
+
+
+flow_app = typer.Typer(
+    help="Prefect flows: run training or monitor-and-retrain, read a run's state and logs."
+)
+app.add_typer(flow_app, name="flow")
+
+
+class FlowName(StrEnum):
+    training = "training"
+    monitor = "monitor"
+
+
+@flow_app.command("run")
+def flow_run(
+    which: Annotated[FlowName, typer.Argument(help="training | monitor")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="params.yaml override KEY=VALUE (repeatable), e.g. text.C=1.0"),
+    ] = None,
+    retrain: Annotated[bool, typer.Option(help="monitor: retrain when the decision says so")] = True,
+    workers: WorkersOpt = None,
+) -> None:
+    """Run a flow here, recorded in Prefect (the configured server, or the project's embedded store)."""
+    from core.orchestration.runs import configure_prefect
+
+    settings = get_settings()
+    configure_prefect(settings)
+    from core.orchestration import flows
+
+    try:
+        overrides = _overrides(set_ or [])
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    if which is FlowName.training:
+        state = flows.training_pipeline(overrides=overrides, workers=workers, return_state=True)
+    else:
+        state = flows.monitor_and_retrain(retrain=retrain, workers=workers, return_state=True)
+    run_id = state.state_details.flow_run_id
+    if not state.is_completed():
+        console.print(f"[bold red]{state.type.value}[/] flow run {run_id}: {state.message}")
+        raise typer.Exit(code=2)
+    console.print(f"[green]Completed[/] flow run {run_id} — details: python -m core flow status {run_id}")
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set takes KEY=VALUE (e.g. text.C=1.0), not {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@flow_app.command("status")
+def flow_status(
+    run_id: Annotated[str, typer.Argument(help="Flow run id (printed by `flow run`)")],
+    logs: Annotated[int, typer.Option(help="How many log lines to show")] = 20,
+) -> None:
+    """A flow run's state, duration, steps (n of N) and latest log lines."""
+    from core.orchestration.runs import RunNotFound, configure_prefect
+
+    configure_prefect(get_settings())
+    from core.orchestration.runs import read_run, run_logs
+
+    try:
+        run = read_run(run_id)
+        lines = run_logs(run_id, last=logs) if logs else []
+    except RunNotFound as exc:
+        raise _fail(exc) from exc
+    done, total, current = run.progress
+    took = f"{run.seconds:.0f} s" if run.seconds is not None else "—"
+    running = f" · running {current}" if current else ""
+    console.print(f"[bold]{run.flow}[/] {run.name} ({run.id}): [bold]{run.state}[/] · {took} · "
+                  f"step {done}/{total}{running}")  # fmt: skip
+    if run.message and run.state != "COMPLETED":
+        console.print(f"  {run.message}")
+    table = Table("step", "state", "seconds")
+    for step in run.steps:
+        table.add_row(step.name, step.state, f"{step.seconds:.1f}" if step.seconds is not None else "")
+    console.print(table)
+    for line in lines:
+        console.print(f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}", markup=False, highlight=False)
 
 
 @app.command()
