@@ -399,6 +399,8 @@ def flow_run(
         typer.Option("--set", help="params.yaml override KEY=VALUE (repeatable), e.g. text.C=1.0"),
     ] = None,
     retrain: Annotated[bool, typer.Option(help="monitor: retrain when the decision says so")] = True,
+    name: Annotated[str | None, typer.Option(help="Flow run name (the launcher finds the run by it)")] = None,
+    actor: Annotated[str, typer.Option(help="Who started it (recorded with promotions)")] = "cli",
     workers: WorkersOpt = None,
 ) -> None:
     """Run a flow here, recorded in Prefect (the configured server, or the project's embedded store)."""
@@ -412,10 +414,13 @@ def flow_run(
         overrides = _overrides(set_ or [])
     except ValueError as exc:
         raise _fail(exc) from exc
+    options = {"flow_run_name": name} if name else {}
     if which is FlowName.training:
-        state = flows.training_pipeline(overrides=overrides, workers=workers, return_state=True)
+        training = flows.training_pipeline.with_options(**options)  # type: ignore[arg-type]
+        state = training(overrides=overrides, workers=workers, actor=actor, return_state=True)
     else:
-        state = flows.monitor_and_retrain(retrain=retrain, workers=workers, return_state=True)
+        monitor = flows.monitor_and_retrain.with_options(**options)  # type: ignore[arg-type]
+        state = monitor(retrain=retrain, workers=workers, return_state=True)
     run_id = state.state_details.flow_run_id
     if not state.is_completed():
         console.print(f"[bold red]{state.type.value}[/] flow run {run_id}: {state.message}")
