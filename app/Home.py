@@ -17,6 +17,9 @@ page = st.navigation(
         "Serving": [
             st.Page(PAGES / "predict.py", title="Live prediction", icon=":material/online_prediction:"),
         ],
+        "Orchestration": [
+            st.Page(PAGES / "pipeline_runs.py", title="Pipeline runs", icon=":material/play_circle:"),
+        ],
         "Tracking": [
             st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/science:"),
             st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:"),

@@ -150,3 +150,46 @@ def run_logs(run_id: str | UUID, *, last: int | None = None, most: int = 10_000)
                 break
     lines = [LogLine(log.timestamp, logging.getLevelName(log.level), log.message) for log in logs]
     return lines[-last:] if last else lines
+
+
+def recent_runs(*, limit: int = 20) -> list[RunInfo]:
+    """The latest flow runs of the platform's flows (newest first, without their steps)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=list(STEPS))),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=limit,
+        )
+        flows = {f.id: f.name for f in (client.read_flow(fid) for fid in {r.flow_id for r in runs})}
+    return [
+        RunInfo(
+            id=str(r.id),
+            name=r.name,
+            flow=flows[r.flow_id],
+            state=r.state_type.value if r.state_type else "PENDING",
+            message=r.state.message if r.state else None,
+            started=r.start_time or r.expected_start_time,
+            ended=r.end_time,
+            seconds=_seconds(r.start_time, r.end_time),
+            parameters=dict(r.parameters or {}),
+        )
+        for r in runs
+    ]
+
+
+def run_summary(run_id: str | UUID) -> str | None:
+    """The Markdown artifact a run left (training outcome or retrain decision), if any."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    uid = _uuid(run_id)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[uid]))
+        )
+    found = [a for a in artifacts if a.type == "markdown" and a.data]
+    return str(found[-1].data) if found else None

@@ -1,0 +1,130 @@
+"""Pipeline runs page pieces: the retrain action (one at a time), the live view of a run (progress,
+current step, streaming logs), the outcome, and the run history — all read from Prefect."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import RakutenError
+from core.ui.data import settings
+
+_FLASH: Final = "runs_flash"
+_FOLLOW: Final = "runs_follow"
+TUNABLE: Final[dict[str, tuple[str, float, float, float]]] = {
+    # key: (label, min, max, step) — the rest of params.yaml stays as it is
+    "text.C": ("Text SVM C", 0.01, 10.0, 0.05),
+    "image.C": ("Image model C", 0.01, 10.0, 0.05),
+    "promotion.margin": ("Promotion margin (weighted F1)", 0.0, 0.1, 0.001),
+}
+STATE_ICON: Final = {
+    "COMPLETED": "✅", "FAILED": "❌", "CRASHED": "💥", "CANCELLED": "⏹", "CANCELLING": "⏹",
+    "RUNNING": "🔄", "PENDING": "⏳", "SCHEDULED": "🗓", "PAUSED": "⏸",
+}  # fmt: skip
+
+
+def prefect_ready() -> None:
+    """Point Prefect at the configured API or the project's store before anything imports it."""
+    from core.orchestration.runs import configure_prefect
+
+    configure_prefect(settings())
+
+
+def mode_caption() -> str:
+    s = settings()
+    if s.prefect_api_url:
+        return f"Server mode: runs execute on a Prefect worker of `{s.prefect_api_url}`."
+    return (
+        "Embedded mode: runs execute in a background process on this machine and are recorded in the "
+        "project's Prefect store (`.prefect/`) — the page follows them after a reload."
+    )
+
+
+def current_params() -> dict[str, float]:
+    from core.params import load_params
+
+    flat = load_params(settings().params_file).flat()
+    return {key: float(flat[key]) for key in TUNABLE}
+
+
+def retrain(overrides: dict[str, Any]) -> None:
+    """Widget callback: start a training run, or say why not (a run in progress, no worker…)."""
+    from core.orchestration.launcher import AlreadyRunning, start_training
+
+    try:
+        launch = start_training(settings(), overrides, actor="console")
+    except AlreadyRunning as exc:
+        st.session_state[_FOLLOW] = exc.run_id
+        st.session_state[_FLASH] = ("warning", str(exc))
+        return
+    except RakutenError as exc:
+        st.session_state[_FLASH] = ("error", str(exc))
+        return
+    st.session_state[_FOLLOW] = launch.run_id
+    st.session_state[_FLASH] = ("success", f"Started training run {launch.name} ({launch.run_id}).")
+
+
+def show_flash() -> None:
+    flash = st.session_state.pop(_FLASH, None)
+    if flash:
+        kind, text = flash
+        getattr(st, kind)(text)
+
+
+def followed_run() -> str | None:
+    """The run to show live: the active training run, else the one this session started last."""
+    from core.orchestration.launcher import active_training
+
+    active = active_training(settings())
+    if active is not None:
+        st.session_state[_FOLLOW] = active.id
+        return active.id
+    followed: str | None = st.session_state.get(_FOLLOW)
+    return followed
+
+
+def live(run_id: str) -> None:
+    from core.orchestration.runs import read_run, run_logs, run_summary
+
+    run = read_run(run_id)
+    done, total, current = run.progress
+    icon = STATE_ICON.get(run.state, "")
+    took = f" · {run.seconds:.0f} s" if run.seconds is not None else ""
+    st.markdown(f"**{run.name}** — {icon} {run.state}{took}")
+    label = f"step {done} of {total}" + (f": {current}" if current else "")
+    st.progress(done / total if total else 0.0, text=label)
+    if run.final:
+        if run.state != "COMPLETED" and run.message:
+            st.error(run.message)
+        summary = run_summary(run_id)
+        if summary:
+            st.markdown(summary)
+    lines = run_logs(run_id, last=40)
+    with st.expander("Logs", expanded=not run.final):
+        st.code("\n".join(f"{ln.at:%H:%M:%S} {ln.level:<7} {ln.message}" for ln in lines) or "no logs yet")
+
+
+def history_frame() -> pd.DataFrame:
+    from core.orchestration.runs import recent_runs
+
+    runs = recent_runs(limit=25)
+    return pd.DataFrame(
+        {
+            "id": [r.id for r in runs],
+            "run": [r.name for r in runs],
+            "flow": [r.flow for r in runs],
+            "state": [f"{STATE_ICON.get(r.state, '')} {r.state}" for r in runs],
+            "started": [r.started for r in runs],
+            "seconds": [r.seconds for r in runs],
+            "parameters": [str(r.parameters.get("overrides") or "") for r in runs],
+        }
+    )
+
+
+HISTORY_CONFIG: Final = {
+    "id": None,
+    "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
+    "seconds": st.column_config.NumberColumn("duration", format="%.0f s"),
+}

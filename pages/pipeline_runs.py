@@ -1,0 +1,45 @@
+"""Pipeline runs: one-click Retrain (never two at once), the run followed live, its outcome, history."""
+
+import streamlit as st
+
+from core.ui import runs as ui
+
+st.title("Pipeline runs")
+ui.prefect_ready()
+st.caption(ui.mode_caption())
+ui.show_flash()
+
+with st.container(border=True):
+    defaults = ui.current_params()
+    overrides = {}
+    with st.expander("Parameters (params.yaml values; change to override for this run)"):
+        for key, (label, low, high, step) in ui.TUNABLE.items():
+            value = st.number_input(label, low, high, defaults[key], step, key=f"param_{key}", format="%.3f")
+            if value != defaults[key]:
+                overrides[key] = value
+    steps = "ingest → validate → features → train → evaluate → promote if better → predict"
+    st.button("Retrain", type="primary", key="retrain", on_click=ui.retrain, args=(overrides,), help=steps)
+
+
+@st.fragment(run_every="2s")
+def follow() -> None:
+    run_id = ui.followed_run()
+    if run_id is None:
+        st.info("No training run yet: click Retrain, or run `python -m core flow run training`.")
+        return
+    ui.live(run_id)
+
+
+st.subheader("Current run")
+follow()
+
+st.subheader("History")
+history = ui.history_frame()
+if history.empty:
+    st.caption("No runs recorded yet.")
+else:
+    st.dataframe(history, hide_index=True, column_config=ui.HISTORY_CONFIG, key="history")
+    names = dict(zip(history["id"], history["run"], strict=True))
+    picked = st.selectbox("Show a run", history["id"], format_func=names.get, index=None, key="pick")
+    if picked:
+        ui.live(picked)

@@ -1,0 +1,65 @@
+"""Pipeline runs page through AppTest, embedded mode: Retrain starts a run that appears and
+progresses to Completed with its outcome; a second click while it runs is refused, not started."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import get_settings
+from core.data.demo.generator import DemoSpec, write_demo
+
+pytestmark = pytest.mark.slow
+HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    from tests.conftest import clean_env
+
+    root = tmp_path / "project"
+    write_demo(root / "data" / "raw", DemoSpec(rows=1500, seed=11), workers=2)
+    clean_env(monkeypatch, root)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("PREFECT_HOME", str(root / ".prefect"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    yield root
+    get_settings.cache_clear()
+
+
+def _open() -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=120).run()
+    at.switch_page("../pages/pipeline_runs.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_retrain_runs_to_completion_and_refuses_a_second_start(project: Path) -> None:
+    at = _open()
+    assert any("Embedded mode" in c.value for c in at.caption)
+    assert any("No training run yet" in i.value for i in at.info)
+    at.button(key="retrain").click().run()
+    assert not at.exception, at.exception
+    assert any("Started training run" in s.value for s in at.success), [e.value for e in at.error]
+
+    at.button(key="retrain").click().run()  # the double click
+    assert any("already in progress" in w.value for w in at.warning)
+
+    deadline = time.monotonic() + 300
+    while True:
+        at.run()
+        assert not at.exception, at.exception
+        text = " ".join(m.value for m in at.markdown)
+        if "COMPLETED" in text:
+            break
+        assert "FAILED" not in text and "CRASHED" not in text, text
+        assert time.monotonic() < deadline, "the run did not complete"
+        time.sleep(2)
+    assert "Model v1" in text and "champion" in text  # the outcome summary
+    assert at.get("progress")
+    history = at.dataframe[0].value
+    assert len(history) == 1 and "COMPLETED" in history["state"].iloc[0]
