@@ -42,4 +42,16 @@ else:
     names = dict(zip(history["id"], history["run"], strict=True))
     picked = st.selectbox("Show a run", history["id"], format_func=names.get, index=None, key="pick")
     if picked:
-        ui.live(picked)
+        ui.live(picked, key="picked")
+
+st.subheader("Next scheduled runs")
+upcoming = ui.scheduled()
+if upcoming is None:
+    st.caption(
+        "Schedules (monitor-and-retrain daily at 09:00) run under a Prefect worker: set PREFECT_API_URL, "
+        "`prefect deploy --all`, `prefect worker start --pool rakuten-process`."
+    )
+elif upcoming.empty:
+    st.caption("Nothing scheduled on the Prefect server.")
+else:
+    st.dataframe(upcoming, hide_index=True)

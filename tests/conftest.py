@@ -14,6 +14,16 @@ from core.data.demo.generator import DemoSpec, write_demo
 DEMO_ROWS = 400
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One embedded Prefect store for the whole session: a process's embedded Prefect API is started
+    once, on the store of the moment, so tests in one process must not switch stores between them."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rakuten-test-prefect-"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
 @pytest.fixture(autouse=True)
 def _mlflow_env_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     """`mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which Settings read: without this,

@@ -129,9 +129,13 @@ def _start_embedded(settings: Settings, parameters: dict[str, Any], name: str, w
                "--actor", parameters["actor"]]  # fmt: skip
     for key, value in parameters["overrides"].items():
         command += ["--set", f"{key}={json.dumps(value)}"]
+    from prefect.settings import get_current_settings
+
+    # the run must land in the store this process reads: hand over its effective Prefect home
+    env = {**os.environ, "PREFECT_HOME": str(get_current_settings().home)}
     with log_file.open("wb") as out:
         process = subprocess.Popen(
-            command, cwd=settings.root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=settings.root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     marker = _state_dir(settings) / "pending.json"
     marker.write_text(json.dumps({"name": name, "pid": process.pid, "at": time.time()}))
@@ -186,17 +190,34 @@ def _find_by_name(name: str) -> str | None:
 
 
 def cancel(settings: Settings, run_id: str) -> None:
-    """Ask Prefect to cancel the run (a worker stops it); an embedded run's process is also stopped."""
+    """Cancel a run. Server mode: Prefect tells the worker to stop it. Embedded: this machine's run
+    process is stopped first, then the run is marked Cancelled (so the last word is the cancel)."""
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelled, Cancelling
 
     configure_prefect(settings)
     pid_file = _state_dir(settings) / f"{run_id}.pid"
     embedded = pid_file.is_file()
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(run_id, Cancelling() if not embedded else Cancelled(), force=True)
     if embedded:
-        pid = int(pid_file.read_text())
-        if _alive(pid):
-            os.killpg(os.getpgid(pid), signal.SIGTERM)
+        _stop_group(int(pid_file.read_text()))
         pid_file.unlink(missing_ok=True)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run_id, Cancelled() if embedded else Cancelling(), force=True)
+
+
+def _stop_group(pid: int, grace_s: float = 10.0) -> None:
+    """SIGTERM the run's process group, SIGKILL it if still there after `grace_s`."""
+    if not _alive(pid):
+        return
+    group = os.getpgid(pid)
+    os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            finished, _ = os.waitpid(pid, os.WNOHANG)  # our child: reap it
+        except ChildProcessError:
+            finished = pid if not _alive(pid) else 0  # another process started it
+        if finished:
+            return
+        time.sleep(0.2)
+    os.killpg(group, signal.SIGKILL)

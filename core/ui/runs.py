@@ -85,7 +85,19 @@ def followed_run() -> str | None:
     return followed
 
 
-def live(run_id: str) -> None:
+def cancel(run_id: str) -> None:
+    """Widget callback: cancel a pending or running run."""
+    from core.orchestration.launcher import cancel as cancel_run
+
+    try:
+        cancel_run(settings(), run_id)
+    except RakutenError as exc:
+        st.session_state[_FLASH] = ("error", str(exc))
+        return
+    st.session_state[_FLASH] = ("info", f"Cancellation requested for {run_id}.")
+
+
+def live(run_id: str, *, key: str = "live") -> None:
     from core.orchestration.runs import read_run, run_logs, run_summary
 
     run = read_run(run_id)
@@ -95,6 +107,12 @@ def live(run_id: str) -> None:
     st.markdown(f"**{run.name}** — {icon} {run.state}{took}")
     label = f"step {done} of {total}" + (f": {current}" if current else "")
     st.progress(done / total if total else 0.0, text=label)
+    if not run.final:
+        st.button("Cancel this run", key=f"{key}_cancel", on_click=cancel, args=(run_id,))
+    elif run.flow == "training-pipeline":
+        overrides = run.parameters.get("overrides") or {}
+        st.button("Re-run with its parameters", key=f"{key}_rerun", on_click=retrain, args=(overrides,),
+                  help=f"overrides: {overrides or 'none (params.yaml as it is)'}")  # fmt: skip
     if run.final:
         if run.state != "COMPLETED" and run.message:
             st.error(run.message)
@@ -128,3 +146,20 @@ HISTORY_CONFIG: Final = {
     "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
     "seconds": st.column_config.NumberColumn("duration", format="%.0f s"),
 }
+
+
+def scheduled() -> pd.DataFrame | None:
+    """Next scheduled runs (server mode: the deployments' schedules); None in embedded mode."""
+    if not settings().prefect_api_url:
+        return None
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    state = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(state=state), sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=5
+        )
+    return pd.DataFrame({"run": [r.name for r in runs], "at": [r.expected_start_time for r in runs]})

@@ -24,9 +24,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setting
     write_demo(root / "data" / "raw", DemoSpec(rows=1500, seed=11), workers=2)
     clean_env(monkeypatch, root)
     monkeypatch.chdir(root)
-    monkeypatch.setenv("PREFECT_HOME", str(root / ".prefect"))  # this project's embedded store
-    for var in ("PREFECT_API_URL",):
-        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # embedded: the session's store (conftest)
     yield Settings(root=root)
     get_settings.cache_clear()
 
@@ -54,3 +52,20 @@ def test_start_follow_and_refuse_a_second_start(project: Settings) -> None:
     assert run.progress[:2] == (6, 6)
     assert run.parameters["overrides"] == {"text.C": 0.5} and run.parameters["actor"] == "test"
     assert active_training(project) is None  # a new start is allowed again
+
+
+def test_cancel_stops_an_embedded_run(project: Settings) -> None:
+    from core.orchestration.launcher import active_training, cancel, start_training
+    from core.orchestration.runs import read_run
+
+    launch = start_training(project, actor="test")
+    pid = int((project.models / ".runs" / f"{launch.run_id}.pid").read_text())
+    cancel(project, launch.run_id)
+    deadline = time.monotonic() + 30
+    while read_run(launch.run_id).state != "CANCELLED":
+        assert time.monotonic() < deadline, read_run(launch.run_id).state
+        time.sleep(0.5)
+    import psutil
+
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, "still running"
+    assert active_training(project) is None
