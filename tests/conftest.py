@@ -63,6 +63,19 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 TRAINED_ROWS = 1500
 
 
+@pytest.fixture
+def small_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A project with 1,500 demo products (images included), settings pointed at it, embedded Prefect
+    (the session's store, see `pytest_configure`). Nothing trained yet."""
+    root = tmp_path / "project"
+    write_demo(root / "data" / "raw", DemoSpec(rows=TRAINED_ROWS, seed=11), workers=2)
+    clean_env(monkeypatch, root)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    yield root
+    get_settings.cache_clear()
+
+
 def clean_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
     monkeypatch.setenv("RAKUTEN_ROOT", str(root))
     for var in (

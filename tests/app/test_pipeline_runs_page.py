@@ -4,30 +4,13 @@ progresses to Completed with its outcome; a second click while it runs is refuse
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.config import get_settings
-from core.data.demo.generator import DemoSpec, write_demo
-
 pytestmark = pytest.mark.slow
 HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    from tests.conftest import clean_env
-
-    root = tmp_path / "project"
-    write_demo(root / "data" / "raw", DemoSpec(rows=1500, seed=11), workers=2)
-    clean_env(monkeypatch, root)
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # embedded: the session's store (conftest)
-    yield root
-    get_settings.cache_clear()
 
 
 def _open() -> AppTest:
@@ -37,7 +20,7 @@ def _open() -> AppTest:
     return at
 
 
-def test_retrain_runs_to_completion_and_refuses_a_second_start(project: Path) -> None:
+def test_retrain_runs_to_completion_and_refuses_a_second_start(small_project: Path) -> None:
     at = _open()
     assert any("Embedded mode" in c.value for c in at.caption)
     at.button(key="retrain").click().run()

@@ -5,28 +5,18 @@ and the run is read back from Prefect as the console would after a browser reloa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.config import Settings, get_settings
-from core.data.demo.generator import DemoSpec, write_demo
+from core.config import Settings
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    from tests.conftest import clean_env
-
-    root = tmp_path / "project"
-    write_demo(root / "data" / "raw", DemoSpec(rows=1500, seed=11), workers=2)
-    clean_env(monkeypatch, root)
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # embedded: the session's store (conftest)
-    yield Settings(root=root)
-    get_settings.cache_clear()
+def project(small_project: Path) -> Settings:
+    return Settings(root=small_project)
 
 
 def test_start_follow_and_refuse_a_second_start(project: Settings) -> None:
