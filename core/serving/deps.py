@@ -82,12 +82,13 @@ async def require_admin(request: Request, state: State) -> None:
         raise ApiError(403, "forbidden", "The admin token is not valid.")
 
 
-def _media_type(request: Request) -> str:
+def media_type(request: Request) -> str:
+    """The request's media type, lower case, without parameters (`charset`, `boundary`)."""
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
 async def require_json(request: Request) -> None:
-    media = _media_type(request)
+    media = media_type(request)
     if media != "application/json" and not media.endswith("+json"):
         raise ApiError(
             415,
@@ -97,7 +98,7 @@ async def require_json(request: Request) -> None:
 
 
 async def require_multipart(request: Request) -> None:
-    media = _media_type(request)
+    media = media_type(request)
     if media != "multipart/form-data":
         raise ApiError(
             415,
@@ -109,5 +110,5 @@ async def require_multipart(request: Request) -> None:
 
 async def require_form(request: Request) -> None:
     """A form: multipart (with or without a photo) or URL-encoded (title and description only)."""
-    if _media_type(request) != "application/x-www-form-urlencoded":
+    if media_type(request) != "application/x-www-form-urlencoded":
         await require_multipart(request)

@@ -22,6 +22,7 @@ from core.serving.deps import (
     RequestId,
     ServiceState,
     State,
+    media_type,
     require_admin,
     require_form,
     require_json,
@@ -286,7 +287,7 @@ async def _image_bytes(state: ServiceState, file: UploadFile | None) -> bytes | 
 
 
 async def _batch_rows(request: Request, state: ServiceState) -> list[tuple[Any, str, str | None]]:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media = media_type(request)
     if media == "application/json" or media.endswith("+json"):
         try:
             parsed = _BATCH_ADAPTER.validate_json(await request.body())
