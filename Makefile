@@ -66,6 +66,14 @@ api: $(VENV)/.runtime ## Serve the champion model on http://127.0.0.1:8000 (Open
 	$(BIN)/python -m core prepare --train-if-needed
 	$(BIN)/python -m core serve
 
+.PHONY: deploy worker
+deploy: $(VENV)/.runtime ## Server mode: create the work pool and deploy prefect.yaml's flows to PREFECT_API_URL
+	$(BIN)/prefect work-pool create rakuten-process --type process --overwrite
+	$(BIN)/prefect --no-prompt deploy --all
+
+worker: $(VENV)/.runtime ## Server mode: a Prefect worker running the flows (polls every 0.5 s)
+	PREFECT_WORKER_QUERY_SECONDS=0.5 $(BIN)/prefect worker start --pool rakuten-process
+
 .PHONY: bench
 bench: $(VENV)/.runtime ## Run the benchmarks → docs/benchmarks.md (BENCH_ARGS=--full-scale adds the real-size image set)
 	$(BIN)/python benchmarks/run.py --output docs/benchmarks.md $(BENCH_ARGS)

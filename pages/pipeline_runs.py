@@ -2,11 +2,19 @@
 
 import streamlit as st
 
+from core.errors import RakutenError
 from core.ui import runs as ui
 
 st.title("Pipeline runs")
 ui.prefect_ready()
 st.caption(ui.mode_caption())
+problem = ui.problem()
+if problem:
+    st.error(problem)
+    st.stop()
+warning = ui.worker_warning()
+if warning:
+    st.warning(warning)
 ui.show_flash()
 
 with st.container(border=True):
@@ -21,13 +29,16 @@ with st.container(border=True):
     st.button("Retrain", type="primary", key="retrain", on_click=ui.retrain, args=(overrides,), help=steps)
 
 
-@st.fragment(run_every="2s")
+@st.fragment(run_every="1s")
 def follow() -> None:
-    run_id = ui.followed_run()
-    if run_id is None:
-        st.info("No training run yet: click Retrain, or run `python -m core flow run training`.")
-        return
-    ui.live(run_id)
+    try:
+        run_id = ui.followed_run()
+        if run_id is None:
+            st.info("No training run yet: click Retrain, or run `python -m core flow start training`.")
+            return
+        ui.live(run_id)
+    except RakutenError as exc:  # the Prefect server went away mid-run: say so, keep polling
+        st.warning(str(exc))
 
 
 st.subheader("Current run")

@@ -33,6 +33,19 @@ def _mlflow_env_restored(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_streamlit_caches() -> None:
+    """Console tests start with empty Streamlit caches: they outlive one AppTest (and would keep an
+    earlier test's settings)."""
+    import sys
+
+    if "streamlit" in sys.modules:
+        import streamlit as st
+
+        st.cache_data.clear()
+        st.cache_resource.clear()
+
+
 @pytest.fixture(scope="session")
 def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo dataset with images, as downloaded (official names). Read-only: copy it to modify."""

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
     env["RAKUTEN_ROOT"] = str(root)
+    env["COLUMNS"] = "200"  # no wrapped lines to match across
     return subprocess.run(
         [sys.executable, "-m", "core", "flow", *args], cwd=root, env=env, capture_output=True, text=True,
         timeout=600,
@@ -51,3 +52,28 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
     missing = cli(root, "status", "not-a-uuid")
     assert missing.returncode == 2 and "not a flow run id" in missing.stderr
+
+
+def test_flow_start_refuses_a_second_start_and_status_follows_it(tmp_path: Path) -> None:
+    """Embedded mode, as the console does it: `flow start` hands the training to a background
+    process and returns; a second start is refused (exit 3); `status --follow` shows it to the end."""
+    root = tmp_path / "project"
+    write_demo(root / "data" / "raw", DemoSpec(rows=1500, seed=11), workers=2)
+    started = cli(root, "start", "--no-follow")
+    assert started.returncode == 0, started.stderr[-3000:]
+    found = re.search(r"Started \S+ \(([0-9a-f-]{36})\) in embedded mode", started.stderr)
+    assert found, started.stderr[-2000:]
+    run_id = found.group(1)
+
+    again = cli(root, "start", "--no-follow")
+    assert again.returncode == 3 and "already in progress" in again.stderr and run_id in again.stderr
+
+    followed = cli(root, "status", run_id, "--follow")
+    assert followed.returncode == 0, followed.stderr[-3000:]
+    assert "COMPLETED" in followed.stderr and "step 6/6" in followed.stderr
+    assert "promoted to champion" in followed.stderr  # the evaluate step's log line, streamed
+    assert "Model v1" in followed.stderr  # the summary artifact at the end
+
+    listed = cli(root, "runs")
+    assert listed.returncode == 0 and run_id in listed.stdout + listed.stderr
+    assert cli(root, "cancel", "not-a-uuid").returncode == 2

@@ -10,33 +10,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.config import Settings, get_settings
-from core.data.ingest import load_report
-from core.data.prepare import PrepareOutcome
 from core.errors import DataFormatError, RakutenError
-from core.features.build import FeatureSet
-from core.models.train import TrainResult
 from core.monitoring.retrain import RetrainDecision, Signals, Thresholds, decide_retrain
 from core.params import Params, load_params, with_overrides
-from core.pipeline import (
-    EvaluateOutcome,
-    Layout,
-    NoChampionError,
-    PredictOutcome,
-    evaluate_step,
-    features_step,
-    ingest_step,
-    predict_step,
-    train_step,
-)
 from core.progress import StageProgress
+
+if TYPE_CHECKING:  # the step modules (pandas, scikit-learn, …) load in the tasks that use them:
+    # a worker's flow process shows its first step ~1 s sooner
+    from core.data.prepare import PrepareOutcome
+    from core.features.build import FeatureSet
+    from core.models.train import TrainResult
+    from core.pipeline import EvaluateOutcome, PredictOutcome
 
 TRAINING_STEPS: Final = ("ingest", "validate", "features", "train", "evaluate", "predict")
 SUMMARY_KEY: Final = "training-summary"
@@ -66,6 +57,8 @@ def _logged(every_s: float = 2.0) -> StageProgress:
 # --- tasks ------------------------------------------------------------------------------------------
 @task(name="ingest", retries=2, retry_delay_seconds=5, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def ingest(settings: Settings, workers: int) -> PrepareOutcome:
+    from core.pipeline import ingest_step
+
     outcome = ingest_step(settings, workers=workers, progress=_logged())
     get_run_logger().info(outcome.summary)
     return outcome
@@ -74,6 +67,8 @@ def ingest(settings: Settings, workers: int) -> PrepareOutcome:
 @task(name="validate", cache_policy=NO_CACHE)
 def validate(settings: Settings) -> str:
     """The ingestion report must exist and leave training rows; its findings go to the log."""
+    from core.data.ingest import load_report
+
     report = load_report(settings.interim)
     if report is None:
         raise DataFormatError("No validation report after ingestion.", problem="no_report")
@@ -90,11 +85,15 @@ def validate(settings: Settings) -> str:
 
 @task(name="features", cache_policy=NO_CACHE)
 def features(settings: Settings, params: Params, workers: int) -> FeatureSet:
+    from core.pipeline import features_step
+
     return features_step(settings, params, workers=workers, progress=_logged())
 
 
 @task(name="train", cache_policy=NO_CACHE)
 def train(settings: Settings, params: Params, workers: int, built: FeatureSet) -> TrainResult:
+    from core.pipeline import train_step
+
     return train_step(settings, params, workers=workers, features=built, progress=_logged())
 
 
@@ -103,6 +102,8 @@ def evaluate(
     settings: Settings, params: Params, built: FeatureSet, trained: TrainResult, actor: str
 ) -> EvaluateOutcome:
     """Score, track in MLflow, register, and let the gate promote or not (never retried)."""
+    from core.pipeline import evaluate_step
+
     outcome = evaluate_step(
         settings, params, features=built, trained=trained, actor=actor, progress=_logged()
     )
@@ -115,6 +116,8 @@ def evaluate(
 def predict(
     settings: Settings, workers: int, built: FeatureSet, fresh: tuple[int, TrainResult] | None
 ) -> PredictOutcome:
+    from core.pipeline import predict_step
+
     return predict_step(settings, workers=workers, features=built, fresh=fresh, progress=_logged())
 
 
@@ -176,6 +179,8 @@ def training_pipeline(
     create_markdown_artifact(_training_markdown(summary, settings), key=SUMMARY_KEY,
                              description="Training pipeline outcome")  # fmt: skip
     if predicted is None:
+        from core.pipeline import NoChampionError
+
         raise NoChampionError(
             f"v{outcome.version} was registered but not promoted ({outcome.decision.summary}) and there "
             "is no champion to predict with."
@@ -190,6 +195,9 @@ def signals(settings: Settings) -> Signals:
     monitoring milestone; until then drift is reported as not checked."""
     from datetime import UTC, datetime, timedelta
 
+    import pandas as pd
+
+    from core.pipeline import Layout
     from core.serving.inference_log import read_inference_log
 
     since = datetime.now(UTC) - timedelta(hours=settings.monitor_window_hours)

@@ -24,10 +24,18 @@ from filelock import FileLock
 
 from core.config import Settings
 from core.errors import RakutenError
-from core.orchestration.runs import RunInfo, configure_prefect, read_run
+from core.orchestration.runs import (
+    RunInfo,
+    RunNotFound,
+    prefect_api,
+    prefect_client,
+    run_info,
+    run_uuid,
+)
 
 FLOW: Final = "training-pipeline"
 DEPLOYMENT: Final = "training-pipeline/training"
+WORK_POOL: Final = "rakuten-process"
 ACTIVE: Final = ("SCHEDULED", "PENDING", "RUNNING", "CANCELLING", "PAUSED")
 Mode = Literal["server", "embedded"]
 
@@ -64,8 +72,8 @@ def mode(settings: Settings) -> Mode:
 
 
 def active_training(settings: Settings) -> RunInfo | None:
-    """The pending or running training run, if any (from Prefect — the truth after a browser reload)."""
-    from prefect.client.orchestration import get_client
+    """The pending or running training run, if any, without its steps (one API call; from Prefect —
+    the truth after a browser reload)."""
     from prefect.client.schemas.filters import (
         FlowFilter,
         FlowFilterName,
@@ -75,8 +83,7 @@ def active_training(settings: Settings) -> RunInfo | None:
     )
     from prefect.client.schemas.objects import StateType
 
-    configure_prefect(settings)
-    with get_client(sync_client=True) as client:
+    with prefect_client(settings) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW])),
             flow_run_filter=FlowRunFilter(
@@ -84,14 +91,13 @@ def active_training(settings: Settings) -> RunInfo | None:
             ),
             limit=1,
         )
-    return read_run(runs[0].id) if runs else None
+        return run_info(client, runs[0]) if runs else None
 
 
 def start_training(
     settings: Settings, overrides: dict[str, Any] | None = None, *, actor: str = "console", wait_s: float = 60
 ) -> Launch:
     """Start a training run and return its id as soon as Prefect knows it; `AlreadyRunning` if one is."""
-    configure_prefect(settings)
     with FileLock(str(_state_dir(settings) / "launch.lock"), timeout=wait_s + 30):
         pending = _pending_launch(settings)
         if pending is not None:
@@ -102,21 +108,29 @@ def start_training(
         name = f"training-{uuid.uuid4().hex[:8]}"
         parameters = {"overrides": overrides or {}, "actor": actor}
         if mode(settings) == "server":
-            return _start_deployment(parameters, name)
+            return _start_deployment(settings, parameters, name)
         return _start_embedded(settings, parameters, name, wait_s)
 
 
-def _start_deployment(parameters: dict[str, Any], name: str) -> Launch:
+def _start_deployment(settings: Settings, parameters: dict[str, Any], name: str) -> Launch:
+    import httpx
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
+    from core.orchestration.runs import PrefectUnavailable
+
     try:
-        run = run_deployment(
-            DEPLOYMENT, parameters=parameters, flow_run_name=name, timeout=0, as_subflow=False
-        )
+        with prefect_api(settings):
+            run = run_deployment(
+                DEPLOYMENT, parameters=parameters, flow_run_name=name, timeout=0, as_subflow=False
+            )
+    except httpx.TransportError as exc:
+        raise PrefectUnavailable(
+            f"The Prefect server at {settings.prefect_api_url} does not answer ({exc})."
+        ) from None
     except ObjectNotFound:
         raise LaunchError(
-            f"No deployment {DEPLOYMENT!r} on {os.environ.get('PREFECT_API_URL')}: run "
+            f"No deployment {DEPLOYMENT!r} on {settings.prefect_api_url}: run "
             "`prefect deploy --all` from the repository root and start a worker "
             "(`prefect worker start --pool rakuten-process`)."
         ) from None
@@ -142,7 +156,7 @@ def _start_embedded(settings: Settings, parameters: dict[str, Any], name: str, w
     try:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            run_id = _find_by_name(name)
+            run_id = _find_by_name(settings, name)
             if run_id is not None:
                 (_state_dir(settings) / f"{run_id}.pid").write_text(str(process.pid))
                 return Launch(run_id, "embedded", name)
@@ -178,11 +192,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _find_by_name(name: str) -> str | None:
-    from prefect.client.orchestration import get_client
+def _find_by_name(settings: Settings, name: str) -> str | None:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
-    with get_client(sync_client=True) as client:
+    with prefect_client(settings) as client:
         runs = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])), limit=1
         )
@@ -192,17 +205,38 @@ def _find_by_name(name: str) -> str | None:
 def cancel(settings: Settings, run_id: str) -> None:
     """Cancel a run. Server mode: Prefect tells the worker to stop it. Embedded: this machine's run
     process is stopped first, then the run is marked Cancelled (so the last word is the cancel)."""
-    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
     from prefect.states import Cancelled, Cancelling
 
-    configure_prefect(settings)
     pid_file = _state_dir(settings) / f"{run_id}.pid"
     embedded = pid_file.is_file()
     if embedded:
         _stop_group(int(pid_file.read_text()))
         pid_file.unlink(missing_ok=True)
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(run_id, Cancelled() if embedded else Cancelling(), force=True)
+    with prefect_client(settings) as client:
+        try:
+            run = client.read_flow_run(run_uuid(run_id))
+        except ObjectNotFound:
+            raise RunNotFound(f"No flow run {run_id} in the Prefect API.") from None
+        waiting = run.state_type is not None and run.state_type.value in {"SCHEDULED", "PAUSED"}
+        # a run no process has picked up yet has nothing to stop: it is cancelled at once
+        final = embedded or waiting
+        client.set_flow_run_state(run.id, Cancelled() if final else Cancelling(), force=True)
+
+
+def worker_ready(settings: Settings) -> bool | None:
+    """Server mode: whether a worker polls the work pool (else started runs wait); None in embedded
+    mode or when the pool does not exist."""
+    from prefect.exceptions import ObjectNotFound
+
+    if mode(settings) == "embedded":
+        return None
+    with prefect_client(settings) as client:
+        try:
+            pool = client.read_work_pool(WORK_POOL)
+        except ObjectNotFound:
+            return None
+    return pool.status is not None and pool.status.value == "READY"
 
 
 def _stop_group(pid: int, grace_s: float = 10.0) -> None:

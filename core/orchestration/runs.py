@@ -1,16 +1,23 @@
-"""The read side of orchestration: a flow run's state, its steps (n of N), its logs, recent runs — read
-from the Prefect API, so whoever asks (CLI, console, after a browser reload) sees the same truth.
+"""The read side of orchestration: a flow run's state, its steps (n of N), its logs, recent and
+scheduled runs — read from the Prefect API, so whoever asks (CLI, console, after a browser reload) sees
+the same truth.
 
 `configure_prefect(settings)` must run before Prefect is imported by an entry point: with no
 `PREFECT_API_URL`, runs live in the project's own embedded Prefect database (`<root>/.prefect`).
+Every call then goes through `prefect_client(settings)`, which talks to the API the settings name
+(whatever Prefect read from the environment when it was imported) and turns "cannot reach it" into
+`PrefectUnavailable`.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from core.config import Settings
@@ -22,8 +29,16 @@ STEPS: dict[str, tuple[str, ...]] = {
 }
 
 
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
+
 class RunNotFound(RakutenError):
     """No flow run with that id in the configured Prefect API."""
+
+
+class PrefectUnavailable(RakutenError):
+    """The configured Prefect server does not answer (down, wrong URL, network)."""
 
 
 def configure_prefect(settings: Settings) -> None:
@@ -33,6 +48,69 @@ def configure_prefect(settings: Settings) -> None:
         os.environ["PREFECT_API_URL"] = settings.prefect_api_url
     else:
         os.environ.setdefault("PREFECT_HOME", str(settings.root / ".prefect"))
+
+
+# Building Prefect settings and a client costs ~20 ms each, a request ~3 ms: both are made once per
+# (API, enclosing Prefect settings) and reused — the live view asks several times a second.
+_SCOPES: dict[tuple[str | None, int], Any] = {}
+_CLIENTS: dict[tuple[str | None, int], SyncPrefectClient] = {}
+_LOCK = threading.Lock()
+
+
+@contextmanager
+def prefect_api(settings: Settings) -> Iterator[None]:
+    """Prefect calls inside this block go to `settings.prefect_api_url`, or to the embedded API when
+    it is unset — even if this process imported Prefect under other settings."""
+    configure_prefect(settings)
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL
+
+    outer = prefect.context.get_settings_context()
+    url = settings.prefect_api_url
+    key = (url, id(outer.settings))
+    with _LOCK:
+        if key not in _SCOPES:  # holds `outer` too, so its id cannot be reused by another object
+            scoped = outer.settings.copy_with_update(
+                updates={PREFECT_API_URL: url} if url else None,
+                restore_defaults=None if url else {PREFECT_API_URL},
+            )
+            _SCOPES[key] = (outer.settings, scoped)
+    with prefect.context.SettingsContext(profile=outer.profile, settings=_SCOPES[key][1]):
+        yield
+
+
+@contextmanager
+def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
+    """A synchronous client of the configured Prefect API (kept open and shared: httpx clients are
+    thread-safe); `PrefectUnavailable` when it cannot be reached (server down, wrong URL)."""
+    import httpx
+
+    with prefect_api(settings):
+        import prefect.context
+        from prefect.client.orchestration import get_client
+
+        key = (settings.prefect_api_url, id(prefect.context.get_settings_context().settings))
+        try:
+            with _LOCK:
+                if key not in _CLIENTS:
+                    client = get_client(sync_client=True)
+                    client.__enter__()  # closed with the process
+                    _CLIENTS[key] = client
+            yield _CLIENTS[key]
+        except httpx.TransportError as exc:
+            if not settings.prefect_api_url:
+                raise PrefectUnavailable(f"The embedded Prefect API does not answer ({exc}).") from None
+            raise PrefectUnavailable(
+                f"The Prefect server at {settings.prefect_api_url} does not answer ({exc}). Start it "
+                "(`prefect server start`, or the full stack), or unset PREFECT_API_URL to use the "
+                "embedded mode."
+            ) from None
+
+
+def check_prefect(settings: Settings) -> None:
+    """`PrefectUnavailable` unless the configured Prefect API answers."""
+    with prefect_client(settings) as client:
+        client.hello()
 
 
 @dataclass(frozen=True)
@@ -76,7 +154,8 @@ class LogLine:
     message: str
 
 
-def _uuid(run_id: str | UUID) -> UUID:
+def run_uuid(run_id: str | UUID) -> UUID:
+    """The id as a UUID; `RunNotFound` when it cannot be one."""
     try:
         return run_id if isinstance(run_id, UUID) else UUID(str(run_id))
     except ValueError:
@@ -89,105 +168,131 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return ((end or datetime.now(start.tzinfo)) - start).total_seconds()
 
 
-def read_run(run_id: str | UUID) -> RunInfo:
-    from prefect.client.orchestration import get_client
+_FLOW_NAMES: dict[UUID, str] = {}  # flow ids never change name: one lookup per flow per process
+
+
+def _flow_name(client: SyncPrefectClient, flow_id: UUID) -> str:
+    if flow_id not in _FLOW_NAMES:
+        _FLOW_NAMES[flow_id] = client.read_flow(flow_id).name
+    return _FLOW_NAMES[flow_id]
+
+
+def run_info(client: SyncPrefectClient, run: Any, steps: list[Step] | None = None) -> RunInfo:
+    """A Prefect flow run as the platform shows it (steps only when given)."""
+    return RunInfo(
+        id=str(run.id),
+        name=run.name,
+        flow=_flow_name(client, run.flow_id),
+        state=run.state_type.value if run.state_type else "PENDING",
+        message=run.state.message if run.state else None,
+        started=run.start_time or run.expected_start_time,
+        ended=run.end_time,
+        seconds=_seconds(run.start_time, run.end_time),
+        parameters=dict(run.parameters or {}),
+        steps=steps or [],
+    )
+
+
+def read_run(settings: Settings, run_id: str | UUID) -> RunInfo:
+    """A run with its steps (two API calls, what the live view reads every second)."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.exceptions import ObjectNotFound
 
-    uid = _uuid(run_id)
-    with get_client(sync_client=True) as client:
+    uid = run_uuid(run_id)
+    with prefect_client(settings) as client:
         try:
             run = client.read_flow_run(uid)
         except ObjectNotFound:
             raise RunNotFound(f"No flow run {uid} in the Prefect API.") from None
-        flow = client.read_flow(run.flow_id)
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[uid])))
-    steps = [
-        Step(
-            name=t.name.rsplit("-", 1)[0],
-            state=t.state_type.value if t.state_type else "PENDING",
-            started=t.start_time,
-            seconds=_seconds(t.start_time, t.end_time),
-        )
-        for t in sorted(tasks, key=lambda t: (t.start_time is None, t.start_time or t.created))
-    ]
-    return RunInfo(
-        id=str(run.id),
-        name=run.name,
-        flow=flow.name,
-        state=run.state_type.value if run.state_type else "PENDING",
-        message=run.state.message if run.state else None,
-        started=run.start_time,
-        ended=run.end_time,
-        seconds=_seconds(run.start_time, run.end_time),
-        parameters=dict(run.parameters or {}),
-        steps=steps,
-    )
+        steps = [
+            Step(
+                name=t.name.rsplit("-", 1)[0],
+                state=t.state_type.value if t.state_type else "PENDING",
+                started=t.start_time,
+                seconds=_seconds(t.start_time, t.end_time),
+            )
+            for t in sorted(tasks, key=lambda t: (t.start_time is None, t.start_time or t.created))
+        ]
+        return run_info(client, run, steps)
 
 
-def run_logs(run_id: str | UUID, *, last: int | None = None, most: int = 10_000) -> list[LogLine]:
-    """The run's log lines (its tasks' included), oldest first — the `last` N of them if given.
-    The API pages by 200; at most `most` lines are read."""
+def run_logs(
+    settings: Settings,
+    run_id: str | UUID,
+    *,
+    last: int | None = None,
+    skip: int = 0,
+    most: int = 10_000,
+) -> list[LogLine]:
+    """The run's log lines (its tasks' included), oldest first, after the first `skip` (to follow a
+    run) — the `last` N of them if given. The API pages by 200; at most `most` lines are read."""
     import logging
 
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.client.schemas.sorting import LogSort
 
-    uid = _uuid(run_id)
-    page = 200
-    logs: list[Any] = []
-    with get_client(sync_client=True) as client:
-        while len(logs) < most:
-            batch = client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[uid])),
-                sort=LogSort.TIMESTAMP_ASC,
-                limit=page,
-                offset=len(logs),
-            )
-            logs += batch
-            if len(batch) < page:
-                break
+    uid = run_uuid(run_id)
+    by_run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[uid]))
+    with prefect_client(settings) as client:
+        if last is not None and last <= 200 and not skip:  # one call: newest first, then reversed
+            logs = client.read_logs(log_filter=by_run, sort=LogSort.TIMESTAMP_DESC, limit=last)
+            logs.reverse()
+        else:
+            page = 200
+            logs = []
+            while len(logs) < most:
+                batch = client.read_logs(
+                    log_filter=by_run, sort=LogSort.TIMESTAMP_ASC, limit=page, offset=skip + len(logs)
+                )
+                logs += batch
+                if len(batch) < page:
+                    break
     lines = [LogLine(log.timestamp, logging.getLevelName(log.level), log.message) for log in logs]
     return lines[-last:] if last else lines
 
 
-def recent_runs(*, limit: int = 20) -> list[RunInfo]:
-    """The latest flow runs of the platform's flows (newest first, without their steps)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+def recent_runs(settings: Settings, *, limit: int = 20, scheduled: bool = False) -> list[RunInfo]:
+    """The latest flow runs of the platform's flows (newest first, without their steps) — or, with
+    `scheduled`, the next runs the deployments' schedules created (soonest first)."""
+    from datetime import UTC
+
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
-    with get_client(sync_client=True) as client:
+    now = datetime.now(UTC)
+    when = (
+        FlowRunFilter(
+            expected_start_time=FlowRunFilterExpectedStartTime(after_=now),  # type: ignore[arg-type]
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+        )
+        if scheduled
+        else FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(before_=now))  # type: ignore[arg-type]
+    )
+    with prefect_client(settings) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=list(STEPS))),
-            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            flow_run_filter=when,
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC if scheduled else FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=limit,
         )
-        flows = {f.id: f.name for f in (client.read_flow(fid) for fid in {r.flow_id for r in runs})}
-    return [
-        RunInfo(
-            id=str(r.id),
-            name=r.name,
-            flow=flows[r.flow_id],
-            state=r.state_type.value if r.state_type else "PENDING",
-            message=r.state.message if r.state else None,
-            started=r.start_time or r.expected_start_time,
-            ended=r.end_time,
-            seconds=_seconds(r.start_time, r.end_time),
-            parameters=dict(r.parameters or {}),
-        )
-        for r in runs
-    ]
+        return [run_info(client, r) for r in runs]
 
 
-def run_summary(run_id: str | UUID) -> str | None:
+def run_summary(settings: Settings, run_id: str | UUID) -> str | None:
     """The Markdown artifact a run left (training outcome or retrain decision), if any."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    uid = _uuid(run_id)
-    with get_client(sync_client=True) as client:
+    uid = run_uuid(run_id)
+    with prefect_client(settings) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[uid]))
         )

@@ -42,6 +42,38 @@ def mode_caption() -> str:
     )
 
 
+def problem() -> str | None:
+    """Why runs cannot be started or read right now (the Prefect server is down…), else None."""
+    from core.orchestration.runs import check_prefect
+
+    try:
+        check_prefect(settings())
+    except RakutenError as exc:
+        return str(exc)
+    return None
+
+
+def worker_warning() -> str | None:
+    """Server mode: a started run only moves when a worker polls the pool — say so when none does."""
+    from core.orchestration.launcher import WORK_POOL, mode, worker_ready
+
+    if mode(settings()) == "embedded":
+        return None
+    ready = worker_ready(settings())
+    if ready is None:
+        return (
+            f"No work pool `{WORK_POOL}` on the Prefect server: create it and deploy the flows "
+            f"(`prefect work-pool create {WORK_POOL} --type process`, then `prefect deploy --all` from "
+            "the repository root)."
+        )
+    if not ready:
+        return (
+            f"No worker is polling `{WORK_POOL}`: a started run waits until one does "
+            f"(`prefect worker start --pool {WORK_POOL}`)."
+        )
+    return None
+
+
 def current_params() -> dict[str, float]:
     from core.params import load_params
 
@@ -100,12 +132,14 @@ def cancel(run_id: str) -> None:
 def live(run_id: str, *, key: str = "live") -> None:
     from core.orchestration.runs import read_run, run_logs, run_summary
 
-    run = read_run(run_id)
+    run = read_run(settings(), run_id)
     done, total, current = run.progress
     icon = STATE_ICON.get(run.state, "")
     took = f" · {run.seconds:.0f} s" if run.seconds is not None else ""
     st.markdown(f"**{run.name}** — {icon} {run.state}{took}")
     label = f"step {done} of {total}" + (f": {current}" if current else "")
+    if run.state in {"SCHEDULED", "PENDING"}:
+        label = "waiting to start" + (" on a worker" if settings().prefect_api_url else "")
     st.progress(done / total if total else 0.0, text=label)
     if not run.final:
         st.button("Cancel this run", key=f"{key}_cancel", on_click=cancel, args=(run_id,))
@@ -116,10 +150,10 @@ def live(run_id: str, *, key: str = "live") -> None:
     if run.final:
         if run.state != "COMPLETED" and run.message:
             st.error(run.message)
-        summary = run_summary(run_id)
+        summary = run_summary(settings(), run_id)
         if summary:
             st.markdown(summary)
-    lines = run_logs(run_id, last=40)
+    lines = run_logs(settings(), run_id, last=40)
     with st.expander("Logs", expanded=not run.final):
         st.code("\n".join(f"{ln.at:%H:%M:%S} {ln.level:<7} {ln.message}" for ln in lines) or "no logs yet")
 
@@ -127,7 +161,7 @@ def live(run_id: str, *, key: str = "live") -> None:
 def history_frame() -> pd.DataFrame:
     from core.orchestration.runs import recent_runs
 
-    runs = recent_runs(limit=25)
+    runs = recent_runs(settings(), limit=25)
     return pd.DataFrame(
         {
             "id": [r.id for r in runs],
@@ -150,16 +184,10 @@ HISTORY_CONFIG: Final = {
 
 def scheduled() -> pd.DataFrame | None:
     """Next scheduled runs (server mode: the deployments' schedules); None in embedded mode."""
+    from core.orchestration.runs import recent_runs
+
     if not settings().prefect_api_url:
         return None
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    state = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(state=state), sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=5
-        )
-    return pd.DataFrame({"run": [r.name for r in runs], "at": [r.expected_start_time for r in runs]})
+    runs = recent_runs(settings(), limit=5, scheduled=True)
+    return pd.DataFrame({"flow": [r.flow for r in runs], "run": [r.name for r in runs],
+                         "at": [r.started for r in runs]})  # fmt: skip

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _mlflow_executable() -> str | None:
-    beside = Path(sys.executable).with_name("mlflow")  # the environment running the tests
-    return str(beside) if beside.is_file() else shutil.which("mlflow")
+def _executable(name: str) -> str | None:
+    beside = Path(sys.executable).with_name(name)  # the environment running the tests
+    return str(beside) if beside.is_file() else shutil.which(name)
 
 
 def _cannot_start(reason: str, service: str = "MLflow server") -> None:
@@ -37,6 +38,7 @@ def _cannot_start(reason: str, service: str = "MLflow server") -> None:
 
 
 def _healthy(url: str) -> bool:
+    """`GET {url}/health` answers 200 (MLflow's and Prefect's API both have it)."""
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
             return response.status == 200
@@ -54,7 +56,7 @@ def mlflow_server_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mlflow_server(mlflow_server_dir: Path) -> Iterator[str]:
     """A real, lean `mlflow server` (one worker, no job runner) on a free local port; yields its URL.
     Clients upload and download artifacts through it (`--serve-artifacts`)."""
-    executable = _mlflow_executable()
+    executable = _executable("mlflow")
     if executable is None:
         _cannot_start("no `mlflow` executable beside the Python interpreter or on PATH")
     assert executable is not None
@@ -156,3 +158,104 @@ def postgres_url() -> Iterator[str]:
         subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop"],
                        capture_output=True, timeout=60)  # fmt: skip
         shutil.rmtree(data, ignore_errors=True)
+
+
+# --- Prefect server + worker ------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+PREFECT_POOL = "rakuten-process"
+
+
+def _service_env(**extra: str) -> dict[str, str]:
+    """This environment without the platform's / MLflow's / Prefect's variables, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
+    return {**env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **extra}
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a service started in its own session, with everything it started."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `prefect server start` (its own SQLite database) on a free local port; yields the API
+    URL (`http://127.0.0.1:PORT/api`)."""
+    executable = _executable("prefect")
+    if executable is None:
+        _cannot_start("no `prefect` executable beside the Python interpreter or on PATH", "Prefect server")
+    assert executable is not None
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    log = home / "server.log"
+    command = [executable, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as out:
+        env = _service_env(PREFECT_HOME=str(home))
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=home, env=env, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not _healthy(url):
+            if process.poll() is not None:
+                _cannot_start(f"exited with code {process.returncode}:\n{_tail(log)}", "Prefect server")
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"Prefect server not healthy at {url} after {_START_TIMEOUT_S:.0f} s:\n{_tail(log)}"
+                )
+            time.sleep(0.25)
+        yield url
+    finally:
+        _stop(process)
+
+
+@dataclass(frozen=True)
+class PrefectStack:
+    api_url: str
+    root: Path  # the project the worker's runs use (RAKUTEN_ROOT)
+    worker_log: Path
+
+
+@pytest.fixture(scope="session")
+def prefect_stack(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectStack]:
+    """The full-stack orchestration set-up, as the README tells it: the `rakuten-process` pool, the
+    deployments of `prefect.yaml` (`prefect deploy --all` from the repository root) and a
+    `prefect worker` whose runs use a project with 1,500 demo products (nothing trained yet)."""
+    from core.data.demo.generator import DemoSpec, write_demo
+
+    root = tmp_path_factory.mktemp("prefect-project") / "project"
+    write_demo(root / "data" / "raw", DemoSpec(rows=1500, seed=11), workers=2)
+    prefect = _executable("prefect")
+    assert prefect is not None  # prefect_server checked it
+    home = tmp_path_factory.mktemp("prefect-client")
+    env = _service_env(PREFECT_API_URL=prefect_server, PREFECT_HOME=str(home), RAKUTEN_ROOT=str(root))
+    for command in (
+        [prefect, "work-pool", "create", PREFECT_POOL, "--type", "process"],
+        [prefect, "--no-prompt", "deploy", "--all"],
+    ):
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (
+            f"{' '.join(command[1:])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+    log = home / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [prefect, "worker", "start", "--pool", PREFECT_POOL],
+            stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+            env={**env, "PREFECT_WORKER_QUERY_SECONDS": "0.5"},  # runs start at once
+        )  # fmt: skip
+    try:
+        yield PrefectStack(prefect_server, root, log)
+    finally:
+        _stop(worker)

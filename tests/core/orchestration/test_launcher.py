@@ -34,7 +34,7 @@ def test_start_follow_and_refuse_a_second_start(project: Settings) -> None:
 
     seen_steps: set[str] = set()
     deadline = time.monotonic() + 300
-    while not (run := read_run(launch.run_id)).final:
+    while not (run := read_run(project, launch.run_id)).final:
         assert time.monotonic() < deadline, "the run did not finish"
         seen_steps |= {s.name for s in run.steps}
         time.sleep(1)
@@ -52,8 +52,8 @@ def test_cancel_stops_an_embedded_run(project: Settings) -> None:
     pid = int((project.models / ".runs" / f"{launch.run_id}.pid").read_text())
     cancel(project, launch.run_id)
     deadline = time.monotonic() + 30
-    while read_run(launch.run_id).state != "CANCELLED":
-        assert time.monotonic() < deadline, read_run(launch.run_id).state
+    while read_run(project, launch.run_id).state != "CANCELLED":
+        assert time.monotonic() < deadline, read_run(project, launch.run_id).state
         time.sleep(0.5)
     import psutil
 

@@ -1,23 +1,16 @@
-"""Command line: `python -m core <command>`. Each command wires one core step to Settings and the terminal.
-
-Core errors become a red message and exit code 2; nothing here holds logic of its own.
-"""
+"""The data, training, registry and serving commands of `python -m core` (flows: `core.cli.flow`)."""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.cli._shared import DataDirOpt, WorkersOpt, console, fail, progress
 from core.config import Settings, get_settings
 from core.errors import RakutenError
 
@@ -28,39 +21,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Raw challenge files [default: RAKUTEN_DATA_DIR or data/raw]."),
-]
-WorkersOpt = Annotated[int | None, typer.Option(help="Worker processes [default: all cores].", min=1)]
-
-
-@contextmanager
-def _progress() -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress display; yields `update(stage, done, total)` for core steps."""
-    with Progress(
-        TextColumn("[bold]{task.description:<16}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[bold red]Error:[/] {exc}")
-    return typer.Exit(code=2)
 
 
 @app.callback()
@@ -78,7 +38,7 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 42,
     images: Annotated[bool, typer.Option("--images/--no-images", help="Write the 500×500 JPEGs.")] = True,
     test_rows: Annotated[
-        int | None, typer.Option(help="Test rows [default: real test/train ratio].", min=0)
+        int | None, typer.Option(help="Test rows \\[default: real test/train ratio].", min=0)
     ] = None,
     label_noise: Annotated[float, typer.Option(help="Share of train labels flipped.", min=0, max=0.5)] = 0.03,
     image_rows: Annotated[
@@ -86,7 +46,7 @@ def demo_data(
         typer.Option(help="Images for the first N train rows and that share of test (default: all).", min=0),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Target folder [default: RAKUTEN_DATA_DIR or data/raw].")
+        Path | None, typer.Option(help="Target folder \\[default: RAKUTEN_DATA_DIR or data/raw].")
     ] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace challenge files already in the directory.")
@@ -107,21 +67,21 @@ def demo_data(
         image_rows=image_rows,
     )
     try:
-        with _progress() as update:
+        with progress() as update:
             write_demo(
                 target, spec, workers=workers or settings.n_workers, overwrite=overwrite, progress=update
             )
     except RakutenError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"[green]Wrote[/] {rows:,} train + {spec.n_test:,} test rows to {target}")
 
 
 @app.command()
 def ingest(
     data_dir: DataDirOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder [default: data/interim].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder \\[default: data/interim].")] = None,
     image_check: Annotated[
-        str | None, typer.Option(help="decode | exists | none [default: RAKUTEN_IMAGE_CHECK or decode].")
+        str | None, typer.Option(help="decode | exists | none \\[default: RAKUTEN_IMAGE_CHECK or decode].")
     ] = None,
     workers: WorkersOpt = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 if any row was quarantined.")] = False,
@@ -132,9 +92,9 @@ def ingest(
     settings = get_settings()
     mode = image_check or settings.image_check
     if mode not in ("decode", "exists", "none"):
-        raise _fail(ValueError(f"--image-check must be decode, exists or none, not {mode!r}"))
+        raise fail(ValueError(f"--image-check must be decode, exists or none, not {mode!r}"))
     try:
-        with _progress() as update:
+        with progress() as update:
             result = run_ingest(
                 data_dir or settings.raw_dir,
                 out or settings.interim,
@@ -143,7 +103,7 @@ def ingest(
                 progress=update,
             )
     except RakutenError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     _print_report(result.report, result.outputs)
     if strict and result.report.status == "quarantined":
         raise typer.Exit(code=1)
@@ -181,18 +141,18 @@ def prepare(
     settings = get_settings()
     n = workers or settings.n_workers
     try:
-        with _progress() as update:
+        with progress() as update:
             outcome = run_prepare(settings, workers=n, progress=update)
         console.print(outcome.summary)
         if train_if_needed and _registry().champion() is None:
             from core.pipeline import run_pipeline
 
             console.print("No champion model yet: training the first one…")
-            with _progress() as update:
+            with progress() as update:
                 result = run_pipeline(settings, _params(), workers=n, progress=update)
             _print_outcome(result.evaluated)
     except RakutenError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 def _params() -> Any:
@@ -208,12 +168,12 @@ def features(workers: WorkersOpt = None) -> None:
 
     settings = get_settings()
     try:
-        with _progress() as update:
+        with progress() as update:
             result = features_step(
                 settings, _params(), workers=workers or settings.n_workers, progress=update
             )
     except RakutenError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(
         f"[green]Features[/] for {len(result.products):,} products ({int(result.has_image.sum()):,} images)"
     )
@@ -226,10 +186,10 @@ def train(workers: WorkersOpt = None) -> None:
 
     settings = get_settings()
     try:
-        with _progress() as update:
+        with progress() as update:
             result = train_step(settings, _params(), workers=workers or settings.n_workers, progress=update)
     except RakutenError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     s = result.summary
     console.print(
         f"[green]Trained[/] on {s['rows']['train']:,} rows: validation weighted F1 (text) "
@@ -246,10 +206,10 @@ def evaluate(
 
     settings = get_settings()
     try:
-        with _progress() as update:
+        with progress() as update:
             outcome = evaluate_step(settings, _params(), actor=actor, progress=update)
     except RakutenError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     _print_outcome(outcome)
 
 
@@ -272,10 +232,10 @@ def predict(workers: WorkersOpt = None) -> None:
 
     settings = get_settings()
     try:
-        with _progress() as update:
+        with progress() as update:
             out = predict_step(settings, workers=workers or settings.n_workers, progress=update)
     except RakutenError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(
         f"[green]Predicted[/] {out.rows:,} products with champion v{out.version}: {out.predictions}"
     )
@@ -288,10 +248,10 @@ def pipeline(workers: WorkersOpt = None) -> None:
 
     settings = get_settings()
     try:
-        with _progress() as update:
+        with progress() as update:
             result = run_pipeline(settings, _params(), workers=workers or settings.n_workers, progress=update)
     except RakutenError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     _print_outcome(result.evaluated)
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     console.print(f"Predictions: {result.predicted.predictions}  [dim]({timing})[/]")
@@ -344,7 +304,7 @@ def promote(
     try:
         move = _registry().promote(version, actor=actor, reason=reason)
     except RegistryError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"[green]Champion[/] {_v(move.from_version)} → v{move.to_version}")
 
 
@@ -359,15 +319,15 @@ def rollback(
     try:
         move = _registry().rollback(actor=actor, reason=reason)
     except RegistryError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"[green]Rolled back[/] champion v{move.from_version} → v{move.to_version}")
 
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="[default: RAKUTEN_API_HOST, 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="[default: RAKUTEN_API_PORT, 8000]")] = None,
-    workers: Annotated[int | None, typer.Option(help="[default: RAKUTEN_API_WORKERS]", min=1)] = None,
+    host: Annotated[str | None, typer.Option(help="\\[default: RAKUTEN_API_HOST, 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="\\[default: RAKUTEN_API_PORT, 8000]")] = None,
+    workers: Annotated[int | None, typer.Option(help="\\[default: RAKUTEN_API_WORKERS]", min=1)] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Serve the champion model over HTTP (FastAPI + uvicorn); OpenAPI docs at /docs."""
@@ -378,97 +338,6 @@ def serve(
     workers = workers or settings.api_workers
     console.print(f"Serving on http://{host}:{port} (docs: /docs) with {workers} worker(s)")
     run_server(host=host, port=port, workers=workers, log_level=log_level)
-
-
-flow_app = typer.Typer(
-    help="Prefect flows: run training or monitor-and-retrain, read a run's state and logs."
-)
-app.add_typer(flow_app, name="flow")
-
-
-class FlowName(StrEnum):
-    training = "training"
-    monitor = "monitor"
-
-
-@flow_app.command("run")
-def flow_run(
-    which: Annotated[FlowName, typer.Argument(help="training | monitor")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="params.yaml override KEY=VALUE (repeatable), e.g. text.C=1.0"),
-    ] = None,
-    retrain: Annotated[bool, typer.Option(help="monitor: retrain when the decision says so")] = True,
-    name: Annotated[str | None, typer.Option(help="Flow run name (the launcher finds the run by it)")] = None,
-    actor: Annotated[str, typer.Option(help="Who started it (recorded with promotions)")] = "cli",
-    workers: WorkersOpt = None,
-) -> None:
-    """Run a flow here, recorded in Prefect (the configured server, or the project's embedded store)."""
-    from core.orchestration.runs import configure_prefect
-
-    settings = get_settings()
-    configure_prefect(settings)
-    from core.orchestration import flows
-
-    try:
-        overrides = _overrides(set_ or [])
-    except ValueError as exc:
-        raise _fail(exc) from exc
-    options = {"flow_run_name": name} if name else {}
-    if which is FlowName.training:
-        training = flows.training_pipeline.with_options(**options)  # type: ignore[arg-type]
-        state = training(overrides=overrides, workers=workers, actor=actor, return_state=True)
-    else:
-        monitor = flows.monitor_and_retrain.with_options(**options)  # type: ignore[arg-type]
-        state = monitor(retrain=retrain, workers=workers, return_state=True)
-    run_id = state.state_details.flow_run_id
-    if not state.is_completed():
-        console.print(f"[bold red]{state.type.value}[/] flow run {run_id}: {state.message}")
-        raise typer.Exit(code=2)
-    console.print(f"[green]Completed[/] flow run {run_id} — details: python -m core flow status {run_id}")
-
-
-def _overrides(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set takes KEY=VALUE (e.g. text.C=1.0), not {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
-@flow_app.command("status")
-def flow_status(
-    run_id: Annotated[str, typer.Argument(help="Flow run id (printed by `flow run`)")],
-    logs: Annotated[int, typer.Option(help="How many log lines to show")] = 20,
-) -> None:
-    """A flow run's state, duration, steps (n of N) and latest log lines."""
-    from core.orchestration.runs import RunNotFound, configure_prefect
-
-    configure_prefect(get_settings())
-    from core.orchestration.runs import read_run, run_logs
-
-    try:
-        run = read_run(run_id)
-        lines = run_logs(run_id, last=logs) if logs else []
-    except RunNotFound as exc:
-        raise _fail(exc) from exc
-    done, total, current = run.progress
-    took = f"{run.seconds:.0f} s" if run.seconds is not None else "—"
-    running = f" · running {current}" if current else ""
-    console.print(f"[bold]{run.flow}[/] {run.name} ({run.id}): [bold]{run.state}[/] · {took} · "
-                  f"step {done}/{total}{running}")  # fmt: skip
-    if run.message and run.state != "COMPLETED":
-        console.print(f"  {run.message}")
-    table = Table("step", "state", "seconds")
-    for step in run.steps:
-        table.add_row(step.name, step.state, f"{step.seconds:.1f}" if step.seconds is not None else "")
-    console.print(table)
-    for line in lines:
-        console.print(f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}", markup=False, highlight=False)
 
 
 @app.command()
@@ -501,7 +370,3 @@ def _settings_rows(settings: Settings) -> list[tuple[str, str]]:
             value = _URL_PASSWORD.sub(r"\1***@", value)  # database URLs may carry a password
         rows.append((key, "unset" if value is None else str(value)))
     return rows
-
-
-def main() -> None:
-    app(prog_name="python -m core")
