@@ -151,8 +151,9 @@ def live(run_id: str, *, key: str = "live") -> None:
         if run.state != "COMPLETED" and run.message:
             st.error(run.message)
         summary = run_summary(settings(), run_id)
-        if summary:
-            st.markdown(summary)
+        if summary:  # the artifact's "##" heading, one level down to sit under the page's sections
+            with st.container(border=True):
+                st.markdown(summary.replace("## ", "#### ", 1))
     lines = run_logs(settings(), run_id, last=40)
     with st.expander("Logs", expanded=not run.final):
         st.code("\n".join(f"{ln.at:%H:%M:%S} {ln.level:<7} {ln.message}" for ln in lines) or "no logs yet")
