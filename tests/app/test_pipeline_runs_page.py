@@ -45,3 +45,31 @@ def test_retrain_runs_to_completion_and_refuses_a_second_start(small_project: Pa
     assert at.get("progress")
     history = at.dataframe[0].value  # newest first (the session's store may hold other tests' runs)
     assert "COMPLETED" in history["state"].iloc[0] and history["flow"].iloc[0] == "training-pipeline"
+
+
+def test_a_failing_run_shows_its_error_and_keeps_no_champion(small_project: Path) -> None:
+    """The training's first step fails on a malformed download: the run ends FAILED, the page shows
+    the step's error, and no model was registered."""
+    x_train = small_project / "data" / "raw" / "X_train_update.csv"
+    x_train.write_text("id;designation\n0;broken\n", encoding="utf-8")  # `;`: not the challenge layout
+    at = _open()
+    at.button(key="retrain").click().run()
+    assert any("Started training run" in s.value for s in at.success), [e.value for e in at.error]
+    deadline = time.monotonic() + 180
+    while "FAILED" not in (text := " ".join(m.value for m in at.markdown)):
+        assert "COMPLETED" not in text, text
+        assert time.monotonic() < deadline, "the run did not fail"
+        time.sleep(1)
+        at.run()
+        assert not at.exception, at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "delimiter" in errors.lower() and "X_train_update.csv" in errors, errors
+    from core.config import REGISTERED_MODEL_NAME, Settings
+    from core.pipeline import Layout
+    from core.tracking.registry import Registry
+    from core.tracking.store import connect
+
+    settings = Settings(root=small_project)
+    registry = Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    assert registry.champion() is None and not registry.versions()  # nothing registered or promoted
+    assert at.button(key="live_rerun")  # it can be run again once the data is fixed
