@@ -113,9 +113,20 @@ class Settings(BaseSettings):
 
     # --- monitoring and retraining ----------------------------------------------------------------
     monitor_window_hours: int = Field(default=24, ge=1, description="Recent predictions monitoring reads.")
+    monitor_window_rows: int | None = Field(
+        default=None, ge=1, description="At most this many of the latest predictions (default: all)."
+    )
     monitor_min_rows: int = Field(default=200, ge=1, description="Fewer recent predictions: no decision.")
+    drift_reference_rows: int = Field(
+        default=2_000, ge=50, description="Held-out training products scored for the drift reference."
+    )
+    drift_max_rows: int = Field(
+        default=5_000, ge=100, description="Larger windows are sampled to this many rows (text drift cost)."
+    )
     retrain_confidence_drop: float = Field(default=0.10, gt=0, le=1, description="Mean confidence fall.")
-    retrain_drifted_share: float = Field(default=0.5, gt=0, le=1, description="Share of drifted columns.")
+    retrain_drifted_share: float = Field(
+        default=0.5, gt=0, le=1, description="Share of drifted columns that means drift (and a retrain)."
+    )
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Self:

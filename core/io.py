@@ -18,6 +18,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp makes it private; outputs are ordinary files
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

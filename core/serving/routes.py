@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, Final
 
@@ -29,7 +28,7 @@ from core.serving.deps import (
     require_multipart,
 )
 from core.serving.holder import ServedModel
-from core.serving.inference_log import InferenceRecord
+from core.serving.inference_log import records
 from core.serving.metrics import CONTENT_TYPE
 from core.serving.predictor import (
     ACCEPTED_MEDIA_TYPES,
@@ -331,41 +330,8 @@ def _run(
         m.predictions.labels(route, str(answer.code)).inc()
         confidence.observe(answer.probability)
     if state.writer is not None:
-        state.writer.record(_records(route, model.version, products, answers, elapsed, rid))
+        state.writer.record(records(route, model.version, products, answers, elapsed, rid))
     return answers
-
-
-def _records(
-    route: str, version: int, products: Sequence[Product], answers: Sequence[Answer], elapsed: float, rid: str
-) -> list[InferenceRecord]:
-    now, latency = datetime.now(UTC), elapsed * 1000
-    out = []
-    for i, (product, answer) in enumerate(zip(products, answers, strict=True)):
-        image = answer.image
-        out.append(
-            InferenceRecord(
-                ts=now,
-                request_id=rid,
-                route=route,
-                item=i,
-                model_version=version,
-                designation=product.designation,
-                description_length=len(product.description or ""),
-                has_image=image is not None,
-                predicted_code=answer.code,
-                confidence=answer.probability,
-                latency_ms=latency,
-                image_width=image.width if image else None,
-                image_height=image.height if image else None,
-                image_bytes=image.n_bytes if image else None,
-                image_brightness=image.brightness if image else None,
-                image_saturation=image.saturation if image else None,
-                image_red=image.red if image else None,
-                image_green=image.green if image else None,
-                image_blue=image.blue if image else None,
-            )
-        )
-    return out
 
 
 def _fields(answer: Answer) -> dict[str, Any]:

@@ -1,0 +1,116 @@
+"""Drift reports on the session's trained project: unshifted traffic (held-back test products scored
+as the API scores them) gives no drift; shifted traffic gives drift, with the right columns; the
+HTML, the JSON summary and the index are written; too little traffic is a clear error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.config import Settings
+from core.monitoring.drift import (
+    DriftError,
+    DriftSummary,
+    latest_report,
+    list_reports,
+    report_html,
+    run_drift,
+)
+from core.monitoring.simulate import Shift, held_back_products, log_rows, shift_products, to_product
+from core.serving.predictor import ImageLimits, predict
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def settings(trained_project: Path, tmp_path: Path) -> Settings:
+    """The trained project, with reports written to this test's own folder."""
+    return Settings(root=trained_project, reports_dir=tmp_path / "reports")
+
+
+@pytest.fixture
+def champion(settings: Settings) -> object:
+    from core.tracking.store import load_classifier
+
+    return load_classifier(settings, alias="champion")
+
+
+def traffic(settings: Settings, classifier: object, shift: Shift, *, images: bool = True) -> pd.DataFrame:
+    """Every held-back test product once, shifted, scored and logged as the API would."""
+    products = held_back_products(settings)
+    sent = shift_products(products, shift, n=len(products), seed=3)
+    batch = [to_product(row, shift, images=images) for row in sent.itertuples(index=False)]
+    answers = predict(classifier, batch, ImageLimits.of(settings), k=1)  # type: ignore[arg-type]
+    return log_rows(batch, answers, 1)
+
+
+STRONG = Shift(class_mix=0.0, new_vocabulary=0.5, darker=0.8, empty_description=0.7)
+
+
+def test_unshifted_traffic_shows_no_drift(settings: Settings, champion: object) -> None:
+    summary = run_drift(settings, champion, 1, current=traffic(settings, champion, Shift()))  # type: ignore[arg-type]
+    assert not summary.drift_detected, summary.reasons
+    assert summary.drifted_share < settings.retrain_drifted_share
+    assert summary.columns_compared >= 13 and not summary.skipped
+    kinds = {c.column: c.kind for c in summary.columns}
+    assert kinds["title"] == "text" and kinds["predicted_code"] == "categorical"
+    assert kinds["title_chars"] == "descriptor" and kinds["image_brightness"] == "numerical"
+
+
+def test_shifted_traffic_drifts_and_says_where(settings: Settings, champion: object) -> None:
+    summary = run_drift(settings, champion, 1, current=traffic(settings, champion, STRONG))  # type: ignore[arg-type]
+    assert summary.drift_detected and summary.drifted_share >= settings.retrain_drifted_share
+    drifted = {c.column for c in summary.columns if c.drifted}
+    assert {"image_brightness", "description_length", "description_empty"} <= drifted
+    assert drifted & {"title", "title_chars", "title_words"}  # half the titles name unseen products
+    assert summary.prediction_drift  # darker pictures and foreign titles move the predictions too
+    assert summary.reasons[0].startswith("drift detected")
+
+    folder = settings.reports / "evidently"
+    html = report_html(settings, summary)
+    page = html.read_text(errors="replace")
+    assert page.lstrip().lower().startswith("<!doctype html>") and "image_brightness" in page
+    on_disk = json.loads((folder / summary.html.replace(".html", ".json")).read_text())
+    assert DriftSummary.from_dict(on_disk) == summary
+    assert latest_report(settings) == summary
+
+
+def test_index_lists_reports_newest_first_and_the_reference_is_cached(
+    settings: Settings, champion: object
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    calm = run_drift(settings, champion, 1, current=traffic(settings, champion, Shift()), now=now)  # type: ignore[arg-type]
+    cached = list((settings.reports / "evidently" / "reference").glob("*.parquet"))
+    assert len(cached) == 1
+    built = cached[0].stat().st_mtime_ns
+    later = now + timedelta(hours=1)
+    shifted = run_drift(settings, champion, 1, current=traffic(settings, champion, STRONG), now=later)  # type: ignore[arg-type]
+    assert cached[0].stat().st_mtime_ns == built  # same champion, same data: not rebuilt
+    assert [r.created_at for r in list_reports(settings)] == [shifted.created_at, calm.created_at]
+    assert [r.drift_detected for r in list_reports(settings)] == [True, False]
+
+
+def test_text_only_traffic_skips_the_image_columns(settings: Settings, champion: object) -> None:
+    current = traffic(settings, champion, Shift(), images=False)
+    summary = run_drift(settings, champion, 1, current=current)  # type: ignore[arg-type]
+    assert {s.split(":")[0] for s in summary.skipped} == {
+        "image_brightness", "image_saturation", "image_red", "image_green", "image_blue",
+    }  # fmt: skip
+    assert "image_brightness" not in {c.column for c in summary.columns}
+    assert {c.column for c in summary.columns if c.drifted} >= {"has_image"}  # every product lost its photo
+
+
+def test_too_little_traffic_is_a_clear_error(settings: Settings, champion: object) -> None:
+    few = traffic(settings, champion, Shift()).head(settings.monitor_min_rows - 1)
+    with pytest.raises(DriftError, match="RAKUTEN_MONITOR_MIN_ROWS"):
+        run_drift(settings, champion, 1, current=few)  # type: ignore[arg-type]
+    assert list_reports(settings) == []  # nothing written
+
+
+def test_no_report_yet(settings: Settings) -> None:
+    assert latest_report(settings) is None and list_reports(settings) == []
