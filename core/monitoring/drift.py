@@ -13,8 +13,8 @@ features on both sides, saved as HTML with a JSON summary, and a decision with i
 - **Decision**: drift when the share of drifted columns reaches `retrain_drifted_share` (Evidently's
   `drift_share`); each column's method, score and threshold are kept in the summary.
 
-Files: `reports/evidently/drift-<UTC time>.html` (self-contained) and `.json` (the summary), and
-`index.json` (every summary, newest first) — all written atomically.
+Files: `reports/evidently/drift-<UTC time>.html` (self-contained) and `.json` (the summary),
+`index.json` (every summary, newest first) and `latest.json` (the newest) — all written atomically.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ TEXT: Final = "title"
 IMAGE_COLUMNS: Final = tuple(c for c in NUMERIC if c.startswith("image_"))
 PREDICTION_COLUMNS: Final = ("predicted_code", "confidence")
 SUMMARY_VERSION: Final = 1
+LATEST: Final = "latest.json"  # the newest summary alone: what the API's /metrics reads
 
 
 class DriftError(RakutenError):
@@ -378,6 +379,8 @@ def _add_to_index(folder: Path, summary: DriftSummary) -> None:
         entries = [e for e in _read_index(folder) if e.get("created_at") != summary.created_at]
         entries.insert(0, summary.to_dict())
         write_text(folder / "index.json", json.dumps(entries, indent=2))
+        newest = max(entries, key=lambda e: str(e.get("created_at", "")))
+        write_text(folder / LATEST, json.dumps(newest, indent=2))
 
 
 def _read_index(folder: Path) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ never runs twice. Each run ends with a Markdown artifact summarising what happen
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from prefect import flow, get_run_logger, task
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the step modules (pandas, scikit-learn, …) load in the ta
     from core.data.prepare import PrepareOutcome
     from core.features.build import FeatureSet
     from core.models.train import TrainResult
+    from core.monitoring.drift import DriftSummary
     from core.pipeline import EvaluateOutcome, PredictOutcome
 
 TRAINING_STEPS: Final = ("ingest", "validate", "features", "train", "evaluate", "predict")
@@ -191,8 +192,7 @@ def training_pipeline(
 @task(name="signals", retries=2, retry_delay_seconds=5, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def signals(settings: Settings) -> Signals:
     """What the service received lately (inference log) against the champion's own confidence on the
-    test split (`probabilities.csv` of the last batch prediction). Drift reports come with the
-    monitoring milestone; until then drift is reported as not checked."""
+    test split (`probabilities.csv` of the last batch prediction)."""
     from datetime import UTC, datetime, timedelta
 
     import pandas as pd
@@ -201,7 +201,7 @@ def signals(settings: Settings) -> Signals:
     from core.serving.inference_log import read_inference_log
 
     since = datetime.now(UTC) - timedelta(hours=settings.monitor_window_hours)
-    recent = read_inference_log(settings, since=since)
+    recent = read_inference_log(settings, since=since, last=settings.monitor_window_rows)
     reference = None
     probabilities = Layout.of(settings).probabilities
     if probabilities.is_file():
@@ -215,12 +215,36 @@ def signals(settings: Settings) -> Signals:
     )
 
 
+@task(name="drift", retries=1, retry_delay_seconds=5, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def drift(settings: Settings, rows: int) -> DriftSummary | None:
+    """An Evidently drift report on the same window (None, with the reason logged, when there are too
+    few predictions or no champion yet)."""
+    from core.monitoring.drift import report_now
+
+    logger = get_run_logger()
+    if rows < settings.monitor_min_rows:
+        logger.info("drift not checked: %s predictions in the window (< %s)", rows, settings.monitor_min_rows)
+        return None
+    try:
+        summary = report_now(settings, progress=_logged())
+    except RakutenError as exc:  # no champion, too few rows after all: the decision goes on without
+        logger.warning("drift not checked: %s", exc)
+        return None
+    for reason in summary.reasons:
+        logger.info(reason)
+    logger.info("report: %s", settings.reports / "evidently" / summary.html)
+    return summary
+
+
 @flow(name="monitor-and-retrain")
 def monitor_and_retrain(retrain: bool = True, workers: int | None = None) -> dict[str, Any]:
-    """Read the monitoring signals, decide (thresholds from Settings), record the decision as an
-    artifact, and run the training pipeline when it says so (and `retrain` allows)."""
+    """Read the monitoring signals and a fresh drift report, decide (thresholds from Settings), record
+    the decision as an artifact, and run the training pipeline when it says so (and `retrain` allows)."""
     settings = get_settings()
     found = signals(settings)
+    report = drift(settings, found.rows)
+    if report is not None:
+        found = replace(found, drift_detected=report.drift_detected, drifted_share=report.drifted_share)
     thresholds = Thresholds(
         min_rows=settings.monitor_min_rows,
         confidence_drop=settings.retrain_confidence_drop,
@@ -230,8 +254,13 @@ def monitor_and_retrain(retrain: bool = True, workers: int | None = None) -> dic
     logger = get_run_logger()
     for reason in decision.reasons:
         logger.info(reason)
-    create_markdown_artifact(_decision_markdown(decision), key=DECISION_KEY, description="Retrain decision")
-    result: dict[str, Any] = {"decision": decision.to_dict(), "training": None}
+    create_markdown_artifact(_decision_markdown(decision, report), key=DECISION_KEY,
+                             description="Retrain decision")  # fmt: skip
+    result: dict[str, Any] = {
+        "decision": decision.to_dict(),
+        "drift_report": report.html if report else None,
+        "training": None,
+    }
     if decision.retrain and retrain:
         logger.info("retraining")
         result["training"] = training_pipeline(workers=workers, actor="monitor-and-retrain")
@@ -262,12 +291,18 @@ def _training_markdown(s: TrainingSummary, settings: Settings) -> str:
 _SHOWN: Final = ("weighted_f1", "macro_f1", "accuracy", "top5_accuracy", "text_weighted_f1")
 
 
-def _decision_markdown(d: RetrainDecision) -> str:
+def _decision_markdown(d: RetrainDecision, report: DriftSummary | None = None) -> str:
     verdict = "**retrain**" if d.retrain else "no retraining"
     reasons = "\n".join(f"- {r}" for r in d.reasons)
     s = d.signals
-    return (
+    share = f"{s.drifted_share:.0%}" if s.drifted_share is not None else "not checked"
+    drifted = ", ".join(c.column for c in report.columns if c.drifted) if report else ""
+    text = (
         f"## Monitoring: {verdict}\n\n{reasons}\n\n| signal | value |\n|---|---:|\n"
         f"| predictions in window | {s.rows:,} |\n| recent mean confidence | {s.recent_confidence} |\n"
         f"| reference mean confidence | {s.reference_confidence} |\n| drift detected | {s.drift_detected} |\n"
+        f"| drifted columns | {share} |\n"
     )
+    if report is not None:
+        text += f"\nDrift report: `{report.html}` (drifted: {drifted or 'none'})\n"
+    return text

@@ -25,7 +25,7 @@ from core.errors import RakutenError
 
 STEPS: dict[str, tuple[str, ...]] = {
     "training-pipeline": ("ingest", "validate", "features", "train", "evaluate", "predict"),
-    "monitor-and-retrain": ("signals",),
+    "monitor-and-retrain": ("signals", "drift"),
 }
 
 

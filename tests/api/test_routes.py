@@ -30,6 +30,7 @@ def settings(trained_source: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return Settings(
         root=trained_source,
         models_dir=here / "models",
+        reports_dir=here / "reports",
         inference_log_url=f"sqlite:///{here / 'inference.db'}",
         api_admin_token=TOKEN,  # type: ignore[arg-type]
         api_alias_check_s=0,
@@ -335,3 +336,37 @@ def test_without_a_champion_predictions_get_503(project: Path) -> None:
         assert ready.status_code == 503 and ready.json()["ready"] is False
         assert c.get("/health").status_code == 200
         assert "rakuten_model_loaded 0.0" in c.get("/metrics").text
+
+
+def test_metrics_expose_the_latest_drift_report(client: TestClient, settings: Settings) -> None:
+    """Before any drift report: only "available 0"; after one is written (by the CLI, the console or
+    the flow — any process), its decision, share, time and per-column scores."""
+    import json
+    import time
+    from datetime import UTC, datetime
+
+    folder = settings.reports / "evidently"
+    (folder / "latest.json").unlink(missing_ok=True)
+    text = client.get("/metrics").text
+    assert "rakuten_drift_report_available 0.0" in text and "rakuten_drift_detected" not in text
+    summary = {
+        "created_at": "2026-11-27T09:00:00+00:00", "drift_detected": True, "drifted_share": 0.6,
+        "drift_share_threshold": 0.5, "current_rows": 1234,
+        "columns": [{"column": "title", "kind": "text", "method": "Absolute text content drift",
+                     "score": 0.71, "threshold": 0.55, "drifted": True}],
+    }  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "latest.json").write_text(json.dumps(summary))
+    try:
+        text = client.get("/metrics").text
+        assert "rakuten_drift_report_available 1.0" in text and "rakuten_drift_detected 1.0" in text
+        assert "rakuten_drift_share 0.6" in text and "rakuten_drift_window_rows 1234.0" in text
+        stamp = next(line for line in text.splitlines() if line.startswith("rakuten_drift_report_timestamp"))
+        assert float(stamp.split()[-1]) == datetime(2026, 11, 27, 9, tzinfo=UTC).timestamp()
+        assert 'rakuten_drift_column_score{column="title",method="Absolute text content drift"} 0.71' in text
+        assert 'rakuten_drift_column_drifted{column="title"} 1.0' in text
+        time.sleep(0.01)
+        (folder / "latest.json").write_text(json.dumps(summary | {"drift_detected": False}))
+        assert "rakuten_drift_detected 0.0" in client.get("/metrics").text  # a newer report is picked up
+    finally:
+        (folder / "latest.json").unlink()

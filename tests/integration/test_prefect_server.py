@@ -120,7 +120,7 @@ def test_a_scheduled_monitoring_run_is_executed_by_the_worker(settings: Settings
         )
     done = _finished(settings, str(run.id))
     assert done.state == "COMPLETED", done.message
-    assert done.flow == "monitor-and-retrain" and done.progress[:2] == (1, 1)
+    assert done.flow == "monitor-and-retrain" and done.progress[:2] == (2, 2)
     summary = run_summary(settings, str(run.id))
     assert summary is not None and "no retraining" in summary  # no predictions served yet
 

@@ -138,8 +138,12 @@ def test_monitor_decides_from_the_inference_log(harness: None, flow_project: Pat
     _log(settings, confidence=0.05, rows=250)  # traffic the champion is unsure about
     result = monitor_and_retrain(retrain=False)
     decision = result["decision"]
-    assert decision["retrain"] is True and result["training"] is None
+    assert decision["retrain"] is True and result["training"] is None, result
     assert any("mean confidence fell" in r for r in decision["reasons"])
+    # the same window got an Evidently report: one title, one class, no images — nothing like training
+    assert result["drift_report"] and (settings.reports / "evidently" / result["drift_report"]).is_file()
+    assert decision["signals"]["drift_detected"] is True
+    assert any("drift detected" in r for r in decision["reasons"])
 
 
 def test_monitor_retrains_when_it_decides_to(harness: None, flow_project: Path) -> None:
