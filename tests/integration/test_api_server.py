@@ -48,16 +48,19 @@ class Server:
     log: Path
 
 
-def start_server(project: Path, log: Path, *, alias_check_s: float, workers: int = 1) -> Server:
+def start_server(
+    project: Path, log: Path, *, alias_check_s: float, workers: int = 1, env: dict[str, str] | None = None
+) -> Server:
     port = _free_port()
+    base = {k: v for k, v in os.environ.items() if k not in
+            ("MLFLOW_TRACKING_URI", "RAKUTEN_MLFLOW_TRACKING_URI", "RAKUTEN_INFERENCE_LOG_URL")}  # fmt: skip
     env = {
-        **os.environ,
+        **base,
         "RAKUTEN_ROOT": str(project),
         "RAKUTEN_API_ADMIN_TOKEN": TOKEN,
         "RAKUTEN_API_ALIAS_CHECK_S": str(alias_check_s),
+        **(env or {}),
     }
-    for var in ("MLFLOW_TRACKING_URI", "RAKUTEN_MLFLOW_TRACKING_URI", "RAKUTEN_INFERENCE_LOG_URL"):
-        env.pop(var, None)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "core", "serve", "--port", str(port), "--workers", str(workers)],
