@@ -3,7 +3,8 @@
 Measures what the platform promises — demo generation and ingestion speed, Data explorer
 responsiveness on 85,000 rows, how hard the demo data is, and the training pipeline end to end
 (`benchmarks/bench_pipeline.py`) and the prediction service against `mlflow models serve`
-(`benchmarks/bench_serving.py`) and how soon a Retrain shows progress (`benchmarks/bench_orchestration.py`)
+(`benchmarks/bench_serving.py`), how soon a Retrain shows progress (`benchmarks/bench_orchestration.py`)
+and how long a drift report takes (`benchmarks/bench_monitoring.py`)
 — on this machine, and writes Markdown tables with the targets beside the numbers. Everything runs in
 a temporary folder.
 """
@@ -65,12 +66,13 @@ def _full_scale(root: Path, workers: int) -> list[Row]:
     ]
 
 
-SECTIONS = ("data", "pipeline", "serving", "orchestration")
+SECTIONS = ("data", "pipeline", "serving", "orchestration", "monitoring")
 TITLES = {
     "data": "Data: demo generation, ingestion, explorer, difficulty",
     "pipeline": "Training pipeline",
     "serving": "Prediction service",
     "orchestration": "Orchestration",
+    "monitoring": "Drift monitoring",
 }
 
 
@@ -81,7 +83,7 @@ def run(
     out: dict[str, list[Row]] = {}
     if "data" in sections:
         out["data"] = _data(workers, quick, full_scale)
-    for name in ("pipeline", "serving", "orchestration"):
+    for name in ("pipeline", "serving", "orchestration", "monitoring"):
         if name not in sections:
             continue
         module = importlib.import_module(f"bench_{name}")  # beside this script
@@ -220,7 +222,7 @@ def main() -> None:
         "--sections",
         default=",".join(SECTIONS),
         help="Comma-separated: data (foundation), pipeline (training), serving (API vs mlflow serve), "
-        "orchestration (Retrain → first progress, embedded and server mode)",
+        "orchestration (Retrain → first progress, embedded and server mode), monitoring (drift report)",
     )
     args = parser.parse_args()
     sections = tuple(name.strip() for name in args.sections.split(","))

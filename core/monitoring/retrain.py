@@ -1,7 +1,7 @@
 """When to retrain: a pure decision from monitoring signals and thresholds (Settings), with reasons.
 
 Signals come from the inference log (recent predictions' confidence against the champion's own
-confidence on the test set) and, once drift reports exist, from the latest drift summary.
+confidence on the test set) and from a drift report on the same window (`core.monitoring.drift`).
 """
 
 from __future__ import annotations
