@@ -20,6 +20,10 @@ page = st.navigation(
         "Orchestration": [
             st.Page(PAGES / "pipeline_runs.py", title="Pipeline runs", icon=":material/play_circle:"),
         ],
+        "Monitoring": [
+            st.Page(PAGES / "drift.py", title="Drift", icon=":material/query_stats:"),
+            st.Page(PAGES / "service_health.py", title="Service health", icon=":material/monitor_heart:"),
+        ],
         "Tracking": [
             st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/science:"),
             st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:"),

@@ -105,6 +105,14 @@ class Settings(BaseSettings):
         ge=0,
         description="How often the API checks whether the champion alias moved (0: only on /admin/reload).",
     )
+    prometheus_url: str | None = Field(
+        default=None, description="Prometheus the console charts service metrics from (full stack)."
+    )
+    grafana_url: str | None = Field(default=None, description="Grafana, probed by the Service health page.")
+    ui_links: dict[str, str] = Field(
+        default_factory=dict,
+        description="Browser URLs of the native UIs when they differ from the service URLs (JSON).",
+    )
     inference_log_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the inference log (default: SQLite in data/inference.db).",

@@ -173,3 +173,38 @@ def test_dashboard_and_provisioning_files_are_consistent() -> None:
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):
                 assert target["datasource"]["uid"] == uid, (path.name, panel["title"])
+
+
+def test_service_health_page_with_prometheus_then_without(
+    api: Server, prometheus: str, trained_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connected: the page charts the last hour from Prometheus; with Prometheus gone, it falls back
+    to the API's own /metrics totals (and says Prometheus is down)."""
+    from streamlit.testing.v1 import AppTest
+
+    from core.config import get_settings
+
+    home = str(REPO / "app" / "Home.py")
+    monkeypatch.setenv("RAKUTEN_ROOT", str(trained_source))
+    monkeypatch.setenv("RAKUTEN_API_URL", api.url)
+    monkeypatch.setenv("RAKUTEN_PROMETHEUS_URL", prometheus)
+    get_settings.cache_clear()
+    at = AppTest.from_file(home, default_timeout=60).run()
+    at.switch_page("../pages/service_health.py").run()
+    assert not at.exception, at.exception
+    status = dict(zip(at.dataframe[0].value["service"], at.dataframe[0].value["status"], strict=True))
+    assert status["API"] == "🟢 up" and status["Prometheus"] == "🟢 up"
+    assert any("from Prometheus" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 4
+
+    monkeypatch.setenv("RAKUTEN_PROMETHEUS_URL", f"http://127.0.0.1:{_free_port()}")
+    get_settings.cache_clear()
+    import streamlit as st
+
+    st.cache_resource.clear()
+    at = AppTest.from_file(home, default_timeout=60).run()
+    at.switch_page("../pages/service_health.py").run()
+    assert not at.exception, at.exception
+    assert any("since the API started" in c.value for c in at.caption)
+    assert at.metric[0].value == "v1" and len(at.get("plotly_chart")) >= 2
+    get_settings.cache_clear()

@@ -1,0 +1,151 @@
+"""Drift page pieces: the reports (from `reports/evidently`), a report generated now with progress,
+drift over time as charts, the Evidently report itself, and Retrain when drift is found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+import streamlit.components.v1 as components
+
+from core.errors import RakutenError
+from core.monitoring.drift import DriftSummary, list_reports, report_html
+from core.ui.data import settings
+
+_FLASH: Final = "drift_flash"
+
+
+def reports() -> list[DriftSummary]:
+    """Every report's summary, newest first (a small JSON index: read on each rerun)."""
+    return list_reports(settings())
+
+
+def generate() -> None:
+    """Make a report now, showing its progress; the outcome (or why not) is flashed after the rerun."""
+    from core.monitoring.drift import report_now
+
+    with st.status("Generating a drift report…", expanded=True) as status:
+        bar = st.progress(0.0, text="starting")
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.progress(done / total if total else 1.0, text=f"{stage}: {done:,} / {total:,}")
+
+        try:
+            summary = report_now(settings(), progress=progress)
+        except RakutenError as exc:
+            status.update(label="No report", state="error")
+            st.session_state[_FLASH] = ("warning", str(exc))
+            return
+        status.update(label=f"Report ready in {summary.seconds:.1f} s", state="complete")
+    kind = "error" if summary.drift_detected else "success"
+    st.session_state[_FLASH] = (kind, "New report: " + "; ".join(summary.reasons))
+
+
+def show_flash() -> None:
+    flash = st.session_state.pop(_FLASH, None)
+    if flash:
+        kind, text = flash
+        getattr(st, kind)(text)
+
+
+def reports_frame(found: list[DriftSummary]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "created": [pd.Timestamp(r.created_at) for r in found],
+            "decision": ["🔴 drift" if r.drift_detected else "🟢 no drift" for r in found],
+            "drifted share": [r.drifted_share for r in found],
+            "columns drifted": [f"{r.drifted_columns} / {r.columns_compared}" for r in found],
+            "predictions": [r.current_rows for r in found],
+            "model": [f"v{r.model_version}" if r.model_version is not None else "—" for r in found],
+            "window": [f"{r.window_start or '?'} → {r.window_end or '?'}" for r in found],
+            "report": [r.html for r in found],
+        }
+    )
+
+
+REPORTS_CONFIG: Final = {
+    "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+    "drifted share": st.column_config.ProgressColumn(
+        "drifted share", min_value=0.0, max_value=1.0, format="percent"
+    ),
+    "report": None,
+}
+
+
+def columns_frame(summary: DriftSummary) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "column": [c.column for c in summary.columns],
+            "kind": [c.kind for c in summary.columns],
+            "drifted": ["yes" if c.drifted else "" for c in summary.columns],
+            "method": [c.method for c in summary.columns],
+            "score": [c.score for c in summary.columns],
+            "threshold": [c.threshold for c in summary.columns],
+        }
+    ).sort_values(["drifted", "column"], ascending=[False, True])
+
+
+def share_chart(found: list[DriftSummary]) -> None:
+    """Drifted share per report, with the threshold that means drift."""
+    ordered = sorted(found, key=lambda r: r.created_at)
+    frame = pd.DataFrame(
+        {
+            "created": [pd.Timestamp(r.created_at) for r in ordered],
+            "drifted share": [r.drifted_share for r in ordered],
+        }
+    )
+    fig = px.line(frame, x="created", y="drifted share", markers=True, height=280)
+    fig.add_hline(y=ordered[-1].drift_share_threshold, line_dash="dash", annotation_text="drift threshold")
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis_tickformat=".0%", yaxis_range=[0, 1])
+    st.plotly_chart(fig, width="stretch")
+
+
+def column_heatmap(found: list[DriftSummary]) -> None:
+    """Which column drifted in which report (columns × reports)."""
+    ordered = sorted(found, key=lambda r: r.created_at)[-30:]
+    columns = sorted({c.column for r in ordered for c in r.columns})
+    times = [pd.Timestamp(r.created_at).strftime("%m-%d %H:%M") for r in ordered]
+    z = [
+        [next((1 if c.drifted else 0 for c in r.columns if c.column == col), None) for r in ordered]
+        for col in columns
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=times,
+            y=columns,
+            colorscale=[[0, "#d9f0d3"], [1, "#d73027"]],
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            xgap=2,
+            ygap=2,
+            hovertemplate="%{y} at %{x}: %{z}<extra>1 = drifted</extra>",
+        )
+    )
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), height=max(260, 22 * len(columns)),
+                      xaxis_type="category")  # fmt: skip
+    st.plotly_chart(fig, width="stretch")
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _html(path: str, mtime: float) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+def embed(summary: DriftSummary) -> None:
+    """The self-contained Evidently report, scrollable, and its download."""
+    try:
+        path = report_html(settings(), summary)
+    except RakutenError as exc:
+        st.warning(str(exc))
+        return
+    text = _html(str(path), path.stat().st_mtime)
+    st.download_button(
+        "Download the HTML report", text, file_name=path.name, mime="text/html", key="download"
+    )
+    components.html(text, height=900, scrolling=True)

@@ -1,0 +1,68 @@
+"""Drift: has what the service receives changed since training, and should we retrain?"""
+
+import streamlit as st
+
+from core.ui import drift as ui
+from core.ui import runs as runs_ui
+from core.ui.components import empty_state
+
+st.title("Drift")
+st.caption(
+    "Evidently reports comparing the inference log's recent window with held-out training products "
+    "scored by the champion (title text and descriptors, description, image statistics, predictions)."
+)
+runs_ui.prefect_ready()
+if st.button("Generate report now", key="generate", icon=":material/analytics:"):
+    ui.generate()
+ui.show_flash()
+runs_ui.show_flash()
+
+found = ui.reports()
+if not found:
+    empty_state(
+        "No drift report yet. The API logs every prediction; send traffic (held-back products, "
+        "optionally shifted), then generate a report.",
+        "python -m core simulate --n 1000 [--drifted]\npython -m core drift",
+    )
+    st.stop()
+
+latest = found[0]
+if latest.drift_detected:
+    st.error("**Drift detected** in the latest report — " + "; ".join(latest.reasons[1:] or latest.reasons))
+    st.button("Retrain now", type="primary", key="retrain", on_click=runs_ui.retrain, args=({},),
+              help="Starts the training pipeline (follow it on the Pipeline runs page).")  # fmt: skip
+else:
+    st.success("**No drift** in the latest report — " + latest.reasons[0])
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Drifted columns", f"{latest.drifted_columns} / {latest.columns_compared}")
+c2.metric("Drifted share", f"{latest.drifted_share:.0%}", help=f"drift at {latest.drift_share_threshold:.0%}")
+c3.metric("Predictions compared", f"{latest.current_rows:,}", help=f"vs {latest.reference_rows:,} reference")
+c4.metric("Report", latest.created_at[:16].replace("T", " "), help="UTC")
+
+st.subheader("Reports")
+table = ui.reports_frame(found)
+st.dataframe(table, hide_index=True, column_config=ui.REPORTS_CONFIG, key="reports")
+when = table["created"].dt.strftime("%Y-%m-%d %H:%M:%S")
+labels = dict(zip(table["report"], when + " · " + table["decision"], strict=True))
+picked = st.selectbox("Report", table["report"], format_func=labels.get, key="pick")
+summary = next(r for r in found if r.html == picked)
+
+st.subheader("Columns")
+st.dataframe(ui.columns_frame(summary), hide_index=True, key="columns",
+             column_config={"score": st.column_config.NumberColumn(format="%.4f")})  # fmt: skip
+for note in summary.skipped:
+    st.caption(f"Not compared — {note}")
+
+st.subheader("Drift over time")
+if len(found) < 2:
+    st.caption("One report so far: the history appears with the next one.")
+else:
+    left, right = st.columns(2)
+    with left:
+        ui.share_chart(found)
+    with right:
+        ui.column_heatmap(found)
+
+st.subheader("Evidently report")
+ui.embed(summary)

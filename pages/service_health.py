@@ -1,0 +1,29 @@
+"""Service health: each part of the platform (up, down, embedded), how fast it answers, its UI; the
+prediction service's key metrics from Prometheus, or from the API's own /metrics without it."""
+
+import streamlit as st
+
+from core.ui import health as ui
+from core.ui.components import empty_state
+
+st.title("Service health")
+st.caption("Probed now, in parallel, with a 2 s timeout each — press R to probe again.")
+
+probes = ui.probes()
+st.dataframe(ui.probes_frame(probes), hide_index=True, column_config=ui.PROBES_CONFIG, key="probes")
+down = [p.service for p in probes if p.state == "down"]
+if down:
+    st.warning(
+        f"Not answering: {', '.join(down)} — see the detail column; `docker compose ps` in the full stack."
+    )
+
+st.subheader("Prediction service")
+source, data = ui.metrics(probes)
+if source == "prometheus":
+    st.caption("Last hour, from Prometheus (1-minute rates).")
+    ui.prometheus_charts(data)
+elif source == "api":
+    st.caption("Totals since the API started, from its /metrics (set RAKUTEN_PROMETHEUS_URL for history).")
+    ui.snapshot_charts(data)
+else:
+    empty_state(str(data), "python -m core serve   # then set RAKUTEN_API_URL=http://127.0.0.1:8000")

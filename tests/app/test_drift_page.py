@@ -1,0 +1,71 @@
+"""Drift page through AppTest: the empty state says how to get a first report; with reports, the
+latest decision (drift → a Retrain button), the reports, the columns, drift over time and the
+Evidently report; "Generate report now" without traffic says why there is no report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import Settings
+from core.monitoring.drift import run_drift
+from core.monitoring.simulate import Shift
+from tests.core.monitoring.test_drift import STRONG, traffic
+
+pytestmark = pytest.mark.slow
+HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
+
+
+@pytest.fixture
+def reports(trained_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The trained project with this test's own reports folder and inference log."""
+    from core.config import get_settings
+
+    monkeypatch.setenv("RAKUTEN_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("RAKUTEN_INFERENCE_LOG_URL", f"sqlite:///{tmp_path / 'log.db'}")
+    get_settings.cache_clear()
+    return Settings(root=trained_project, reports_dir=tmp_path / "reports",
+                    inference_log_url=f"sqlite:///{tmp_path / 'log.db'}")  # fmt: skip
+
+
+def _open() -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=120).run()
+    at.switch_page("../pages/drift.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_no_report_yet_says_what_to_do(reports: Settings) -> None:
+    at = _open()
+    assert any("No drift report yet" in i.value for i in at.info)
+    assert any("python -m core simulate" in c.value for c in at.code)
+    at.button(key="generate").click().run()  # no traffic logged: a clear reason, no report
+    assert not at.exception, at.exception
+    assert any("Only 0 predictions" in w.value and "simulate" in w.value for w in at.warning)
+
+
+def test_reports_decision_history_and_retrain(reports: Settings) -> None:
+    from core.tracking.store import load_classifier
+
+    champion = load_classifier(reports, alias="champion")
+    now = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    run_drift(reports, champion, 1, current=traffic(reports, champion, Shift()), now=now)
+    run_drift(reports, champion, 1, current=traffic(reports, champion, STRONG), now=now + timedelta(hours=1))
+
+    at = _open()
+    assert any("Drift detected" in e.value for e in at.error)
+    assert at.button(key="retrain")
+    assert [m.label for m in at.metric][:2] == ["Drifted columns", "Drifted share"]
+    table = at.dataframe[0].value
+    assert len(table) == 2 and table["decision"].tolist() == ["🔴 drift", "🟢 no drift"]
+    columns = at.dataframe[1].value
+    assert "image_brightness" in columns["column"].tolist() and "yes" in columns["drifted"].tolist()
+    assert len(at.get("plotly_chart")) == 2  # drifted share over time, columns × reports
+    assert at.get("download_button")
+
+    at.selectbox(key="pick").set_value(table["report"].iloc[1]).run()  # the calm report
+    assert not at.exception, at.exception
+    assert "yes" not in at.dataframe[1].value["drifted"].tolist()
