@@ -63,6 +63,10 @@ else:
         ui.share_chart(found)
     with right:
         ui.column_heatmap(found)
+    names = sorted({c.column for r in found for c in r.columns})
+    first_drifted = next((c.column for c in latest.columns if c.drifted), names[0])
+    column = st.selectbox("Score over time of", names, index=names.index(first_drifted), key="column")
+    ui.column_score_chart(found, column)
 
 st.subheader("Evidently report")
 ui.embed(summary)

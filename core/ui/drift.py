@@ -132,6 +132,35 @@ def column_heatmap(found: list[DriftSummary]) -> None:
     st.plotly_chart(fig, width="stretch")
 
 
+def column_score_chart(found: list[DriftSummary], column: str) -> None:
+    """One column's drift score across reports, with its threshold (p-values: below is drift;
+    distances and AUC: above is drift)."""
+    rows = [
+        (
+            pd.Timestamp(r.created_at),
+            c.score,
+            c.threshold,
+            "drifted" if c.drifted else "not drifted",
+            c.method,
+        )
+        for r in sorted(found, key=lambda r: r.created_at)
+        for c in r.columns
+        if c.column == column
+    ]
+    frame = pd.DataFrame(rows, columns=["created", "score", "threshold", "drifted", "method"])
+    if frame.empty:
+        st.caption(f"{column} was not compared in these reports.")
+        return
+    fig = px.line(frame, x="created", y="score", markers=True, height=260, hover_data=["method"])
+    colours = ["#d73027" if drifted else "#1a9850" for drifted in frame["drifted"]]
+    fig.add_scatter(x=frame["created"], y=frame["score"], mode="markers", showlegend=False,
+                    marker=dict(size=11, color=colours))  # fmt: skip
+    fig.add_hline(y=float(frame["threshold"].iloc[-1]), line_dash="dash", annotation_text="threshold")
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    st.plotly_chart(fig, width="stretch", key="column_score")
+    st.caption(f"Method: {frame['method'].iloc[-1]} — red: drifted.")
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
 def _html(path: str, mtime: float) -> str:
     return Path(path).read_text(encoding="utf-8")

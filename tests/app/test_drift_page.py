@@ -63,7 +63,8 @@ def test_reports_decision_history_and_retrain(reports: Settings) -> None:
     assert len(table) == 2 and table["decision"].tolist() == ["🔴 drift", "🟢 no drift"]
     columns = at.dataframe[1].value
     assert "image_brightness" in columns["column"].tolist() and "yes" in columns["drifted"].tolist()
-    assert len(at.get("plotly_chart")) == 2  # drifted share over time, columns × reports
+    assert len(at.get("plotly_chart")) == 3  # drifted share, columns × reports, one column's score
+    assert at.selectbox(key="column").value in set(columns.loc[columns["drifted"] == "yes", "column"])
     assert at.get("download_button")
 
     at.selectbox(key="pick").set_value(table["report"].iloc[1]).run()  # the calm report
