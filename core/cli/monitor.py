@@ -3,6 +3,7 @@ shifted) replayed against the prediction service."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +15,12 @@ from core.errors import RakutenError
 
 HOURS_HELP = "Window: the last N hours \\[default: RAKUTEN_MONITOR_WINDOW_HOURS]"
 URL_HELP = "API URL \\[default: RAKUTEN_API_URL or the local API]"
+LABELS_HELP = (
+    "CSV request_id,prdtypecode (true classes, e.g. from `simulate --labelled`): adds classification quality"
+)
+LABELLED_HELP = (
+    "Replay held-out labelled training products and write their true classes (for `drift --labels`)"
+)
 
 
 def _share(text: str) -> typer.models.OptionInfo:
@@ -23,16 +30,18 @@ def _share(text: str) -> typer.models.OptionInfo:
 def drift(
     hours: Annotated[int | None, typer.Option(help=HOURS_HELP, min=1)] = None,
     rows: Annotated[int | None, typer.Option(help="At most the latest N predictions", min=1)] = None,
+    labels: Annotated[Path | None, typer.Option(help=LABELS_HELP, exists=True, dir_okay=False)] = None,
 ) -> None:
     """Compare recent predictions (inference log) with the training reference: Evidently report."""
-    from core.monitoring.drift import report_now
+    from core.monitoring.drift import read_labels, report_now
 
     settings = get_settings()
     changes = {k: v for k, v in {"monitor_window_hours": hours, "monitor_window_rows": rows}.items() if v}
     settings = settings.model_copy(update=changes)
     try:
+        truth = read_labels(labels) if labels else None
         with progress() as update:
-            summary = report_now(settings, progress=update)
+            summary = report_now(settings, labels=truth, progress=update)
     except RakutenError as exc:
         raise fail(exc) from exc
     colour = "red" if summary.drift_detected else "green"
@@ -62,9 +71,19 @@ def simulate(
     empty_description: Annotated[float, _share("Share of descriptions removed")] = 0.0,
     drifted: Annotated[bool, typer.Option("--drifted", help="A strong shift of every kind at once")] = False,
     seed: Annotated[int, typer.Option(help="Same seed, same products and shifts")] = 0,
+    labelled: Annotated[bool, typer.Option("--labelled", help=LABELLED_HELP)] = False,
+    labels_out: Annotated[Path | None, typer.Option(help="Where --labelled writes the labels CSV")] = None,
 ) -> None:
     """Replay held-back products (the test set) against the prediction service, optionally shifted."""
-    from core.monitoring.simulate import Shift, describe_shift, held_back_products, replay, shift_products
+    from core.io import write_text
+    from core.monitoring.simulate import (
+        Shift,
+        describe_shift,
+        held_back_products,
+        replay,
+        request_ids,
+        shift_products,
+    )
     from core.serving.client import ApiBackend
 
     settings = get_settings()
@@ -77,9 +96,10 @@ def simulate(
     try:
         backend.model_info(timeout=5.0)  # fail fast, with the reason, when the API is not there
         # the test set has no labels: a class mix is drawn from held-out (labelled) training rows
-        products = held_back_products(settings, labelled=bool(shift.class_mix))
-        labels = products.pop("label") if "label" in products else None
+        products = held_back_products(settings, labelled=labelled or bool(shift.class_mix))
+        labels = products.get("label")
         sent = shift_products(products, shift, n=n, seed=seed, labels=labels)
+        sent["request_id"] = request_ids(len(sent), seed)
         console.print(f"Sending {n:,} products to {target} ({describe_shift(shift)}), {clients} clients")
         with progress() as update:
             result = replay(backend, sent, shift, clients=clients, images=images, progress=update)
@@ -89,5 +109,12 @@ def simulate(
                   f"({result.rate:,.0f} req/s); model versions: {dict(result.versions)}")  # fmt: skip
     for reason, count in result.errors.most_common():
         console.print(f"  {count:,} × {reason}")
+    if labelled:
+        first = sent["request_id"].iloc[0]
+        labels_file = labels_out or settings.reports / "evidently" / "labels" / f"{first}.csv"
+        truth = sent[["request_id", "label"]].rename(columns={"label": "prdtypecode"})
+        write_text(labels_file, truth.to_csv(index=False))
+        console.print(f"True classes of the {len(truth):,} requests: {labels_file}\n"
+                      f"  python -m core drift --rows {len(truth)} --labels {labels_file}")  # fmt: skip
     if result.failed:
         raise typer.Exit(code=1)

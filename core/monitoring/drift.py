@@ -89,6 +89,7 @@ class DriftSummary:
     prediction_drift: bool
     columns: list[ColumnDrift] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    quality: dict[str, dict[str, float]] | None = None  # current / reference, when labels were given
     html: str = ""
     seconds: float = 0.0
     version: int = SUMMARY_VERSION
@@ -113,6 +114,10 @@ class DriftSummary:
             out.append("drifted: " + ", ".join(drifted))
         if self.prediction_drift:
             out.append("the predictions themselves drifted (class mix or confidence)")
+        if self.quality:
+            now, before = self.quality["current"], self.quality["reference"]
+            out.append(f"weighted F1 on {int(now['rows']):,} labelled predictions: {now['weighted_f1']:.3f} "
+                       f"(reference {before['weighted_f1']:.3f})")  # fmt: skip
         return out
 
 
@@ -220,13 +225,17 @@ def current_window(settings: Settings, *, now: datetime | None = None) -> tuple[
 
 
 # --- the report ---------------------------------------------------------------------------------------
+DESCRIPTORS: Final = ("title_chars", "title_words", "title_non_letter_pct")
+
+
 def compare(
     reference: pd.DataFrame, current: pd.DataFrame, *, drift_share: float, max_rows: int, seed: int = 0
 ) -> tuple[Any, list[ColumnDrift], list[str], float]:
-    """Run Evidently's drift preset; (snapshot, per-column results, skipped columns, drifted share)."""
-    from evidently import DataDefinition, Dataset, Report
+    """Run Evidently's drift preset — and its classification preset when both sides carry the true
+    class (`target`); (snapshot, per-column results, skipped columns, drifted share)."""
+    from evidently import DataDefinition, Dataset, MulticlassClassification, Report
     from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
-    from evidently.presets import DataDriftPreset
+    from evidently.presets import ClassificationPreset, DataDriftPreset
     from sklearn.exceptions import ConvergenceWarning
 
     reference = _sample(reference, max_rows, seed)
@@ -234,26 +243,48 @@ def compare(
     skipped = [c for c in IMAGE_COLUMNS if reference[c].notna().sum() < 2 or current[c].notna().sum() < 2]
     numeric = [c for c in NUMERIC if c not in skipped]
     columns = [TEXT, *numeric, *CATEGORICAL]
+    labelled = "target" in current and "target" in reference
     definition = DataDefinition(
-        numerical_columns=numeric, categorical_columns=list(CATEGORICAL), text_columns=[TEXT]
+        numerical_columns=numeric,
+        categorical_columns=list(CATEGORICAL),
+        text_columns=[TEXT],
+        classification=[MulticlassClassification(target="target", prediction_labels="predicted_code")]
+        if labelled
+        else None,
     )
     descriptors = [
-        TextLength(TEXT, alias="title_chars"),
-        WordCount(TEXT, alias="title_words"),
-        NonLetterCharacterPercentage(TEXT, alias="title_non_letter_pct"),
+        TextLength(TEXT, alias=DESCRIPTORS[0]),
+        WordCount(TEXT, alias=DESCRIPTORS[1]),
+        NonLetterCharacterPercentage(TEXT, alias=DESCRIPTORS[2]),
     ]
+    kept = [*columns, "target"] if labelled else columns
     datasets = [
-        Dataset.from_pandas(frame[columns].reset_index(drop=True), data_definition=definition,
+        Dataset.from_pandas(frame[kept].reset_index(drop=True), data_definition=definition,
                             descriptors=descriptors)
         for frame in (reference, current)
     ]  # fmt: skip
-    report = Report([DataDriftPreset(drift_share=drift_share)], include_tests=True)
+    metrics: list[Any] = [DataDriftPreset(columns=[*columns, *DESCRIPTORS], drift_share=drift_share)]
+    if labelled:
+        metrics.append(ClassificationPreset())
+    report = Report(metrics, include_tests=True)
     with warnings.catch_warnings():  # the text domain classifier's convergence, empty-bin divisions
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         snapshot = report.run(reference_data=datasets[0], current_data=datasets[1])
     results, share = _columns(snapshot.dict(), numeric)
     return snapshot, results, [f"{c}: no images on one side" for c in skipped], share
+
+
+def quality(frame: pd.DataFrame) -> dict[str, float]:
+    """Accuracy and weighted F1 (the challenge metric) of labelled predictions."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    truth, predicted = frame["target"].astype(str), frame["predicted_code"].astype(str)
+    return {
+        "rows": float(len(frame)),
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "weighted_f1": float(f1_score(truth, predicted, average="weighted", zero_division=0)),
+    }
 
 
 def _columns(data: dict[str, Any], numeric: Sequence[str]) -> tuple[list[ColumnDrift], float]:
@@ -295,16 +326,25 @@ def run_drift(
     version: int | None,
     *,
     current: pd.DataFrame | None = None,
+    labels: pd.Series | None = None,
     now: datetime | None = None,
     progress: StageProgress | None = None,
 ) -> DriftSummary:
     """Compare the inference log's window with the reference; write the HTML report, its summary and
-    the index. `current` (inference-log rows) replaces the window when given."""
+    the index. `current` (inference-log rows) replaces the window when given. `labels` (true class by
+    request id) restricts the report to the labelled predictions and adds classification quality."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     window_start: datetime | None = None
     if current is None:
         current, window_start = current_window(settings, now=now)
+    if labels is not None:
+        current = current.assign(target=current["request_id"].map(labels)).dropna(subset=["target"])
+        if current.empty:
+            raise DriftError(
+                "None of the labelled request ids is in the window: check the labels file and the window "
+                "(--hours / --rows)."
+            )
     if len(current) < settings.monitor_min_rows:
         raise DriftError(
             f"Only {len(current)} predictions in the last {settings.monitor_window_hours} h (at least "
@@ -315,10 +355,13 @@ def run_drift(
                                 progress=progress)  # fmt: skip
     if progress:
         progress("drift report", 0, 1)
+    described = describe(current)
+    if labels is not None:
+        described["target"] = current["target"].astype(int).astype(str).to_numpy()
     snapshot, columns, skipped, share = compare(
-        reference, describe(current), drift_share=settings.retrain_drifted_share,
-        max_rows=settings.drift_max_rows,
+        reference, described, drift_share=settings.retrain_drifted_share, max_rows=settings.drift_max_rows,
     )  # fmt: skip
+    scores = {"current": quality(described), "reference": quality(reference)} if labels is not None else None
     if progress:
         progress("drift report", 1, 1)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
@@ -347,6 +390,7 @@ def run_drift(
         prediction_drift=any(c.drifted for c in columns if c.column in PREDICTION_COLUMNS),
         columns=columns,
         skipped=skipped,
+        quality=scores,
         html=html.name,
         seconds=round(time.perf_counter() - started, 2),
     )
@@ -355,7 +399,9 @@ def run_drift(
     return summary
 
 
-def report_now(settings: Settings, *, progress: StageProgress | None = None) -> DriftSummary:
+def report_now(
+    settings: Settings, *, labels: pd.Series | None = None, progress: StageProgress | None = None
+) -> DriftSummary:
     """A drift report for the champion, now (what the CLI, the console and the monitoring flow run).
     `NoChampionError` before the first promoted model."""
     from core.config import REGISTERED_MODEL_NAME
@@ -368,7 +414,34 @@ def report_now(settings: Settings, *, progress: StageProgress | None = None) -> 
     if version is None:
         raise NoChampionError("No champion model yet: train one first (`python -m core pipeline`).")
     classifier = load_classifier(settings, version=version)
-    return run_drift(settings, classifier, version, progress=progress)
+    return run_drift(settings, classifier, version, labels=labels, progress=progress)
+
+
+def read_labels(path: Path) -> pd.Series:
+    """A labels file: CSV with `request_id` and `prdtypecode` (the true class of each request's product),
+    as `python -m core simulate --labelled` writes it."""
+    from core.errors import DataFormatError
+
+    try:
+        frame = pd.read_csv(path, dtype={"request_id": str})
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(
+            f"Cannot read the labels file {path}: {exc}", problem="unreadable", path=str(path)
+        ) from exc
+    missing = {"request_id", "prdtypecode"} - set(frame.columns)
+    if missing:
+        raise DataFormatError(
+            f"The labels file {path} lacks {sorted(missing)} (columns: request_id,prdtypecode).",
+            problem="missing_column",
+            path=str(path),
+        )
+    codes = pd.to_numeric(frame["prdtypecode"], errors="coerce")
+    if codes.isna().any():
+        bad = int(codes.isna().sum())
+        raise DataFormatError(
+            f"{bad} labels in {path} are not class codes.", problem="bad_label", path=str(path)
+        )
+    return pd.Series(codes.astype(int).to_numpy(), index=frame["request_id"].to_numpy())
 
 
 # --- reading reports ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -182,8 +183,9 @@ def replay(
     rows = list(products.itertuples(index=False))
 
     def send(row: Any) -> None:
+        request_id = getattr(row, "request_id", None)
         try:
-            outcome = backend.predict(to_product(row, shift, images=images), k=1)
+            outcome = backend.predict(to_product(row, shift, images=images), k=1, request_id=request_id)
         except (RakutenError, OSError) as exc:
             reason = f"{exc.status} {exc.reason}" if isinstance(exc, ApiRejected) else type(exc).__name__
             with lock:
@@ -216,8 +218,25 @@ def describe_shift(shift: Shift) -> str:
     return text or "no shift"
 
 
-def log_rows(products: Sequence[Product], answers: Sequence[Any], version: int | None) -> pd.DataFrame:
-    """Inference-log rows for products scored in this process (what the API would have logged)."""
+def log_rows(
+    products: Sequence[Product],
+    answers: Sequence[Any],
+    version: int | None,
+    request_ids: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Inference-log rows for products scored in this process (what the API would have logged): one
+    request per product when `request_ids` are given, else one request for all."""
     from core.serving.inference_log import records
 
-    return pd.DataFrame([asdict(r) for r in records("simulated", version, products, answers, 0.0, "sim")])
+    if request_ids is None:
+        logged = records("simulated", version, products, answers, 0.0, "sim")
+    else:
+        logged = [r for p, a, rid in zip(products, answers, request_ids, strict=True)
+                  for r in records("simulated", version, [p], [a], 0.0, rid)]  # fmt: skip
+    return pd.DataFrame([asdict(r) for r in logged])
+
+
+def request_ids(n: int, seed: int) -> list[str]:
+    """Distinct request ids for one replay (they tie labels to logged predictions)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return [f"sim-{stamp}-{seed}-{i:06d}" for i in range(n)]

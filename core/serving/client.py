@@ -43,7 +43,7 @@ class Outcome:
 class Backend(Protocol):
     name: BackendName
 
-    def predict(self, product: Product, *, k: int = 5) -> Outcome: ...
+    def predict(self, product: Product, *, k: int = 5, request_id: str | None = None) -> Outcome: ...
 
     def predict_batch(self, rows: Sequence[BatchRow], *, k: int = 5) -> Outcome: ...
 
@@ -56,8 +56,8 @@ class InProcessBackend:
     def __init__(self, model: ServedModel, limits: ImageLimits) -> None:
         self.model, self.limits = model, limits
 
-    def predict(self, product: Product, *, k: int = 5) -> Outcome:
-        start = time.perf_counter()
+    def predict(self, product: Product, *, k: int = 5, request_id: str | None = None) -> Outcome:
+        start = time.perf_counter()  # (no request id here: in-process predictions are not logged)
         answers = predict(self.model.classifier, [product], self.limits, k=k)
         return Outcome(answers, self.model.version, self.name, time.perf_counter() - start)
 
@@ -84,15 +84,21 @@ class ApiBackend:
         info: dict[str, Any] = self._call("GET", "/model", timeout=timeout)
         return info
 
-    def predict(self, product: Product, *, k: int = 5) -> Outcome:
+    def predict(self, product: Product, *, k: int = 5, request_id: str | None = None) -> Outcome:
+        """One product. `request_id` is sent as `X-Request-ID` (the API logs it with the prediction)."""
         start = time.perf_counter()
         params = {"k": k}
+        headers = {"X-Request-ID": request_id} if request_id else None
         if product.image is None:
             text = {"designation": product.designation, "description": product.description}
-            body = self._call("POST", "/predict", params=params, json=text)
+            body = self._call("POST", "/predict", params=params, json=text, headers=headers)
         elif not product.designation:
             body = self._call(
-                "POST", "/predict/image", params=params, files={"file": ("upload", product.image)}
+                "POST",
+                "/predict/image",
+                params=params,
+                files={"file": ("upload", product.image)},
+                headers=headers,
             )
         else:
             body = self._call(
@@ -101,6 +107,7 @@ class ApiBackend:
                 params=params,
                 data={"designation": product.designation, "description": product.description},
                 files={"file": ("upload", product.image)},
+                headers=headers,
             )
         return Outcome([_answer(body)], int(body["model_version"]), self.name, time.perf_counter() - start)
 

@@ -77,3 +77,16 @@ def test_simulate_against_no_api_is_a_clear_error(stack: Stack) -> None:
     down = cli(env, "simulate", "--n", "5", "--url", f"http://127.0.0.1:{_free_port()}")
     assert down.returncode == 2 and "Error" in down.stderr, down.stderr[-2000:]
     assert "Traceback" not in down.stderr
+
+
+def test_labelled_traffic_reports_classification_quality(stack: Stack, tmp_path: Path) -> None:
+    """`simulate --labelled` sends held-out products with their own request ids and writes their true
+    classes; `drift --labels` joins them to what the API logged and reports the weighted F1."""
+    _, env = stack
+    labels = tmp_path / "labels.csv"
+    sent = cli(env, "simulate", "--n", "250", "--labelled", "--labels-out", str(labels), "--seed", "5")
+    assert sent.returncode == 0 and labels.is_file(), sent.stderr[-2000:]
+    assert f"--labels {labels}" in sent.stderr
+    report = cli(env, "drift", "--rows", "250", "--labels", str(labels))
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "weighted F1 on 250 labelled predictions" in report.stderr

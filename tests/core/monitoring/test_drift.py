@@ -114,3 +114,42 @@ def test_too_little_traffic_is_a_clear_error(settings: Settings, champion: objec
 
 def test_no_report_yet(settings: Settings) -> None:
     assert latest_report(settings) is None and list_reports(settings) == []
+
+
+def test_labels_add_classification_quality(settings: Settings, champion: object) -> None:
+    """Held-out labelled products, each its own request: the report is about the labelled requests and
+    carries accuracy / weighted F1 next to the reference's."""
+    from core.monitoring.simulate import request_ids
+
+    products = held_back_products(settings, labelled=True)
+    sent = shift_products(products, Shift(), n=len(products), seed=4)
+    ids = request_ids(len(sent), seed=4)
+    batch = [to_product(row, Shift()) for row in sent.itertuples(index=False)]
+    answers = predict(champion, batch, ImageLimits.of(settings), k=1)  # type: ignore[arg-type]
+    logged = log_rows(batch, answers, 1, ids)
+    labels = pd.Series(sent["label"].to_numpy(), index=ids)
+
+    summary = run_drift(settings, champion, 1, current=logged, labels=labels)  # type: ignore[arg-type]
+    assert summary.quality is not None and summary.current_rows == len(sent)
+    now, before = summary.quality["current"], summary.quality["reference"]
+    assert 0.3 < now["weighted_f1"] <= 1 and 0.3 < before["weighted_f1"] <= 1 and now["rows"] == len(sent)
+    assert any("weighted F1 on" in r for r in summary.reasons)
+    assert "F1" in report_html(settings, summary).read_text(errors="replace")
+
+    with pytest.raises(DriftError, match="None of the labelled request ids"):
+        run_drift(settings, champion, 1, current=logged, labels=pd.Series([10], index=["nope"]))  # type: ignore[arg-type]
+
+
+def test_labels_file_errors_are_clear(tmp_path: Path) -> None:
+    from core.errors import DataFormatError
+    from core.monitoring.drift import read_labels
+
+    bad = tmp_path / "labels.csv"
+    bad.write_text("request_id,code\nr1,10\n")
+    with pytest.raises(DataFormatError, match=r"lacks \[.prdtypecode.\]"):
+        read_labels(bad)
+    bad.write_text("request_id,prdtypecode\nr1,ten\n")
+    with pytest.raises(DataFormatError, match=r"1 labels .* are not class codes"):
+        read_labels(bad)
+    bad.write_text("request_id,prdtypecode\nr1,10\nr2,2583\n")
+    assert read_labels(bad).to_dict() == {"r1": 10, "r2": 2583}
