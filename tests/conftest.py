@@ -89,6 +89,20 @@ def small_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     get_settings.cache_clear()
 
 
+def require_tool(name: str, install: str) -> str:
+    """The path of a system tool a test needs. Missing: the test fails under `CI=true` (CI installs
+    it) and is skipped elsewhere, with how to install it."""
+    import os
+
+    found = shutil.which(name)
+    if found is None:
+        message = f"{name} not installed ({install})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
 def clean_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
     monkeypatch.setenv("RAKUTEN_ROOT", str(root))
     for var in (

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import require_tool
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 
@@ -26,13 +28,7 @@ def compose() -> dict[str, Any]:
 
 
 def _docker_compose() -> str:
-    found = shutil.which("docker-compose")
-    if found is None:
-        message = "docker-compose (v1) not installed (Debian: apt-get install docker-compose)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return require_tool("docker-compose", "v1, Debian: apt-get install docker-compose")
 
 
 def test_compose_file_matches_the_compose_schema() -> None:

@@ -33,7 +33,8 @@ def drift(
     labels: Annotated[Path | None, typer.Option(help=LABELS_HELP, exists=True, dir_okay=False)] = None,
 ) -> None:
     """Compare recent predictions (inference log) with the training reference: Evidently report."""
-    from core.monitoring.drift import read_labels, report_now
+    from core.monitoring.drift import report_now
+    from core.monitoring.reports import read_labels
 
     settings = get_settings()
     changes = {k: v for k, v in {"monitor_window_hours": hours, "monitor_window_rows": rows}.items() if v}

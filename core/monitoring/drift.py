@@ -14,7 +14,8 @@ features on both sides, saved as HTML with a JSON summary, and a decision with i
   `drift_share`); each column's method, score and threshold are kept in the summary.
 
 Files: `reports/evidently/drift-<UTC time>.html` (self-contained) and `.json` (the summary),
-`index.json` (every summary, newest first) and `latest.json` (the newest) — all written atomically.
+`index.json` (every summary, newest first) and `latest.json` (the newest) — all written atomically
+(`core.monitoring.reports` reads and writes the summaries).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import json
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -33,8 +34,9 @@ import numpy as np
 import pandas as pd
 
 from core.config import Settings
-from core.errors import DataNotFoundError, RakutenError
+from core.errors import RakutenError
 from core.io import atomic_path, write_text
+from core.monitoring.reports import ColumnDrift, DriftSummary, add_to_index
 from core.progress import StageProgress
 
 if TYPE_CHECKING:
@@ -53,72 +55,10 @@ CATEGORICAL: Final = ("description_empty", "has_image", "predicted_code")
 TEXT: Final = "title"
 IMAGE_COLUMNS: Final = tuple(c for c in NUMERIC if c.startswith("image_"))
 PREDICTION_COLUMNS: Final = ("predicted_code", "confidence")
-SUMMARY_VERSION: Final = 1
-LATEST: Final = "latest.json"  # the newest summary alone: what the API's /metrics reads
 
 
 class DriftError(RakutenError):
     """A drift report cannot be made as asked (too few predictions in the window, …)."""
-
-
-@dataclass(frozen=True)
-class ColumnDrift:
-    column: str
-    kind: str  # numerical | categorical | text | descriptor
-    method: str
-    score: float
-    threshold: float
-    drifted: bool
-
-
-@dataclass
-class DriftSummary:
-    created_at: str
-    model_version: int | None
-    window_hours: int
-    window_rows: int | None
-    window_start: str | None
-    window_end: str | None
-    current_rows: int
-    reference_rows: int
-    drift_detected: bool
-    drifted_share: float
-    drifted_columns: int
-    columns_compared: int
-    drift_share_threshold: float
-    prediction_drift: bool
-    columns: list[ColumnDrift] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    quality: dict[str, dict[str, float]] | None = None  # current / reference, when labels were given
-    html: str = ""
-    seconds: float = 0.0
-    version: int = SUMMARY_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DriftSummary:
-        columns = [ColumnDrift(**c) for c in data.get("columns", [])]
-        return cls(**{**data, "columns": columns})
-
-    @property
-    def reasons(self) -> list[str]:
-        drifted = [c.column for c in self.columns if c.drifted]
-        verdict = "drift detected" if self.drift_detected else "no drift"
-        out = [
-            f"{verdict}: {self.drifted_columns} of {self.columns_compared} columns drifted "
-            f"({self.drifted_share:.0%}, threshold {self.drift_share_threshold:.0%})"
-        ]
-        if drifted:
-            out.append("drifted: " + ", ".join(drifted))
-        if self.prediction_drift:
-            out.append("the predictions themselves drifted (class mix or confidence)")
-        if self.quality:
-            now, before = self.quality["current"], self.quality["reference"]
-            out.append(f"weighted F1 on {int(now['rows']):,} labelled predictions: {now['weighted_f1']:.3f} "
-                       f"(reference {before['weighted_f1']:.3f})")  # fmt: skip
-        return out
 
 
 # --- describing products ------------------------------------------------------------------------------
@@ -395,7 +335,7 @@ def run_drift(
         seconds=round(time.perf_counter() - started, 2),
     )
     write_text(folder / f"drift-{stamp}.json", json.dumps(summary.to_dict(), indent=2))
-    _add_to_index(folder, summary)
+    add_to_index(folder, summary)
     return summary
 
 
@@ -415,67 +355,3 @@ def report_now(
         raise NoChampionError("No champion model yet: train one first (`python -m core pipeline`).")
     classifier = load_classifier(settings, version=version)
     return run_drift(settings, classifier, version, labels=labels, progress=progress)
-
-
-def read_labels(path: Path) -> pd.Series:
-    """A labels file: CSV with `request_id` and `prdtypecode` (the true class of each request's product),
-    as `python -m core simulate --labelled` writes it."""
-    from core.errors import DataFormatError
-
-    try:
-        frame = pd.read_csv(path, dtype={"request_id": str})
-    except (OSError, ValueError) as exc:
-        raise DataFormatError(
-            f"Cannot read the labels file {path}: {exc}", problem="unreadable", path=str(path)
-        ) from exc
-    missing = {"request_id", "prdtypecode"} - set(frame.columns)
-    if missing:
-        raise DataFormatError(
-            f"The labels file {path} lacks {sorted(missing)} (columns: request_id,prdtypecode).",
-            problem="missing_column",
-            path=str(path),
-        )
-    codes = pd.to_numeric(frame["prdtypecode"], errors="coerce")
-    if codes.isna().any():
-        bad = int(codes.isna().sum())
-        raise DataFormatError(
-            f"{bad} labels in {path} are not class codes.", problem="bad_label", path=str(path)
-        )
-    return pd.Series(codes.astype(int).to_numpy(), index=frame["request_id"].to_numpy())
-
-
-# --- reading reports ----------------------------------------------------------------------------------
-def _add_to_index(folder: Path, summary: DriftSummary) -> None:
-    from filelock import FileLock
-
-    with FileLock(str(folder / ".index.lock"), timeout=30):
-        entries = [e for e in _read_index(folder) if e.get("created_at") != summary.created_at]
-        entries.insert(0, summary.to_dict())
-        write_text(folder / "index.json", json.dumps(entries, indent=2))
-        newest = max(entries, key=lambda e: str(e.get("created_at", "")))
-        write_text(folder / LATEST, json.dumps(newest, indent=2))
-
-
-def _read_index(folder: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return data if isinstance(data, list) else []
-
-
-def list_reports(settings: Settings) -> list[DriftSummary]:
-    """Every drift report's summary, newest first (an empty list before the first one)."""
-    return [DriftSummary.from_dict(e) for e in _read_index(settings.reports / "evidently")]
-
-
-def latest_report(settings: Settings) -> DriftSummary | None:
-    reports = list_reports(settings)
-    return reports[0] if reports else None
-
-
-def report_html(settings: Settings, summary: DriftSummary) -> Path:
-    path = settings.reports / "evidently" / summary.html
-    if not path.is_file():
-        raise DataNotFoundError(f"The drift report {path} is missing (deleted?): generate a new one.")
-    return path

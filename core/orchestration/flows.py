@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the step modules (pandas, scikit-learn, …) load in the ta
     from core.data.prepare import PrepareOutcome
     from core.features.build import FeatureSet
     from core.models.train import TrainResult
-    from core.monitoring.drift import DriftSummary
+    from core.monitoring.reports import DriftSummary
     from core.pipeline import EvaluateOutcome, PredictOutcome
 
 TRAINING_STEPS: Final = ("ingest", "validate", "features", "train", "evaluate", "predict")

@@ -13,7 +13,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from core.errors import RakutenError
-from core.monitoring.drift import DriftSummary, list_reports, report_html
+from core.monitoring.reports import DriftSummary, list_reports, report_html
 from core.ui.data import settings
 
 _FLASH: Final = "drift_flash"

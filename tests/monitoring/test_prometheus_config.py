@@ -5,9 +5,7 @@ is one the API really exports."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,18 +14,13 @@ import yaml
 from fastapi.testclient import TestClient
 
 from core.config import Settings
+from tests.conftest import require_tool
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 
 
 def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        message = "promtool not installed (Debian: apt-get install prometheus)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return require_tool("promtool", "Debian: apt-get install prometheus")
 
 
 @pytest.mark.parametrize(
