@@ -121,8 +121,9 @@ def _start_deployment(settings: Settings, parameters: dict[str, Any], name: str)
 
     try:
         with prefect_api(settings):
-            run = run_deployment(
-                DEPLOYMENT, parameters=parameters, flow_run_name=name, timeout=0, as_subflow=False
+            # _sync (Prefect's async_dispatch): a sync call even where an event loop runs in this thread
+            run = run_deployment(  # type: ignore[call-arg]
+                DEPLOYMENT, parameters=parameters, flow_run_name=name, timeout=0, as_subflow=False, _sync=True
             )
     except httpx.TransportError as exc:
         raise PrefectUnavailable(

@@ -62,8 +62,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         _stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped: Playwright's sync API keeps an event loop running in this thread while open,
+    which would turn later tests' Prefect calls asynchronous."""
     found = (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome"))
     chromium = next((path for path in found if path), None) or require_tool(
         "chromium", "Debian: apt-get install chromium"
