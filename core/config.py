@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         default=None, description="Prediction API the console calls (unset: it predicts in-process)."
     )
     api_admin_token: SecretStr | None = None
+    console_admin_token: SecretStr | None = Field(
+        default=None,
+        description="When set, the console's mutating actions (retrain, cancel, promote, roll back, reload, "
+        "re-ingest) stay locked until this token is entered in its sidebar.",
+    )
 
     # --- prediction service -----------------------------------------------------------------------
     api_host: str = "127.0.0.1"

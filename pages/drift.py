@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.ui import drift as ui
+from core.ui import lock
 from core.ui import runs as runs_ui
 from core.ui.components import empty_state
 
@@ -29,8 +30,15 @@ if not found:
 latest = found[0]
 if latest.drift_detected:
     st.error("**Drift detected** in the latest report — " + "; ".join(latest.reasons[1:] or latest.reasons))
-    st.button("Retrain now", type="primary", key="retrain", on_click=runs_ui.retrain, args=({},),
-              help="Starts the training pipeline (follow it on the Pipeline runs page).")  # fmt: skip
+    st.button(
+        "Retrain now",
+        type="primary",
+        key="retrain",
+        on_click=runs_ui.retrain,
+        args=({},),
+        disabled=lock.locked(),
+        help=lock.help_text("Starts the training pipeline (follow it on the Pipeline runs page)."),
+    )
 else:
     st.success("**No drift** in the latest report — " + latest.reasons[0])
 

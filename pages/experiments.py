@@ -4,9 +4,14 @@ import streamlit as st
 
 from core.tracking.runs import confusion_difference, metric_comparison, param_differences, per_class_f1
 from core.ui import experiments as ui
-from core.ui.components import empty_state
+from core.ui.components import empty_state, error_state
+from core.ui.models import tracking_problem
 
 st.title("Experiments")
+problem = tracking_problem()
+if problem:
+    error_state(problem)
+    st.stop()
 # No data guard: runs live in MLflow (possibly a remote server), not in the local data folder.
 table = ui.runs()
 if table.empty:

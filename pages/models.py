@@ -4,9 +4,13 @@ import streamlit as st
 
 from core.tracking.runs import challenger_of, champion_of, history_table, versions_table
 from core.ui import models as ui
-from core.ui.components import empty_state
+from core.ui.components import empty_state, error_state
 
 st.title("Models")
+problem = ui.tracking_problem()
+if problem:
+    error_state(problem)
+    st.stop()
 # No data guard: the registry lives in MLflow (possibly a remote server), not in the local data folder.
 registry = None if ui.store_missing() else ui.registry()
 versions = registry.versions() if registry else []
@@ -50,3 +54,6 @@ with left, st.container(border=True):
 with right, st.container(border=True):
     st.markdown("**Roll back the champion**")
     ui.rollback_panel(champion, registry.previous_champion())
+with st.container(border=True):
+    st.markdown("**Reload the served model**")
+    ui.reload_panel()

@@ -1,24 +1,34 @@
-"""Overview: what this console is and the state of the data."""
+"""Home: the state of the whole platform at a glance, and the actions people start here most."""
 
 import streamlit as st
 
-from core.ui.actions import require_data
-from core.ui.components import status_badge
+from core.ui import drift as drift_ui
+from core.ui import overview as ui
+from core.ui import runs as runs_ui
 
 st.title("Rakuten product classification")
 st.caption(
-    "Operations console: data, training, tracking, serving, monitoring and retraining for the "
-    "27-class Rakuten France product-type task."
+    "Operations console for the 27-class Rakuten France product-type task: data, training, tracking, "
+    "serving, monitoring and retraining in one place."
 )
+runs_ui.show_flash()
+drift_ui.show_flash()
 
-st.subheader("Data")
-report, _ = require_data()
+data, model, training, drift = st.columns(4)
+with data:
+    ui.data_card()
+with model:
+    champion = ui.champion_card()
+with training:
+    ui.training_card()
+with drift:
+    ui.drift_card()
 
-c1, c2, c3 = st.columns(3)
-c1.metric("Train products", f"{report.total('rows_kept', ['train']):,}")
-c2.metric("Test products", f"{report.total('rows_kept', ['test']):,}")
-c3.metric("Quarantined rows", f"{report.total('rows_quarantined'):,}")
-status_badge(report.status)
-st.caption(f"Ingested {report.created_at} from `{report.source_dir}`")
-st.caption(f"Data version `{report.stats.get('fingerprint')}` · validation report in the data explorer")
-st.page_link("../pages/data_explorer.py", label="Open the data explorer", icon=":material/table_view:")
+st.subheader("Quick actions")
+ui.quick_actions(has_champion=champion is not None)
+
+st.subheader("Services")
+ui.services_row(ui.services())
+st.page_link(
+    ui.PAGES["health"], label="Service health: latency and traffic charts", icon=":material/monitor_heart:"
+)

@@ -3,14 +3,16 @@
 import streamlit as st
 
 from core.errors import RakutenError
+from core.ui import lock
 from core.ui import runs as ui
+from core.ui.components import error_state
 
 st.title("Pipeline runs")
 ui.prefect_ready()
 st.caption(ui.mode_caption())
 problem = ui.problem()
 if problem:
-    st.error(problem)
+    error_state(problem)
     st.stop()
 warning = ui.worker_warning()
 if warning:
@@ -26,7 +28,15 @@ with st.container(border=True):
             if value != defaults[key]:
                 overrides[key] = value
     steps = "ingest → validate → features → train → evaluate → promote if better → predict"
-    st.button("Retrain", type="primary", key="retrain", on_click=ui.retrain, args=(overrides,), help=steps)
+    st.button(
+        "Retrain",
+        type="primary",
+        key="retrain",
+        on_click=ui.retrain,
+        args=(overrides,),
+        disabled=lock.locked(),
+        help=lock.help_text(steps),
+    )
 
 
 @st.fragment(run_every="1s")

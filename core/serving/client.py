@@ -84,6 +84,12 @@ class ApiBackend:
         info: dict[str, Any] = self._call("GET", "/model", timeout=timeout)
         return info
 
+    def reload(self, token: str) -> dict[str, Any]:
+        """`POST /admin/reload`: the API swaps to the current champion (a no-op when it serves it)."""
+        headers = {"Authorization": f"Bearer {token}"}
+        result: dict[str, Any] = self._call("POST", "/admin/reload", headers=headers)
+        return result
+
     def predict(self, product: Product, *, k: int = 5, request_id: str | None = None) -> Outcome:
         """One product. `request_id` is sent as `X-Request-ID` (the API logs it with the prediction)."""
         start = time.perf_counter()

@@ -265,6 +265,20 @@ def challenger_of(versions: Sequence[VersionInfo]) -> VersionInfo | None:
     return alias_of(versions, CHALLENGER_ALIAS)
 
 
+def champion_since(moves: Sequence[AliasMove], champion: VersionInfo) -> datetime:
+    """When `champion` last took the champion alias (its registration time when no move recorded it)."""
+    taken = [m for m in moves if m.alias == CHAMPION_ALIAS and m.to_version == champion.version]
+    if not taken:
+        return champion.created_at
+    at = datetime.fromisoformat(max(taken, key=lambda m: m.seq).at)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def weighted_f1(version: VersionInfo) -> float | None:
+    """The weighted F1 recorded on a version at registration (None when it has none)."""
+    return _float(version.tags.get("weighted_f1"))
+
+
 # --- helpers --------------------------------------------------------------------------------------
 def _evaluation_tables(client: Any, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     from mlflow.exceptions import MlflowException

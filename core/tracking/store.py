@@ -47,6 +47,23 @@ def connect(settings: Settings) -> Any:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def check_tracking(settings: Settings, *, timeout: float = 2.0) -> None:
+    """Fail fast (TrackingError) when a tracking *server* does not answer — MLflow's own client retries
+    for minutes. A local store needs no check."""
+    import httpx
+
+    uri = str(settings.mlflow_tracking_uri)
+    if not uri.startswith(("http://", "https://")):
+        return
+    fix = "start it (full stack: `docker compose up -d mlflow`) or check RAKUTEN_MLFLOW_TRACKING_URI"
+    try:
+        response = httpx.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise TrackingError(f"The MLflow server at {uri} cannot be reached ({exc}): {fix}.") from exc
+    if response.status_code >= 400:
+        raise TrackingError(f"The MLflow server at {uri} answered {response.status_code}: {fix}.")
+
+
 def ensure_experiment(client: Any, settings: Settings, name: str = EXPERIMENT_NAME) -> str:
     """The experiment's id, creating it with the configured artifact location on first use."""
     from mlflow.exceptions import MlflowException

@@ -9,6 +9,7 @@ import streamlit as st
 from core.data.prepare import DataState, data_state, prepare
 from core.data.validation import ValidationReport
 from core.errors import RakutenError
+from core.ui import lock
 from core.ui.components import empty_state
 from core.ui.data import report, settings
 
@@ -31,7 +32,12 @@ def data_action(state: DataState, key: str = "prepare") -> None:
         return
     primary = state.name != "ready"
     if not st.button(
-        _LABELS[state.name], key=key, type="primary" if primary else "secondary", icon=":material/play_arrow:"
+        _LABELS[state.name],
+        key=key,
+        type="primary" if primary else "secondary",
+        icon=":material/play_arrow:",
+        disabled=lock.locked(),
+        help=lock.help_text(),
     ):
         return
     s = settings()

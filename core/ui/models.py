@@ -20,6 +20,7 @@ from core.pipeline import Layout
 from core.tracking import store
 from core.tracking.registry import Registry, RegistryError, VersionInfo
 from core.tracking.runs import manual_gate, tracking_store_missing
+from core.ui import lock
 from core.ui.data import settings
 
 ACTOR: Final = "console"
@@ -57,6 +58,20 @@ def _client(tracking_uri: str) -> Any:
 def client() -> Any:
     """The `MlflowClient` of the configured store (one per tracking URI)."""
     return _client(str(settings().mlflow_tracking_uri))
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _tracking_problem(tracking_uri: str) -> str | None:
+    try:
+        store.check_tracking(settings())
+    except store.TrackingError as exc:
+        return str(exc)
+    return None
+
+
+def tracking_problem() -> str | None:
+    """Why the tracking server cannot be used right now (checked at most every 5 s), else None."""
+    return _tracking_problem(str(settings().mlflow_tracking_uri))
 
 
 def store_missing() -> bool:
@@ -173,7 +188,8 @@ def promote_panel(versions: list[VersionInfo], champion: VersionInfo | None) -> 
         key="promote",
         type="primary",
         icon=":material/upgrade:",
-        disabled=not (reason.strip() and confirm),
+        disabled=lock.locked() or not (reason.strip() and confirm),
+        help=lock.help_text(),
         on_click=_promote,
         args=(chosen.version, champion.version if champion else None, override),
     )
@@ -194,12 +210,58 @@ def rollback_panel(champion: VersionInfo | None, previous: int | None) -> None:
         "Roll back",
         key="rollback",
         icon=":material/undo:",
-        disabled=not (reason.strip() and confirm),
+        disabled=lock.locked() or not (reason.strip() and confirm),
+        help=lock.help_text(),
         on_click=_rollback,
     )
 
 
+def reload_panel() -> None:
+    """Make the service serve the current champion now (it also follows the alias on its own)."""
+    s = settings()
+    if s.api_url:
+        every = f"every {s.api_alias_check_s:g} s" if s.api_alias_check_s else "only when reloaded"
+        st.caption(f"The API at `{s.api_url}` checks the champion alias {every}; reload it now:")
+    else:
+        st.caption("Predictions run in this console's process, which follows the champion within 10 s:")
+    st.button(
+        "Reload the served model",
+        key="reload",
+        icon=":material/sync:",
+        on_click=_reload,
+        disabled=lock.locked(),
+        help=lock.help_text(),
+    )
+
+
+def _reload() -> None:
+    from core.serving.client import ApiBackend, ApiRejected, ApiUnavailable
+    from core.ui.predict import reload_in_process
+
+    if lock.refused(_FLASH):
+        return
+    s = settings()
+    try:
+        if not s.api_url:
+            st.session_state[_FLASH] = ("success", reload_in_process())
+            return
+        if s.api_admin_token is None:
+            st.session_state[_FLASH] = (
+                "error",
+                "Set RAKUTEN_API_ADMIN_TOKEN for the console too (the API's "
+                "admin token) to reload the API from here.",
+            )
+            return
+        result = ApiBackend(s.api_url).reload(s.api_admin_token.get_secret_value())
+    except (ApiUnavailable, ApiRejected) as exc:
+        st.session_state[_FLASH] = ("error", str(exc))
+        return
+    st.session_state[_FLASH] = ("success", f"API: {result['outcome']} — serving v{result['version']}.")
+
+
 def _promote(version: int, expected: int | None, override: str | None) -> None:
+    if lock.refused(_FLASH):
+        return
     reason = st.session_state.get("promote_reason", "").strip()
     if override:
         reason = f"{reason} [gate override: {override}]"
@@ -216,6 +278,8 @@ def _promote(version: int, expected: int | None, override: str | None) -> None:
 
 
 def _rollback() -> None:
+    if lock.refused(_FLASH):
+        return
     reason = st.session_state.get("rollback_reason", "").strip()
     try:
         move = registry().rollback(actor=ACTOR, reason=reason)

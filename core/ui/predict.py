@@ -47,6 +47,15 @@ def _champion_moved(tracking_uri: str) -> bool:
     return _holder(tracking_uri).champion_moved()
 
 
+def reload_in_process() -> str:
+    """Swap the console's own model to the current champion now; what happened, in words."""
+    result = _holder(str(settings().mlflow_tracking_uri)).reload()
+    _champion_moved.clear()
+    if result.outcome == "failed":
+        raise ApiUnavailable(f"Reload failed, still serving v{result.previous}: {result.message}")
+    return f"In-process model: {result.message}" + (" (unchanged)" if result.outcome == "unchanged" else "")
+
+
 def _in_process() -> InProcessBackend | None:
     uri = str(settings().mlflow_tracking_uri)
     holder = _holder(uri)

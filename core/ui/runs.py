@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import RakutenError
+from core.ui import lock
 from core.ui.data import settings
 
 _FLASH: Final = "runs_flash"
@@ -85,6 +86,8 @@ def retrain(overrides: dict[str, Any]) -> None:
     """Widget callback: start a training run, or say why not (a run in progress, no worker…)."""
     from core.orchestration.launcher import AlreadyRunning, start_training
 
+    if lock.refused(_FLASH):
+        return
     try:
         launch = start_training(settings(), overrides, actor="console")
     except AlreadyRunning as exc:
@@ -121,6 +124,8 @@ def cancel(run_id: str) -> None:
     """Widget callback: cancel a pending or running run."""
     from core.orchestration.launcher import cancel as cancel_run
 
+    if lock.refused(_FLASH):
+        return
     try:
         cancel_run(settings(), run_id)
     except RakutenError as exc:
@@ -142,11 +147,24 @@ def live(run_id: str, *, key: str = "live") -> None:
         label = "waiting to start" + (" on a worker" if settings().prefect_api_url else "")
     st.progress(done / total if total else 0.0, text=label)
     if not run.final:
-        st.button("Cancel this run", key=f"{key}_cancel", on_click=cancel, args=(run_id,))
+        st.button(
+            "Cancel this run",
+            key=f"{key}_cancel",
+            on_click=cancel,
+            args=(run_id,),
+            disabled=lock.locked(),
+            help=lock.help_text(),
+        )
     elif run.flow == "training-pipeline":
         overrides = run.parameters.get("overrides") or {}
-        st.button("Re-run with its parameters", key=f"{key}_rerun", on_click=retrain, args=(overrides,),
-                  help=f"overrides: {overrides or 'none (params.yaml as it is)'}")  # fmt: skip
+        st.button(
+            "Re-run with its parameters",
+            key=f"{key}_rerun",
+            on_click=retrain,
+            args=(overrides,),
+            disabled=lock.locked(),
+            help=lock.help_text(f"overrides: {overrides or 'none (params.yaml as it is)'}"),
+        )
     if run.final:
         if run.state != "COMPLETED" and run.message:
             st.error(run.message)

@@ -46,9 +46,9 @@ def test_every_page_renders_with_data(ingested: Path, page: str) -> None:
     assert at.title
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_every_page_says_what_to_do_without_data(project: Path, page: str) -> None:
-    at = _open(page)
+def test_explorer_says_what_to_do_without_data(project: Path) -> None:
+    """(Home's data card: tests/app/test_overview_page.py.)"""
+    at = _open("data_explorer.py")
     assert any("No ingested data yet" in i.value for i in at.info)
     assert at.button(key="prepare").label.startswith("Generate demo data")
 
