@@ -3,8 +3,9 @@
 Measures what the platform promises — demo generation and ingestion speed, Data explorer
 responsiveness on 85,000 rows, how hard the demo data is, and the training pipeline end to end
 (`benchmarks/bench_pipeline.py`) and the prediction service against `mlflow models serve`
-(`benchmarks/bench_serving.py`), how soon a Retrain shows progress (`benchmarks/bench_orchestration.py`)
-and how long a drift report takes (`benchmarks/bench_monitoring.py`)
+(`benchmarks/bench_serving.py`), how soon a Retrain shows progress (`benchmarks/bench_orchestration.py`),
+how long a drift report takes (`benchmarks/bench_monitoring.py`) and how fast every console page
+renders on 85,000 products after its first load (`benchmarks/bench_console.py`)
 — on this machine, and writes Markdown tables with the targets beside the numbers. Everything runs in
 a temporary folder.
 """
@@ -66,13 +67,14 @@ def _full_scale(root: Path, workers: int) -> list[Row]:
     ]
 
 
-SECTIONS = ("data", "pipeline", "serving", "orchestration", "monitoring")
+SECTIONS = ("data", "pipeline", "serving", "orchestration", "monitoring", "console")
 TITLES = {
     "data": "Data: demo generation, ingestion, explorer, difficulty",
     "pipeline": "Training pipeline",
     "serving": "Prediction service",
     "orchestration": "Orchestration",
     "monitoring": "Drift monitoring",
+    "console": "Operations console: every page",
 }
 
 
@@ -83,12 +85,12 @@ def run(
     out: dict[str, list[Row]] = {}
     if "data" in sections:
         out["data"] = _data(workers, quick, full_scale)
-    for name in ("pipeline", "serving", "orchestration", "monitoring"):
+    for name in ("pipeline", "serving", "orchestration", "monitoring", "console"):
         if name not in sections:
             continue
         module = importlib.import_module(f"bench_{name}")  # beside this script
         with tempfile.TemporaryDirectory() as tmp:
-            extra = {"rows": 20_000 if quick else 85_000} if name == "pipeline" else {}
+            extra = {"rows": 20_000 if quick else 85_000} if name in ("pipeline", "console") else {}
             out[name] = module.run(Path(tmp), workers, **extra)
     return out
 
@@ -222,7 +224,8 @@ def main() -> None:
         "--sections",
         default=",".join(SECTIONS),
         help="Comma-separated: data (foundation), pipeline (training), serving (API vs mlflow serve), "
-        "orchestration (Retrain → first progress, embedded and server mode), monitoring (drift report)",
+        "orchestration (Retrain → first progress, embedded and server mode), monitoring (drift report), "
+        "console (every console page: first load and after it)",
     )
     args = parser.parse_args()
     sections = tuple(name.strip() for name in args.sections.split(","))

@@ -5,7 +5,7 @@ import streamlit as st
 from core.ui import drift as ui
 from core.ui import lock
 from core.ui import runs as runs_ui
-from core.ui.components import empty_state
+from core.ui.components import ago, empty_state
 
 st.title("Drift")
 st.caption(
@@ -46,7 +46,7 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Drifted columns", f"{latest.drifted_columns} / {latest.columns_compared}")
 c2.metric("Drifted share", f"{latest.drifted_share:.0%}", help=f"drift at {latest.drift_share_threshold:.0%}")
 c3.metric("Predictions compared", f"{latest.current_rows:,}", help=f"vs {latest.reference_rows:,} reference")
-c4.metric("Report", latest.created_at[:16].replace("T", " "), help="UTC")
+c4.metric("Report", ago(latest.created_at), help=f"{latest.created_at[:19].replace('T', ' ')} UTC")
 
 st.subheader("Reports")
 table = ui.reports_frame(found)

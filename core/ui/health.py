@@ -35,9 +35,9 @@ def probes_frame(found: list[Probe]) -> pd.DataFrame:
         {
             "service": [p.service for p in found],
             "status": [_ICON[p.state] for p in found],
-            "latency": [p.latency_ms for p in found],
+            "latency": pd.array([p.latency_ms for p in found], dtype="Float64"),  # blank, not "None"
             "detail": [p.detail for p in found],
-            "open": [p.link for p in found],
+            "open": pd.array([p.link for p in found], dtype="string"),
         }
     )
 

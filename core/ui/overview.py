@@ -149,9 +149,9 @@ def training_card() -> None:
             st.caption("Runs started here, from the CLI or on a schedule appear here.")
         else:
             st.metric("Last training run", run.state.capitalize())
-            state_badge(run.state, "in progress" if run.active else None)
-            took = f" · took {run.seconds:.0f} s" if run.seconds is not None and not run.active else ""
-            st.caption(f"`{run.name}` · started {ago(run.started)}{took}")
+            took = f"took {run.seconds:.0f} s" if run.seconds is not None else run.state.lower()
+            state_badge(run.state, "in progress" if run.active else took)
+            st.caption(f"`{run.name}` · started {ago(run.started)}")
         st.page_link(PAGES["runs"], label="Pipeline runs", icon=":material/play_circle:")
 
 
