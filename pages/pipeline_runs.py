@@ -46,7 +46,11 @@ def follow() -> None:
         if run_id is None:
             st.info("No training run yet: click Retrain, or run `python -m core flow start training`.")
             return
-        ui.live(run_id)
+        ended = ui.live(run_id)
+        if st.session_state.get("runs_live_active") and ended:  # it just ended: refresh the whole page
+            st.session_state["runs_live_active"] = False
+            st.rerun(scope="app")
+        st.session_state["runs_live_active"] = not ended
     except RakutenError as exc:  # the Prefect server went away mid-run: say so, keep polling
         st.warning(str(exc))
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import warnings
 from collections.abc import Sequence
@@ -57,6 +58,9 @@ IMAGE_COLUMNS: Final = tuple(c for c in NUMERIC if c.startswith("image_"))
 PREDICTION_COLUMNS: Final = ("predicted_code", "confidence")
 
 
+logger = logging.getLogger(__name__)
+
+
 class DriftError(RakutenError):
     """A drift report cannot be made as asked (too few predictions in the window, …)."""
 
@@ -64,11 +68,14 @@ class DriftError(RakutenError):
 # --- describing products ------------------------------------------------------------------------------
 def describe(log: pd.DataFrame) -> pd.DataFrame:
     """Inference-log rows → the drift table (one row per prediction, the columns above)."""
-    title = log["designation"].astype("string").fillna("")
+    # A photo sent alone has no title: missing (Evidently's text descriptors skip it), not "" (whose
+    # non-letter share divides by zero).
+    title = log["designation"].astype("string").str.strip()
+    title = title.mask(title == "")
     length = pd.to_numeric(log["description_length"], errors="coerce").fillna(0)
     out = pd.DataFrame(
         {
-            TEXT: title.to_numpy(dtype=object),
+            TEXT: np.array([t if isinstance(t, str) else None for t in title], dtype=object),
             "description_length": length.to_numpy(dtype="float64"),
             "description_empty": np.where(length.to_numpy() == 0, "empty", "filled"),
             "has_image": np.where(log["has_image"].astype(bool).to_numpy(), "image", "no image"),
@@ -210,7 +217,14 @@ def compare(
     with warnings.catch_warnings():  # the text domain classifier's convergence, empty-bin divisions
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        snapshot = report.run(reference_data=datasets[0], current_data=datasets[1])
+        try:
+            snapshot = report.run(reference_data=datasets[0], current_data=datasets[1])
+        except Exception as exc:  # a library failure on odd data: a clear error, the traceback in the log
+            logger.exception("Evidently failed on this window")
+            raise DriftError(
+                f"Evidently could not compute the report on this window ({type(exc).__name__}: {exc}); "
+                "nothing was written. Try another window (--hours / --rows) and report the log's traceback."
+            ) from exc
     results, share = _columns(snapshot.dict(), numeric)
     return snapshot, results, [f"{c}: no images on one side" for c in skipped], share
 

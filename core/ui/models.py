@@ -220,8 +220,10 @@ def reload_panel() -> None:
     """Make the service serve the current champion now (it also follows the alias on its own)."""
     s = settings()
     if s.api_url:
-        every = f"every {s.api_alias_check_s:g} s" if s.api_alias_check_s else "only when reloaded"
-        st.caption(f"The API at `{s.api_url}` checks the champion alias {every}; reload it now:")
+        st.caption(
+            f"The API at `{s.api_url}` follows the champion alias on its own (every "
+            "`RAKUTEN_API_ALIAS_CHECK_S` seconds of its own settings, 10 by default); reload it now:"
+        )
     else:
         st.caption("Predictions run in this console's process, which follows the champion within 10 s:")
     st.button(

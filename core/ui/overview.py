@@ -152,7 +152,10 @@ def training_card() -> None:
             took = f"took {run.seconds:.0f} s" if run.seconds is not None else run.state.lower()
             state_badge(run.state, "in progress" if run.active else took)
             st.caption(f"`{run.name}` · started {ago(run.started)}")
-        st.page_link(PAGES["runs"], label="Pipeline runs", icon=":material/play_circle:")
+        live = run is not None and run.active
+        st.page_link(
+            PAGES["runs"], label="Follow it live" if live else "Pipeline runs", icon=":material/play_circle:"
+        )
 
 
 def drift_card() -> None:

@@ -134,7 +134,8 @@ def cancel(run_id: str) -> None:
     st.session_state[_FLASH] = ("info", f"Cancellation requested for {run_id}.")
 
 
-def live(run_id: str, *, key: str = "live") -> None:
+def live(run_id: str, *, key: str = "live") -> bool:
+    """Draw the run; whether it has ended."""
     from core.orchestration.runs import read_run, run_logs, run_summary
 
     run = read_run(settings(), run_id)
@@ -175,6 +176,7 @@ def live(run_id: str, *, key: str = "live") -> None:
     lines = run_logs(settings(), run_id, last=40)
     with st.expander("Logs", expanded=not run.final):
         st.code("\n".join(f"{ln.at:%H:%M:%S} {ln.level:<7} {ln.message}" for ln in lines) or "no logs yet")
+    return run.final
 
 
 def history_frame() -> pd.DataFrame:

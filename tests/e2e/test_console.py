@@ -1,5 +1,6 @@
 """The console in a real browser: every page renders without a traceback; a text prediction and a
-dropped product photo each show the top 5 categories by name."""
+dropped product photo each show the top 5 categories by name, answered by the prediction API the test
+started."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Console
+from tests.e2e.conftest import Console, exceptions, open_page, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -24,19 +25,12 @@ PAGES = {  # url path → the page's title
 }
 
 
-def open_page(page: Any, console: Console, path: str, title: str) -> None:
-    page.goto(f"{console.url}/{path}")
-    page.get_by_role("heading", name=title, exact=True).first.wait_for()
-    page.wait_for_load_state("networkidle")
-
-
 @pytest.mark.parametrize("path", list(PAGES))
 def test_every_page_renders(page: Any, console: Console, screenshots: Path, path: str) -> None:
     open_page(page, console, path, PAGES[path])
     page.wait_for_timeout(1500)  # let fragments and charts settle
-    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
-        '[data-testid="stException"]').all_inner_texts()  # fmt: skip
-    page.screenshot(path=str(screenshots / f"page-{path or 'overview'}.png"), full_page=True)
+    assert not exceptions(page)
+    snapshot(page, screenshots / f"page-{path or 'overview'}.png")
 
 
 def _top5(page: Any) -> list[str]:
@@ -49,11 +43,13 @@ def _top5(page: Any) -> list[str]:
 def test_text_prediction_shows_a_named_top5(page: Any, console: Console, screenshots: Path) -> None:
     open_page(page, console, "predict", "Live prediction")
     page.get_by_label("Title (designation)").first.fill("Piscine tubulaire Intex 366 x 122 cm avec pompe")
+    page.get_by_text(f"Answered by the prediction API at {console.api_url}").first.wait_for()
     page.get_by_role("button", name="Predict", exact=True).click()
     page.locator('[data-testid="stMetric"]').first.wait_for()
+    page.get_by_text("answered by the API in").first.wait_for()
     names = _top5(page)
     assert len(names) == 5 and all("(" in n and ")" in n for n in names), names  # "name (code)"
-    page.screenshot(path=str(screenshots / "predict-text.png"), full_page=True)
+    snapshot(page, screenshots / "predict-text.png")
 
 
 def test_dropped_photo_shows_a_named_top5(page: Any, console: Console, screenshots: Path) -> None:
@@ -62,6 +58,7 @@ def test_dropped_photo_shows_a_named_top5(page: Any, console: Console, screensho
     page.get_by_role("tab", name="Image", exact=True).click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(picture))
     page.get_by_text("based on image").first.wait_for()
+    page.get_by_text("answered by the API in").first.wait_for()
     names = _top5(page)
     assert len(names) == 5, names
-    page.screenshot(path=str(screenshots / "predict-image.png"), full_page=True)
+    snapshot(page, screenshots / "predict-image.png")
