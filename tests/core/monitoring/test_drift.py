@@ -99,6 +99,18 @@ def test_text_only_traffic_skips_the_image_columns(settings: Settings, champion:
     assert {c.column for c in summary.columns if c.drifted} >= {"has_image"}  # every product lost its photo
 
 
+def test_photo_only_predictions_have_no_title_and_do_not_break_the_report(
+    settings: Settings, champion: object
+) -> None:
+    """A photo dropped alone is logged with an empty title: its text descriptors are missing, not a
+    division by zero (found by the browser tests)."""
+    current = traffic(settings, champion, Shift())
+    current.loc[current.index[:25], "designation"] = ""
+    summary = run_drift(settings, champion, 1, current=current)  # type: ignore[arg-type]
+    assert summary.current_rows == len(current)
+    assert "title_non_letter_pct" in {c.column for c in summary.columns}
+
+
 def test_too_little_traffic_is_a_clear_error(settings: Settings, champion: object) -> None:
     few = traffic(settings, champion, Shift()).head(settings.monitor_min_rows - 1)
     with pytest.raises(DriftError, match="RAKUTEN_MONITOR_MIN_ROWS"):
