@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -252,9 +252,11 @@ def run_logs(
     return lines[-last:] if last else lines
 
 
-def recent_runs(settings: Settings, *, limit: int = 20, scheduled: bool = False) -> list[RunInfo]:
-    """The latest flow runs of the platform's flows (newest first, without their steps) — or, with
-    `scheduled`, the next runs the deployments' schedules created (soonest first)."""
+def recent_runs(
+    settings: Settings, *, limit: int = 20, scheduled: bool = False, flows: Sequence[str] | None = None
+) -> list[RunInfo]:
+    """The latest flow runs of the platform's flows (or of `flows`), newest first, without their steps
+    — or, with `scheduled`, the next runs the deployments' schedules created (soonest first)."""
     from datetime import UTC
 
     from prefect.client.schemas.filters import (
@@ -279,7 +281,7 @@ def recent_runs(settings: Settings, *, limit: int = 20, scheduled: bool = False)
     )
     with prefect_client(settings) as client:
         runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=list(STEPS))),
+            flow_filter=FlowFilter(name=FlowFilterName(any_=list(flows or STEPS))),
             flow_run_filter=when,
             sort=FlowRunSort.EXPECTED_START_TIME_ASC if scheduled else FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=limit,

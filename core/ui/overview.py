@@ -19,7 +19,6 @@ from core.ui.actions import current_state, data_action
 from core.ui.components import ago, state_badge
 from core.ui.data import report, settings
 
-TRAINING_FLOW: Final = "training-pipeline"
 PAGES: Final = {
     "data": "../pages/data_explorer.py",
     "predict": "../pages/predict.py",
@@ -69,13 +68,15 @@ def champion() -> ChampionCard | None:
 
 def last_training() -> LastRun | None:
     """The newest training run Prefect knows (raises RakutenError when its API cannot be reached)."""
+    from core.orchestration.launcher import FLOW
     from core.orchestration.runs import recent_runs
 
     runs_ui.prefect_ready()
-    for run in recent_runs(settings(), limit=10):
-        if run.flow == TRAINING_FLOW:
-            return LastRun(run.name, run.state, run.started, run.seconds, not run.final)
-    return None
+    found = recent_runs(settings(), limit=1, flows=[FLOW])
+    if not found:
+        return None
+    run = found[0]
+    return LastRun(run.name, run.state, run.started, run.seconds, not run.final)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
