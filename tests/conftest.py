@@ -28,8 +28,14 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _mlflow_env_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     """`mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which Settings read: without this,
-    one test's store would leak into every later test's settings."""
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+    one test's store would leak into every later test's settings. The console's fail-fast HTTP
+    settings (`core.ui.data.configure_console`, run by every AppTest) stay with the test too."""
+    http = (
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    )
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", *http):
         monkeypatch.setenv(var, "")
         monkeypatch.delenv(var)
 

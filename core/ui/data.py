@@ -24,7 +24,7 @@ def configure_console() -> None:
     """An interactive console must fail fast: MLflow's client retries an unreachable server for minutes
     by default (7 retries, exponential backoff). Environment values set by the user win."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0.5")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 
 

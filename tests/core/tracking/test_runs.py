@@ -179,3 +179,21 @@ def test_tracking_store_missing_only_for_absent_sqlite_files(tmp_path: Path) -> 
     (tmp_path / "here.db").touch()
     assert not tracking_store_missing(f"sqlite:///{tmp_path / 'here.db'}")
     assert not tracking_store_missing("http://mlflow:5000")
+
+
+def test_champion_since_is_the_last_move_that_gave_it_the_alias() -> None:
+    from core.tracking.registry import AliasMove
+    from core.tracking.runs import champion_since, weighted_f1
+
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    v2 = VersionInfo(2, "r2", created, ["champion"], {"weighted_f1": "0.8123"})
+    moves = [
+        AliasMove(1, "champion", None, 2, "2026-01-02T10:00:00+00:00", "promote", "pipeline", "first"),
+        AliasMove(2, "champion", 2, 3, "2026-01-03T10:00:00+00:00", "promote", "console", "better"),
+        AliasMove(3, "challenger", None, 2, "2026-01-03T11:00:00+00:00", "challenger", "pipeline", "x"),
+        AliasMove(4, "champion", 3, 2, "2026-01-04T10:00:00+00:00", "rollback", "console", "worse"),
+    ]
+    assert champion_since(moves, v2) == datetime(2026, 1, 4, 10, tzinfo=UTC)  # the rollback, not the first
+    assert champion_since([], v2) == created  # nothing recorded: since it was registered
+    assert weighted_f1(v2) == pytest.approx(0.8123)
+    assert weighted_f1(VersionInfo(3, None, created, [])) is None
