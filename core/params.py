@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import RakutenError
 
@@ -27,8 +27,11 @@ class _Section(BaseModel):
 
 
 class SplitParams(_Section):
-    validation_size: float = Field(default=0.1, gt=0, lt=0.5)
-    test_size: float = Field(default=0.1, gt=0, lt=0.5)
+    holdout: float = Field(default=0.1, gt=0, lt=0.5, description="Share of products held out (by id hash).")
+    salt: str = Field(
+        default="rakuten-holdout-1", min_length=1, description="Changing it re-draws the hold-out."
+    )
+    folds: int = Field(default=5, ge=2, le=20, description="Cross-fitting folds of the training rows.")
 
 
 class TextParams(_Section):
@@ -44,14 +47,22 @@ class TextParams(_Section):
 
 
 class ImageParams(_Section):
-    encoder: str = "colour_edge"
+    encoder: str = "colour_edge"  # params.yaml says `auto`: the pretrained encoder when it is installed
     C: float = Field(default=0.5, gt=0)
     max_iter: int = Field(default=500, ge=10)
     min_rows: int = Field(default=100, ge=0)
 
 
 class FusionParams(_Section):
-    grid_step: float = Field(default=0.05, gt=0, le=0.5)
+    C: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0], min_length=1)
+    min_rows: int = Field(default=100, ge=10)
+
+    @field_validator("C")
+    @classmethod
+    def _positive(cls, values: list[float]) -> list[float]:
+        if any(v <= 0 for v in values):
+            raise ValueError("every C must be > 0")
+        return sorted(set(values))
 
 
 class EvaluateParams(_Section):

@@ -31,7 +31,6 @@ from core.models.behaviour import BehaviourReport, run_behaviour
 from core.models.classifier import ProductClassifier
 from core.models.evaluate import Evaluation, evaluate
 from core.models.figures import save_figures
-from core.models.fusion import fuse
 from core.models.train import TrainResult, train
 from core.params import Params
 from core.progress import StageProgress, silent
@@ -160,11 +159,11 @@ def evaluate_step(
     layout = Layout.of(settings)
     features = features or FeatureSet.load(layout.features)
     trained = trained or TrainResult.load(layout.candidate)
-    test = features.part("train").rows(trained.split.index[trained.split == "test"])
+    test = features.part("train").rows(trained.split.index[trained.split == "holdout"])
 
     step("evaluate", 0, 4)
     evaluation = _score(
-        trained.classifier, test, params, settings, 1, text_scores=_scores_for(trained, "test", test)
+        trained.classifier, test, params, settings, 1, text_scores=_scores_for(trained, "holdout", test)
     )
     evaluation.save(layout.evaluation)
     save_figures(evaluation, layout.evaluation / "figures")
@@ -207,8 +206,8 @@ def evaluate_step(
         **{f"precision_{c}": float(v) for c, v in evaluation.per_class["precision"].items()},
         **{f"recall_{c}": float(v) for c, v in evaluation.per_class["recall"].items()},
         "behaviour_pass_rate": behaviour.pass_rate,
-        "fusion_weight": float(trained.classifier.fusion_weight),
-        "temperature": float(trained.classifier.text.temperature),
+        **{f"temperature_{k}": float(v) for k, v in trained.summary.get("temperature", {}).items()},
+        **{f"oof_{k}": float(v) for k, v in trained.summary.get("out_of_fold", {}).items()},
         "train_rows": float(trained.summary["rows"]["train"]),
         **{f"time_{k}": float(v) for k, v in trained.summary.get("timings", {}).items()},
     }
@@ -373,21 +372,13 @@ def _score(
     text_scores: np.ndarray | None = None,
 ) -> Evaluation:
     image_features, has_image = _image_features_for(classifier, part, settings, workers)
-    p_text = (
-        classifier.text.proba_from_scores(text_scores)
-        if text_scores is not None
-        else classifier.text.predict_proba(part.products)
-    )
-    p_image = classifier.image_proba(image_features)
-    fused = fuse(p_text, p_image, has_image, classifier.fusion_weight)
+    views = classifier.views(part.products, image_features, has_image, text_scores=text_scores)
     return evaluate(
         part.labels,
-        fused,
+        views.fused,
         classifier.classes,
         top_k=params.evaluate.top_k,
-        text_proba=p_text,
-        image_proba=p_image,
-        has_image=has_image,
+        views={name: (views.probas[name], views.available[name]) for name in views.probas},
     )
 
 

@@ -181,7 +181,7 @@ def features(workers: WorkersOpt = None) -> None:
 
 @app.command()
 def train(workers: WorkersOpt = None) -> None:
-    """Fit the text, image and fusion models on the train split (params.yaml) into models/candidate."""
+    """Cross-fit the views and the stacked fusion on every non-hold-out row into models/candidate."""
     from core.pipeline import train_step
 
     settings = get_settings()
@@ -191,9 +191,16 @@ def train(workers: WorkersOpt = None) -> None:
     except RakutenError as exc:
         raise fail(exc) from exc
     s = result.summary
+    oof = s["out_of_fold"]
+    views = ", ".join(
+        f"{view} {oof[f'{view}_weighted_f1']:.4f}"
+        for view in ("tfidf", "image")
+        if f"{view}_weighted_f1" in oof
+    )
     console.print(
-        f"[green]Trained[/] on {s['rows']['train']:,} rows: validation weighted F1 (text) "
-        f"{s['validation_text_weighted_f1']:.4f}, image weight {s['fusion_weight']:.2f}"
+        f"[green]Trained[/] on {s['rows']['train']:,} rows ({s['rows']['holdout']:,} held out), "
+        f"{s['folds']}-fold cross-fitted: out-of-fold weighted F1 {views}; "
+        f"fusion over {', '.join(s['fusion']) or 'one view'}"
     )
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from core.data.ingest import load_table
 from core.features.cache import ImageFeatureCache
-from core.features.image import get_encoder
+from core.features.image import get_encoder, resolve_encoder
 from core.features.text import model_text
 from core.io import atomic_path, write_text
 from core.progress import StageProgress, silent
@@ -26,8 +26,8 @@ FILES: Final = {"products": "products.parquet", "images": "image_features.npy", 
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """One row per product (index `id`): `split` (train/test), `prdtypecode` (train only), `title`,
-    `text`, `has_image`, `image_path`; and `image_features`, aligned with those rows (zeros where
+    """One row per product (index `id`): `split` (train/test), `productid`, `prdtypecode` (train only),
+    `title`, `text`, `has_image`, `image_path`; and `image_features`, aligned with those rows (zeros where
     there is no image)."""
 
     products: pd.DataFrame
@@ -82,7 +82,8 @@ def build_features(
     workers: int = 1,
     progress: StageProgress | None = None,
 ) -> FeatureSet:
-    """Clean the text of both splits and encode every readable image (cached by content)."""
+    """Clean the text of both splits and encode every readable image (cached by content) with the
+    encoder named `encoder` (`auto`: the pretrained one when the vision extra is installed)."""
     step: StageProgress = progress or silent
     tables = [load_table(interim_dir, "train")]
     if (interim_dir / "test.parquet").is_file():
@@ -95,6 +96,7 @@ def build_features(
     step("clean text", len(raw), len(raw))
 
     usable = raw["has_image"].to_numpy(dtype=bool) & (raw["image_status"] != "corrupt").to_numpy()
+    encoder = resolve_encoder(encoder)
     image_encoder = get_encoder(encoder)
     matrix = np.zeros((len(raw), image_encoder.n_features), dtype=np.float32)
     cache = ImageFeatureCache(cache_dir / "image_features", image_encoder)
@@ -106,6 +108,7 @@ def build_features(
     products = pd.DataFrame(
         {
             "split": raw["split"].astype(str),
+            "productid": raw["productid"].astype("int64"),
             "prdtypecode": raw["prdtypecode"].astype("Int64"),
             "title": text["title"],
             "text": text["text"],

@@ -1,22 +1,26 @@
 """Content-addressed image feature cache: each picture is encoded once per encoder version, ever.
 
 Features are keyed by a hash of the file's bytes, not its path, so renamed or re-ingested images and every
-retrain reuse them. One store per encoder name and version:
-`<folder>/<name>-v<version>/keys.npy` (hex digests) and `features.npy` (float32 matrix), append-only.
+retrain reuse them. One store per encoder name and version, `<folder>/<name>-v<version>/`: `keys.npy` (hex
+digests) and `features.npy` (float32 matrix), plus `part-*.npz` chunks written while an encode runs — an
+interrupted encode keeps every finished chunk, and the next call resumes after them. At the end of a call
+the chunks are merged into the two files.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
 import numpy as np
+from PIL import Image
 
 from core.errors import ImageDecodeError
 from core.features.image import ENCODERS, ImageEncoder, get_encoder, open_image
@@ -29,6 +33,8 @@ STAGE: Final = "image features"
 _DIGEST_SIZE: Final = 16
 _KEY_DTYPE: Final = f"S{_DIGEST_SIZE * 2}"  # hex digest: fixed width, and never ends in a NUL numpy drops
 _HASH_THREADS: Final = 8
+_BATCH: Final = 32  # pictures per network forward pass
+_FLUSH: Final = 512  # new features written to a chunk file at least this often
 
 
 @dataclass(frozen=True)
@@ -64,13 +70,17 @@ def _worker_encoder(name: str) -> ImageEncoder:
     return get_encoder(name)
 
 
-def _encode_with(encoder: ImageEncoder, path: str) -> np.ndarray | None:
+def _open(path: str, side: int) -> Image.Image | None:
     try:
-        image = open_image(path)
+        return open_image(path, side)
     except ImageDecodeError as exc:
         log.debug("%s", exc)
         return None
-    return np.asarray(encoder.encode(image), dtype=np.float32)
+
+
+def _encode_with(encoder: ImageEncoder, path: str) -> np.ndarray | None:
+    image = _open(path, encoder.side)
+    return None if image is None else np.asarray(encoder.encode(image), dtype=np.float32)
 
 
 def _encode_file(job: tuple[str, str]) -> np.ndarray | None:
@@ -114,7 +124,8 @@ class ImageFeatureCache:
         """`(matrix (n, n_features) float32, ok (n,) bool)` for `paths`, in order.
 
         Unreadable, corrupt or missing images give `ok=False` and a zero row; they are never cached.
-        New features are appended to the store, which is saved once at the end.
+        New features reach the store in chunks as they are encoded (an interruption keeps them) and
+        are merged into its two files at the end.
         """
         step: StageProgress = progress or silent
         names = [str(p) for p in paths]
@@ -136,14 +147,21 @@ class ImageFeatureCache:
         step(STAGE, done, total)
 
         failed_contents = 0
+        pending: list[tuple[str, np.ndarray]] = []
         for digest, row in zip(todo, self._encode(list(todo.values()), workers), strict=True):
             if row is None:
                 failed_contents += 1
             else:
                 self._append(digest, row)
+                pending.append((digest, row))
+                if len(pending) >= _FLUSH:
+                    self._write_part(pending)
+                    pending = []
             done += waiting[digest]
             step(STAGE, done, total)
-        if len(self._keys or []) > n_stored:
+        if pending:
+            self._write_part(pending)
+        if len(self._keys or []) > n_stored or self._parts():
             self._save()
 
         matrix = np.zeros((total, self.encoder.n_features), dtype=np.float32)
@@ -160,14 +178,38 @@ class ImageFeatureCache:
         log.info("%s (%s)", self.last_stats.summary(), self.store.name)
         return matrix, ok
 
-    def _encode(self, paths: list[str], workers: int) -> list[np.ndarray | None]:
-        """Encode in this process, or across `workers` processes when the encoder is a registered one."""
-        if workers > 1 and len(paths) > 1 and self._registered():
-            chunksize = max(1, len(paths) // (workers * 4))
+    def _encode(self, paths: list[str], workers: int) -> Iterator[np.ndarray | None]:
+        """Features of `paths` in order (None where unreadable): a network runs on batches in this
+        process (pictures decoded by threads meanwhile); other encoders one picture at a time, across
+        `workers` processes when the encoder is a registered one."""
+        if self.encoder.batched:
+            yield from self._encode_batches(paths, workers)
+        elif workers > 1 and len(paths) > 1 and self._registered():
+            chunksize = max(1, min(64, len(paths) // (workers * 4)))
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                jobs = [(p, self.encoder.name) for p in paths]
-                return list(pool.map(_encode_file, jobs, chunksize=chunksize))
-        return [_encode_with(self.encoder, p) for p in paths]
+                yield from pool.map(
+                    _encode_file, [(p, self.encoder.name) for p in paths], chunksize=chunksize
+                )
+        else:
+            for path in paths:
+                yield _encode_with(self.encoder, path)
+
+    def _encode_batches(self, paths: list[str], workers: int) -> Iterator[np.ndarray | None]:
+        side = self.encoder.side
+        batches = [paths[i : i + _BATCH] for i in range(0, len(paths), _BATCH)]
+        with ThreadPoolExecutor(max_workers=max(2, workers)) as pool:
+
+            def decode(batch: list[str]) -> list[Future[Image.Image | None]]:
+                return [pool.submit(_open, p, side) for p in batch]
+
+            ahead = decode(batches[0]) if batches else []
+            for i in range(len(batches)):
+                pictures = [f.result() for f in ahead]
+                ahead = decode(batches[i + 1]) if i + 1 < len(batches) else []  # decoded while we encode
+                readable = [p for p in pictures if p is not None]
+                encoded = iter(self.encoder.encode_batch(readable) if readable else [])
+                for picture in pictures:
+                    yield None if picture is None else np.asarray(next(encoded), dtype=np.float32)
 
     def _registered(self) -> bool:
         # Worker processes rebuild the encoder by name: only right if the registry gives this very encoder.
@@ -188,11 +230,16 @@ class ImageFeatureCache:
         if self._keys is None:
             self._keys = []
             self._rows = []
+            self._index = {}
             keys_file, features_file = self.store / "keys.npy", self.store / "features.npy"
             if keys_file.exists() and features_file.exists():
                 self._read(keys_file, features_file)
-            self._index = {k: i for i, k in enumerate(self._keys)}
+            for part in self._parts():
+                self._read_part(part)
         return self._keys
+
+    def _parts(self) -> list[Path]:
+        return sorted(self.store.glob("part-*.npz")) if self.store.is_dir() else []
 
     def _read(self, keys_file: Path, features_file: Path) -> None:
         try:
@@ -202,22 +249,61 @@ class ImageFeatureCache:
             log.warning("feature cache %s is unreadable (%s); features will be recomputed", self.store, exc)
             return
         # Features are saved before keys, so an interrupted save leaves extra rows, never missing ones.
-        if matrix.ndim != 2 or matrix.shape[1] != self.encoder.n_features or len(matrix) < len(keys):
-            log.warning(
-                "feature cache %s does not match encoder %s v%s (%s features); features will be recomputed",
-                self.store,
-                self.encoder.name,
-                self.encoder.version,
-                self.encoder.n_features,
-            )
+        if not self._fits(matrix) or len(matrix) < len(keys):
             return
-        self._keys = [k.decode("ascii") for k in keys.tolist()]
-        self._rows = list(matrix[: len(keys)].astype(np.float32, copy=False))
+        self._add([k.decode("ascii") for k in keys.tolist()], matrix[: len(keys)])
+
+    def _read_part(self, part: Path) -> None:
+        try:
+            with np.load(part, allow_pickle=False) as data:
+                keys, matrix = data["keys"], data["features"]
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("feature cache chunk %s is unreadable (%s); its images will be re-encoded", part, exc)
+            return
+        if self._fits(matrix) and len(matrix) == len(keys):
+            self._add([k.decode("ascii") for k in keys.tolist()], matrix)
+
+    def _fits(self, matrix: np.ndarray) -> bool:
+        if matrix.ndim == 2 and matrix.shape[1] == self.encoder.n_features:
+            return True
+        log.warning(
+            "feature cache %s does not match encoder %s v%s (%s features); features will be recomputed",
+            self.store,
+            self.encoder.name,
+            self.encoder.version,
+            self.encoder.n_features,
+        )
+        return False
+
+    def _add(self, keys: list[str], matrix: np.ndarray) -> None:
+        assert self._keys is not None
+        rows = matrix.astype(np.float32, copy=False)
+        for key, row in zip(keys, rows, strict=True):
+            if key not in self._index:  # a chunk merged just before an interruption repeats rows
+                self._index[key] = len(self._keys)
+                self._keys.append(key)
+                self._rows.append(row)
+
+    def _write_part(self, rows: Sequence[tuple[str, np.ndarray]]) -> None:
+        """One finished chunk of new features, on disk at once (what an interrupted encode keeps)."""
+        keys = np.array([k for k, _ in rows], dtype=_KEY_DTYPE)
+        matrix = np.vstack([r for _, r in rows]).astype(np.float32, copy=False)
+        self.store.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.store / f"part-{uuid.uuid4().hex}.npz") as tmp, tmp.open("wb") as fh:
+            np.savez(fh, keys=keys, features=matrix)
 
     def _save(self) -> None:
+        """Merge everything into `features.npy` + `keys.npy`, then drop the chunk files."""
+        parts = self._parts()
         keys = np.array(self._keys or [], dtype=_KEY_DTYPE)
-        matrix = np.vstack(self._rows).astype(np.float32, copy=False)
+        matrix = (
+            np.vstack(self._rows).astype(np.float32, copy=False)
+            if self._rows
+            else np.zeros((0, self.encoder.n_features), dtype=np.float32)
+        )
         for target, array in (("features.npy", matrix), ("keys.npy", keys)):
             with atomic_path(self.store / target) as tmp, tmp.open("wb") as fh:
                 np.save(fh, array, allow_pickle=False)
+        for part in parts:
+            part.unlink(missing_ok=True)
         log.debug("saved %d cached image features to %s", len(keys), self.store)

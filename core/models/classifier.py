@@ -1,7 +1,8 @@
 """`ProductClassifier`: the one object that answers every prediction — batch, API and console.
 
-It owns the text model, the optional image model, the image encoder's name and the fusion weight, and
-takes raw product fields (designation, description, image) so callers never clean or encode themselves.
+It owns the views (the TF-IDF text model, the optional image model and its encoder's name) and the
+stacked fusion that combines them, and takes raw product fields (designation, description, image) so
+callers never clean or encode themselves. `views` gives each view's own answer beside the fused one.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Protocol
 
 import numpy as np
 import pandas as pd
@@ -19,22 +20,56 @@ from core.categories import names
 from core.errors import ImageDecodeError
 from core.features.image import get_encoder, open_image
 from core.features.text import model_columns, model_text
-from core.models.fusion import fuse
+from core.models.fusion import WeightedFusion
 from core.models.image import ImageModel
 from core.models.text import TextModel
 
 ImageSource = str | Path | bytes | None
 
+TFIDF: Final = "tfidf"
+IMAGE: Final = "image"
+VIEWS: Final = (TFIDF, IMAGE)
+VIEW_LABELS: Final = {TFIDF: "text (TF-IDF)", IMAGE: "photo"}
+
+
+class Fusion(Protocol):
+    @property
+    def keys(self) -> list[tuple[str, ...]]: ...
+
+    def predict_proba(
+        self, probas: Mapping[str, np.ndarray | None], available: Mapping[str, np.ndarray]
+    ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Views:
+    """Each view's calibrated probabilities (None when the view did not run), which rows it really
+    scored, and the fused probabilities — one row per product, one column per code."""
+
+    probas: dict[str, np.ndarray | None]
+    available: dict[str, np.ndarray]
+    fused: np.ndarray
+
+    def answered(self, row: int) -> tuple[str, ...]:
+        """The views that scored product `row`."""
+        return tuple(v for v in VIEWS if self.probas.get(v) is not None and bool(self.available[v][row]))
+
 
 @dataclass
 class ProductClassifier:
-    """Text + image late-fusion classifier over the challenge's product type codes."""
+    """Text + image classifier with stacked fusion over the challenge's product type codes."""
 
     text: TextModel
     image: ImageModel | None
     encoder: str
-    fusion_weight: float
+    fusion: Fusion
     info: dict[str, Any] = field(default_factory=dict)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Versions registered before stacking carry one image weight instead of a fusion.
+        if "fusion" not in state:
+            state["fusion"] = WeightedFusion(float(state.pop("fusion_weight", 0.0)))
+        self.__dict__.update(state)
 
     @property
     def classes(self) -> np.ndarray:
@@ -42,10 +77,12 @@ class ProductClassifier:
 
     # --- probabilities -------------------------------------------------------------------------
     def text_proba(self, products: pd.DataFrame, *, workers: int = 1) -> np.ndarray:
-        """Text-only probabilities from raw `designation` / `description` columns."""
-        return self.text.predict_proba(model_text(_text_columns(products), workers=workers))
+        """The answer from text alone (every text view through the fusion, no photo) for raw
+        `designation` / `description` columns: what a product without a photo gets."""
+        return self.views(model_text(_text_columns(products), workers=workers), None, None).fused
 
     def image_proba(self, features: np.ndarray) -> np.ndarray | None:
+        """The image view's calibrated probabilities (None without an image model)."""
         return None if self.image is None else self.image.predict_proba(features)
 
     def predict_proba(
@@ -88,29 +125,61 @@ class ProductClassifier:
         """Fused probabilities from model-ready inputs: normalized `title` / `text` columns and image
         features from this classifier's encoder (the pipeline has both cached), or the text model's
         decision scores for those rows when already computed."""
-        p_text = (
-            self.text.proba_from_scores(text_scores)
-            if text_scores is not None
-            else self.text.predict_proba(text)
-        )
-        if self.image is None or image_features is None or has_image is None:
-            return p_text
-        return fuse(p_text, self.image_proba(image_features), has_image, self.fusion_weight)
+        return self.views(text, image_features, has_image, text_scores=text_scores).fused
+
+    def views(
+        self,
+        text: pd.DataFrame | Mapping[str, Sequence[str]] | None,
+        image_features: np.ndarray | None,
+        has_image: np.ndarray | None,
+        *,
+        text_scores: np.ndarray | None = None,
+        has_text: np.ndarray | None = None,
+    ) -> Views:
+        """Every view's answer and the fused one. `has_text` marks the rows with a title (default: all;
+        rows without one are answered by the image view alone)."""
+        if text_scores is not None:
+            n = len(text_scores)
+        elif text is not None:
+            n = len(text["title"])
+        else:
+            n = len(image_features) if image_features is not None else 0
+        with_text = np.ones(n, dtype=bool) if has_text is None else np.asarray(has_text, dtype=bool)
+        p_text: np.ndarray | None = None
+        if text_scores is not None:
+            p_text = self.text.proba_from_scores(text_scores)
+        elif text is not None and with_text.any():
+            p_text = np.full((n, len(self.classes)), 1.0 / len(self.classes))
+            rows = np.flatnonzero(with_text)
+            subset = (
+                text
+                if with_text.all()
+                else {c: [list(text[c])[i] for i in rows.tolist()] for c in ("title", "text")}
+            )
+            p_text[rows] = self.text.predict_proba(subset)
+        p_image: np.ndarray | None = None
+        with_image = np.zeros(n, dtype=bool)
+        if self.image is not None and image_features is not None and has_image is not None:
+            with_image = np.asarray(has_image, dtype=bool)
+            if with_image.any():
+                p_image = self.image.predict_proba(image_features)
+        probas = {TFIDF: p_text, IMAGE: p_image}
+        available = {TFIDF: with_text & (p_text is not None), IMAGE: with_image}
+        return Views(probas, available, self.fusion.predict_proba(probas, available))
 
     def encode_images(self, images: Sequence[ImageSource]) -> tuple[np.ndarray, np.ndarray]:
         """Encode image sources one by one. A corrupt upload raises `ImageDecodeError` (the caller
         asked for that image); None means the product has no image."""
-        return self.encode_pictures([None if s is None else open_image(s) for s in images])
+        side = get_encoder(self.encoder).side
+        return self.encode_pictures([None if s is None else open_image(s, side) for s in images])
 
     def encode_pictures(self, pictures: Sequence[Image.Image | None]) -> tuple[np.ndarray, np.ndarray]:
-        """Encode already opened thumbnails (`open_image`); None where a product has no image."""
+        """Encode already opened pictures (`open_image`); None where a product has no image."""
         encoder = get_encoder(self.encoder)
         features = np.zeros((len(pictures), encoder.n_features), dtype=np.float32)
-        ok = np.zeros(len(pictures), dtype=bool)
-        for i, picture in enumerate(pictures):
-            if picture is not None:
-                features[i] = encoder.encode(picture)
-                ok[i] = True
+        ok = np.array([p is not None for p in pictures], dtype=bool)
+        if ok.any():
+            features[ok] = encoder.encode_batch([p for p in pictures if p is not None])
         return features, ok
 
     # --- answers -------------------------------------------------------------------------------
@@ -148,4 +217,4 @@ def _text_columns(products: pd.DataFrame) -> pd.DataFrame:
     return products
 
 
-__all__ = ["ImageDecodeError", "ImageSource", "ProductClassifier"]
+__all__ = ["IMAGE", "TFIDF", "VIEWS", "ImageDecodeError", "ImageSource", "ProductClassifier", "Views"]

@@ -7,7 +7,8 @@ and the figures are drawn from that data (`core.models.figures`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -24,9 +25,11 @@ from sklearn.metrics import (
 
 from core.categories import names
 from core.io import atomic_path, write_text
+from core.models.calibration import expected_calibration_error, reliability
 
 FILES: Final = {
     "metrics": "metrics.json",
+    "calibration": "calibration.json",
     "per_class": "per_class.csv",
     "confusion": "confusion.csv",
     "report": "classification_report.txt",
@@ -38,6 +41,7 @@ class Evaluation:
     metrics: dict[str, float]
     per_class: pd.DataFrame  # index code: name, precision, recall, f1, support
     confusion: pd.DataFrame  # index true code, columns predicted code, counts
+    calibration: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # fused + each view
 
     @property
     def weighted_f1(self) -> float:
@@ -52,6 +56,7 @@ class Evaluation:
         folder.mkdir(parents=True, exist_ok=True)
         out = {name: folder / file for name, file in FILES.items()}
         write_text(out["metrics"], json.dumps(self.metrics, indent=2))
+        write_text(out["calibration"], json.dumps(self.calibration, indent=2))
         for key, frame in (("per_class", self.per_class), ("confusion", self.confusion)):
             with atomic_path(out[key]) as tmp:
                 frame.to_csv(tmp)
@@ -80,7 +85,11 @@ class Evaluation:
         per_class = pd.read_csv(folder / FILES["per_class"], index_col=0)
         confusion = pd.read_csv(folder / FILES["confusion"], index_col=0)
         confusion.columns = confusion.columns.astype(int)
-        return cls(metrics, per_class, confusion)
+        calibration_file = folder / FILES["calibration"]
+        calibration = (
+            json.loads(calibration_file.read_text(encoding="utf-8")) if calibration_file.is_file() else {}
+        )
+        return cls(metrics, per_class, confusion, calibration)
 
 
 def evaluate(
@@ -89,39 +98,43 @@ def evaluate(
     classes: np.ndarray,
     *,
     top_k: list[int] | tuple[int, ...] = (3, 5),
-    text_proba: np.ndarray | None = None,
-    image_proba: np.ndarray | None = None,
-    has_image: np.ndarray | None = None,
+    views: Mapping[str, tuple[np.ndarray | None, np.ndarray]] | None = None,
 ) -> Evaluation:
-    """Score fused probabilities (and, when given, each modality on its own) against `y_true`."""
+    """Score fused probabilities and, when given, each view on the rows it answered:
+    `views[name] = (probabilities or None, rows it scored)`. Calibration (ECE and the reliability
+    curve) is reported for the fused answer and every view."""
     y_true = np.asarray(y_true)
+    target = np.searchsorted(classes, y_true)
+    known = np.isin(y_true, classes)
     pred = classes[proba.argmax(axis=1)]
     metrics: dict[str, float] = {
         "weighted_f1": float(f1_score(y_true, pred, average="weighted", zero_division=0)),
         "macro_f1": float(f1_score(y_true, pred, average="macro", zero_division=0)),
         "accuracy": float(accuracy_score(y_true, pred)),
         "log_loss": float(log_loss(y_true, _normalized(proba), labels=classes)),
+        "ece": expected_calibration_error(proba[known], target[known]),
         "rows": float(len(y_true)),
     }
+    calibration = {"fused": reliability(proba[known], target[known]).to_dict()}
     order = np.argsort(-proba, axis=1)
     for k in top_k:
         hits = (classes[order[:, :k]] == y_true[:, None]).any(axis=1)
         metrics[f"top{k}_accuracy"] = float(hits.mean())
-    if text_proba is not None:
-        metrics["text_weighted_f1"] = _wf1(y_true, classes[text_proba.argmax(1)])
-    if has_image is not None:
-        rows = np.asarray(has_image, dtype=bool)
-        metrics["rows_with_image"] = float(rows.sum())
-        if rows.any():
-            metrics["fused_weighted_f1_image_rows"] = _wf1(y_true[rows], pred[rows])
-            if text_proba is not None:
-                metrics["text_weighted_f1_image_rows"] = _wf1(
-                    y_true[rows], classes[text_proba[rows].argmax(1)]
-                )
-            if image_proba is not None:
-                metrics["image_weighted_f1_image_rows"] = _wf1(
-                    y_true[rows], classes[image_proba[rows].argmax(1)]
-                )
+    for view, (view_proba, answered) in (views or {}).items():
+        rows = np.asarray(answered, dtype=bool) & known
+        metrics[f"{view}_rows"] = float(rows.sum())
+        if view_proba is None or not rows.any():
+            continue
+        metrics[f"{view}_weighted_f1"] = _wf1(y_true[rows], classes[view_proba[rows].argmax(1)])
+        metrics[f"{view}_ece"] = expected_calibration_error(view_proba[rows], target[rows])
+        metrics[f"fused_weighted_f1_{view}_rows"] = _wf1(y_true[rows], pred[rows])
+        calibration[view] = reliability(view_proba[rows], target[rows]).to_dict()
+    # Names kept from before the views had names (run comparisons across versions read them).
+    if "tfidf_weighted_f1" in metrics:
+        metrics["text_weighted_f1"] = metrics["tfidf_weighted_f1"]
+    if "image_weighted_f1" in metrics:
+        metrics["image_weighted_f1_image_rows"] = metrics["image_weighted_f1"]
+        metrics["rows_with_image"] = metrics["image_rows"]
 
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, pred, labels=classes, zero_division=0
@@ -141,7 +154,7 @@ def evaluate(
         index=pd.Index(classes.astype(int), name="true"),
         columns=classes.astype(int),
     )
-    return Evaluation(metrics, per_class, confusion)
+    return Evaluation(metrics, per_class, confusion, calibration)
 
 
 def _normalized(proba: np.ndarray) -> np.ndarray:

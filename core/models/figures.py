@@ -11,14 +11,19 @@ from core.models.evaluate import Evaluation
 
 
 def save_figures(evaluation: Evaluation, folder: Path) -> dict[str, Path]:
-    """`confusion_matrix.png` (row-normalized) and `per_class_f1.png` in `folder`."""
+    """`confusion_matrix.png` (row-normalized), `per_class_f1.png` and `calibration.png` (reliability
+    diagram of the fused answer and each view) in `folder`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    out = {"confusion": folder / "confusion_matrix.png", "per_class": folder / "per_class_f1.png"}
+    out = {
+        "confusion": folder / "confusion_matrix.png",
+        "per_class": folder / "per_class_f1.png",
+        "calibration": folder / "calibration.png",
+    }
 
     counts = evaluation.confusion.to_numpy(dtype=float)
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -47,6 +52,22 @@ def save_figures(evaluation: Evaluation, folder: Path) -> dict[str, Path]:
     ax.set_title("F1 per class (hold-out)")
     fig.tight_layout()
     with atomic_path(out["per_class"]) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    for name, curve in evaluation.calibration.items():
+        ece = evaluation.metrics.get("ece" if name == "fused" else f"{name}_ece", float("nan"))
+        ax.plot(curve["confidence"], curve["accuracy"], marker="o", label=f"{name} (ECE {ece:.3f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top class probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Calibration on the hold-out")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out["calibration"]) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return out

@@ -1,9 +1,15 @@
-"""Late fusion of text and image probabilities: `(1 − w)·p_text + w·p_image` where there is an image."""
+"""The fusion rule of models trained before stacking: `(1 − w)·p_text + w·p_image` where there is an image.
+
+Kept so that versions registered before the stacked fusion (`core.models.stacking`) still load and answer
+the same way; new models never use it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
-from sklearn.metrics import f1_score
 
 
 def fuse(p_text: np.ndarray, p_image: np.ndarray | None, has_image: np.ndarray, weight: float) -> np.ndarray:
@@ -16,25 +22,28 @@ def fuse(p_text: np.ndarray, p_image: np.ndarray | None, has_image: np.ndarray, 
     return out
 
 
-def choose_weight(
-    p_text: np.ndarray,
-    p_image: np.ndarray | None,
-    has_image: np.ndarray,
-    y: np.ndarray,
-    classes: np.ndarray,
-    *,
-    step: float = 0.05,
-) -> tuple[float, dict[float, float]]:
-    """The image weight with the best weighted F1 on validation rows (ties go to the smaller weight),
-    and the score of every weight tried."""
-    if p_image is None or not np.any(has_image):
-        return 0.0, {0.0: float(f1_score(y, classes[p_text.argmax(1)], average="weighted"))}
-    grid = np.round(np.arange(0.0, 1.0 + 1e-9, step), 4)
-    scores = {
-        float(w): float(
-            f1_score(y, classes[fuse(p_text, p_image, has_image, w).argmax(1)], average="weighted")
-        )
-        for w in grid
-    }
-    best = max(scores, key=lambda w: (scores[w], -w))
-    return best, scores
+@dataclass(frozen=True)
+class WeightedFusion:
+    """One image weight chosen on validation rows (the rule before stacking), with the same interface
+    as `StackedFusion`."""
+
+    weight: float
+
+    @property
+    def keys(self) -> list[tuple[str, ...]]:
+        return [("tfidf",), ("tfidf", "image")] if self.weight > 0 else [("tfidf",)]
+
+    def predict_proba(
+        self, probas: Mapping[str, np.ndarray | None], available: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        text, image = probas.get("tfidf"), probas.get("image")
+        has_text = np.asarray(available["tfidf"], dtype=bool)
+        if text is None:
+            if image is None:
+                raise ValueError("no view can score these rows")
+            return np.asarray(image, dtype=np.float64)
+        has_image = np.asarray(available.get("image", np.zeros(len(has_text), dtype=bool)), dtype=bool)
+        out = fuse(text, image, has_image & has_text, self.weight)
+        if image is not None:
+            out[~has_text] = image[~has_text]
+        return out

@@ -1,21 +1,21 @@
 """Text model: word and character n-gram TF-IDF → linear SVM (one-vs-rest), with probabilities.
 
 Input is the normalized `title` and `text` columns (`core.features.text.model_text`). The SVM margins
-become probabilities through a softmax whose temperature is fitted on validation rows (one scalar,
-so the ranking — and every F1 — is unchanged, while top-k lists and late fusion get calibrated scores).
+become probabilities through a softmax whose temperature is fitted on out-of-fold margins (one scalar,
+so the ranking — and every F1 — is unchanged, while top-k lists and stacking get calibrated scores).
+Cross-fitting fits the vectorizers once (`fit_vectorizers`; no labels involved), then one SVM per fold
+on those features (`new_svm`) and the shipped SVM on every row (`set_svm`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.special import softmax
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.pipeline import Pipeline
@@ -23,6 +23,7 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace_csr_row_normalize_l2
 
+from core.models.calibration import fit_temperature
 from core.params import TextParams
 
 
@@ -81,32 +82,39 @@ class TextModel:
         return int(sum(len(t.vocabulary_) for _, t, _ in steps if hasattr(t, "vocabulary_")))
 
     def fit(self, text: pd.DataFrame, y: np.ndarray) -> TextModel:
-        self.fit_and_score(text, y)
+        """Fit the vectorizers and the SVM on every row given (no out-of-fold scores)."""
+        self.set_svm(self.new_svm().fit(self.fit_vectorizers(text), y))
         return self
 
-    def fit_and_score(
-        self,
-        text: pd.DataFrame,
-        y: np.ndarray,
-        *,
-        also: Mapping[str, pd.DataFrame] | None = None,
-        meanwhile: Callable[[], Any] | None = None,
-    ) -> tuple[dict[str, np.ndarray], Any]:
-        """Fit on `text` / `y`. Returns the decision scores of the `also` frames (e.g. validation and
-        test rows) and the result of `meanwhile()`: both run while the SVM trains — liblinear
-        releases the GIL, so the second core works instead of idling through the single-threaded fit."""
-        features, svm = self.pipeline.named_steps["features"], self.pipeline.named_steps["svm"]
-        matrix = features.fit_transform(text[["title", "text"]], y)
+    def fit_vectorizers(self, text: pd.DataFrame) -> sparse.csr_matrix:
+        """Fit the TF-IDF vocabularies on `text` (labels are not used) and return its feature matrix."""
+        features = self.pipeline.named_steps["features"]
+        matrix = features.fit_transform(text[["title", "text"]])
         features.n_jobs = None  # scoring runs one request at a time in the API: no process pool there
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            fitting = pool.submit(svm.fit, matrix, y)
-            others = {
-                name: features.transform(frame[["title", "text"]]) for name, frame in (also or {}).items()
-            }
-            extra = meanwhile() if meanwhile is not None else None
-            fitting.result()
-        scores = {name: np.asarray(svm.decision_function(m), dtype=np.float64) for name, m in others.items()}
-        return scores, extra
+        return sparse.csr_matrix(matrix, dtype=np.float32)
+
+    def transform(self, text: pd.DataFrame | Mapping[str, Sequence[str]]) -> sparse.csr_matrix:
+        """The fitted vectorizers' features for model-ready `title` / `text` columns."""
+        features = self.pipeline.named_steps["features"]
+        blocks = [
+            _tfidf(vectorizer, list(text[column]))
+            for _, vectorizer, column in features.transformers_
+            if isinstance(vectorizer, TfidfVectorizer)
+        ]
+        return sparse.hstack(blocks, format="csr")
+
+    def new_svm(self) -> LinearSVC:
+        """An unfitted SVM with this model's parameters (one per cross-fitting fold)."""
+        return clone(self.pipeline.named_steps["svm"])
+
+    def set_svm(self, svm: LinearSVC) -> None:
+        """Make a fitted SVM (on features from `fit_vectorizers`) this model's classifier."""
+        self.pipeline.steps[-1] = ("svm", svm)
+
+    @staticmethod
+    def margins(svm: LinearSVC, matrix: sparse.csr_matrix) -> np.ndarray:
+        scores = safe_sparse_dot(matrix, svm.coef_.T, dense_output=True)
+        return np.asarray(scores + svm.intercept_, dtype=np.float64)
 
     def decision_function(self, text: pd.DataFrame | Mapping[str, Sequence[str]]) -> np.ndarray:
         """SVM margins for model-ready `title` / `text` columns (a DataFrame or a dict of lists).
@@ -114,34 +122,14 @@ class TextModel:
         The same numbers as `pipeline.decision_function` (a test holds them equal) through the
         fitted pieces directly: sklearn's per-call input checks cost more than scoring one product,
         which is what the API does all day."""
-        features, svm = self.pipeline.named_steps["features"], self.pipeline.named_steps["svm"]
-        blocks = [
-            _tfidf(vectorizer, list(text[column]))
-            for _, vectorizer, column in features.transformers_
-            if isinstance(vectorizer, TfidfVectorizer)
-        ]
-        scores = safe_sparse_dot(sparse.hstack(blocks, format="csr"), svm.coef_.T, dense_output=True)
-        scores = np.asarray(scores + svm.intercept_, dtype=np.float64)
+        scores = self.margins(self.pipeline.named_steps["svm"], self.transform(text))
         return scores.ravel() if scores.shape[1] == 1 else scores
 
-    def calibrate(
-        self, text: pd.DataFrame | None, y: np.ndarray, *, scores: np.ndarray | None = None
-    ) -> float:
-        """Fit the softmax temperature on held-out rows (minimum log loss); returns it. Pass the rows'
-        decision `scores` when already computed."""
-        if scores is None:
-            assert text is not None
-            scores = self.decision_function(text)
-        target = np.searchsorted(self.classes_, y)
+    def calibrate(self, scores: np.ndarray, y: np.ndarray) -> float:
+        """Fit the softmax temperature on out-of-fold decision `scores` of rows labelled `y`; returns it."""
         known = np.isin(y, self.classes_)
-        scores, target = scores[known], target[known]
-
-        def nll(log_t: float) -> float:
-            logp = log_softmax(scores / np.exp(log_t), axis=1)
-            return float(-logp[np.arange(len(target)), target].mean())
-
-        best = minimize_scalar(nll, bounds=(np.log(1e-3), np.log(10.0)), method="bounded")
-        self.temperature = float(np.exp(best.x))
+        target = np.searchsorted(self.classes_, y[known])
+        self.temperature = fit_temperature(scores[known], target)
         return self.temperature
 
     def proba_from_scores(self, scores: np.ndarray) -> np.ndarray:

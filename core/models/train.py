@@ -1,8 +1,13 @@
-"""The train step: split → fit text and image models → calibrate and choose the fusion weight.
+"""The train step: hold-out → cross-fitted views → calibration → stacked fusion → refit on every row.
 
 Pure with respect to storage: takes a `FeatureSet` and `Params`, returns a `TrainResult`; the pipeline
-module saves it. The split is stratified by class and fixed by `params.seed`, so the evaluation rows
-are the same on every run over the same data.
+module saves it. Products are held out for evaluation by a hash of their id (`core.models.holdout`);
+every other labelled row trains the shipped model:
+
+1. each view (TF-IDF text, image) is fitted `split.folds` times, each time predicting the fold it did not
+   see — out-of-fold probabilities for every training row — and once more on all of them (shipped);
+2. each view's temperature is fitted on its out-of-fold scores (calibrated confidences);
+3. the stacked fusion's meta-models are fitted on those out-of-fold probabilities.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,29 +25,31 @@ from typing import Any, Final
 import joblib
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.metrics import f1_score
-from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from core.errors import RakutenError
 from core.features.build import FeatureSet
 from core.io import atomic_path, write_text
-from core.models.classifier import ProductClassifier
-from core.models.fusion import choose_weight
+from core.models.calibration import expected_calibration_error
+from core.models.classifier import IMAGE, TFIDF, VIEWS, ProductClassifier
+from core.models.holdout import TrainingDataError, assign_parts, folds
 from core.models.image import ImageModel
+from core.models.stacking import fit_stacking
 from core.models.text import TextModel
-from core.params import Params, SplitParams
+from core.params import Params
 from core.progress import StageProgress, silent
 
 log = logging.getLogger(__name__)
 
-FILES: Final = {"classifier": "classifier.joblib", "split": "split.parquet", "summary": "training.json"}
-PARTS: Final = ("train", "validation", "test")
-_MIN_PER_CLASS: Final = 3
+FILES: Final = {
+    "classifier": "classifier.joblib",
+    "split": "split.parquet",
+    "summary": "training.json",
+    "oof": "out_of_fold.npz",
+}
 
-
-class TrainingDataError(RakutenError):
-    """The labelled data cannot support a train/validation/test split."""
+__all__ = ["FILES", "TextScores", "TrainResult", "TrainingDataError", "train"]
 
 
 @dataclass(frozen=True)
@@ -54,12 +63,33 @@ class TextScores:
         return self.scores if self.ids.equals(ids) else None
 
 
+@dataclass(frozen=True)
+class OutOfFold:
+    """Every training row's out-of-fold, calibrated probabilities per view (what stacking was fitted on,
+    and what a label-error search needs)."""
+
+    ids: np.ndarray
+    labels: np.ndarray
+    classes: np.ndarray
+    probas: dict[str, np.ndarray]
+    available: dict[str, np.ndarray]
+
+    def save(self, path: Path) -> None:
+        arrays = {"ids": self.ids, "labels": self.labels, "classes": self.classes}
+        for view, proba in self.probas.items():
+            arrays[f"proba_{view}"] = proba.astype(np.float32)
+            arrays[f"available_{view}"] = self.available[view]
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+
+
 @dataclass
 class TrainResult:
     classifier: ProductClassifier
-    split: pd.Series  # product id → train | validation | test
+    split: pd.Series  # product id → train | holdout
     summary: dict[str, Any] = field(default_factory=dict)
-    text_scores: dict[str, TextScores] = field(default_factory=dict)  # validation / test / predict
+    text_scores: dict[str, TextScores] = field(default_factory=dict)  # holdout / predict
+    out_of_fold: OutOfFold | None = None
 
     def save(self, folder: Path) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -68,6 +98,8 @@ class TrainResult:
             joblib.dump(self.classifier, tmp)
         with atomic_path(out["split"]) as tmp:
             self.split.rename("part").to_frame().to_parquet(tmp)
+        if self.out_of_fold is not None:
+            self.out_of_fold.save(out["oof"])
         write_text(out["summary"], json.dumps(self.summary, indent=2, default=str))
         return out
 
@@ -83,103 +115,195 @@ class TrainResult:
         return cls(classifier, split, summary)
 
 
-def split_rows(labels: pd.Series, params: SplitParams, seed: int) -> pd.Series:
-    """Stratified train / validation / test assignment of labelled product ids."""
-    counts = labels.value_counts()
-    rare = counts[counts < _MIN_PER_CLASS]
-    if len(rare):
-        raise TrainingDataError(
-            f"{len(rare)} classes have fewer than {_MIN_PER_CLASS} labelled products "
-            f"({', '.join(map(str, rare.index[:5]))}): each class needs one row per split part. "
-            "Add data or use a larger demo set (RAKUTEN_DEMO_ROWS)."
-        )
-    ids = labels.index.to_numpy()
-    y = labels.to_numpy()
-    held = params.validation_size + params.test_size
-    try:
-        _, held_ids = train_test_split(ids, test_size=held, stratify=y, random_state=seed)
-    except ValueError as exc:  # fewer held-out (or training) rows than classes
-        raise TrainingDataError(
-            f"{len(ids)} labelled products in {len(counts)} classes are too few for a stratified "
-            f"{params.validation_size:g} / {params.test_size:g} validation / test split ({exc}). "
-            "Add data or use a larger demo set (RAKUTEN_DEMO_ROWS)."
-        ) from exc
-    held_y = labels.loc[held_ids].to_numpy()
-    share = params.test_size / held
-    try:
-        val_ids, test_ids = train_test_split(held_ids, test_size=share, stratify=held_y, random_state=seed)
-    except ValueError:  # a class with a single held-out row: split without stratifying it
-        val_ids, test_ids = train_test_split(held_ids, test_size=share, random_state=seed)
-    part = pd.Series("train", index=labels.index, name="part")
-    part.loc[val_ids] = "validation"
-    part.loc[test_ids] = "test"
-    return part
-
-
 def train(
     features: FeatureSet, params: Params, *, workers: int = 1, progress: StageProgress | None = None
 ) -> TrainResult:
-    """Fit the text model, the image model (if enough images) and the fusion weight."""
+    """Cross-fit and refit every view, calibrate them, fit the stacked fusion."""
     step: StageProgress = progress or silent
     labelled = features.part("train")
-    split = split_rows(labelled.products["prdtypecode"].astype("int64"), params.split, params.seed)
-    parts = {name: labelled.rows(split.index[split == name]) for name in PARTS}
-    fit, val = parts["train"], parts["validation"]
+    labels = labelled.products["prdtypecode"].astype("int64")
+    split = assign_parts(labelled.products["productid"], labels, params.split)
+    fit = labelled.rows(split.index[split == "train"])
+    held = labelled.rows(split.index[split == "holdout"])
+    unlabelled = features.part("test")
+    y = fit.labels
+    pairs = folds(y, params.split.folds, params.seed)
     timings: dict[str, float] = {}
 
-    # While the single-threaded SVM trains, the other core vectorises the rows scored later
-    # (validation, test, X_test; their scores are kept for evaluate and predict in this process) and
-    # fits the small image model.
-    to_score = {"validation": val, "test": parts["test"]}
-    unlabelled = features.part("test")
-    if len(unlabelled.products):
-        to_score["predict"] = unlabelled
-    step("train", 0, 1)
     start = time.perf_counter()
+    step("text features", 0, 1)
     text = TextModel(params.text, n_jobs=min(workers, 3), seed=params.seed)
-    scores_of, (image, timings["image_fit_s"]) = text.fit_and_score(
-        fit.products,
-        fit.labels,
-        also={k: v.products for k, v in to_score.items()},
-        meanwhile=lambda: _fit_image(fit, params, np.unique(fit.labels)),
-    )
-    timings["text_fit_s"] = time.perf_counter() - start
-    step("train", 1, 1)
-    temperature = text.calibrate(None, val.labels, scores=scores_of["validation"])
-    text_scores = {k: TextScores(to_score[k].products.index, v) for k, v in scores_of.items()}
+    matrix = text.fit_vectorizers(fit.products)
+    step("text features", 1, 1)
+    timings["text_vectorize_s"] = time.perf_counter() - start
 
-    p_text = text.proba_from_scores(scores_of["validation"])
-    p_image = image.predict_proba(val.image_features) if image is not None else None
-    weight, scores = choose_weight(
-        p_text, p_image, val.has_image, val.labels, text.classes_, step=params.fusion.grid_step
+    image_rows = fit.has_image
+    image: ImageModel | None = None
+    if image_rows.sum() >= max(params.image.min_rows, 2) and len(np.unique(y[image_rows])) >= 2:
+        image = ImageModel(params.image, np.unique(y), seed=params.seed)
+    else:
+        log.info(
+            "image view skipped: %d training images (< %d)", int(image_rows.sum()), params.image.min_rows
+        )
+
+    to_score = {"holdout": held.products}
+    if len(unlabelled.products):
+        to_score["predict"] = unlabelled.products
+    crossed = _cross_fit(
+        text, matrix, image, fit, pairs, to_score, workers=workers, step=step, timings=timings
     )
-    classifier = ProductClassifier(text=text, image=image, encoder=features.encoder, fusion_weight=weight)
+    del matrix
+
+    text.calibrate(crossed.text_oof, y)
+    oof_probas = {TFIDF: text.proba_from_scores(crossed.text_oof)}
+    available = {TFIDF: np.ones(len(y), dtype=bool)}
+    if image is not None:
+        image.calibrate(crossed.image_oof[image_rows], y[image_rows])
+        oof_probas[IMAGE] = image.calibrated(crossed.image_oof)
+        available[IMAGE] = image_rows.copy()
+
+    start = time.perf_counter()
+    step("stacking", 0, 1)
+    keys = [(TFIDF,)] + ([(TFIDF, IMAGE)] if image is not None else [])
+    # One BLAS thread: on these small matrices OpenBLAS's threads cost far more than they give
+    # (30× slower when another process keeps the second core busy).
+    with threadpool_limits(1):
+        fusion = fit_stacking(
+            text.classes_,
+            VIEWS,
+            oof_probas,
+            available,
+            y,
+            keys=keys,
+            Cs=params.fusion.C,
+            min_rows=params.fusion.min_rows,
+            seed=params.seed,
+        )
+    step("stacking", 1, 1)
+    timings["stacking_s"] = time.perf_counter() - start
+
+    classifier = ProductClassifier(text=text, image=image, encoder=features.encoder, fusion=fusion)
+    oof = OutOfFold(fit.products.index.to_numpy(), y, text.classes_, oof_probas, available)
     summary = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rows": {name: len(p.products) for name, p in parts.items()},
-        "images": {name: int(p.has_image.sum()) for name, p in parts.items()},
+        "rows": {"train": len(fit.products), "holdout": len(held.products)},
+        "images": {"train": int(image_rows.sum()), "holdout": int(held.has_image.sum())},
+        "holdout": {"share": params.split.holdout, "salt": params.split.salt, "by": "productid"},
+        "folds": params.split.folds,
         "text_features": text.n_features,
-        "temperature": temperature,
-        "fusion_weight": weight,
-        "fusion_scores": {str(k): v for k, v in scores.items()},
-        "validation_text_weighted_f1": float(
-            f1_score(val.labels, text.classes_[p_text.argmax(1)], average="weighted")
-        ),
+        "temperature": {TFIDF: text.temperature, **({IMAGE: image.temperature} if image else {})},
+        "fusion": {"+".join(k): {"C": fusion.C[k]} for k in fusion.keys},
+        "out_of_fold": _oof_scores(oof),
         "image_model": image is not None,
         "encoder": features.encoder,
         "timings": timings,
     }
-    classifier.info = {k: summary[k] for k in ("trained_at", "rows", "fusion_weight", "temperature")}
-    return TrainResult(classifier, split, summary, text_scores)
+    classifier.info = {
+        k: summary[k] for k in ("trained_at", "rows", "holdout", "folds", "temperature", "fusion", "encoder")
+    }
+    text_scores = {k: TextScores(to_score[k].index, v) for k, v in crossed.scored.items()}
+    return TrainResult(classifier, split, summary, text_scores, oof)
 
 
-def _fit_image(fit: FeatureSet, params: Params, classes: np.ndarray) -> tuple[ImageModel | None, float]:
-    start = time.perf_counter()
-    n_images = int(fit.has_image.sum())
-    if n_images < max(params.image.min_rows, 2) or len(np.unique(fit.labels[fit.has_image])) < 2:
-        log.info("image model skipped: %d training images (< %d)", n_images, params.image.min_rows)
-        return None, 0.0
-    image = ImageModel(params.image, classes, seed=params.seed)
-    with threadpool_limits(1):  # one core: the other one is running the text model's fit
-        image.fit(fit.image_features[fit.has_image], fit.labels[fit.has_image])
-    return image, time.perf_counter() - start
+@dataclass
+class _Crossed:
+    text_oof: np.ndarray  # out-of-fold SVM margins, every training row
+    image_oof: np.ndarray  # out-of-fold raw image probabilities (zeros where no image)
+    scored: dict[str, np.ndarray]  # the shipped SVM's margins of the `to_score` frames
+
+
+def _cross_fit(
+    text: TextModel,
+    matrix: sparse.csr_matrix,
+    image: ImageModel | None,
+    fit: FeatureSet,
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    to_score: dict[str, pd.DataFrame],
+    *,
+    workers: int,
+    step: StageProgress,
+    timings: dict[str, float],
+) -> _Crossed:
+    """Every fold's fit and the refits, `workers` at a time on threads (liblinear and the BLAS behind
+    the image model release the GIL); meanwhile this thread vectorises the rows scored later."""
+    y = fit.labels
+    n_classes = len(np.unique(y))
+    text_oof = np.zeros((len(y), n_classes))
+    image_oof = np.zeros((len(y), n_classes))
+    rows_img = fit.has_image
+    jobs: list[tuple[str, Callable[[], Any]]] = []
+    for k, (fit_at, held_at) in enumerate(pairs):
+        jobs.append((f"tfidf fold {k + 1}", _svm_job(text, matrix, y, fit_at, held_at)))
+    jobs.append(("tfidf refit", _svm_job(text, matrix, y, np.arange(len(y)), None)))
+    if image is not None:
+        for k, (fit_at, held_at) in enumerate(pairs):
+            a, b = fit_at[rows_img[fit_at]], held_at[rows_img[held_at]]
+            jobs.append((f"image fold {k + 1}", _image_job(image, fit.image_features, y, a, b)))
+        every = np.flatnonzero(rows_img)
+        jobs.append(("image refit", _image_job(image, fit.image_features, y, every, None)))
+
+    total = len(jobs)
+    done = 0
+    started = time.perf_counter()
+    step("cross-fitting", 0, total)
+    with threadpool_limits(1), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures: dict[str, Future[Any]] = {name: pool.submit(job) for name, job in jobs}
+        scored_matrices = {name: text.transform(frame) for name, frame in to_score.items()}
+        for name, future in futures.items():
+            result = future.result()
+            if name.startswith("tfidf fold"):
+                held_at, margins = result
+                text_oof[held_at] = margins
+            elif name == "tfidf refit":
+                text.set_svm(result)
+            elif name.startswith("image fold"):
+                held_at, raw = result
+                image_oof[held_at] = raw
+            elif name == "image refit" and image is not None:
+                image.pipeline = result
+            done += 1
+            step("cross-fitting", done, total)
+    timings["cross_fit_s"] = time.perf_counter() - started
+    svm = text.pipeline.named_steps["svm"]
+    scored = {name: text.margins(svm, m) for name, m in scored_matrices.items()}
+    return _Crossed(text_oof, image_oof, scored)
+
+
+def _svm_job(
+    text: TextModel, matrix: sparse.csr_matrix, y: np.ndarray, fit_at: np.ndarray, held_at: np.ndarray | None
+) -> Callable[[], Any]:
+    def run() -> Any:
+        svm = text.new_svm().fit(matrix[fit_at], y[fit_at])
+        if held_at is None:
+            return svm
+        return held_at, text.margins(svm, matrix[held_at])
+
+    return run
+
+
+def _image_job(
+    image: ImageModel, features: np.ndarray, y: np.ndarray, fit_at: np.ndarray, held_at: np.ndarray | None
+) -> Callable[[], Any]:
+    def run() -> Any:
+        if held_at is None:
+            return image.unfitted().fit(features[fit_at], y[fit_at])
+        if len(np.unique(y[fit_at])) < 2:  # a fold with photos of one class: no image answer there
+            return held_at, np.full((len(held_at), len(image.classes_)), 1.0 / len(image.classes_))
+        pipeline = image.unfitted().fit(features[fit_at], y[fit_at])
+        return held_at, image.raw_proba(features[held_at], pipeline)
+
+    return run
+
+
+def _oof_scores(oof: OutOfFold) -> dict[str, float]:
+    """Weighted F1 and calibration error of each view's out-of-fold probabilities."""
+    out: dict[str, float] = {}
+    for view, proba in oof.probas.items():
+        rows = oof.available[view]
+        if not rows.any():
+            continue
+        y = oof.labels[rows]
+        pred = oof.classes[proba[rows].argmax(1)]
+        out[f"{view}_weighted_f1"] = float(f1_score(y, pred, average="weighted", zero_division=0))
+        out[f"{view}_ece"] = expected_calibration_error(proba[rows], np.searchsorted(oof.classes, y))
+    return out

@@ -146,8 +146,7 @@ def _product(row: Any, product_type: Any) -> Any:
 
 
 def held_out_ids(settings: Settings, table: pd.DataFrame) -> pd.Index:
-    """The rows the last training did not fit on (its validation and test parts); all rows when
-    there is no split."""
+    """The rows the last training did not fit on (its hold-out); all rows when there is no split."""
     from core.models.train import FILES
     from core.pipeline import Layout
 
@@ -155,7 +154,7 @@ def held_out_ids(settings: Settings, table: pd.DataFrame) -> pd.Index:
     if not split_file.is_file():
         return table.index
     part = pd.read_parquet(split_file)["part"]
-    held = part.index[part.isin(["validation", "test"])].intersection(table.index)
+    held = part.index[part.isin(["holdout", "validation", "test"])].intersection(table.index)
     return held if len(held) else table.index
 
 

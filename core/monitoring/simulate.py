@@ -69,7 +69,7 @@ class Shift:
 
 def held_back_products(settings: Settings, *, labelled: bool = False) -> pd.DataFrame:
     """Products the model never trained on: the challenge's test set as ingested — or, `labelled`,
-    the held-out training rows (validation and test parts of the last split) with their `label`."""
+    the held-out training rows (the last training's hold-out) with their `label`."""
     from core.data.ingest import load_table
     from core.monitoring.drift import held_out_ids
 

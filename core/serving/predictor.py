@@ -18,7 +18,8 @@ from PIL import Image
 from core.categories import names
 from core.config import Settings
 from core.errors import DataFormatError, ImageTooLargeError, RakutenError
-from core.features.image import open_image
+from core.features.image import SIDE, get_encoder, open_image
+from core.features.text import model_columns
 from core.models.classifier import ProductClassifier
 
 ACCEPTED_FORMATS: Final = frozenset({"JPEG", "PNG", "WEBP"})
@@ -80,14 +81,14 @@ class Answer:
     image: ImageStats | None = None
 
 
-def open_upload(data: bytes, limits: ImageLimits) -> Image.Image:
-    """A thumbnail of an uploaded image, or `ImageTooLargeError` / `UnsupportedImageError` /
+def open_upload(data: bytes, limits: ImageLimits, side: int = SIDE) -> Image.Image:
+    """A `side`×`side` picture of an uploaded image, or `ImageTooLargeError` / `UnsupportedImageError` /
     `ImageDecodeError` — byte and pixel limits are checked before any pixel is decoded."""
     if len(data) > limits.max_bytes:
         raise ImageTooLargeError(
             f"upload ({len(data):,} bytes)", f"over the limit of {limits.max_bytes:,} bytes"
         )
-    return open_image(data, max_pixels=limits.max_pixels, formats=ACCEPTED_FORMATS)
+    return open_image(data, side, max_pixels=limits.max_pixels, formats=ACCEPTED_FORMATS)
 
 
 def image_stats(picture: Image.Image, n_bytes: int) -> ImageStats:
@@ -124,36 +125,35 @@ def predict(
     Raises `ImageDecodeError` (and kinds) for a bad image, `NoImageModelError` for an image-only
     product when the model has no image part, `ValueError` for a product with neither title nor image.
     `text_proba` replaces the classifier's text scoring for text-only rows (the API's batch pool)."""
-    pictures = [None if p.image is None else open_upload(p.image, limits) for p in products]
-    n, classes = len(products), classifier.classes
-    proba = np.zeros((n, len(classes)))
+    encoder = get_encoder(classifier.encoder)
+    pictures = [None if p.image is None else open_upload(p.image, limits, encoder.side) for p in products]
     has_text = np.array([bool(p.designation) for p in products], dtype=bool)
-    if not all(has_text[i] or pictures[i] is not None for i in range(n)):
+    if not all(has_text[i] or pictures[i] is not None for i in range(len(products))):
         raise ValueError("each product needs a designation (title) or an image")
+    if classifier.image is None and not has_text.all():
+        raise NoImageModelError(
+            "The serving model has no image part, so it cannot classify a picture alone: "
+            "send the product title too, or train with images (demo data: --image-rows)."
+        )
     features, has_image = classifier.encode_pictures(pictures)
-    if has_text.any():
-        rows = np.flatnonzero(has_text).tolist()
-        with_images = bool(has_image[rows].any())
-        if text_proba is not None and not with_images:
-            titles = [str(products[i].designation) for i in rows]
-            proba[rows] = text_proba(titles, [products[i].description for i in rows])
-        else:
-            proba[rows] = classifier.proba_from_texts(
-                [products[i].designation for i in rows],
-                [products[i].description for i in rows],
-                image_features=features[rows] if with_images else None,
-                has_image=has_image[rows] if with_images else None,
-            )
-    if not has_text.all():
-        rows = np.flatnonzero(~has_text).tolist()
-        image_proba = classifier.image_proba(features[rows])
-        if image_proba is None:
-            raise NoImageModelError(
-                "The serving model has no image part, so it cannot classify a picture alone: "
-                "send the product title too, or train with images (demo data: --image-rows)."
-            )
-        proba[rows] = image_proba
-    return _answers(classifier, products, pictures, proba, has_text, k)
+    answered: list[tuple[Modality, ...]]
+    titles = [p.designation or "" for p in products]
+    descriptions = [p.description for p in products]
+    if text_proba is not None and has_text.all() and (classifier.image is None or not has_image.any()):
+        proba = text_proba(titles, descriptions)
+        answered = [("text",)] * len(products)
+    else:
+        views = classifier.views(model_columns(titles, descriptions), features, has_image, has_text=has_text)
+        proba = views.fused
+        answered = [_modalities(views.answered(i)) for i in range(len(products))]
+    return _answers(classifier, products, pictures, proba, answered, k)
+
+
+def _modalities(views: tuple[str, ...]) -> tuple[Modality, ...]:
+    return tuple(_MODALITY[v] for v in views if v in _MODALITY)
+
+
+_MODALITY: Final[dict[str, Modality]] = {"tfidf": "text", "image": "image"}
 
 
 def _answers(
@@ -161,23 +161,17 @@ def _answers(
     products: Sequence[Product],
     pictures: Sequence[Image.Image | None],
     proba: np.ndarray,
-    has_text: np.ndarray,
+    answered: Sequence[tuple[Modality, ...]],
     k: int,
 ) -> list[Answer]:
     labels = names()
     codes = [int(c) for c in classifier.classes]
     order = np.argsort(-proba, axis=1)[:, :k]
-    fuses = classifier.image is not None
     out = []
     for i, picture in enumerate(pictures):
         top = tuple(Ranked(codes[j], labels.get(codes[j], "unknown"), float(proba[i, j])) for j in order[i])
-        modalities: tuple[Modality, ...]
-        if not has_text[i]:
-            modalities = ("image",)
-        else:
-            modalities = ("text", "image") if picture is not None and fuses else ("text",)
         stats = None if picture is None else image_stats(picture, len(products[i].image or b""))
-        out.append(Answer(top[0].code, top[0].category, top[0].probability, top, modalities, stats))
+        out.append(Answer(top[0].code, top[0].category, top[0].probability, top, answered[i], stats))
     return out
 
 

@@ -113,3 +113,65 @@ def test_new_images_are_appended_to_the_store(tmp_path: Path, images: list[Path]
     cache.features(images)
     assert (cache.last_hits, cache.last_misses) == (3, 3)
     assert len(ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge"))) == len(images)
+
+
+@dataclass(frozen=True)
+class BatchedEncoder(ColourEdgeEncoder):
+    """The colour/edge features computed through the batched path a network takes; `fail_after`
+    pictures in, it raises (an interrupted encode)."""
+
+    batched: bool = True
+    seen: list[int] | None = None
+    fail_after: int | None = None
+
+    def encode_batch(self, images):  # type: ignore[no-untyped-def]
+        assert self.seen is not None
+        if self.fail_after is not None and len(self.seen) + len(images) > self.fail_after:
+            raise KeyboardInterrupt
+        self.seen.extend([1] * len(images))
+        return super().encode_batch(images)
+
+
+def test_batched_path_gives_the_same_features(tmp_path: Path, images: list[Path]) -> None:
+    one, _ = ImageFeatureCache(tmp_path / "one", get_encoder("colour_edge")).features(images)
+    seen: list[int] = []
+    batched, ok = ImageFeatureCache(tmp_path / "two", BatchedEncoder(seen=seen)).features(images, workers=2)
+    assert ok.all() and np.array_equal(one, batched) and len(seen) == len(images)
+
+
+def test_an_interrupted_encode_resumes_after_the_chunks_it_finished(
+    tmp_path: Path, images: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.features.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_BATCH", 1)
+    monkeypatch.setattr(cache_module, "_FLUSH", 2)
+    seen: list[int] = []
+    with pytest.raises(KeyboardInterrupt):
+        ImageFeatureCache(tmp_path / "cache", BatchedEncoder(seen=seen, fail_after=5)).features(images)
+    store = tmp_path / "cache" / "colour_edge-v1"
+    assert len(list(store.glob("part-*.npz"))) == 2  # four pictures written in two chunks, the fifth lost
+
+    again = ImageFeatureCache(tmp_path / "cache", BatchedEncoder(seen=[]))
+    matrix, ok = again.features(images)
+    assert (again.last_hits, again.last_misses) == (4, 2)  # resumed: only the rest is encoded
+    assert ok.all()
+    expected, _ = ImageFeatureCache(tmp_path / "fresh", get_encoder("colour_edge")).features(images)
+    assert np.array_equal(matrix, expected)
+    assert sorted(p.name for p in store.iterdir()) == ["features.npy", "keys.npy"]  # chunks merged
+
+
+def test_a_damaged_chunk_is_re_encoded(
+    tmp_path: Path, images: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.features.cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_BATCH", 1)
+    monkeypatch.setattr(cache_module, "_FLUSH", 3)
+    with pytest.raises(KeyboardInterrupt):
+        ImageFeatureCache(tmp_path / "cache", BatchedEncoder(seen=[], fail_after=4)).features(images)
+    part = next((tmp_path / "cache" / "colour_edge-v1").glob("part-*.npz"))
+    part.write_bytes(b"truncated")
+    again = ImageFeatureCache(tmp_path / "cache", BatchedEncoder(seen=[]))
+    _, ok = again.features(images)
+    assert ok.all() and again.last_misses == len(images)

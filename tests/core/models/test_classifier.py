@@ -1,4 +1,4 @@
-"""`ProductClassifier`: raw fields (HTML and all) and images in, fused probabilities and answers out."""
+"""`ProductClassifier`: raw fields (HTML and all) and images in, each view's and the fused answer out."""
 
 import numpy as np
 import pandas as pd
@@ -9,8 +9,8 @@ from core.errors import ImageDecodeError
 from core.features.image import get_encoder, open_image
 from core.features.text import model_text
 from core.models.classifier import ProductClassifier
-from core.models.fusion import fuse
 from core.models.image import ImageModel
+from core.models.stacking import fit_stacking
 from core.models.text import TextModel
 from core.params import ImageParams, TextParams
 from tests.core.models.test_text_model import CODES
@@ -31,7 +31,29 @@ def classifier(jpegs: dict[int, list[bytes]]) -> ProductClassifier:
     codes = [code for code, items in jpegs.items() for _ in items]
     features = np.stack([encoder.encode(open_image(b)) for items in jpegs.values() for b in items])
     image = ImageModel(ImageParams(), text.classes_, seed=0).fit(features, np.array(codes))
-    return ProductClassifier(text=text, image=image, encoder=encoder.name, fusion_weight=0.4)
+    # Meta-models fitted on rows pairing a text and a photo of the same class (in-sample probabilities:
+    # enough for these tests, which are about how answers are put together, not about their quality).
+    raw_t, y_t = synthetic_products(600, seed=1)
+    pick = np.concatenate([np.flatnonzero(y_t == code)[: len(jpegs[code])] for code in jpegs])
+    y = y_t[pick]
+    assert y.tolist() == codes
+    probas = {
+        "tfidf": text.predict_proba(model_text(raw_t.iloc[pick])),
+        "image": image.predict_proba(features),
+    }
+    every = np.ones(len(y), dtype=bool)
+    fusion = fit_stacking(
+        text.classes_,
+        ("tfidf", "image"),
+        probas,
+        {"tfidf": every, "image": every},
+        y,
+        keys=[("tfidf",), ("tfidf", "image")],
+        Cs=[1.0],
+        min_rows=10,
+        seed=0,
+    )
+    return ProductClassifier(text=text, image=image, encoder=encoder.name, fusion=fusion)
 
 
 def _frame(*rows: tuple[str, str]) -> pd.DataFrame:
@@ -70,8 +92,11 @@ def test_image_bytes_are_fused_only_where_given(
     assert not np.allclose(fused[0], text_only[0])
     features, ok = classifier.encode_images(images)
     assert ok.tolist() == [True, False, True] and not features[1].any()
-    expected = fuse(text_only, classifier.image_proba(features), ok, classifier.fusion_weight)
-    assert np.allclose(fused, expected)
+    views = classifier.views(model_text(products), features, ok)
+    assert np.allclose(fused, views.fused)
+    assert views.answered(0) == ("tfidf", "image") and views.answered(1) == ("tfidf",)
+    assert np.allclose(views.probas["image"][0], classifier.image_proba(features[:1])[0])
+    assert np.allclose(views.probas["tfidf"], classifier.text.predict_proba(model_text(products)))
 
 
 def test_image_paths_work_like_bytes(
@@ -100,7 +125,9 @@ def test_missing_image_file_raises_image_decode_error(classifier: ProductClassif
 def test_text_only_classifier_ignores_images(
     classifier: ProductClassifier, jpegs: dict[int, list[bytes]]
 ) -> None:
-    text_only = ProductClassifier(text=classifier.text, image=None, encoder="colour_edge", fusion_weight=0.0)
+    text_only = ProductClassifier(
+        text=classifier.text, image=None, encoder="colour_edge", fusion=classifier.fusion
+    )
     products = _frame(("Manette console", ""))
     assert np.allclose(
         text_only.predict_proba(products, images=[jpegs[60][0]]), classifier.text_proba(products)
@@ -126,3 +153,14 @@ def test_answers_and_top_k_are_ordered(classifier: ProductClassifier) -> None:
         assert len({code for code, _ in row}) == 3
         assert scores[0] == pytest.approx(probs.max())
     assert len(classifier.top_k(proba, k=10)[0]) == len(CODES)  # k above the class count: all of them
+
+
+def test_a_photo_without_a_title_is_answered_by_the_image_view(
+    classifier: ProductClassifier, jpegs: dict[int, list[bytes]]
+) -> None:
+    features, ok = classifier.encode_images([jpegs[2583][2], jpegs[60][3]])
+    text = model_text(_frame(("Piscine", ""), ("", "")))
+    views = classifier.views(text, features, ok, has_text=np.array([True, False]))
+    assert views.answered(1) == ("image",)
+    assert np.allclose(views.fused[1], classifier.image_proba(features[1:])[0])
+    assert views.answered(0) == ("tfidf", "image")

@@ -69,23 +69,31 @@ def test_save_load_round_trip(tmp_path: Path, scored: tuple[np.ndarray, np.ndarr
     assert f"weighted F1   {ev.weighted_f1:.4f}" in report
 
 
-def test_modality_metrics_only_when_given() -> None:
+def test_view_metrics_only_when_given() -> None:
     y = np.array([10, 40, 50, 10])
     fused = np.eye(5)[[0, 1, 2, 1]]
     text = np.eye(5)[[0, 1, 1, 1]]
     image = np.eye(5)[[0, 0, 2, 0]]
     has_image = np.array([True, True, True, False])
     bare = evaluate(y, fused, CLASSES)
-    assert not any(k.startswith(("text_", "image_", "fused_", "rows_with")) for k in bare.metrics)
-    full = evaluate(y, fused, CLASSES, text_proba=text, image_proba=image, has_image=has_image)
-    assert full.metrics["rows_with_image"] == 3
+    assert not any(k.startswith(("text_", "image_", "tfidf_", "fused_", "rows_with")) for k in bare.metrics)
+    assert set(bare.calibration) == {"fused"}
+    views = {"tfidf": (text, np.ones(4, dtype=bool)), "image": (image, has_image)}
+    full = evaluate(y, fused, CLASSES, views=views)
+    assert full.metrics["image_rows"] == full.metrics["rows_with_image"] == 3
+    assert full.metrics["tfidf_weighted_f1"] == full.metrics["text_weighted_f1"]
     assert full.metrics["text_weighted_f1"] == pytest.approx(
         f1_score(y, CLASSES[text.argmax(1)], average="weighted")
     )
     assert full.metrics["fused_weighted_f1_image_rows"] == 1.0
-    assert full.metrics["image_weighted_f1_image_rows"] == pytest.approx(
+    assert full.metrics["image_weighted_f1"] == pytest.approx(
         f1_score(y[:3], CLASSES[image[:3].argmax(1)], average="weighted")
     )
+    # Certain answers: calibration error is the error rate (confidence 1, accuracy below it).
+    assert full.metrics["ece"] == pytest.approx(0.25)
+    assert full.metrics["tfidf_ece"] == pytest.approx(0.5)  # text is right on 2 of 4
+    assert set(full.calibration) == {"fused", "tfidf", "image"}
+    assert full.calibration["image"]["rows"] == [3]
 
 
 def test_zero_f1_classes_respect_min_support() -> None:

@@ -67,7 +67,7 @@ def test_calibration_lowers_log_loss_and_keeps_the_ranking(
     model, val, y = fitted
     model.temperature = 1.0
     before = model.predict_proba(val)
-    temperature = model.calibrate(val, y)
+    temperature = model.calibrate(model.decision_function(val), y)
     after = model.predict_proba(val)
     try:
         assert temperature == model.temperature and temperature != 1.0
@@ -86,11 +86,27 @@ def test_calibration_ignores_labels_the_model_never_saw(
     unknown = y.copy()
     unknown[:10] = 9999  # a code absent from training must not crash or skew the fit
     try:
-        with_unknown = model.calibrate(val, unknown)
-        without = model.calibrate(val.iloc[10:], y[10:])
+        scores = model.decision_function(val)
+        with_unknown = model.calibrate(scores, unknown)
+        without = model.calibrate(scores[10:], y[10:])
         assert with_unknown == pytest.approx(without, rel=1e-3)
     finally:
         model.temperature = 1.0
+
+
+def test_cross_fitting_pieces_score_like_the_fitted_pipeline(
+    fitted: tuple[TextModel, pd.DataFrame, np.ndarray],
+) -> None:
+    model, val, _ = fitted
+    raw, y = products(400, seed=0)
+    twin = TextModel(TextParams(), seed=0)
+    matrix = twin.fit_vectorizers(model_text(raw))
+    twin.set_svm(twin.new_svm().fit(matrix, y))  # what the train step does with the shipped SVM
+    assert np.allclose(twin.decision_function(val), model.decision_function(val))
+    assert np.allclose(
+        twin.margins(twin.pipeline.named_steps["svm"], twin.transform(val)), model.decision_function(val)
+    )
+    assert twin.new_svm() is not twin.pipeline.named_steps["svm"] and not hasattr(twin.new_svm(), "coef_")
 
 
 def test_title_features_can_be_switched_off() -> None:

@@ -1,69 +1,21 @@
-"""Training: a stratified, reproducible split; the image model shares the text model's classes."""
+"""Training: views cross-fitted on every non-hold-out row, calibrated, stacked — and no row's own label
+ever reaches the out-of-fold probabilities it is fitted on."""
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.model_selection import KFold
 
+import core.models.train as train_module
 from core.features.build import FeatureSet
 from core.features.text import model_text
+from core.models.holdout import TrainingDataError
 from core.models.image import ImageModel
-from core.models.train import TrainingDataError, TrainResult, split_rows, train
+from core.models.train import FILES, TrainResult, train
 from core.params import ImageParams, Params, SplitParams
 from tests.core.models.test_text_model import products
-
-SPLIT = SplitParams(validation_size=0.1, test_size=0.1)
-
-
-def _labels(per_class: dict[int, int], first_id: int = 1000) -> pd.Series:
-    codes = [code for code, n in per_class.items() for _ in range(n)]
-    return pd.Series(codes, index=pd.RangeIndex(first_id, first_id + len(codes), name="id"))
-
-
-def test_split_is_stratified_and_sized() -> None:
-    labels = _labels({10: 100, 40: 50, 2583: 200, 1280: 30})
-    part = split_rows(labels, SPLIT, seed=0)
-    assert part.index.equals(labels.index)
-    assert set(part) == {"train", "validation", "test"}
-    sizes = part.value_counts()
-    assert sizes["validation"] == pytest.approx(0.1 * len(labels), abs=2)
-    assert sizes["test"] == pytest.approx(0.1 * len(labels), abs=2)
-    # Every class keeps its share in every part (within one row).
-    for name in ("train", "validation", "test"):
-        shares = labels[part == name].value_counts()
-        expected = labels.value_counts() * sizes[name] / len(labels)
-        assert (shares.reindex(expected.index, fill_value=0) - expected).abs().max() <= 1.5, name
-
-
-def test_split_parts_are_disjoint_and_cover_every_row() -> None:
-    labels = _labels({10: 40, 40: 40, 50: 40})
-    part = split_rows(labels, SPLIT, seed=1)
-    ids = {name: set(part.index[part == name]) for name in ("train", "validation", "test")}
-    assert not ids["train"] & ids["validation"]
-    assert not ids["train"] & ids["test"]
-    assert not ids["validation"] & ids["test"]
-    assert set().union(*ids.values()) == set(labels.index)
-
-
-def test_split_is_fixed_by_the_seed() -> None:
-    labels = _labels({10: 60, 40: 60, 50: 60})
-    first = split_rows(labels, SPLIT, seed=42)
-    assert first.equals(split_rows(labels, SPLIT, seed=42))
-    assert not first.equals(split_rows(labels, SPLIT, seed=43))
-
-
-def test_class_with_fewer_than_three_rows_is_refused() -> None:
-    labels = _labels({10: 50, 40: 50, 1180: 2})
-    with pytest.raises(TrainingDataError, match=r"1 classes have fewer than 3.*1180.*RAKUTEN_DEMO_ROWS"):
-        split_rows(labels, SPLIT, seed=0)
-
-
-def test_too_few_rows_for_the_hold_out_is_a_training_data_error() -> None:
-    # Three rows per class, but a 20 % hold-out of 30 rows cannot hold each of 10 classes.
-    labels = _labels(dict.fromkeys(range(10, 20), 3))
-    with pytest.raises(TrainingDataError, match="too few"):
-        split_rows(labels, SPLIT, seed=0)
 
 
 def test_image_model_columns_follow_the_given_classes() -> None:
@@ -75,7 +27,7 @@ def test_image_model_columns_follow_the_given_classes() -> None:
     proba = model.predict_proba(features)
     assert proba.shape == (len(y), 4)
     assert np.allclose(proba.sum(axis=1), 1.0)
-    assert (proba[:, 1] == 0).all()  # column of 40: never seen in images
+    assert (proba[:, 1] < 1e-6).all()  # column of 40: never seen in images
     assert (classes[proba.argmax(1)] == y).mean() > 0.9  # columns are not shifted
     assert model.predict_proba(features[:0]).shape == (0, 4)
 
@@ -93,6 +45,7 @@ def _feature_set(n: int, *, image_share: float, missing_image_class: int | None 
     frame = pd.DataFrame(
         {
             "split": "train",
+            "productid": np.arange(n) * 31 + 7,
             "prdtypecode": pd.array(y, dtype="Int64"),
             "title": text["title"],
             "text": text["text"],
@@ -104,34 +57,131 @@ def _feature_set(n: int, *, image_share: float, missing_image_class: int | None 
     return FeatureSet(frame, image_features, "colour_edge")
 
 
-def test_train_aligns_the_image_model_with_the_text_classes(tmp_path: Path) -> None:
+PARAMS = Params(image=ImageParams(min_rows=20), split=SplitParams(holdout=0.15, folds=4))
+
+
+def test_train_cross_fits_every_view_and_stacks_them(tmp_path: Path) -> None:
     features = _feature_set(300, image_share=0.8, missing_image_class=60)
-    params = Params(image=ImageParams(min_rows=20))
-    result = train(features, params)
+    result = train(features, PARAMS, workers=2)
     clf = result.classifier
     assert clf.image is not None
     assert clf.image.classes_.tolist() == clf.classes.tolist() == [60, 1920, 2583, 2585]
-    assert 0.0 <= clf.fusion_weight <= 1.0
-    assert result.summary["rows"] == {"train": 240, "validation": 30, "test": 30}
-    assert result.summary["image_model"] is True
-    assert set(result.split) == {"train", "validation", "test"}
+    assert clf.fusion.keys == [("tfidf",), ("tfidf", "image")]
+    rows = result.summary["rows"]
+    assert rows["train"] + rows["holdout"] == 300 and 20 <= rows["holdout"] <= 70
+    assert set(result.split) == {"train", "holdout"}
+    assert result.summary["folds"] == 4 and result.summary["image_model"] is True
+    oof = result.summary["out_of_fold"]
+    assert oof["tfidf_weighted_f1"] > 0.6 and oof["image_weighted_f1"] > 0.6  # both views learned
+    assert 0 <= oof["tfidf_ece"] < 0.2 and 0 <= oof["image_ece"] < 0.2  # and are calibrated
+    assert result.out_of_fold is not None and len(result.out_of_fold.labels) == rows["train"]
     # Saved and loaded back, the model answers the same.
     result.save(tmp_path / "candidate")
+    assert (tmp_path / "candidate" / FILES["oof"]).is_file()
     back = TrainResult.load(tmp_path / "candidate")
-    part = features.rows(result.split.index[result.split == "test"])
+    part = features.rows(result.split.index[result.split == "holdout"])
     assert np.allclose(
         back.classifier.proba_from_features(part.products, part.image_features, part.has_image),
         clf.proba_from_features(part.products, part.image_features, part.has_image),
     )
     assert back.split.equals(result.split.rename("part"))
+    # The hold-out's text scores kept from training are the shipped model's own.
+    kept = result.text_scores["holdout"].for_rows(part.products.index)
+    assert kept is not None and np.allclose(kept, clf.text.decision_function(part.products))
 
 
 def test_too_few_images_trains_text_only() -> None:
     features = _feature_set(200, image_share=0.2)
-    result = train(features, Params())  # min_rows 100 > ~32 training images
+    result = train(features, Params(split=SplitParams(folds=3)))  # min_rows 100 > ~32 training images
     assert result.classifier.image is None
-    assert result.classifier.fusion_weight == 0.0
+    assert result.classifier.fusion.keys == [("tfidf",)]
     assert result.summary["image_model"] is False
+
+
+def test_a_class_too_small_to_cross_fit_is_a_training_data_error() -> None:
+    features = _feature_set(200, image_share=0.0)
+    codes = features.products["prdtypecode"].to_numpy().copy()
+    codes[:2] = 1180
+    features.products["prdtypecode"] = pd.array(codes, dtype="Int64")
+    with pytest.raises(TrainingDataError, match="1180"):
+        train(features, Params())
+
+
+def _memorisable(n: int, seed: int) -> FeatureSet:
+    """Products whose every word is unique to them and whose labels are random: a model can learn its
+    training rows by heart and nothing else."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice([10, 40, 50, 60], size=n)
+    titles = [f"item{i}x unique{i}y" for i in range(n)]
+    frame = pd.DataFrame(
+        {
+            "split": "train",
+            "productid": np.arange(n),
+            "prdtypecode": pd.array(y, dtype="Int64"),
+            "title": titles,
+            "text": titles,
+            "has_image": True,
+            "image_path": pd.array([None] * n, dtype="string"),
+        },
+        index=pd.RangeIndex(n, name="id"),
+    )
+    image_features = rng.normal(size=(n, 40)).astype(np.float32)  # unique noise: memorisable too
+    return FeatureSet(frame, image_features, "colour_edge")
+
+
+LEAK_PARAMS = Params(
+    split=SplitParams(holdout=0.1, folds=4),
+    image=ImageParams(min_rows=20, C=100.0),
+    text=Params().text.model_copy(update={"word_min_df": 1, "char_min_df": 1}),
+)
+
+
+def test_stacking_never_sees_a_rows_own_label_through_its_probabilities() -> None:
+    features = _memorisable(400, seed=0)
+    result = train(features, LEAK_PARAMS)
+    fit = features.rows(result.split.index[result.split == "train"])
+    # The shipped models learned their training rows by heart (so a leak would show) ...
+    text_in_sample = (
+        result.classifier.classes[result.classifier.text.decision_function(fit.products).argmax(1)]
+        == fit.labels
+    ).mean()
+    assert text_in_sample > 0.95
+    # ... yet the out-of-fold probabilities stacking is fitted on know nothing of the labels: chance level.
+    oof = result.out_of_fold
+    assert oof is not None
+    for view in ("tfidf", "image"):
+        accuracy = (oof.classes[oof.probas[view].argmax(1)] == oof.labels).mean()
+        assert accuracy < 0.4, view  # chance is 0.25
+    fused = result.classifier.fusion.predict_proba(oof.probas, oof.available)
+    assert (oof.classes[fused.argmax(1)] == oof.labels).mean() < 0.4
+
+
+def test_changing_one_rows_label_leaves_its_out_of_fold_answer_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Folds that do not depend on the labels, so that changing one label changes nothing else.
+    monkeypatch.setattr(
+        train_module, "folds", lambda y, n, seed: list(KFold(n, shuffle=True, random_state=seed).split(y))
+    )
+    features = _feature_set(240, image_share=1.0)
+    first = train(features, PARAMS)
+    oof = first.out_of_fold
+    assert oof is not None
+    row = 5
+    changed = features.products["prdtypecode"].to_numpy().copy()
+    at = int(np.flatnonzero(features.products.index == oof.ids[row])[0])
+    changed[at] = next(c for c in oof.classes if c != changed[at])
+    altered = FeatureSet(
+        features.products.assign(prdtypecode=pd.array(changed, dtype="Int64")),
+        features.image_features,
+        "colour_edge",
+    )
+    second = train(altered, PARAMS)
+    assert second.out_of_fold is not None and np.array_equal(second.out_of_fold.ids, oof.ids)
+    for view in ("tfidf", "image"):
+        a, b = (np.log(r.out_of_fold.probas[view][row]) for r in (first, second))  # type: ignore[union-attr]
+        a, b = a - a.mean(), b - b.mean()  # scores up to the (refitted) temperature
+        assert np.allclose(a / np.linalg.norm(a), b / np.linalg.norm(b), atol=1e-6), view
 
 
 def test_load_without_a_trained_model_says_what_to_run(tmp_path: Path) -> None:
