@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import RakutenError
 
@@ -34,6 +34,17 @@ class SplitParams(_Section):
     folds: int = Field(default=5, ge=2, le=20, description="Cross-fitting folds of the training rows.")
 
 
+def _positive(value: float | list[float]) -> float | list[float]:
+    values = value if isinstance(value, list) else [value]
+    if not values or any(v <= 0 for v in values):
+        raise ValueError("must be a number > 0, or a list of numbers > 0 to search by cross-validation")
+    return value
+
+
+# A regularisation is one value, or candidates searched by cross-validation (`core.models.search`).
+Regularisation = Annotated[float | list[float], AfterValidator(_positive)]
+
+
 class TextParams(_Section):
     word_ngram_max: int = Field(default=2, ge=1, le=3)
     word_min_df: int = Field(default=2, ge=1)
@@ -43,26 +54,33 @@ class TextParams(_Section):
     char_min_df: int = Field(default=2, ge=1)
     char_max_features: int | None = Field(default=300_000, ge=1000)
     title_features: bool = True
-    C: float = Field(default=0.5, gt=0)
+    C: Regularisation = Field(default_factory=lambda: [0.25, 0.5, 1.0])
+
+    @property
+    def svm_C(self) -> float:
+        """The C an SVM is built with: the value given, or the middle candidate before a search."""
+        return _middle(self.C)
 
 
 class ImageParams(_Section):
     encoder: str = "colour_edge"  # params.yaml says `auto`: the pretrained encoder when it is installed
-    C: float = Field(default=0.5, gt=0)
+    C: Regularisation = Field(default_factory=lambda: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5])
     max_iter: int = Field(default=500, ge=10)
     min_rows: int = Field(default=100, ge=0)
 
+    @property
+    def lr_C(self) -> float:
+        return _middle(self.C)
+
 
 class FusionParams(_Section):
-    C: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0], min_length=1)
+    C: Regularisation = Field(default_factory=lambda: [0.01, 0.1, 1.0])
     min_rows: int = Field(default=100, ge=10)
 
-    @field_validator("C")
-    @classmethod
-    def _positive(cls, values: list[float]) -> list[float]:
-        if any(v <= 0 for v in values):
-            raise ValueError("every C must be > 0")
-        return sorted(set(values))
+
+def _middle(value: float | list[float]) -> float:
+    values = sorted(value) if isinstance(value, list) else [value]
+    return float(values[len(values) // 2])
 
 
 class EvaluateParams(_Section):

@@ -223,7 +223,11 @@ def evaluate_step(
         client,
         settings,
         run_name=f"train-{datetime.now(UTC):%Y%m%d-%H%M%S}",
-        params={**params.flat(), "model.encoder": trained.classifier.encoder},
+        params={
+            **params.flat(),
+            "model.encoder": trained.classifier.encoder,
+            **{f"chosen.{k}": v["best"] for k, v in trained.summary.get("search", {}).items()},
+        },
         metrics=metrics,
         tags=tags,
         artifact_dirs={"evaluation": layout.evaluation},

@@ -2,7 +2,13 @@
 
 import streamlit as st
 
-from core.tracking.runs import confusion_difference, metric_comparison, param_differences, per_class_f1
+from core.tracking.runs import (
+    calibration_curves,
+    confusion_difference,
+    metric_comparison,
+    param_differences,
+    per_class_f1,
+)
 from core.ui import experiments as ui
 from core.ui.components import empty_state, error_state
 from core.ui.models import tracking_problem
@@ -28,8 +34,8 @@ if len(picked) < 2:
     st.stop()
 
 details = ui.details(picked)
-tab_metrics, tab_params, tab_classes, tab_confusion = st.tabs(
-    ["Metrics", "Parameters", "Per-class F1", "Confusion matrices"]
+tab_metrics, tab_params, tab_classes, tab_confusion, tab_calibration = st.tabs(
+    ["Metrics", "Parameters", "Per-class F1", "Confusion matrices", "Calibration"]
 )
 with tab_metrics:
     ui.metrics_side_by_side(metric_comparison(details))
@@ -56,3 +62,5 @@ with tab_confusion:
     ui.confusion_heatmaps(a, b)
     st.subheader("Difference")
     ui.confusion_difference_chart(confusion_difference(a.confusion, b.confusion), a, b)
+with tab_calibration:
+    ui.calibration_chart(calibration_curves(details))

@@ -135,6 +135,10 @@ def evaluate(
     if "image_weighted_f1" in metrics:
         metrics["image_weighted_f1_image_rows"] = metrics["image_weighted_f1"]
         metrics["rows_with_image"] = metrics["image_rows"]
+        text_proba = (views or {}).get("tfidf", (None, None))[0]
+        if text_proba is not None:  # what fusion must beat where there is a photo
+            rows = np.asarray(views["image"][1], dtype=bool) & known  # type: ignore[index]
+            metrics["text_weighted_f1_image_rows"] = _wf1(y_true[rows], classes[text_proba[rows].argmax(1)])
 
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, pred, labels=classes, zero_division=0

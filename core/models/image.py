@@ -27,7 +27,7 @@ class ImageModel:
         self.temperature = 1.0
         self.pipeline: Pipeline = make_pipeline(
             StandardScaler(),
-            LogisticRegression(C=params.C, max_iter=params.max_iter, random_state=seed),
+            LogisticRegression(C=params.lr_C, max_iter=params.max_iter, random_state=seed),
         )
 
     def fit(self, features: np.ndarray, y: np.ndarray) -> ImageModel:

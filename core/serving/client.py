@@ -14,7 +14,7 @@ import httpx
 
 from core.errors import RakutenError
 from core.serving.holder import ServedModel
-from core.serving.predictor import Answer, BatchRow, ImageLimits, Product, Ranked, predict
+from core.serving.predictor import Answer, BatchRow, ImageLimits, Product, Ranked, ViewAnswer, predict
 
 BackendName = Literal["api", "in-process"]
 
@@ -158,12 +158,16 @@ def _detail(response: httpx.Response) -> str:
     return str(detail)
 
 
+def _ranked(items: list[dict[str, Any]]) -> tuple[Ranked, ...]:
+    return tuple(Ranked(int(r["code"]), str(r["category"]), float(r["probability"])) for r in items)
+
+
 def _answer(body: dict[str, Any]) -> Answer:
-    top = tuple(Ranked(int(r["code"]), str(r["category"]), float(r["probability"])) for r in body["top_k"])
     return Answer(
         code=int(body["code"]),
         category=str(body["category"]),
         probability=float(body["probability"]),
-        top_k=top,
+        top_k=_ranked(body["top_k"]),
         modalities=tuple(body["modalities"]),
+        views=tuple(ViewAnswer(v["view"], _ranked(v["top_k"])) for v in body.get("views", [])),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 import numpy as np
@@ -20,7 +20,7 @@ from core.config import Settings
 from core.errors import DataFormatError, ImageTooLargeError, RakutenError
 from core.features.image import SIDE, get_encoder, open_image
 from core.features.text import model_columns
-from core.models.classifier import ProductClassifier
+from core.models.classifier import ProductClassifier, Views
 
 ACCEPTED_FORMATS: Final = frozenset({"JPEG", "PNG", "WEBP"})
 ACCEPTED_MEDIA_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/webp"})
@@ -72,6 +72,14 @@ class ImageStats:
 
 
 @dataclass(frozen=True, slots=True)
+class ViewAnswer:
+    """What one view says on its own (its calibrated probabilities), beside the fused answer."""
+
+    view: Modality
+    top_k: tuple[Ranked, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     code: int
     category: str
@@ -79,6 +87,7 @@ class Answer:
     top_k: tuple[Ranked, ...]
     modalities: tuple[Modality, ...]
     image: ImageStats | None = None
+    views: tuple[ViewAnswer, ...] = ()
 
 
 def open_upload(data: bytes, limits: ImageLimits, side: int = SIDE) -> Image.Image:
@@ -136,23 +145,48 @@ def predict(
             "send the product title too, or train with images (demo data: --image-rows)."
         )
     features, has_image = classifier.encode_pictures(pictures)
-    answered: list[tuple[Modality, ...]]
     titles = [p.designation or "" for p in products]
     descriptions = [p.description for p in products]
     if text_proba is not None and has_text.all() and (classifier.image is None or not has_image.any()):
+        # The batch pool's text-only path: the fused answer alone (no per-view answers).
         proba = text_proba(titles, descriptions)
-        answered = [("text",)] * len(products)
+        answered: list[tuple[str, ...]] = [("tfidf",)] * len(products)
+        views = None
     else:
         views = classifier.views(model_columns(titles, descriptions), features, has_image, has_text=has_text)
         proba = views.fused
-        answered = [_modalities(views.answered(i)) for i in range(len(products))]
-    return _answers(classifier, products, pictures, proba, answered, k)
+        answered = [views.answered(i) for i in range(len(products))]
+    out = _answers(classifier, products, pictures, proba, [_modalities(a) for a in answered], k)
+    if views is None:
+        return out
+    return [
+        replace(answer, views=_view_answers(classifier.classes, views, i, answered[i]))
+        for i, answer in enumerate(out)
+    ]
+
+
+def _view_answers(
+    codes: np.ndarray, views: Views, row: int, answered: tuple[str, ...]
+) -> tuple[ViewAnswer, ...]:
+    out = []
+    for view in answered:
+        proba = views.probas[view]
+        if proba is not None and view in _MODALITY:
+            out.append(ViewAnswer(_MODALITY[view], _ranked(codes, proba[row], _VIEW_K)))
+    return tuple(out)
+
+
+def _ranked(codes: np.ndarray, proba: np.ndarray, k: int) -> tuple[Ranked, ...]:
+    labels = names()
+    order = np.argsort(-proba)[:k]
+    return tuple(Ranked(int(codes[j]), labels.get(int(codes[j]), "unknown"), float(proba[j])) for j in order)
 
 
 def _modalities(views: tuple[str, ...]) -> tuple[Modality, ...]:
     return tuple(_MODALITY[v] for v in views if v in _MODALITY)
 
 
+_VIEW_K: Final = 3
 _MODALITY: Final[dict[str, Modality]] = {"tfidf": "text", "image": "image"}
 
 

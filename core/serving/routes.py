@@ -345,6 +345,15 @@ def _fields(answer: Answer) -> dict[str, Any]:
             {"code": r.code, "category": r.category, "probability": r.probability} for r in answer.top_k
         ],
         "modalities": list(answer.modalities),
+        "views": [
+            {
+                "view": v.view,
+                "top_k": [
+                    {"code": r.code, "category": r.category, "probability": r.probability} for r in v.top_k
+                ],
+            }
+            for v in answer.views
+        ],
     }
 
 

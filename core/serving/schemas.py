@@ -46,12 +46,21 @@ class Ranked(BaseModel):
     probability: float = Field(ge=0, le=1, examples=[0.93])
 
 
+class ViewPrediction(BaseModel):
+    view: Literal["text", "image"] = Field(description="The view: the title + description, or the photo.")
+    top_k: list[Ranked] = Field(description="What this view says on its own: its 3 most likely codes.")
+
+
 class Prediction(BaseModel):
-    code: int = Field(description="Most likely product type code.", examples=[2583])
+    code: int = Field(description="Most likely product type code (the fused answer).", examples=[2583])
     category: str = Field(description="Its name.", examples=["Swimming pool and spa equipment"])
     probability: float = Field(ge=0, le=1, examples=[0.93])
     top_k: list[Ranked] = Field(description="The k most likely codes, best first.")
-    modalities: list[Literal["text", "image"]] = Field(description="What the answer is based on.")
+    modalities: list[Literal["text", "image"]] = Field(description="The views that answered.")
+    views: list[ViewPrediction] = Field(
+        default_factory=list,
+        description="Each answering view's own calibrated answer (not in large text-only batches).",
+    )
 
     @classmethod
     def of(cls, answer: Answer) -> Prediction:
@@ -61,6 +70,15 @@ class Prediction(BaseModel):
             probability=answer.probability,
             top_k=[Ranked(code=r.code, category=r.category, probability=r.probability) for r in answer.top_k],
             modalities=list(answer.modalities),
+            views=[
+                ViewPrediction(
+                    view=v.view,
+                    top_k=[
+                        Ranked(code=r.code, category=r.category, probability=r.probability) for r in v.top_k
+                    ],
+                )
+                for v in answer.views
+            ],
         )
 
 

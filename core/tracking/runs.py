@@ -7,6 +7,7 @@ imported lazily, like in `core.tracking.store`.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -32,10 +33,16 @@ MAIN_METRICS: Final = (
     "top3_accuracy",
     "top5_accuracy",
     "log_loss",
+    "ece",
     "text_weighted_f1",
     "image_weighted_f1_image_rows",
+    "fused_weighted_f1_image_rows",
+    "tfidf_ece",
+    "image_ece",
+    "oof_tfidf_weighted_f1",
+    "oof_image_weighted_f1",
 )
-LOWER_IS_BETTER: Final = frozenset({"log_loss"})
+LOWER_IS_BETTER: Final = frozenset({"log_loss", "ece", "tfidf_ece", "image_ece"})
 KEY_PARAMS: Final = ("text.C", "image.C", "image.encoder", "seed")
 RUN_COLUMNS: Final = (
     "run_id",
@@ -66,6 +73,7 @@ class RunDetail:
     tags: dict[str, str]
     per_class: pd.DataFrame = field(default_factory=pd.DataFrame)  # index code: name, …, f1, support
     confusion: pd.DataFrame = field(default_factory=pd.DataFrame)  # index true code, columns predicted
+    calibration: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # fused + each view
 
     @property
     def label(self) -> str:
@@ -130,7 +138,7 @@ def run_details(client: Any, run_ids: Sequence[str]) -> list[RunDetail]:
     out = []
     for run_id in run_ids:
         run = client.get_run(run_id)
-        per_class, confusion = _evaluation_tables(client, run_id)
+        per_class, confusion, calibration = _evaluation_tables(client, run_id)
         out.append(
             RunDetail(
                 run_id=run_id,
@@ -140,6 +148,7 @@ def run_details(client: Any, run_ids: Sequence[str]) -> list[RunDetail]:
                 tags={k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
                 per_class=per_class,
                 confusion=confusion,
+                calibration=calibration,
             )
         )
     return out
@@ -280,10 +289,11 @@ def weighted_f1(version: VersionInfo) -> float | None:
 
 
 # --- helpers --------------------------------------------------------------------------------------
-def _evaluation_tables(client: Any, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _evaluation_tables(client: Any, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     from mlflow.exceptions import MlflowException
 
     tables = []
+    calibration: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="run-") as tmp:
         for name in ("per_class.csv", "confusion.csv"):
             try:
@@ -293,13 +303,39 @@ def _evaluation_tables(client: Any, run_id: str) -> tuple[pd.DataFrame, pd.DataF
                 log.info("run %s has no %s/%s: %s", run_id, _EVALUATION, name, exc)
                 frame = pd.DataFrame()
             tables.append(frame)
+        try:  # runs logged before calibration was reported have none
+            path = client.download_artifacts(run_id, f"{_EVALUATION}/calibration.json", tmp)
+            calibration = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (MlflowException, OSError, ValueError) as exc:
+            log.info("run %s has no calibration curves: %s", run_id, exc)
     per_class, confusion = tables
     if not per_class.empty:
         per_class.index = per_class.index.astype(int)
     if not confusion.empty:
         confusion.index = confusion.index.astype(int)
         confusion.columns = confusion.columns.astype(int)
-    return per_class, confusion
+    return per_class, confusion, calibration
+
+
+def calibration_curves(details: Sequence[RunDetail]) -> pd.DataFrame:
+    """Long table of every run's reliability curves: run, view (fused / tfidf / image), confidence,
+    accuracy, rows — what the calibration chart draws."""
+    frames = [
+        pd.DataFrame(
+            {
+                "run": d.label,
+                "view": view,
+                "confidence": curve["confidence"],
+                "accuracy": curve["accuracy"],
+                "rows": curve["rows"],
+            }
+        )
+        for d in details
+        for view, curve in d.calibration.items()
+    ]
+    if not frames:
+        return pd.DataFrame(columns=["run", "view", "confidence", "accuracy", "rows"])
+    return pd.concat(frames, ignore_index=True)
 
 
 def _time(ms: int | None) -> datetime | None:

@@ -195,3 +195,33 @@ def _categorical(fig: go.Figure) -> None:
 def _as_text_axes(matrix: pd.DataFrame) -> pd.DataFrame:
     """Codes as strings, so plotly spaces the classes evenly instead of on a numeric axis."""
     return matrix.set_axis(matrix.index.astype(str), axis=0).set_axis(matrix.columns.astype(str), axis=1)
+
+
+def calibration_chart(curves: pd.DataFrame) -> None:
+    """Reliability diagram of the picked runs: accuracy against confidence, one line per run and view;
+    the diagonal is perfect calibration."""
+    if curves.empty:
+        st.info("These runs have no calibration curves (runs logged before calibration was reported).")
+        return
+    view = st.segmented_control(
+        "View", sorted(curves["view"].unique()), default="fused", key="calibration_view"
+    )
+    shown = curves[curves["view"] == (view or "fused")]
+    fig = px.line(
+        shown,
+        x="confidence",
+        y="accuracy",
+        color="run",
+        markers=True,
+        hover_data={"rows": True},
+        range_x=[0, 1],
+        range_y=[0, 1],
+        height=460,
+        labels={"confidence": "confidence (top class probability)"},
+    )
+    fig.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line={"dash": "dot", "color": "grey"})
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), legend_title_text="")
+    st.caption(
+        "Points on the dotted diagonal: a product answered with 80 % confidence is right 80 % of the time."
+    )
+    st.plotly_chart(fig, width="stretch", key="calibration")

@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.serving.client import ApiBackend, ApiRejected, ApiUnavailable, Backend, InProcessBackend, Outcome
 from core.serving.holder import ModelHolder
-from core.serving.predictor import ImageLimits
+from core.serving.predictor import Answer, ImageLimits
 from core.ui.data import settings
 
 EXAMPLES: Final[dict[str, tuple[str, str]]] = {
@@ -125,6 +125,23 @@ def show_outcome(outcome: Outcome, key: str) -> None:
         f"in {outcome.seconds * 1000:.0f} ms"
     )
     top_k_chart(outcome, key)
+    view_answers(answer)
+
+
+VIEW_TITLES: Final = {"text": "What the title and description say", "image": "What the photo says"}
+
+
+def view_answers(answer: Answer) -> None:
+    """Each view's own answer (calibrated probabilities), side by side, when more than one answered:
+    the fused answer above weighs them."""
+    if len(answer.views) < 2:
+        return
+    st.caption("Each view on its own — the answer above combines them (stacked fusion)")
+    for column, view in zip(st.columns(len(answer.views)), answer.views, strict=True):
+        with column, st.container(border=True):
+            st.markdown(f"**{VIEW_TITLES.get(view.view, view.view)}**")
+            for rank in view.top_k:
+                st.progress(rank.probability, text=f"{rank.category} ({rank.code}) — {rank.probability:.0%}")
 
 
 def batch_frame(outcome: Outcome) -> pd.DataFrame:

@@ -85,6 +85,13 @@ def test_predict_product_fuses_text_and_image(client: TestClient) -> None:
     files = {"file": ("p.jpg", picture(), "image/jpeg")}
     r = client.post("/predict/product", data=POOL, files=files)
     assert r.status_code == 200 and r.json()["modalities"] == ["text", "image"]
+    # Each view's own answer beside the fused one: what the title says, what the photo says.
+    views = r.json()["views"]
+    assert [v["view"] for v in views] == ["text", "image"]
+    for view in views:
+        assert len(view["top_k"]) == 3 and view["top_k"][0]["category"]
+        scores = [t["probability"] for t in view["top_k"]]
+        assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1 + 1e-9
     r = client.post("/predict/product", data={"designation": POOL["designation"]}, files={"x": ("", b"")})
     assert r.status_code == 200 and r.json()["modalities"] == ["text"]  # no image given
     r = client.post("/predict/product", data=POOL)  # URL-encoded: a form without a file

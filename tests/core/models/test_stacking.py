@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from core.models.stacking import StackedFusion, choose_c, fit_stacking
+from core.models.stacking import StackedFusion, fit_stacking
 
 CLASSES = np.array([10, 40, 50, 60])
 VIEWS = ("tfidf", "image")
@@ -81,12 +81,3 @@ def test_too_few_rows_with_a_photo_skip_the_image_meta_model() -> None:
     fusion = _fit(probas, y, has_image)
     assert fusion.keys == [("tfidf",)]
     assert fusion.key_for(("tfidf", "image")) == ("tfidf",)  # photos then fall back to the text model
-
-
-def test_choose_c_prefers_strong_regularisation_on_pure_noise() -> None:
-    rng = np.random.default_rng(5)
-    x = rng.normal(size=(1500, 8))
-    y = rng.integers(0, 3, 1500)  # nothing to learn: the smallest C has the best log loss
-    assert choose_c(x, y, [0.001, 1.0, 100.0], seed=0) == 0.001
-    signal = np.eye(3)[y] * 3 + rng.normal(size=(1500, 3))
-    assert choose_c(signal, y, [0.001, 1.0], seed=0) == 1.0

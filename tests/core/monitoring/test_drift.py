@@ -128,7 +128,8 @@ def test_labels_add_classification_quality(settings: Settings, champion: object)
     from core.monitoring.simulate import request_ids
 
     products = held_back_products(settings, labelled=True)
-    sent = shift_products(products, Shift(), n=len(products), seed=4)
+    # The hold-out (10 % of 1,500) is smaller than a report's minimum: products repeat after each was sent.
+    sent = shift_products(products, Shift(), n=max(len(products), settings.monitor_min_rows), seed=4)
     ids = request_ids(len(sent), seed=4)
     batch = [to_product(row, Shift()) for row in sent.itertuples(index=False)]
     answers = predict(champion, batch, ImageLimits.of(settings), k=1)  # type: ignore[arg-type]

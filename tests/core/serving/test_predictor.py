@@ -52,6 +52,11 @@ def test_image_alone_and_fused_with_text(classifier: ProductClassifier) -> None:
     image = picture("PNG", size=(300, 200))
     only, fused = predict(classifier, [Product(image=image), dataclasses.replace(POOL, image=image)], LIMITS)
     assert only.modalities == ("image",) and fused.modalities == ("text", "image")
+    assert [v.view for v in fused.views] == ["text", "image"] and [v.view for v in only.views] == ["image"]
+    # A photo alone is answered by the image view: its own answer is the answer.
+    assert only.views[0].top_k[0] == only.top_k[0]
+    features, _ = classifier.encode_images([image])
+    assert fused.views[1].top_k[0].probability == pytest.approx(classifier.image_proba(features)[0].max())
     assert only.image is not None and (only.image.width, only.image.height) == (300, 200)
     assert only.image.n_bytes == len(image) and 0 <= only.image.brightness <= 1
     text_only = predict(classifier, [POOL], LIMITS)[0]
