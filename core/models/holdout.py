@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
 from typing import Final
 
 import numpy as np
@@ -23,7 +22,6 @@ from core.params import SplitParams
 
 log = logging.getLogger(__name__)
 
-PARTS: Final = ("train", "holdout")
 _SCALE: Final = float(2**64)
 
 
@@ -43,7 +41,8 @@ def holdout_score(product_ids: pd.Series | np.ndarray, salt: str) -> np.ndarray:
 
 def assign_parts(product_ids: pd.Series, labels: pd.Series, params: SplitParams) -> pd.Series:
     """`train` / `holdout` per labelled row (index kept). Raises `TrainingDataError` when a class has
-    too few training rows to be cross-fitted, or when nothing (or everything) is held out."""
+    fewer than two training rows (it cannot be cross-fitted), or when nothing (or everything) is held
+    out."""
     held = holdout_score(product_ids.to_numpy(), params.salt) < params.holdout
     part = pd.Series(np.where(held, "holdout", "train"), index=labels.index, name="part")
     n_held = int(held.sum())
@@ -53,27 +52,33 @@ def assign_parts(product_ids: pd.Series, labels: pd.Series, params: SplitParams)
             f"{params.holdout:g}: add data or use a larger demo set (RAKUTEN_DEMO_ROWS)."
         )
     counts = labels[~held].value_counts()
-    rare = counts[counts < params.folds]
+    rare = counts[counts < 2]
     missing = sorted(set(labels.unique()) - set(counts.index))
     if missing or len(rare):
         few = [*map(str, missing), *(f"{c} ({n})" for c, n in rare.items())]
         raise TrainingDataError(
-            f"{len(few)} classes have fewer than {params.folds} training rows outside the hold-out "
-            f"({', '.join(few[:5])}): each class needs one row per cross-fitting fold (split.folds). "
-            "Add data, lower split.folds, or use a larger demo set (RAKUTEN_DEMO_ROWS)."
+            f"{len(few)} classes have fewer than 2 training rows outside the hold-out "
+            f"({', '.join(few[:5])}): a class needs rows in at least two cross-fitting folds. "
+            "Add data or use a larger demo set (RAKUTEN_DEMO_ROWS)."
         )
     return part
+
+
+def fold_count(y: np.ndarray, wanted: int) -> int:
+    """`wanted` folds, or fewer when the rarest class has fewer training rows (each fold must see
+    every class); at least 2 (`assign_parts` made sure of it)."""
+    smallest = int(np.unique(y, return_counts=True)[1].min())
+    if smallest < wanted:
+        log.warning(
+            "cross-fitting with %d folds instead of split.folds = %d: the rarest class has %d training rows",
+            max(2, smallest),
+            wanted,
+            smallest,
+        )
+    return max(2, min(wanted, smallest))
 
 
 def folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified `(fit rows, out-of-fold rows)` index pairs covering every row exactly once out of fold."""
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(y)), y))
-
-
-def out_of_fold_rows(pairs: list[tuple[np.ndarray, np.ndarray]], n: int) -> Iterator[int]:
-    """Every row index in fold order (a check that the folds partition `range(n)`)."""
-    seen = np.concatenate([held for _, held in pairs])
-    if len(seen) != n or len(np.unique(seen)) != n:
-        raise ValueError("folds must put every row out of fold exactly once")
-    yield from seen.tolist()

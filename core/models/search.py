@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedKFold
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 FOLDS: Final = 3
 MAX_ROWS: Final = 20_000  # rows a search looks at: enough to rank candidates, cheap on 85,000 products
 
-FitScore = Callable[[float, np.ndarray, np.ndarray], float]
-"""`fit_score(C, fit rows, scored rows)` → a score of the model fitted with `C` (higher is better)."""
+FitScore = Callable[..., float]
+"""`fit_score(C, fit rows, scored rows, *data)` → a score of the model fitted with `C` (higher is better)."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,15 @@ def search_c(
     *,
     metric: str,
     seed: int,
+    data: tuple[Any, ...] = (),
     workers: int = 1,
+    processes: bool = False,
     max_rows: int = MAX_ROWS,
 ) -> Search:
     """The candidate with the best mean score over `FOLDS` stratified folds of at most `max_rows` rows
-    (a single candidate is returned without fitting anything)."""
+    (a single candidate is returned without fitting anything). `fit_score` gets `data` after the rows;
+    `processes` runs the fits in worker processes (a module-level `fit_score`; big arrays in `data`
+    are shared with them through memory maps), else on threads."""
     values = candidates(grid)
     if len(values) == 1:
         return Search(name, values[0], {}, metric)
@@ -74,9 +78,10 @@ def search_c(
         return Search(name, best, {}, metric)
     splitter = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     pairs = [(rows[a], rows[b]) for a, b in splitter.split(rows, y[rows])]
-    jobs = [(c, fit_at, held_at) for c in values for fit_at, held_at in pairs]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(lambda job: fit_score(*job), jobs))
+    runner = Parallel(n_jobs=max(1, workers), backend="loky" if processes else "threading")
+    results = runner(
+        delayed(fit_score)(c, fit_at, held_at, *data) for c in values for fit_at, held_at in pairs
+    )
     scores = {c: float(np.mean(results[i * len(pairs) : (i + 1) * len(pairs)])) for i, c in enumerate(values)}
     best = max(values, key=lambda c: (scores[c], -c))
     log.info("%s: C=%g (%s by %d-fold CV: %s)", name, best, metric, FOLDS, scores)

@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
 from core.models.calibration import log_proba
-from core.models.search import FitScore, Search, search_c
+from core.models.search import Search, search_c
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,8 @@ def fit_stacking(
             f"fusion.C.{'_'.join(key)}",
             Cs,
             target,
-            _meta_score(x, target),
+            _meta_log_loss,
+            data=(x, target),
             metric="-log loss",
             seed=seed,
             workers=workers,
@@ -128,9 +129,6 @@ def fit_stacking(
     return fusion
 
 
-def _meta_score(x: np.ndarray, y: np.ndarray) -> FitScore:
-    def score(c: float, fit_at: np.ndarray, held_at: np.ndarray) -> float:
-        model = LogisticRegression(C=c, max_iter=_MAX_ITER).fit(x[fit_at], y[fit_at])
-        return -float(log_loss(y[held_at], model.predict_proba(x[held_at]), labels=model.classes_))
-
-    return score
+def _meta_log_loss(c: float, fit_at: np.ndarray, held_at: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+    model = LogisticRegression(C=c, max_iter=_MAX_ITER).fit(x[fit_at], y[fit_at])
+    return -float(log_loss(y[held_at], model.predict_proba(x[held_at]), labels=model.classes_))

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,17 +25,21 @@ from typing import Any, Final
 import joblib
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from scipy import sparse
+from sklearn.base import clone
 from sklearn.metrics import f1_score, log_loss
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
 from core.features.build import FeatureSet
 from core.io import atomic_path, write_text
 from core.models.calibration import expected_calibration_error
 from core.models.classifier import IMAGE, TFIDF, VIEWS, ProductClassifier
-from core.models.holdout import TrainingDataError, assign_parts, folds
+from core.models.holdout import TrainingDataError, assign_parts, fold_count, folds
 from core.models.image import ImageModel
-from core.models.search import FitScore, search_c
+from core.models.search import search_c
 from core.models.stacking import fit_stacking
 from core.models.text import TextModel
 from core.params import Params
@@ -128,7 +132,8 @@ def train(
     held = labelled.rows(split.index[split == "holdout"])
     unlabelled = features.part("test")
     y = fit.labels
-    pairs = folds(y, params.split.folds, params.seed)
+    n_folds = fold_count(y, params.split.folds)
+    pairs = folds(y, n_folds, params.seed)
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
@@ -145,10 +150,12 @@ def train(
             "text.C",
             params.text.C,
             y,
-            _svm_score(text, matrix, y),
+            _svm_f1,
+            data=(text.new_svm(), matrix, y),
             metric="weighted F1",
             seed=params.seed,
             workers=workers,
+            processes=True,
         )
     ]
     text.pipeline.named_steps["svm"].set_params(C=searches[0].best)
@@ -158,16 +165,17 @@ def train(
     image: ImageModel | None = None
     if image_rows.sum() >= max(params.image.min_rows, 2) and len(np.unique(y[image_rows])) >= 2:
         image = ImageModel(params.image, np.unique(y), seed=params.seed)
-        with threadpool_limits(1):
-            found = search_c(
-                "image.C",
-                params.image.C,
-                y[image_rows],
-                _lr_score(image, fit.image_features[image_rows], y[image_rows]),
-                metric="-log loss",
-                seed=params.seed,
-                workers=workers,
-            )
+        found = search_c(
+            "image.C",
+            params.image.C,
+            y[image_rows],
+            _lr_log_loss,
+            data=(image.unfitted(), fit.image_features[image_rows], y[image_rows]),
+            metric="-log loss",
+            seed=params.seed,
+            workers=workers,
+            processes=True,
+        )
         image.pipeline.set_params(logisticregression__C=found.best)
         searches.append(found)
     else:
@@ -220,7 +228,7 @@ def train(
         "rows": {"train": len(fit.products), "holdout": len(held.products)},
         "images": {"train": int(image_rows.sum()), "holdout": int(held.has_image.sum())},
         "holdout": {"share": params.split.holdout, "salt": params.split.salt, "by": "productid"},
-        "folds": params.split.folds,
+        "folds": n_folds,
         "text_features": text.n_features,
         "temperature": {TFIDF: text.temperature, **({IMAGE: image.temperature} if image else {})},
         "fusion": {"+".join(k): {"C": fusion.C[k]} for k in fusion.keys},
@@ -256,33 +264,36 @@ def _cross_fit(
     step: StageProgress,
     timings: dict[str, float],
 ) -> _Crossed:
-    """Every fold's fit and the refits, `workers` at a time on threads (liblinear and the BLAS behind
-    the image model release the GIL); meanwhile this thread vectorises the rows scored later."""
+    """Every fold's fit and the refits, `workers` at a time in worker processes (liblinear draws from
+    the C library's one random state, so two fits on threads of one process would not give the same
+    model twice); meanwhile a thread here vectorises the rows scored later."""
     y = fit.labels
     n_classes = len(np.unique(y))
     text_oof = np.zeros((len(y), n_classes))
     image_oof = np.zeros((len(y), n_classes))
     rows_img = fit.has_image
-    jobs: list[tuple[str, Callable[[], Any]]] = []
+    jobs: list[tuple[str, Any]] = []
+    svm = text.new_svm()
     for k, (fit_at, held_at) in enumerate(pairs):
-        jobs.append((f"tfidf fold {k + 1}", _svm_job(text, matrix, y, fit_at, held_at)))
-    jobs.append(("tfidf refit", _svm_job(text, matrix, y, np.arange(len(y)), None)))
+        jobs.append((f"tfidf fold {k + 1}", delayed(_fit_svm)(svm, matrix, y, fit_at, held_at)))
+    jobs.append(("tfidf refit", delayed(_fit_svm)(svm, matrix, y, np.arange(len(y)), None)))
     if image is not None:
+        estimator, classes, photos = image.unfitted(), image.classes_, fit.image_features
         for k, (fit_at, held_at) in enumerate(pairs):
             a, b = fit_at[rows_img[fit_at]], held_at[rows_img[held_at]]
-            jobs.append((f"image fold {k + 1}", _image_job(image, fit.image_features, y, a, b)))
+            jobs.append((f"image fold {k + 1}", delayed(_fit_image)(estimator, classes, photos, y, a, b)))
         every = np.flatnonzero(rows_img)
-        jobs.append(("image refit", _image_job(image, fit.image_features, y, every, None)))
+        jobs.append(("image refit", delayed(_fit_image)(estimator, classes, photos, y, every, None)))
 
-    total = len(jobs)
-    done = 0
+    names = [name for name, _ in jobs]
     started = time.perf_counter()
-    step("cross-fitting", 0, total)
-    with threadpool_limits(1), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures: dict[str, Future[Any]] = {name: pool.submit(job) for name, job in jobs}
-        scored_matrices = {name: text.transform(frame) for name, frame in to_score.items()}
-        for name, future in futures.items():
-            result = future.result()
+    step("cross-fitting", 0, len(jobs))
+    with ThreadPoolExecutor(max_workers=1) as side:
+        scoring = side.submit(lambda: {name: text.transform(frame) for name, frame in to_score.items()})
+        runner = Parallel(n_jobs=max(1, workers), backend="loky", return_as="generator_unordered")
+        tagged = runner(delayed(_tagged)(i, job) for i, (_, job) in enumerate(jobs))
+        for done, (i, result) in enumerate(tagged, start=1):
+            name = names[i]
             if name.startswith("tfidf fold"):
                 held_at, margins = result
                 text_oof[held_at] = margins
@@ -293,60 +304,67 @@ def _cross_fit(
                 image_oof[held_at] = raw
             elif name == "image refit" and image is not None:
                 image.pipeline = result
-            done += 1
-            step("cross-fitting", done, total)
+            step("cross-fitting", done, len(jobs))
+        scored_matrices = scoring.result()
     timings["cross_fit_s"] = time.perf_counter() - started
-    svm = text.pipeline.named_steps["svm"]
-    scored = {name: text.margins(svm, m) for name, m in scored_matrices.items()}
+    fitted = text.pipeline.named_steps["svm"]
+    scored = {name: text.margins(fitted, m) for name, m in scored_matrices.items()}
     return _Crossed(text_oof, image_oof, scored)
 
 
-def _svm_score(text: TextModel, matrix: sparse.csr_matrix, y: np.ndarray) -> FitScore:
-    """Weighted F1 of an SVM with a given C (the search's score for `text.C`)."""
-
-    def score(c: float, fit_at: np.ndarray, held_at: np.ndarray) -> float:
-        svm = text.new_svm().set_params(C=c).fit(matrix[fit_at], y[fit_at])
-        pred = svm.classes_[text.margins(svm, matrix[held_at]).argmax(1)]
-        return float(f1_score(y[held_at], pred, average="weighted", zero_division=0))
-
-    return score
+def _tagged(index: int, job: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]) -> tuple[int, Any]:
+    function, args, kwargs = job
+    return index, function(*args, **kwargs)
 
 
-def _lr_score(image: ImageModel, features: np.ndarray, y: np.ndarray) -> FitScore:
-    """Minus the log loss of the image model with a given C (the search's score for `image.C`)."""
-
-    def score(c: float, fit_at: np.ndarray, held_at: np.ndarray) -> float:
-        pipeline = image.unfitted().set_params(logisticregression__C=c).fit(features[fit_at], y[fit_at])
-        proba = pipeline.predict_proba(features[held_at])
-        return -float(log_loss(y[held_at], proba, labels=pipeline.classes_))
-
-    return score
+def _fit_svm(
+    svm: LinearSVC, matrix: sparse.csr_matrix, y: np.ndarray, fit_at: np.ndarray, held_at: np.ndarray | None
+) -> Any:
+    """A worker's job: an SVM fitted on `fit_at`, or the margins it gives the `held_at` rows."""
+    fitted = clone(svm).fit(matrix[fit_at], y[fit_at])
+    return fitted if held_at is None else (held_at, TextModel.margins(fitted, matrix[held_at]))
 
 
-def _svm_job(
-    text: TextModel, matrix: sparse.csr_matrix, y: np.ndarray, fit_at: np.ndarray, held_at: np.ndarray | None
-) -> Callable[[], Any]:
-    def run() -> Any:
-        svm = text.new_svm().fit(matrix[fit_at], y[fit_at])
-        if held_at is None:
-            return svm
-        return held_at, text.margins(svm, matrix[held_at])
+def _fit_image(
+    estimator: Pipeline,
+    classes: np.ndarray,
+    features: np.ndarray,
+    y: np.ndarray,
+    fit_at: np.ndarray,
+    held_at: np.ndarray | None,
+) -> Any:
+    """A worker's job: the image model fitted on `fit_at`, or its raw probabilities of `held_at`."""
+    if held_at is None:
+        return clone(estimator).fit(features[fit_at], y[fit_at])
+    if len(np.unique(y[fit_at])) < 2:  # a fold with photos of one class: no image answer there
+        return held_at, np.full((len(held_at), len(classes)), 1.0 / len(classes))
+    fitted = clone(estimator).fit(features[fit_at], y[fit_at])
+    out = np.zeros((len(held_at), len(classes)))
+    out[:, np.searchsorted(classes, fitted.classes_)] = fitted.predict_proba(features[held_at])
+    return held_at, out
 
-    return run
+
+def _svm_f1(
+    c: float, fit_at: np.ndarray, held_at: np.ndarray, svm: LinearSVC, matrix: Any, y: np.ndarray
+) -> float:
+    """The search's score for `text.C`: weighted F1 of an SVM with that C."""
+    fitted = clone(svm).set_params(C=c).fit(matrix[fit_at], y[fit_at])
+    pred = fitted.classes_[TextModel.margins(fitted, matrix[held_at]).argmax(1)]
+    return float(f1_score(y[held_at], pred, average="weighted", zero_division=0))
 
 
-def _image_job(
-    image: ImageModel, features: np.ndarray, y: np.ndarray, fit_at: np.ndarray, held_at: np.ndarray | None
-) -> Callable[[], Any]:
-    def run() -> Any:
-        if held_at is None:
-            return image.unfitted().fit(features[fit_at], y[fit_at])
-        if len(np.unique(y[fit_at])) < 2:  # a fold with photos of one class: no image answer there
-            return held_at, np.full((len(held_at), len(image.classes_)), 1.0 / len(image.classes_))
-        pipeline = image.unfitted().fit(features[fit_at], y[fit_at])
-        return held_at, image.raw_proba(features[held_at], pipeline)
-
-    return run
+def _lr_log_loss(
+    c: float,
+    fit_at: np.ndarray,
+    held_at: np.ndarray,
+    estimator: Pipeline,
+    features: np.ndarray,
+    y: np.ndarray,
+) -> float:
+    """The search's score for `image.C`: minus the log loss of the image model with that C."""
+    fitted = clone(estimator).set_params(logisticregression__C=c).fit(features[fit_at], y[fit_at])
+    proba = fitted.predict_proba(features[held_at])
+    return -float(log_loss(y[held_at], proba, labels=fitted.classes_))
 
 
 def _oof_scores(oof: OutOfFold) -> dict[str, float]:

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.config import Settings, get_settings
-from core.errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
+from core.errors import ImageDecodeError, ImageTooLargeError, MissingExtraError, UnsupportedImageError
 from core.serving.batch import BatchPool
 from core.serving.deps import ApiError, ServiceState
 from core.serving.holder import ModelHolder, NoModelError, RegistrySource, ServedModel
@@ -187,6 +187,8 @@ def _add_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
     app.add_exception_handler(ImageDecodeError, fixed(422, "corrupt_image"))
     app.add_exception_handler(NoImageModelError, fixed(422, "no_image_model"))
     app.add_exception_handler(NoModelError, fixed(503, "no_model"))
+    # a served model whose image encoder needs the vision extra, on a host without it
+    app.add_exception_handler(MissingExtraError, fixed(503, "missing_extra"))
     app.add_exception_handler(Exception, unexpected)
 
 

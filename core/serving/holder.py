@@ -24,7 +24,8 @@ from typing import Any, Final, Literal
 import joblib
 
 from core.config import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings
-from core.errors import RakutenError
+from core.errors import MissingExtraError, RakutenError
+from core.features.image import get_encoder
 from core.io import atomic_path, write_text
 from core.models.classifier import ProductClassifier
 
@@ -193,6 +194,7 @@ class ModelHolder:
         return served is None or served.version != ref.version or served.source != "registry"
 
     def _swap(self, model: ServedModel) -> None:
+        _warm_encoder(model)  # a network loads its weights now, not on the first photo request
         old, self._current = self._current, model  # one reference assignment: atomic for readers
         self.on_change(old, model)
 
@@ -258,3 +260,17 @@ class ModelHolder:
             source="local",
             file=model_file,
         )
+
+
+def _warm_encoder(model: ServedModel) -> None:
+    """Load the image encoder the model needs (a network's weights take a second or two). Without the
+    vision extra a pretrained encoder cannot load: text is still served, photos get a 503 that names
+    the install command."""
+    try:
+        encoder = get_encoder(model.classifier.encoder)
+    except MissingExtraError as exc:
+        log.error("v%s answers text only here: %s", model.version, exc)
+        return
+    network = getattr(encoder, "network", None)
+    if callable(network):
+        network()

@@ -115,9 +115,9 @@ def runs_table(
                 "started": _time(info.start_time),
                 "status": info.status,
                 # the run itself only spans the logging at the end of evaluate: show the training time
-                "fit_s": data.metrics.get("time_text_fit_s"),
+                "fit_s": _fit_seconds(data.metrics),
                 **{m: data.metrics.get(m) for m in MAIN_METRICS[:5]},
-                **{p: data.params.get(p) for p in KEY_PARAMS},
+                **{p: _shown_param(data.params, p) for p in KEY_PARAMS},
                 "commit": (data.tags.get("git.commit") or "")[:8],
                 "data": data.tags.get("data.fingerprint", ""),
                 "rows": _int(data.tags.get("data.rows")),
@@ -336,6 +336,25 @@ def calibration_curves(details: Sequence[RunDetail]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["run", "view", "confidence", "accuracy", "rows"])
     return pd.concat(frames, ignore_index=True)
+
+
+def _shown_param(params: dict[str, str], name: str) -> str | None:
+    """What a run really used: the value a search chose (`chosen.text.C`), the encoder `auto` resolved
+    to (`model.encoder`), else the parameter as given."""
+    for key in (f"chosen.{name}", "model.encoder" if name == "image.encoder" else ""):
+        if key in params:
+            return params[key]
+    return params.get(name)
+
+
+_TRAINING_TIMES: Final = ("time_text_vectorize_s", "time_search_s", "time_cross_fit_s", "time_stacking_s")
+
+
+def _fit_seconds(metrics: dict[str, float]) -> float | None:
+    """Training time of a run: its stages' seconds (runs from before cross-fitting: the one fit)."""
+    if any(k in metrics for k in _TRAINING_TIMES):
+        return float(sum(metrics.get(k, 0.0) for k in _TRAINING_TIMES))
+    return metrics.get("time_text_fit_s")
 
 
 def _time(ms: int | None) -> datetime | None:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.models.holdout import TrainingDataError, assign_parts, folds, holdout_score
+from core.models.holdout import TrainingDataError, assign_parts, fold_count, folds, holdout_score
 from core.params import SplitParams
 
 SPLIT = SplitParams(holdout=0.1, folds=5)
@@ -47,9 +47,15 @@ def test_the_salt_redraws_the_hold_out() -> None:
 
 def test_a_class_too_small_to_cross_fit_is_refused_with_the_fix() -> None:
     pids, labels = _data(400)
-    labels.iloc[:3] = 1180  # three rows of a class: fewer than five folds
-    with pytest.raises(TrainingDataError, match=r"fewer than 5 training rows.*1180.*split\.folds"):
+    labels.iloc[:1] = 1180  # one row of a class: it cannot be in two folds
+    with pytest.raises(TrainingDataError, match=r"fewer than 2 training rows.*1180.*RAKUTEN_DEMO_ROWS"):
         assign_parts(pids, labels, SPLIT)
+
+
+def test_folds_shrink_to_the_rarest_class() -> None:
+    y = np.repeat([1, 2, 3], [50, 30, 3])
+    assert fold_count(y, 5) == 3
+    assert fold_count(np.repeat([1, 2], [50, 30]), 5) == 5
 
 
 def test_too_few_products_for_a_hold_out_is_refused() -> None:

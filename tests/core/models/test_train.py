@@ -101,7 +101,7 @@ def test_too_few_images_trains_text_only() -> None:
 def test_a_class_too_small_to_cross_fit_is_a_training_data_error() -> None:
     features = _feature_set(200, image_share=0.0)
     codes = features.products["prdtypecode"].to_numpy().copy()
-    codes[:2] = 1180
+    codes[:1] = 1180  # one product of a class: it cannot be cross-fitted
     features.products["prdtypecode"] = pd.array(codes, dtype="Int64")
     with pytest.raises(TrainingDataError, match="1180"):
         train(features, Params())

@@ -66,7 +66,7 @@ def test_runs_table_has_one_row_per_run_with_lineage_and_version(trained_project
     assert row["version"] == 1
     assert row["aliases"] == "champion"
     assert row["gate"] == "promote"
-    assert row["text.C"] == "0.5"
+    assert row["text.C"] in {"0.25", "0.5", "1.0"}  # the value the cross-validated search chose
     assert len(row["data"]) == 16
     assert row["rows"] > 0
 
@@ -78,7 +78,9 @@ def test_run_details_bring_params_metrics_and_the_evaluation_tables(trained_proj
     assert run_id
     (detail,) = run_details(registry.client, [run_id])
     evaluation = Evaluation.load(Layout.of(settings).evaluation)
-    assert detail.params["text.C"] == "0.5"
+    assert detail.params["text.C"] == "[0.25, 0.5, 1.0]"  # candidates, searched by cross-validation
+    assert detail.params["chosen.text.C"] in {"0.25", "0.5", "1.0"}
+    assert set(detail.calibration) >= {"fused", "tfidf"}
     assert detail.metrics["weighted_f1"] == pytest.approx(evaluation.weighted_f1)
     assert not any(k.startswith("mlflow.") for k in detail.tags)
     pd.testing.assert_frame_equal(detail.per_class, evaluation.per_class, check_names=False)
