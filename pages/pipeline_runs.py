@@ -23,9 +23,10 @@ with st.container(border=True):
     defaults = ui.current_params()
     overrides = {}
     with st.expander("Parameters (params.yaml values; change to override for this run)"):
+        st.caption("An empty value is searched by cross-validation over params.yaml's candidates.")
         for key, (label, low, high, step) in ui.TUNABLE.items():
             value = st.number_input(label, low, high, defaults[key], step, key=f"param_{key}", format="%.3f")
-            if value != defaults[key]:
+            if value is not None and value != defaults[key]:
                 overrides[key] = value
     steps = "ingest → validate → features → train → evaluate → promote if better → predict"
     st.button(

@@ -156,7 +156,8 @@ def build_trained_project(root: Path, *, rows: int = TRAINED_ROWS, seed: int = 1
 
 
 def build_two_run_project(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
-    """A trained project with a second run that differs only in `text.C` (v1 champion, v2 refused)."""
+    """A trained project with a second run that differs only in `text.C`, far too small (v1 champion,
+    v2 refused)."""
     from core.config import Settings
     from core.params import Params, TextParams
     from core.pipeline import run_pipeline
@@ -168,7 +169,7 @@ def build_two_run_project(tmp_path_factory: pytest.TempPathFactory, name: str) -
         clean_env(mp, root)
         build_trained_project(root)
         with own_mlflow_env():
-            run_pipeline(Settings(root=root), Params(text=TextParams(C=0.1)), workers=2)
+            run_pipeline(Settings(root=root), Params(text=TextParams(C=0.001)), workers=2)
     get_settings.cache_clear()
     return root
 

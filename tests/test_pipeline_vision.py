@@ -31,6 +31,8 @@ fusion:
   min_rows: 50
 split:
   folds: 3
+promotion:               # this test is about the encoder's path, not the gate: 600 products are few
+  min_behaviour_pass_rate: 0.5
 """
 
 

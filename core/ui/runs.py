@@ -75,11 +75,12 @@ def worker_warning() -> str | None:
     return None
 
 
-def current_params() -> dict[str, float]:
+def current_params() -> dict[str, float | None]:
+    """params.yaml's values of the tunable keys; None for a list of candidates (searched by CV)."""
     from core.params import load_params
 
     flat = load_params(settings().params_file).flat()
-    return {key: float(flat[key]) for key in TUNABLE}
+    return {key: None if isinstance(flat[key], list) else float(flat[key]) for key in TUNABLE}
 
 
 def retrain(overrides: dict[str, Any]) -> None:

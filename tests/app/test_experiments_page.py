@@ -70,7 +70,7 @@ def test_comparing_two_runs_renders_every_comparison(two_runs: Path) -> None:
 
     differing = next(d.value for d in at.dataframe if d.value.index.name == "parameter")
     assert "text.C" in differing.index  # one value given vs candidates searched by CV
-    assert differing.loc["text.C"].tolist() == ["0.1", "[0.25, 0.5, 1.0]"]
+    assert differing.loc["text.C"].tolist() == ["0.001", "[0.25, 0.5, 1.0]"]
 
     charts = {c.key for c in at.get("plotly_chart")}
     assert {"per_class_f1", "confusion_a", "confusion_b", "confusion_diff", "calibration"} <= charts

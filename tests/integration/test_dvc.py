@@ -202,7 +202,7 @@ def test_experiment_with_a_new_param_retrains_and_registers(dvc_project: DvcProj
     # Back to the committed value: the candidate comes back from DVC's run-cache, but evaluate is never
     # restored from it (reports/registry.json is uncached), so the gate really runs against the current
     # champion and registers again instead of replaying an old decision.
-    output = dvc_project.dvc("exp", "run", "-S", "text.C=0.5")
+    output = dvc_project.dvc("exp", "run", "-S", "text.C=[0.25,0.5,1.0]")
     assert "Stage 'train' is cached - skipping run" in output, output
     assert _ran(output) == ["evaluate", "predict"], output
     assert dvc_project.registry()["version"] == 3

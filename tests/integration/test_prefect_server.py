@@ -89,7 +89,7 @@ def test_launcher_starts_on_the_worker_and_refuses_a_second_start(settings: Sett
     assert run.progress[:2] == (6, 6) and [s.name for s in run.steps][:2] == ["ingest", "validate"]
     assert run.parameters == {"overrides": {"text.C": 0.5}, "actor": "test"}
     logs = _logs(settings, launch.run_id)
-    assert "promoted to champion" in logs and "train: 1 / 1" in logs  # the steps' own log lines
+    assert "promoted to champion" in logs and "stacking: 1 / 1" in logs  # the steps' own log lines
     summary = run_summary(settings, launch.run_id)
     assert summary is not None and "Model v1" in summary
     assert (settings.root / "data" / "processed" / "predictions.csv").is_file()  # the worker's work
