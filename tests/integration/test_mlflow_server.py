@@ -59,7 +59,7 @@ def test_pipeline_registry_flow_through_the_server(
     assert any(p.endswith(f"{second.run_id}/artifacts/evaluation/metrics.json") for p in stored)
     assert not (project / "mlartifacts").exists()
     assert run.data.tags["data.fingerprint"] != "unknown"
-    assert run.data.params["text.C"] == "0.5"
+    assert run.data.params["text.C"] == "[0.25, 0.5, 1.0]" and "chosen.text.C" in run.data.params
     assert {f"f1_{c}" for c in CODES} <= set(run.data.metrics)
 
     move = registry.rollback(actor="tester", reason="v2 misbehaves")
