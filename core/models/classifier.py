@@ -151,10 +151,9 @@ class ProductClassifier:
         elif text is not None and with_text.any():
             p_text = np.full((n, len(self.classes)), 1.0 / len(self.classes))
             rows = np.flatnonzero(with_text)
+            columns = {c: list(text[c]) for c in ("title", "text")}
             subset = (
-                text
-                if with_text.all()
-                else {c: [list(text[c])[i] for i in rows.tolist()] for c in ("title", "text")}
+                text if with_text.all() else {c: [v[i] for i in rows.tolist()] for c, v in columns.items()}
             )
             p_text[rows] = self.text.predict_proba(subset)
         p_image: np.ndarray | None = None
