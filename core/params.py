@@ -73,6 +73,23 @@ class ImageParams(_Section):
         return _middle(self.C)
 
 
+class EmbeddingParams(_Section):
+    encoder: str = Field(default="none", description="none, or e5_small (needs the embeddings extra).")
+    max_tokens: int = Field(
+        default=128, ge=8, le=512, description="Tokens of each passage the encoder reads."
+    )
+    C: Regularisation = Field(default_factory=lambda: [0.01, 0.05, 0.2, 1.0])
+    max_iter: int = Field(default=500, ge=10)
+
+    @property
+    def enabled(self) -> bool:
+        return self.encoder != "none"
+
+    @property
+    def lr_C(self) -> float:
+        return _middle(self.C)
+
+
 class FusionParams(_Section):
     C: Regularisation = Field(default_factory=lambda: [0.01, 0.1, 1.0])
     min_rows: int = Field(default=100, ge=10)
@@ -100,6 +117,7 @@ class Params(_Section):
     split: SplitParams = SplitParams()
     text: TextParams = TextParams()
     image: ImageParams = ImageParams()
+    embedding: EmbeddingParams = EmbeddingParams()
     fusion: FusionParams = FusionParams()
     evaluate: EvaluateParams = EvaluateParams()
     promotion: PromotionParams = PromotionParams()

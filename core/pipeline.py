@@ -26,6 +26,7 @@ from core.errors import RakutenError
 from core.features.build import FeatureSet, build_features
 from core.features.cache import ImageFeatureCache
 from core.features.image import get_encoder
+from core.features.sentence import TextEmbeddingCache, get_text_encoder
 from core.io import atomic_path, write_text
 from core.models.behaviour import BehaviourReport, run_behaviour
 from core.models.classifier import ProductClassifier
@@ -120,7 +121,13 @@ def features_step(
     settings: Settings, params: Params, *, workers: int, progress: StageProgress | None = None
 ) -> FeatureSet:
     features = build_features(
-        settings.interim, settings.cache, encoder=params.image.encoder, workers=workers, progress=progress
+        settings.interim,
+        settings.cache,
+        encoder=params.image.encoder,
+        embedder=params.embedding.encoder,
+        max_tokens=params.embedding.max_tokens,
+        workers=workers,
+        progress=progress,
     )
     features.save(Layout.of(settings).features)
     return features
@@ -226,6 +233,7 @@ def evaluate_step(
         params={
             **params.flat(),
             "model.encoder": trained.classifier.encoder,
+            "model.embedder": trained.classifier.embedder,
             **{f"chosen.{k}": v["best"] for k, v in trained.summary.get("search", {}).items()},
         },
         metrics=metrics,
@@ -298,7 +306,10 @@ def predict_step(
     else:
         classifier = store.load_classifier(settings, version=version)
     image_features, has_image = _image_features_for(classifier, test, settings, workers)
-    proba = classifier.proba_from_features(test.products, image_features, has_image, text_scores=scores)
+    embeddings = _embeddings_for(classifier, test, settings)
+    proba = classifier.proba_from_features(
+        test.products, image_features, has_image, text_scores=scores, embeddings=embeddings
+    )
     answers = classifier.answers(proba, index=test.products.index)
     submission = answers[["prdtypecode"]].rename_axis(None)
     with atomic_path(layout.predictions) as tmp:
@@ -376,7 +387,10 @@ def _score(
     text_scores: np.ndarray | None = None,
 ) -> Evaluation:
     image_features, has_image = _image_features_for(classifier, part, settings, workers)
-    views = classifier.views(part.products, image_features, has_image, text_scores=text_scores)
+    embeddings = _embeddings_for(classifier, part, settings)
+    views = classifier.views(
+        part.products, image_features, has_image, text_scores=text_scores, embeddings=embeddings
+    )
     return evaluate(
         part.labels,
         views.fused,
@@ -401,3 +415,17 @@ def _image_features_for(
         out[has], ok = cache.features(paths, workers=workers)
         has[has] = ok
     return out, has
+
+
+def _embeddings_for(classifier: ProductClassifier, part: FeatureSet, settings: Settings) -> np.ndarray | None:
+    """Passage embeddings as the classifier's embedding view reads them: the feature set's when made the
+    same way, else from the content cache (a champion trained with another text encoder or length)."""
+    model = classifier.embedding
+    if model is None:
+        return None
+    if part.embeddings is not None and (part.embedder, part.max_tokens) == (model.encoder, model.max_tokens):
+        return part.embeddings
+    cache = TextEmbeddingCache(
+        settings.cache / "text_embeddings", get_text_encoder(model.encoder, model.max_tokens)
+    )
+    return cache.features(part.products["passage"].astype(str).tolist())

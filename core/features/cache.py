@@ -89,19 +89,121 @@ def _encode_file(job: tuple[str, str]) -> np.ndarray | None:
     return _encode_with(_worker_encoder(name), path)
 
 
-class ImageFeatureCache:
+class FeatureStore:
+    """Rows of features keyed by content digests, on disk under `store`: `keys.npy` + `features.npy`, and
+    `part-*.npz` chunks written while an encode runs (merged by `_save`). Subclasses decide what a key
+    hashes (an image file's bytes, a text) and how missing rows are computed."""
+
+    def __init__(self, store: Path, n_features: int, label: str) -> None:
+        self.store = store
+        self.n_features = n_features
+        self.label = label  # what the store's warnings name: "image", "text"
+        self._keys: list[str] | None = None
+        self._index: dict[str, int] = {}
+        self._rows: list[np.ndarray] = []  # loaded matrix first, then rows appended by this object
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def _append(self, digest: str, row: np.ndarray) -> None:
+        keys = self._load()
+        self._index[digest] = len(keys)
+        keys.append(digest)
+        self._rows.append(row)
+
+    def _load(self) -> list[str]:
+        if self._keys is None:
+            self._keys = []
+            self._rows = []
+            self._index = {}
+            keys_file, features_file = self.store / "keys.npy", self.store / "features.npy"
+            if keys_file.exists() and features_file.exists():
+                self._read(keys_file, features_file)
+            for part in self._parts():
+                self._read_part(part)
+        return self._keys
+
+    def _parts(self) -> list[Path]:
+        return sorted(self.store.glob("part-*.npz")) if self.store.is_dir() else []
+
+    def _read(self, keys_file: Path, features_file: Path) -> None:
+        try:
+            keys = np.load(keys_file, allow_pickle=False)
+            matrix = np.load(features_file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            log.warning("feature cache %s is unreadable (%s); features will be recomputed", self.store, exc)
+            return
+        # Features are saved before keys, so an interrupted save leaves extra rows, never missing ones.
+        if not self._fits(matrix) or len(matrix) < len(keys):
+            return
+        self._add([k.decode("ascii") for k in keys.tolist()], matrix[: len(keys)])
+
+    def _read_part(self, part: Path) -> None:
+        try:
+            with np.load(part, allow_pickle=False) as data:
+                keys, matrix = data["keys"], data["features"]
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning(
+                "feature cache chunk %s is unreadable (%s); its %ss will be re-encoded", part, exc, self.label
+            )
+            return
+        if self._fits(matrix) and len(matrix) == len(keys):
+            self._add([k.decode("ascii") for k in keys.tolist()], matrix)
+
+    def _fits(self, matrix: np.ndarray) -> bool:
+        if matrix.ndim == 2 and matrix.shape[1] == self.n_features:
+            return True
+        log.warning(
+            "feature cache %s does not hold %d features per row; features will be recomputed",
+            self.store,
+            self.n_features,
+        )
+        return False
+
+    def _add(self, keys: list[str], matrix: np.ndarray) -> None:
+        assert self._keys is not None
+        rows = matrix.astype(np.float32, copy=False)
+        for key, row in zip(keys, rows, strict=True):
+            if key not in self._index:  # a chunk merged just before an interruption repeats rows
+                self._index[key] = len(self._keys)
+                self._keys.append(key)
+                self._rows.append(row)
+
+    def _write_part(self, rows: Sequence[tuple[str, np.ndarray]]) -> None:
+        """One finished chunk of new features, on disk at once (what an interrupted encode keeps)."""
+        keys = np.array([k for k, _ in rows], dtype=_KEY_DTYPE)
+        matrix = np.vstack([r for _, r in rows]).astype(np.float32, copy=False)
+        self.store.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.store / f"part-{uuid.uuid4().hex}.npz") as tmp, tmp.open("wb") as fh:
+            np.savez(fh, keys=keys, features=matrix)
+
+    def _save(self) -> None:
+        """Merge everything into `features.npy` + `keys.npy`, then drop the chunk files."""
+        parts = self._parts()
+        keys = np.array(self._keys or [], dtype=_KEY_DTYPE)
+        matrix = (
+            np.vstack(self._rows).astype(np.float32, copy=False)
+            if self._rows
+            else np.zeros((0, self.n_features), dtype=np.float32)
+        )
+        for target, array in (("features.npy", matrix), ("keys.npy", keys)):
+            with atomic_path(self.store / target) as tmp, tmp.open("wb") as fh:
+                np.save(fh, array, allow_pickle=False)
+        for part in parts:
+            part.unlink(missing_ok=True)
+        log.debug("saved %d cached %s features to %s", len(keys), self.label, self.store)
+
+
+class ImageFeatureCache(FeatureStore):
     """Features of image files for one encoder, cached by content under `folder`.
 
     After each `features` call, `last_stats` (and `last_hits`, `last_misses`) say what was reused.
     """
 
     def __init__(self, folder: Path, encoder: ImageEncoder) -> None:
+        super().__init__(Path(folder) / f"{encoder.name}-v{encoder.version}", encoder.n_features, "image")
         self.encoder = encoder
-        self.store = Path(folder) / f"{encoder.name}-v{encoder.version}"
         self.last_stats = CacheStats()
-        self._keys: list[str] | None = None
-        self._index: dict[str, int] = {}
-        self._rows: list[np.ndarray] = []  # loaded matrix first, then rows appended by this object
 
     @property
     def last_hits(self) -> int:
@@ -110,9 +212,6 @@ class ImageFeatureCache:
     @property
     def last_misses(self) -> int:
         return self.last_stats.encoded
-
-    def __len__(self) -> int:
-        return len(self._load())
 
     def features(
         self,
@@ -219,91 +318,3 @@ class ImageFeatureCache:
         registered = factory()
         mine = (type(self.encoder), self.encoder.version, self.encoder.n_features)
         return (type(registered), registered.version, registered.n_features) == mine
-
-    def _append(self, digest: str, row: np.ndarray) -> None:
-        keys = self._load()
-        self._index[digest] = len(keys)
-        keys.append(digest)
-        self._rows.append(row)
-
-    def _load(self) -> list[str]:
-        if self._keys is None:
-            self._keys = []
-            self._rows = []
-            self._index = {}
-            keys_file, features_file = self.store / "keys.npy", self.store / "features.npy"
-            if keys_file.exists() and features_file.exists():
-                self._read(keys_file, features_file)
-            for part in self._parts():
-                self._read_part(part)
-        return self._keys
-
-    def _parts(self) -> list[Path]:
-        return sorted(self.store.glob("part-*.npz")) if self.store.is_dir() else []
-
-    def _read(self, keys_file: Path, features_file: Path) -> None:
-        try:
-            keys = np.load(keys_file, allow_pickle=False)
-            matrix = np.load(features_file, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            log.warning("feature cache %s is unreadable (%s); features will be recomputed", self.store, exc)
-            return
-        # Features are saved before keys, so an interrupted save leaves extra rows, never missing ones.
-        if not self._fits(matrix) or len(matrix) < len(keys):
-            return
-        self._add([k.decode("ascii") for k in keys.tolist()], matrix[: len(keys)])
-
-    def _read_part(self, part: Path) -> None:
-        try:
-            with np.load(part, allow_pickle=False) as data:
-                keys, matrix = data["keys"], data["features"]
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("feature cache chunk %s is unreadable (%s); its images will be re-encoded", part, exc)
-            return
-        if self._fits(matrix) and len(matrix) == len(keys):
-            self._add([k.decode("ascii") for k in keys.tolist()], matrix)
-
-    def _fits(self, matrix: np.ndarray) -> bool:
-        if matrix.ndim == 2 and matrix.shape[1] == self.encoder.n_features:
-            return True
-        log.warning(
-            "feature cache %s does not match encoder %s v%s (%s features); features will be recomputed",
-            self.store,
-            self.encoder.name,
-            self.encoder.version,
-            self.encoder.n_features,
-        )
-        return False
-
-    def _add(self, keys: list[str], matrix: np.ndarray) -> None:
-        assert self._keys is not None
-        rows = matrix.astype(np.float32, copy=False)
-        for key, row in zip(keys, rows, strict=True):
-            if key not in self._index:  # a chunk merged just before an interruption repeats rows
-                self._index[key] = len(self._keys)
-                self._keys.append(key)
-                self._rows.append(row)
-
-    def _write_part(self, rows: Sequence[tuple[str, np.ndarray]]) -> None:
-        """One finished chunk of new features, on disk at once (what an interrupted encode keeps)."""
-        keys = np.array([k for k, _ in rows], dtype=_KEY_DTYPE)
-        matrix = np.vstack([r for _, r in rows]).astype(np.float32, copy=False)
-        self.store.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.store / f"part-{uuid.uuid4().hex}.npz") as tmp, tmp.open("wb") as fh:
-            np.savez(fh, keys=keys, features=matrix)
-
-    def _save(self) -> None:
-        """Merge everything into `features.npy` + `keys.npy`, then drop the chunk files."""
-        parts = self._parts()
-        keys = np.array(self._keys or [], dtype=_KEY_DTYPE)
-        matrix = (
-            np.vstack(self._rows).astype(np.float32, copy=False)
-            if self._rows
-            else np.zeros((0, self.encoder.n_features), dtype=np.float32)
-        )
-        for target, array in (("features.npy", matrix), ("keys.npy", keys)):
-            with atomic_path(self.store / target) as tmp, tmp.open("wb") as fh:
-                np.save(fh, array, allow_pickle=False)
-        for part in parts:
-            part.unlink(missing_ok=True)
-        log.debug("saved %d cached image features to %s", len(keys), self.store)

@@ -2,7 +2,9 @@
 
 `clean_text` gives readable text (what the console shows): HTML tags removed with block tags turned into
 line breaks, entities decoded (also double-encoded ones), mojibake repaired by ftfy, whitespace folded.
-`normalize_text` goes further for models: lower case, accents stripped.
+`normalize_text` goes further for models: lower case, accents stripped. `model_text` gives both forms a
+model needs: the normalized title and title + description (TF-IDF), and the readable passage (sentence
+embeddings, which read case and accents).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from ftfy.badness import is_bad
 _BLOCK_TAGS: Final = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "h1", "h2", "h3", "h4", "table"})
 _SPACES: Final = re.compile(r"[ \t\r\f\v\u00a0]+")
 _NEWLINES: Final = re.compile(r"\s*\n\s*")
+COLUMNS: Final = ("title", "text", "passage")
+PASSAGE_CHARS: Final = 2000
 
 
 class _TextExtractor(HTMLParser):
@@ -77,26 +81,41 @@ def strip_accents(text: str) -> str:
 
 def normalize_text(text: object) -> str:
     """Model-ready text: cleaned, lower case, accents removed, on one line."""
-    return strip_accents(clean_text(text)).lower().replace("\n", " ")
+    return _normalize_clean(clean_text(text))
 
 
-def _normalize_pairs(pairs: list[tuple[object, object]]) -> list[tuple[str, str]]:
+def _normalize_clean(text: str) -> str:
+    return strip_accents(text).lower().replace("\n", " ")
+
+
+def passage(title: str, description: str, *, limit: int = PASSAGE_CHARS) -> str:
+    """A product's readable title and description on one line, cut to `limit` characters (far past what
+    a sentence encoder reads: tokenizing a 20,000-character description would only be thrown away)."""
+    text = f"{title}. {description}" if title and description else title or description
+    return text.replace("\n", " ")[:limit]
+
+
+def _normalize_pairs(pairs: list[tuple[object, object]]) -> list[tuple[str, str, str]]:
     out = []
     for title, description in pairs:
-        t = normalize_text(title)
-        out.append((t, f"{t} {normalize_text(description)}".strip()))
+        clean_title, clean_description = clean_text(title), clean_text(description)
+        t = _normalize_clean(clean_title)
+        out.append(
+            (t, f"{t} {_normalize_clean(clean_description)}".strip(), passage(clean_title, clean_description))
+        )
     return out
 
 
 def model_columns(titles: Sequence[object], descriptions: Sequence[object]) -> dict[str, list[str]]:
     """`model_text` for a few products without a DataFrame (the API's per-request path)."""
     rows = _normalize_pairs(list(zip(titles, descriptions, strict=True)))
-    return {"title": [t for t, _ in rows], "text": [x for _, x in rows]}
+    return {name: [row[i] for row in rows] for i, name in enumerate(COLUMNS)}
 
 
 def model_text(products: pd.DataFrame, *, workers: int = 1, chunk: int = 5000) -> pd.DataFrame:
     """Model inputs from raw `designation` + `description`: `title` and `text` (title + description),
-    both normalized. Large tables are cleaned across `workers` processes (same result)."""
+    both normalized, and `passage` (readable). Large tables are cleaned across `workers` processes (same
+    result)."""
     pairs = list(zip(products["designation"].tolist(), products["description"].tolist(), strict=True))
     if workers <= 1 or len(pairs) < 2 * chunk:
         rows = _normalize_pairs(pairs)
@@ -106,4 +125,4 @@ def model_text(products: pd.DataFrame, *, workers: int = 1, chunk: int = 5000) -
         parts = [pairs[i : i + chunk] for i in range(0, len(pairs), chunk)]
         with ProcessPoolExecutor(workers) as pool:
             rows = [row for part in pool.map(_normalize_pairs, parts) for row in part]
-    return pd.DataFrame(rows, columns=["title", "text"], index=products.index, dtype=object)
+    return pd.DataFrame(rows, columns=list(COLUMNS), index=products.index, dtype=object)

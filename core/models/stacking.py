@@ -3,21 +3,27 @@
 Each view (TF-IDF text, image, …) gives calibrated class probabilities. A product is scored by the
 meta-model of the views that could answer it: products with a readable photo by a model over the text
 *and* image views, products without one by a model over the text views alone, a photo sent without a
-title by the image view alone. Each meta-model is a multinomial logistic regression on the views'
-log-probabilities, fitted on out-of-fold probabilities only (a row's own label never reaches the
-probabilities it is fitted on), with its regularisation chosen by cross-validated log loss.
+title by the image view alone.
+
+Each meta-model is a log-linear pool: p(c) ∝ exp(Σ_v w_v · log p_v(c) + b_c) — one weight per view and
+one bias per class, fitted by log loss on out-of-fold probabilities only (a row's own label never reaches
+the probabilities it is fitted on), the biases' regularisation chosen by cross-validated log loss. A full
+multinomial regression over every view's every class (27 × views inputs per class) was tried first: on
+2,700 demo rows it scored *below* the TF-IDF view alone (out-of-fold weighted F1 0.702 vs 0.720 with the
+embedding view; 0.724 vs 0.756 for the pool over three views) — too many parameters for the rows a user
+has; the pool's few transfer.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
+from scipy.optimize import minimize
+from scipy.special import log_softmax, softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
@@ -27,19 +33,57 @@ from core.models.search import Search, search_c
 log = logging.getLogger(__name__)
 
 Key = tuple[str, ...]
-# lbfgs iterations of a meta-model: on these strongly correlated inputs it converges slowly, and 200
-# iterations gave the same choice of C and no worse a held-out log loss than 500 (measured on demo OOF).
-_MAX_ITER: Final = 200
 _LOG_FLOOR: Final = float(np.log(1e-4))
 
 
 @dataclass
+class LogLinearPool:
+    """p(c | x) ∝ exp(Σ_v w_v · log p_v(c | x) + b_c) over `classes`, from `meta_features` (the views'
+    floored log-probabilities side by side). `C` regularises the class biases (an L2 penalty of
+    ‖b‖² / (2·C·n), as in scikit-learn's LogisticRegression); the view weights are free."""
+
+    C: float
+    classes_: np.ndarray
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def _views(self, x: np.ndarray) -> np.ndarray:
+        k = len(self.classes_)
+        return np.asarray(x, dtype=np.float64).reshape(len(x), -1, k).transpose(1, 0, 2)  # views, rows, k
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> LogLinearPool:
+        views = self._views(x)
+        n_views, n, k = views.shape
+        onehot = np.zeros((n, k))
+        onehot[np.arange(n), np.searchsorted(self.classes_, y)] = 1.0
+        penalty = 1.0 / (self.C * n)
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = theta[:n_views], theta[n_views:]
+            z = np.tensordot(w, views, axes=1) + b
+            log_p = log_softmax(z, axis=1)
+            residual = (np.exp(log_p) - onehot) / n
+            value = -float((log_p * onehot).sum()) / n + 0.5 * penalty * float(b @ b)
+            grad_w = np.einsum("vnk,nk->v", views, residual)
+            return value, np.concatenate([grad_w, residual.sum(axis=0) + penalty * b])
+
+        start = np.concatenate([np.ones(n_views), np.zeros(k)])
+        theta = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
+        self.weights, self.bias = theta[:n_views], theta[n_views:]
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return softmax(np.tensordot(self.weights, self._views(x), axes=1) + self.bias, axis=1)
+
+
+@dataclass
 class StackedFusion:
-    """Meta-models by the tuple of views they combine (in `views` order)."""
+    """Meta-models by the tuple of views they combine (in `views` order). Versions trained before the
+    pool hold LogisticRegression meta-models here; both answer through `predict_proba` / `classes_`."""
 
     classes: np.ndarray
     views: tuple[str, ...]
-    models: dict[Key, LogisticRegression] = field(default_factory=dict)
+    models: dict[Key, LogLinearPool | LogisticRegression] = field(default_factory=dict)
     C: dict[Key, float] = field(default_factory=dict)
     searches: dict[Key, Search] = field(default_factory=dict)
 
@@ -124,7 +168,7 @@ def fit_stacking(
             Cs,
             target,
             _meta_log_loss,
-            data=(x, target),
+            data=(x, target, fusion.classes),
             metric="-log loss",
             seed=seed,
             workers=workers,
@@ -132,16 +176,12 @@ def fit_stacking(
         )
         fusion.searches[key] = found
         fusion.C[key] = found.best
-        fusion.models[key] = _fit_meta(found.best, x, target)
+        fusion.models[key] = LogLinearPool(found.best, fusion.classes).fit(x, target)
     return fusion
 
 
-def _meta_log_loss(c: float, fit_at: np.ndarray, held_at: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
-    model = _fit_meta(c, x[fit_at], y[fit_at])
-    return -float(log_loss(y[held_at], model.predict_proba(x[held_at]), labels=model.classes_))
-
-
-def _fit_meta(c: float, x: np.ndarray, y: np.ndarray) -> LogisticRegression:
-    with warnings.catch_warnings():  # stopping at _MAX_ITER is deliberate (see there)
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return LogisticRegression(C=c, max_iter=_MAX_ITER).fit(x, y)
+def _meta_log_loss(
+    c: float, fit_at: np.ndarray, held_at: np.ndarray, x: np.ndarray, y: np.ndarray, classes: np.ndarray
+) -> float:
+    model = LogLinearPool(c, classes).fit(x[fit_at], y[fit_at])
+    return -float(log_loss(y[held_at], model.predict_proba(x[held_at]), labels=classes))

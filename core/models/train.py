@@ -4,8 +4,9 @@ Pure with respect to storage: takes a `FeatureSet` and `Params`, returns a `Trai
 module saves it. Products are held out for evaluation by a hash of their id (`core.models.holdout`);
 every other labelled row trains the shipped model:
 
-1. each view (TF-IDF text, image) is fitted `split.folds` times, each time predicting the fold it did not
-   see — out-of-fold probabilities for every training row — and once more on all of them (shipped);
+1. each view (TF-IDF text, sentence embedding when asked for, image) is fitted `split.folds` times, each
+   time predicting the fold it did not see — out-of-fold probabilities for every training row — and once
+   more on all of them (shipped);
 2. each view's temperature is fitted on its out-of-fold scores (calibrated confidences);
 3. the stacked fusion's meta-models are fitted on those out-of-fold probabilities.
 """
@@ -36,7 +37,8 @@ from threadpoolctl import threadpool_limits
 from core.features.build import FeatureSet
 from core.io import atomic_path, write_text
 from core.models.calibration import expected_calibration_error
-from core.models.classifier import IMAGE, TFIDF, VIEWS, ProductClassifier
+from core.models.classifier import EMBEDDING, IMAGE, TFIDF, VIEWS, ProductClassifier
+from core.models.embedding import EmbeddingModel
 from core.models.holdout import TrainingDataError, assign_parts, fold_count, folds
 from core.models.image import ImageModel
 from core.models.search import search_c
@@ -143,8 +145,25 @@ def train(
     step("text features", 1, 1)
     timings["text_vectorize_s"] = time.perf_counter() - start
 
+    image_rows = fit.has_image
+    image: ImageModel | None = None
+    if image_rows.sum() >= max(params.image.min_rows, 2) and len(np.unique(y[image_rows])) >= 2:
+        image = ImageModel(params.image, np.unique(y), seed=params.seed)
+    else:
+        n_images = int(image_rows.sum())
+        log.info("image view skipped: %d training images (< %d)", n_images, params.image.min_rows)
+    embedding: EmbeddingModel | None = None
+    if fit.embeddings is not None:
+        embedding = EmbeddingModel(params.embedding, np.unique(y), seed=params.seed)
+    # The dense views: an estimator on a feature matrix, fitted on the rows that have those features.
+    dense: dict[str, _Dense] = {}
+    if embedding is not None and fit.embeddings is not None:
+        dense[EMBEDDING] = _Dense(embedding, fit.embeddings, np.ones(len(y), dtype=bool), "embedding.C")
+    if image is not None:
+        dense[IMAGE] = _Dense(image, fit.image_features, image_rows, "image.C")
     start = time.perf_counter()
-    step("hyper-parameter search", 0, 2)
+    searched = 1 + len(dense)
+    step("hyper-parameter search", 0, searched)
     searches = [
         search_c(
             "text.C",
@@ -159,50 +178,46 @@ def train(
         )
     ]
     text.pipeline.named_steps["svm"].set_params(C=searches[0].best)
-    step("hyper-parameter search", 1, 2)
+    step("hyper-parameter search", 1, searched)
 
-    image_rows = fit.has_image
-    image: ImageModel | None = None
-    if image_rows.sum() >= max(params.image.min_rows, 2) and len(np.unique(y[image_rows])) >= 2:
-        image = ImageModel(params.image, np.unique(y), seed=params.seed)
+    for done, view in enumerate(dense.values(), start=1):
+        rows = view.rows
         found = search_c(
-            "image.C",
-            params.image.C,
-            y[image_rows],
+            view.search_name,
+            view.model.params.C,
+            y[rows],
             _lr_log_loss,
-            data=(image.unfitted(), fit.image_features[image_rows], y[image_rows]),
+            data=(view.model.unfitted(), view.features[rows], y[rows]),
             metric="-log loss",
             seed=params.seed,
             workers=workers,
             processes=True,
         )
-        image.pipeline.set_params(logisticregression__C=found.best)
+        view.model.pipeline.set_params(logisticregression__C=found.best)
         searches.append(found)
-    else:
-        n_images = int(image_rows.sum())
-        log.info("image view skipped: %d training images (< %d)", n_images, params.image.min_rows)
-    step("hyper-parameter search", 2, 2)
+        step("hyper-parameter search", 1 + done, searched)
     timings["search_s"] = time.perf_counter() - start
 
     to_score = {"holdout": held.products}
     if len(unlabelled.products):
         to_score["predict"] = unlabelled.products
     crossed = _cross_fit(
-        text, matrix, image, fit, pairs, to_score, workers=workers, step=step, timings=timings
+        text, matrix, dense, fit, pairs, to_score, workers=workers, step=step, timings=timings
     )
     del matrix
 
     text.calibrate(crossed.text_oof, y)
     oof_probas = {TFIDF: text.proba_from_scores(crossed.text_oof)}
     available = {TFIDF: np.ones(len(y), dtype=bool)}
-    if image is not None:
-        image.calibrate(crossed.image_oof[image_rows], y[image_rows])
-        oof_probas[IMAGE] = image.calibrated(crossed.image_oof)
-        available[IMAGE] = image_rows.copy()
+    for name, view in dense.items():
+        view.model.calibrate(crossed.dense_oof[name][view.rows], y[view.rows])
+        oof_probas[name] = view.model.calibrated(crossed.dense_oof[name])
+        available[name] = view.rows.copy()
 
     start = time.perf_counter()
     step("stacking", 0, 1)
-    keys = [(TFIDF,)] + ([(TFIDF, IMAGE)] if image is not None else [])
+    text_views = (TFIDF, EMBEDDING) if embedding is not None else (TFIDF,)
+    keys = [text_views] + ([(*text_views, IMAGE)] if image is not None else [])
     # One BLAS thread: on these small matrices OpenBLAS's threads cost far more than they give
     # (30× slower when another process keeps the second core busy).
     with threadpool_limits(1):
@@ -221,7 +236,9 @@ def train(
     step("stacking", 1, 1)
     timings["stacking_s"] = time.perf_counter() - start
 
-    classifier = ProductClassifier(text=text, image=image, encoder=features.encoder, fusion=fusion)
+    classifier = ProductClassifier(
+        text=text, image=image, encoder=features.encoder, fusion=fusion, embedding=embedding
+    )
     oof = OutOfFold(fit.products.index.to_numpy(), y, text.classes_, oof_probas, available)
     summary = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -230,32 +247,44 @@ def train(
         "holdout": {"share": params.split.holdout, "salt": params.split.salt, "by": "productid"},
         "folds": n_folds,
         "text_features": text.n_features,
-        "temperature": {TFIDF: text.temperature, **({IMAGE: image.temperature} if image else {})},
+        "temperature": {TFIDF: text.temperature, **{k: v.model.temperature for k, v in dense.items()}},
         "fusion": {"+".join(k): {"C": fusion.C[k]} for k in fusion.keys},
         "search": {s.name: s.to_dict() for s in [*searches, *fusion.searches.values()]},
         "out_of_fold": _oof_scores(oof),
         "image_model": image is not None,
         "encoder": features.encoder,
+        "embedder": features.embedder,
         "timings": timings,
     }
     classifier.info = {
-        k: summary[k] for k in ("trained_at", "rows", "holdout", "folds", "temperature", "fusion", "encoder")
+        k: summary[k]
+        for k in ("trained_at", "rows", "holdout", "folds", "temperature", "fusion", "encoder", "embedder")
     }
     text_scores = {k: TextScores(to_score[k].index, v) for k, v in crossed.scored.items()}
     return TrainResult(classifier, split, summary, text_scores, oof)
 
 
 @dataclass
+class _Dense:
+    """A view fitted on a dense feature matrix (image features, passage embeddings)."""
+
+    model: ImageModel
+    features: np.ndarray
+    rows: np.ndarray  # the training rows that have these features
+    search_name: str
+
+
+@dataclass
 class _Crossed:
     text_oof: np.ndarray  # out-of-fold SVM margins, every training row
-    image_oof: np.ndarray  # out-of-fold raw image probabilities (zeros where no image)
+    dense_oof: dict[str, np.ndarray]  # out-of-fold raw probabilities per dense view (zeros off its rows)
     scored: dict[str, np.ndarray]  # the shipped SVM's margins of the `to_score` frames
 
 
 def _cross_fit(
     text: TextModel,
     matrix: sparse.csr_matrix,
-    image: ImageModel | None,
+    dense: dict[str, _Dense],
     fit: FeatureSet,
     pairs: list[tuple[np.ndarray, np.ndarray]],
     to_score: dict[str, pd.DataFrame],
@@ -270,20 +299,19 @@ def _cross_fit(
     y = fit.labels
     n_classes = len(np.unique(y))
     text_oof = np.zeros((len(y), n_classes))
-    image_oof = np.zeros((len(y), n_classes))
-    rows_img = fit.has_image
+    dense_oof = {name: np.zeros((len(y), n_classes)) for name in dense}
     jobs: list[tuple[str, Any]] = []
     svm = text.new_svm()
     for k, (fit_at, held_at) in enumerate(pairs):
         jobs.append((f"tfidf fold {k + 1}", delayed(_fit_svm)(svm, matrix, y, fit_at, held_at)))
     jobs.append(("tfidf refit", delayed(_fit_svm)(svm, matrix, y, np.arange(len(y)), None)))
-    if image is not None:
-        estimator, classes, photos = image.unfitted(), image.classes_, fit.image_features
+    for view, d in dense.items():
+        estimator, classes, x, has = d.model.unfitted(), d.model.classes_, d.features, d.rows
         for k, (fit_at, held_at) in enumerate(pairs):
-            a, b = fit_at[rows_img[fit_at]], held_at[rows_img[held_at]]
-            jobs.append((f"image fold {k + 1}", delayed(_fit_image)(estimator, classes, photos, y, a, b)))
-        every = np.flatnonzero(rows_img)
-        jobs.append(("image refit", delayed(_fit_image)(estimator, classes, photos, y, every, None)))
+            a, b = fit_at[has[fit_at]], held_at[has[held_at]]
+            jobs.append((f"{view} fold {k + 1}", delayed(_fit_dense)(estimator, classes, x, y, a, b)))
+        every = np.flatnonzero(has)
+        jobs.append((f"{view} refit", delayed(_fit_dense)(estimator, classes, x, y, every, None)))
 
     names = [name for name, _ in jobs]
     started = time.perf_counter()
@@ -299,17 +327,17 @@ def _cross_fit(
                 text_oof[held_at] = margins
             elif name == "tfidf refit":
                 text.set_svm(result)
-            elif name.startswith("image fold"):
+            elif name.endswith("refit"):
+                dense[name.split()[0]].model.pipeline = result
+            else:
                 held_at, raw = result
-                image_oof[held_at] = raw
-            elif name == "image refit" and image is not None:
-                image.pipeline = result
+                dense_oof[name.split()[0]][held_at] = raw
             step("cross-fitting", done, len(jobs))
         scored_matrices = scoring.result()
     timings["cross_fit_s"] = time.perf_counter() - started
     fitted = text.pipeline.named_steps["svm"]
     scored = {name: text.margins(fitted, m) for name, m in scored_matrices.items()}
-    return _Crossed(text_oof, image_oof, scored)
+    return _Crossed(text_oof, dense_oof, scored)
 
 
 def _tagged(index: int, job: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]) -> tuple[int, Any]:
@@ -325,7 +353,7 @@ def _fit_svm(
     return fitted if held_at is None else (held_at, TextModel.margins(fitted, matrix[held_at]))
 
 
-def _fit_image(
+def _fit_dense(
     estimator: Pipeline,
     classes: np.ndarray,
     features: np.ndarray,
@@ -333,7 +361,7 @@ def _fit_image(
     fit_at: np.ndarray,
     held_at: np.ndarray | None,
 ) -> Any:
-    """A worker's job: the image model fitted on `fit_at`, or its raw probabilities of `held_at`."""
+    """A worker's job: a dense view's model fitted on `fit_at`, or its raw probabilities of `held_at`."""
     if held_at is None:
         return clone(estimator).fit(features[fit_at], y[fit_at])
     if len(np.unique(y[fit_at])) < 2:  # a fold with photos of one class: no image answer there
@@ -361,7 +389,7 @@ def _lr_log_loss(
     features: np.ndarray,
     y: np.ndarray,
 ) -> float:
-    """The search's score for `image.C`: minus the log loss of the image model with that C."""
+    """The search's score for `image.C` / `embedding.C`: minus the log loss of the model with that C."""
     fitted = clone(estimator).set_params(logisticregression__C=c).fit(features[fit_at], y[fit_at])
     proba = fitted.predict_proba(features[held_at])
     return -float(log_loss(y[held_at], proba, labels=fitted.classes_))

@@ -26,6 +26,7 @@ import joblib
 from core.config import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings
 from core.errors import MissingExtraError, RakutenError
 from core.features.image import get_encoder
+from core.features.sentence import get_text_encoder
 from core.io import atomic_path, write_text
 from core.models.classifier import ProductClassifier
 
@@ -263,9 +264,16 @@ class ModelHolder:
 
 
 def _warm_encoder(model: ServedModel) -> None:
-    """Load the image encoder the model needs (a network's weights take a second or two). Without the
-    vision extra a pretrained encoder cannot load: text is still served, photos get a 503 that names
-    the install command."""
+    """Load the encoders the model needs (a network's weights take a few seconds). Without the vision
+    extra a pretrained image encoder cannot load: text is still served, photos get a 503 that names the
+    install command; without the embeddings extra a model with a sentence-embedding view cannot answer
+    (503 naming the command)."""
+    embedding = model.classifier.embedding
+    if embedding is not None:
+        try:
+            get_text_encoder(embedding.encoder, embedding.max_tokens).warm()
+        except MissingExtraError as exc:
+            log.error("v%s cannot answer here: %s", model.version, exc)
     try:
         encoder = get_encoder(model.classifier.encoder)
     except MissingExtraError as exc:

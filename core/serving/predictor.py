@@ -25,6 +25,9 @@ from core.models.classifier import ProductClassifier, Views
 ACCEPTED_FORMATS: Final = frozenset({"JPEG", "PNG", "WEBP"})
 ACCEPTED_MEDIA_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/webp"})
 Modality = Literal["text", "image"]
+ViewName = Literal[
+    "text", "text_embedding", "image"
+]  # the TF-IDF view, the sentence-embedding view, the photo
 
 
 class NoImageModelError(RakutenError):
@@ -75,7 +78,7 @@ class ImageStats:
 class ViewAnswer:
     """What one view says on its own (its calibrated probabilities), beside the fused answer."""
 
-    view: Modality
+    view: ViewName
     top_k: tuple[Ranked, ...]
 
 
@@ -171,8 +174,8 @@ def _view_answers(
     out = []
     for view in answered:
         proba = views.probas[view]
-        if proba is not None and view in _MODALITY:
-            out.append(ViewAnswer(_MODALITY[view], _ranked(codes, proba[row], _VIEW_K)))
+        if proba is not None and view in _VIEW_NAME:
+            out.append(ViewAnswer(_VIEW_NAME[view], _ranked(codes, proba[row], _VIEW_K)))
     return tuple(out)
 
 
@@ -183,11 +186,12 @@ def _ranked(codes: np.ndarray, proba: np.ndarray, k: int) -> tuple[Ranked, ...]:
 
 
 def _modalities(views: tuple[str, ...]) -> tuple[Modality, ...]:
-    return tuple(_MODALITY[v] for v in views if v in _MODALITY)
+    return tuple(dict.fromkeys(_MODALITY[v] for v in views if v in _MODALITY))
 
 
 _VIEW_K: Final = 3
-_MODALITY: Final[dict[str, Modality]] = {"tfidf": "text", "image": "image"}
+_MODALITY: Final[dict[str, Modality]] = {"tfidf": "text", "embedding": "text", "image": "image"}
+_VIEW_NAME: Final[dict[str, ViewName]] = {"tfidf": "text", "embedding": "text_embedding", "image": "image"}
 
 
 def _answers(

@@ -47,7 +47,10 @@ class Ranked(BaseModel):
 
 
 class ViewPrediction(BaseModel):
-    view: Literal["text", "image"] = Field(description="The view: the title + description, or the photo.")
+    view: Literal["text", "text_embedding", "image"] = Field(
+        description="The view: the title + description by TF-IDF, the same text by sentence embedding "
+        "(when the model has that view), or the photo."
+    )
     top_k: list[Ranked] = Field(description="What this view says on its own: its 3 most likely codes.")
 
 

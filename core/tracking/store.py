@@ -143,7 +143,9 @@ def log_training_run(
                     name="model",
                     python_model=str(pyfunc.MODEL_CODE),
                     artifacts={pyfunc.ARTIFACT: str(classifier_file)},
-                    pip_requirements=pyfunc.pip_requirements(str(params.get("model.encoder", ""))),
+                    pip_requirements=pyfunc.pip_requirements(
+                        str(params.get("model.encoder", "")), str(params.get("model.embedder", "none"))
+                    ),
                     signature=pyfunc.signature(),
                 )
             version = mlflow.register_model(

@@ -128,7 +128,11 @@ def show_outcome(outcome: Outcome, key: str) -> None:
     view_answers(answer)
 
 
-VIEW_TITLES: Final = {"text": "What the title and description say", "image": "What the photo says"}
+VIEW_TITLES: Final = {
+    "text": "What the title and description say",
+    "text_embedding": "What their meaning says (sentence embedding)",
+    "image": "What the photo says",
+}
 
 
 def view_answers(answer: Answer) -> None:

@@ -99,7 +99,7 @@ def test_flat_keys_are_dotted_sections() -> None:
     # One entry per leaf: no section appears as a value of its own.
     assert not any(isinstance(v, dict) for v in flat.values())
     sections = {key.split(".")[0] for key in flat}
-    assert sections == {"seed", "split", "text", "image", "fusion", "evaluate", "promotion"}
+    assert sections == {"seed", "split", "text", "image", "embedding", "fusion", "evaluate", "promotion"}
 
 
 def test_overrides_take_dotted_keys_like_dvc_exp_run() -> None:
