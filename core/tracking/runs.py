@@ -41,9 +41,14 @@ MAIN_METRICS: Final = (
     "image_ece",
     "oof_tfidf_weighted_f1",
     "oof_image_weighted_f1",
+    "embedding_weighted_f1",
+    "embedding_ece",
+    "oof_embedding_weighted_f1",
 )
-LOWER_IS_BETTER: Final = frozenset({"log_loss", "ece", "tfidf_ece", "image_ece"})
-KEY_PARAMS: Final = ("text.C", "image.C", "image.encoder", "seed")
+LOWER_IS_BETTER: Final = frozenset({"log_loss", "ece", "tfidf_ece", "image_ece", "embedding_ece"})
+KEY_PARAMS: Final = ("text.C", "image.C", "image.encoder", "embedding.encoder", "seed")
+# What a run really used where the parameter may say `auto`: the resolved name it logged.
+_RESOLVED: Final = {"image.encoder": "model.encoder", "embedding.encoder": "model.embedder"}
 RUN_COLUMNS: Final = (
     "run_id",
     "run",
@@ -340,8 +345,8 @@ def calibration_curves(details: Sequence[RunDetail]) -> pd.DataFrame:
 
 def _shown_param(params: dict[str, str], name: str) -> str | None:
     """What a run really used: the value a search chose (`chosen.text.C`), the encoder `auto` resolved
-    to (`model.encoder`), else the parameter as given."""
-    for key in (f"chosen.{name}", "model.encoder" if name == "image.encoder" else ""):
+    to (`model.encoder`, `model.embedder`), else the parameter as given."""
+    for key in (f"chosen.{name}", _RESOLVED.get(name, "")):
         if key in params:
             return params[key]
     return params.get(name)

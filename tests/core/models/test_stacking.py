@@ -81,3 +81,21 @@ def test_too_few_rows_with_a_photo_skip_the_image_meta_model() -> None:
     fusion = _fit(probas, y, has_image)
     assert fusion.keys == [("tfidf",)]
     assert fusion.key_for(("tfidf", "image")) == ("tfidf",)  # photos then fall back to the text model
+
+
+def test_the_pool_weighs_each_view_by_what_it_knows() -> None:
+    """A view of pure noise gets (almost) no weight, the informative one the most; and the class biases
+    learn the class shares the views do not know."""
+    from core.models.stacking import LogLinearPool, meta_features
+
+    rng = np.random.default_rng(2)
+    probas, y = _views(rng, 4000, text_strength=2.0, image_strength=0.0)  # "image" knows nothing
+    pool = LogLinearPool(1.0, CLASSES).fit(meta_features([probas["tfidf"], probas["image"]]), y)
+    text_weight, noise_weight = pool.weights
+    assert text_weight > 0.5 and abs(noise_weight) < 0.1 * text_weight
+    skewed = np.r_[np.full(3000, CLASSES[0]), CLASSES[rng.integers(1, len(CLASSES), 1000)]]
+    flat = np.full((len(skewed), len(CLASSES)), 1 / len(CLASSES))
+    prior = (
+        LogLinearPool(1.0, CLASSES).fit(meta_features([flat]), skewed).predict_proba(meta_features([flat]))
+    )
+    assert prior[0, 0] == pytest.approx(0.75, abs=0.02)
