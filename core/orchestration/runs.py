@@ -48,6 +48,10 @@ def configure_prefect(settings: Settings) -> None:
         os.environ["PREFECT_API_URL"] = settings.prefect_api_url
     else:
         os.environ.setdefault("PREFECT_HOME", str(settings.root / ".prefect"))
+        # The embedded API starts in a subprocess (uvicorn, the store's migrations on first use). Prefect
+        # gives it 20 s, which 2 busy cores sometimes exceed: a first run failed with "Timed out while
+        # attempting to connect to ephemeral Prefect API server" in the CLI flow tests on 2 cores.
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 # Building Prefect settings and a client costs ~20 ms each, a request ~3 ms: both are made once per
