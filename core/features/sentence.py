@@ -28,7 +28,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from core.errors import MissingExtraError
+from core import extras
 from core.features.cache import FeatureStore
 from core.progress import StageProgress, silent
 
@@ -60,16 +60,17 @@ class TextEncoder(Protocol):
 
 def embeddings_installed() -> bool:
     """Whether the `embeddings` extra's packages can be imported."""
-    return all(importlib.util.find_spec(m) is not None for m in _MODULES)
+    return not extras.missing(_MODULES)
 
 
 def require_embeddings(encoder: str) -> None:
-    missing = [m for m in _MODULES if importlib.util.find_spec(m) is None]
-    if missing:
-        raise MissingExtraError(
-            f"The text encoder {encoder!r} needs the embeddings extra ({', '.join(missing)} not installed). "
-            f"Install it with: {INSTALL}. Or set embedding.encoder to none in params.yaml."
-        )
+    extras.require(
+        "embeddings",
+        _MODULES,
+        needed_by=f"The text encoder {encoder!r}",
+        install=INSTALL,
+        instead="set embedding.encoder to none in params.yaml",
+    )
 
 
 @dataclass
