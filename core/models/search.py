@@ -4,6 +4,11 @@
 `fusion.C`); a list is searched with stratified folds on (a sample of) the training rows, and the best
 score wins — ties go to the stronger regularisation (the smaller C). The chosen values are recorded in the
 training summary and the MLflow run.
+
+`search_c` fits every candidate on every fold. `search_path` walks the candidates from the strongest
+regularisation up, one worker per fold, each fit starting from the previous one's solution (a
+regularisation path, as `LogisticRegressionCV` does) and stopping once the score has dropped `PATIENCE`
+times in a row past its best: the weakly regularised fits, the slowest, are skipped when they cannot win.
 """
 
 from __future__ import annotations
@@ -20,10 +25,14 @@ from sklearn.model_selection import StratifiedKFold
 log = logging.getLogger(__name__)
 
 FOLDS: Final = 3
-MAX_ROWS: Final = 20_000  # rows a search looks at: enough to rank candidates, cheap on 85,000 products
+MAX_ROWS: Final = 12_000  # rows a search looks at: enough to rank candidates, cheap on 85,000 products
+
+PATIENCE: Final = 2  # a path stops after this many candidates in a row scored below its best
 
 FitScore = Callable[..., float]
 """`fit_score(C, fit rows, scored rows, *data)` → a score of the model fitted with `C` (higher is better)."""
+FitPath = Callable[..., list[float]]
+"""`fit_path(Cs ascending, fit rows, scored rows, *data)` → the scores of a prefix of `Cs` (`stop_early`)."""
 
 
 @dataclass(frozen=True)
@@ -68,21 +77,67 @@ def search_c(
     values = candidates(grid)
     if len(values) == 1:
         return Search(name, values[0], {}, metric)
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(y), size=min(len(y), max_rows), replace=False))
-    labels, counts = np.unique(y[rows], return_counts=True)
-    keep = np.isin(y[rows], labels[counts >= FOLDS])  # a class too rare to stratify is left out
-    rows = rows[keep]
-    if len(np.unique(y[rows])) < 2:
-        best = float(np.median(values))
-        return Search(name, best, {}, metric)
-    splitter = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
-    pairs = [(rows[a], rows[b]) for a, b in splitter.split(rows, y[rows])]
+    pairs = _folds(y, seed, max_rows)
+    if pairs is None:
+        return Search(name, float(np.median(values)), {}, metric)
     runner = Parallel(n_jobs=max(1, workers), backend="loky" if processes else "threading")
     results = runner(
         delayed(fit_score)(c, fit_at, held_at, *data) for c in values for fit_at, held_at in pairs
     )
     scores = {c: float(np.mean(results[i * len(pairs) : (i + 1) * len(pairs)])) for i, c in enumerate(values)}
-    best = max(values, key=lambda c: (scores[c], -c))
+    return _chosen(name, scores, metric)
+
+
+def search_path(
+    name: str,
+    grid: float | Sequence[float],
+    y: np.ndarray,
+    fit_path: FitPath,
+    *,
+    metric: str,
+    seed: int,
+    data: tuple[Any, ...] = (),
+    workers: int = 1,
+    max_rows: int = MAX_ROWS,
+) -> Search:
+    """`search_c` along a regularisation path: one job per fold (in worker processes) scores the
+    candidates in ascending order until `stop_early` says so; the winner is the best mean score over
+    the candidates every fold reached (the others are not reported)."""
+    values = candidates(grid)
+    if len(values) == 1:
+        return Search(name, values[0], {}, metric)
+    pairs = _folds(y, seed, max_rows)
+    if pairs is None:
+        return Search(name, float(np.median(values)), {}, metric)
+    runner = Parallel(n_jobs=max(1, workers), backend="loky")
+    paths = runner(delayed(fit_path)(values, fit_at, held_at, *data) for fit_at, held_at in pairs)
+    reached = min(len(path) for path in paths)
+    scores = {c: float(np.mean([path[i] for path in paths])) for i, c in enumerate(values[:reached])}
+    return _chosen(name, scores, metric)
+
+
+def stop_early(scores: Sequence[float], patience: int = PATIENCE) -> bool:
+    """Whether a path scored `scores` so far should stop: its last `patience` scores are all below its
+    best (so the best is behind it, on the usual one-peaked curve of score against C)."""
+    if len(scores) <= patience:
+        return False
+    return max(scores[-patience:]) < max(scores[:-patience])
+
+
+def _folds(y: np.ndarray, seed: int, max_rows: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """`FOLDS` stratified (fit rows, scored rows) pairs over a sample of at most `max_rows` rows; None
+    when fewer than two classes are left to compare (a class too rare to stratify is left out)."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(y), size=min(len(y), max_rows), replace=False))
+    labels, counts = np.unique(y[rows], return_counts=True)
+    rows = rows[np.isin(y[rows], labels[counts >= FOLDS])]
+    if len(np.unique(y[rows])) < 2:
+        return None
+    splitter = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
+    return [(rows[a], rows[b]) for a, b in splitter.split(rows, y[rows])]
+
+
+def _chosen(name: str, scores: dict[float, float], metric: str) -> Search:
+    best = max(scores, key=lambda c: (scores[c], -c))
     log.info("%s: C=%g (%s by %d-fold CV: %s)", name, best, metric, FOLDS, scores)
     return Search(name, best, scores, metric)

@@ -41,7 +41,7 @@ from core.models.classifier import EMBEDDING, IMAGE, TFIDF, VIEWS, ProductClassi
 from core.models.embedding import EmbeddingModel
 from core.models.holdout import TrainingDataError, assign_parts, fold_count, folds
 from core.models.image import ImageModel
-from core.models.search import search_c
+from core.models.search import search_c, search_path, stop_early
 from core.models.stacking import fit_stacking
 from core.models.text import TextModel
 from core.params import Params
@@ -182,16 +182,15 @@ def train(
 
     for done, view in enumerate(dense.values(), start=1):
         rows = view.rows
-        found = search_c(
+        found = search_path(
             view.search_name,
             view.model.params.C,
             y[rows],
-            _lr_log_loss,
+            _lr_path_log_loss,
             data=(view.model.unfitted(), view.features[rows], y[rows]),
             metric="-log loss",
             seed=params.seed,
             workers=workers,
-            processes=True,
         )
         view.model.pipeline.set_params(logisticregression__C=found.best)
         searches.append(found)
@@ -381,18 +380,27 @@ def _svm_f1(
     return float(f1_score(y[held_at], pred, average="weighted", zero_division=0))
 
 
-def _lr_log_loss(
-    c: float,
+def _lr_path_log_loss(
+    cs: list[float],
     fit_at: np.ndarray,
     held_at: np.ndarray,
     estimator: Pipeline,
     features: np.ndarray,
     y: np.ndarray,
-) -> float:
-    """The search's score for `image.C` / `embedding.C`: minus the log loss of the model with that C."""
-    fitted = clone(estimator).set_params(logisticregression__C=c).fit(features[fit_at], y[fit_at])
-    proba = fitted.predict_proba(features[held_at])
-    return -float(log_loss(y[held_at], proba, labels=fitted.classes_))
+) -> list[float]:
+    """The search's scores for `image.C` / `embedding.C` on one fold: minus the log loss of the model
+    with each C in turn (ascending), each fit warm-started from the previous one, until `stop_early`."""
+    scaler, model = (clone(step) for _, step in estimator.steps)
+    fit_x = scaler.fit_transform(features[fit_at])
+    held_x = scaler.transform(features[held_at])
+    model.set_params(warm_start=True)
+    scores: list[float] = []
+    for c in cs:
+        model.set_params(C=c).fit(fit_x, y[fit_at])
+        scores.append(-float(log_loss(y[held_at], model.predict_proba(held_x), labels=model.classes_)))
+        if stop_early(scores):
+            break
+    return scores
 
 
 def _oof_scores(oof: OutOfFold) -> dict[str, float]:

@@ -279,6 +279,6 @@ def _warm_encoder(model: ServedModel) -> None:
     except MissingExtraError as exc:
         log.error("v%s answers text only here: %s", model.version, exc)
         return
-    network = getattr(encoder, "network", None)
-    if callable(network):
-        network()
+    warm = getattr(encoder, "warm", None)
+    if callable(warm):
+        warm()

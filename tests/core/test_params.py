@@ -93,7 +93,7 @@ def test_flat_keys_are_dotted_sections() -> None:
     flat = Params().flat()
     assert flat["seed"] == 42
     assert flat["text.C"] == [0.25, 0.5, 1.0]  # candidates, searched by cross-validation
-    assert flat["split.holdout"] == 0.1 and flat["split.folds"] == 5
+    assert flat["split.holdout"] == 0.1 and flat["split.folds"] == 3
     assert flat["evaluate.top_k"] == [3, 5]
     assert flat["promotion.min_behaviour_pass_rate"] == 0.9
     # One entry per leaf: no section appears as a value of its own.
