@@ -74,12 +74,10 @@ def search_c(
     (a single candidate is returned without fitting anything). `fit_score` gets `data` after the rows;
     `processes` runs the fits in worker processes (a module-level `fit_score`; big arrays in `data`
     are shared with them through memory maps), else on threads."""
-    values = candidates(grid)
-    if len(values) == 1:
-        return Search(name, values[0], {}, metric)
-    pairs = _folds(y, seed, max_rows)
-    if pairs is None:
-        return Search(name, float(np.median(values)), {}, metric)
+    plan = _plan(name, grid, y, metric, seed, max_rows)
+    if isinstance(plan, Search):
+        return plan
+    values, pairs = plan
     runner = Parallel(n_jobs=max(1, workers), backend="loky" if processes else "threading")
     results = runner(
         delayed(fit_score)(c, fit_at, held_at, *data) for c in values for fit_at, held_at in pairs
@@ -103,12 +101,10 @@ def search_path(
     """`search_c` along a regularisation path: one job per fold (in worker processes) scores the
     candidates in ascending order until `stop_early` says so; the winner is the best mean score over
     the candidates every fold reached (the others are not reported)."""
-    values = candidates(grid)
-    if len(values) == 1:
-        return Search(name, values[0], {}, metric)
-    pairs = _folds(y, seed, max_rows)
-    if pairs is None:
-        return Search(name, float(np.median(values)), {}, metric)
+    plan = _plan(name, grid, y, metric, seed, max_rows)
+    if isinstance(plan, Search):
+        return plan
+    values, pairs = plan
     runner = Parallel(n_jobs=max(1, workers), backend="loky")
     paths = runner(delayed(fit_path)(values, fit_at, held_at, *data) for fit_at, held_at in pairs)
     reached = min(len(path) for path in paths)
@@ -124,17 +120,26 @@ def stop_early(scores: Sequence[float], patience: int = PATIENCE) -> bool:
     return max(scores[-patience:]) < max(scores[:-patience])
 
 
-def _folds(y: np.ndarray, seed: int, max_rows: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """`FOLDS` stratified (fit rows, scored rows) pairs over a sample of at most `max_rows` rows; None
-    when fewer than two classes are left to compare (a class too rare to stratify is left out)."""
+Pairs = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _plan(
+    name: str, grid: float | Sequence[float], y: np.ndarray, metric: str, seed: int, max_rows: int
+) -> tuple[list[float], Pairs] | Search:
+    """The sorted candidates and `FOLDS` stratified (fit rows, scored rows) pairs over a sample of at
+    most `max_rows` rows — or the answer without fitting: the only candidate, or the median one when
+    fewer than two classes are left to compare (a class too rare to stratify is left out)."""
+    values = candidates(grid)
+    if len(values) == 1:
+        return Search(name, values[0], {}, metric)
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(y), size=min(len(y), max_rows), replace=False))
     labels, counts = np.unique(y[rows], return_counts=True)
     rows = rows[np.isin(y[rows], labels[counts >= FOLDS])]
     if len(np.unique(y[rows])) < 2:
-        return None
+        return Search(name, float(np.median(values)), {}, metric)
     splitter = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
-    return [(rows[a], rows[b]) for a, b in splitter.split(rows, y[rows])]
+    return values, [(rows[a], rows[b]) for a, b in splitter.split(rows, y[rows])]
 
 
 def _chosen(name: str, scores: dict[float, float], metric: str) -> Search:
