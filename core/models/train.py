@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import joblib
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
@@ -35,7 +34,7 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
 from core.features.build import FeatureSet
-from core.io import atomic_path, write_text
+from core.io import atomic_path, load_model, save_model, write_text
 from core.models.calibration import expected_calibration_error
 from core.models.classifier import EMBEDDING, IMAGE, TFIDF, VIEWS, ProductClassifier
 from core.models.embedding import EmbeddingModel
@@ -50,7 +49,7 @@ from core.progress import StageProgress, silent
 log = logging.getLogger(__name__)
 
 FILES: Final = {
-    "classifier": "classifier.joblib",
+    "classifier": "classifier.pkl",
     "split": "split.parquet",
     "summary": "training.json",
     "oof": "out_of_fold.npz",
@@ -101,8 +100,7 @@ class TrainResult:
     def save(self, folder: Path) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         out = {name: folder / file for name, file in FILES.items()}
-        with atomic_path(out["classifier"]) as tmp:
-            joblib.dump(self.classifier, tmp)
+        save_model(self.classifier, out["classifier"])
         with atomic_path(out["split"]) as tmp:
             self.split.rename("part").to_frame().to_parquet(tmp)
         if self.out_of_fold is not None:
@@ -116,7 +114,10 @@ class TrainResult:
 
         if not (folder / FILES["summary"]).is_file():
             raise DataNotFoundError(f"No trained model at {folder}: run `python -m core train` first.")
-        classifier = joblib.load(folder / FILES["classifier"])
+        file = folder / FILES["classifier"]
+        if not file.is_file() and (folder / "classifier.joblib").is_file():
+            file = folder / "classifier.joblib"  # trained before models were plain pickles
+        classifier = load_model(file)
         split = pd.read_parquet(folder / FILES["split"])["part"]
         summary = json.loads((folder / FILES["summary"]).read_text(encoding="utf-8"))
         return cls(classifier, split, summary)

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import pairwise
+from pathlib import Path
 from typing import Final
 
-import joblib
 import numpy as np
 
+from core.io import load_model
 from core.models.classifier import ProductClassifier
 from core.serving.holder import ServedModel
 
@@ -47,7 +48,7 @@ def _score(file: str, designations: Sequence[str], descriptions: Sequence[str]) 
     model = _loaded.get(file)
     if model is None:
         _loaded.clear()  # one version at a time per worker
-        model = _loaded[file] = joblib.load(file)
+        model = _loaded[file] = load_model(Path(file))
         gc.collect()
         gc.freeze()  # keep the model out of the cyclic collector's scans (see `app.settle_heap`)
     return model.proba_from_texts(designations, descriptions)

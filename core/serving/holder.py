@@ -21,13 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import joblib
-
 from core.config import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings
 from core.errors import MissingExtraError, RakutenError
 from core.features.image import get_encoder
 from core.features.sentence import get_text_encoder
-from core.io import atomic_path, write_text
+from core.io import load_model, save_model, write_text
 from core.models.classifier import ProductClassifier
 
 log = logging.getLogger(__name__)
@@ -207,13 +205,12 @@ class ModelHolder:
         return ReloadResult("failed", previous, previous, message)
 
     # --- the local copy ------------------------------------------------------------------------
-    # models/serving/v<N>/classifier.joblib (immutable once written) + served.json naming the latest.
+    # models/serving/v<N>/classifier.pkl (immutable once written) + served.json naming the latest.
     def _save_local(self, model: ServedModel) -> Path | None:
-        target = self.local_dir / f"v{model.version}" / "classifier.joblib"
+        target = self.local_dir / f"v{model.version}" / "classifier.pkl"
         try:
             if not target.is_file():  # another API worker (or an earlier start) may have saved it
-                with atomic_path(target) as tmp:
-                    joblib.dump(model.classifier, tmp)
+                save_model(model.classifier, target)
             meta = {
                 "name": model.name,
                 "version": model.version,
@@ -246,7 +243,7 @@ class ModelHolder:
         try:
             meta: dict[str, Any] = json.loads(meta_file.read_text())
             model_file = self.local_dir / str(meta["file"])
-            classifier = joblib.load(model_file)
+            classifier = load_model(model_file)
         except Exception as exc:  # a damaged copy must not stop the start-up
             log.error("local model copy in %s is unusable: %s", self.local_dir, exc)
             return None

@@ -5,13 +5,14 @@ import copy
 import json
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
+from core.io import load_model
 from core.models.behaviour import DIRECTION, FUNCTIONALITY, run_behaviour
 from core.models.classifier import ProductClassifier
+from core.models.train import FILES
 from core.params import Params
 from core.tracking.gate import Candidate, decide
 
@@ -33,7 +34,7 @@ PRODUCTS = (
 
 @pytest.fixture(scope="module")
 def model(trained_source: Path) -> ProductClassifier:
-    classifier = joblib.load(trained_source / "models" / "candidate" / "classifier.joblib")
+    classifier = load_model(trained_source / "models" / "candidate" / FILES["classifier"])
     assert isinstance(classifier, ProductClassifier)
     return classifier
 

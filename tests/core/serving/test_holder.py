@@ -24,7 +24,7 @@ def test_start_loads_the_champion_and_saves_a_local_copy(trained_source: Path, t
     assert model is not None and model.version == 1 and model.source == "registry"
     assert model.alias == "champion" and model.run_id and 0 < model.metrics["weighted_f1"] <= 1
     assert changes == [(None, model)]
-    assert model.file == tmp_path / "models" / "serving" / "v1" / "classifier.joblib"
+    assert model.file == tmp_path / "models" / "serving" / "v1" / "classifier.pkl"
     assert model.file.is_file()
     # the alias has not moved: nothing to do, and nothing is reloaded
     assert not holder.champion_moved()

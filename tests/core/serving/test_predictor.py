@@ -156,14 +156,12 @@ def test_fast_text_scoring_equals_the_sklearn_pipeline(classifier: ProductClassi
 def test_batch_pool_gives_the_same_answers_split_across_processes(
     classifier: ProductClassifier, tmp_path: Path
 ) -> None:
-    import joblib
-
+    from core.io import save_model
     from core.serving.batch import MIN_ROWS, BatchPool
     from core.serving.holder import ServedModel
 
-    file = tmp_path / "v1" / "classifier.joblib"
-    file.parent.mkdir()
-    joblib.dump(classifier, file)
+    file = tmp_path / "v1" / "classifier.pkl"
+    save_model(classifier, file)
     model = ServedModel(classifier, "m", 1, "champion", None, {}, datetime.now(UTC), "registry", file)
     products = [
         Product(f"Produit numéro {i} piscine livre figurine"[: 10 + i % 30], f"desc {i}")
