@@ -32,8 +32,7 @@ from core.models.behaviour import BehaviourReport, run_behaviour
 from core.models.classifier import ProductClassifier
 from core.models.evaluate import Evaluation, evaluate
 from core.models.figures import save_figures
-from core.models.train import FILES as TRAIN_FILES
-from core.models.train import TrainResult, train
+from core.models.train import TrainResult, classifier_file, train
 from core.params import Params
 from core.progress import StageProgress, silent
 from core.tracking.gate import Candidate, Decision, decide
@@ -241,7 +240,7 @@ def evaluate_step(
         tags=tags,
         artifact_dirs={"evaluation": layout.evaluation},
         artifact_files={k: v for k, v in artifact_files.items()},
-        classifier_file=layout.candidate / TRAIN_FILES["classifier"],
+        classifier_file=classifier_file(layout.candidate),
     )
     step("evaluate", 3, 4)
 

@@ -55,7 +55,7 @@ FILES: Final = {
     "oof": "out_of_fold.npz",
 }
 
-__all__ = ["FILES", "TextScores", "TrainResult", "TrainingDataError", "train"]
+__all__ = ["FILES", "TextScores", "TrainResult", "TrainingDataError", "classifier_file", "train"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,14 @@ class OutOfFold:
             np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
 
 
+def classifier_file(folder: Path) -> Path:
+    """The classifier file of a trained folder (`classifier.joblib` when it was trained before models
+    were saved as plain pickles)."""
+    file = folder / FILES["classifier"]
+    old = folder / "classifier.joblib"
+    return old if not file.is_file() and old.is_file() else file
+
+
 @dataclass
 class TrainResult:
     classifier: ProductClassifier
@@ -114,10 +122,7 @@ class TrainResult:
 
         if not (folder / FILES["summary"]).is_file():
             raise DataNotFoundError(f"No trained model at {folder}: run `python -m core train` first.")
-        file = folder / FILES["classifier"]
-        if not file.is_file() and (folder / "classifier.joblib").is_file():
-            file = folder / "classifier.joblib"  # trained before models were plain pickles
-        classifier = load_model(file)
+        classifier = load_model(classifier_file(folder))
         split = pd.read_parquet(folder / FILES["split"])["part"]
         summary = json.loads((folder / FILES["summary"]).read_text(encoding="utf-8"))
         return cls(classifier, split, summary)

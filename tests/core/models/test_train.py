@@ -189,3 +189,13 @@ def test_load_without_a_trained_model_says_what_to_run(tmp_path: Path) -> None:
 
     with pytest.raises(DataNotFoundError, match="python -m core train"):
         TrainResult.load(tmp_path)
+
+
+def test_a_folder_trained_before_plain_pickles_still_names_its_joblib_file(tmp_path: Path) -> None:
+    from core.models.train import FILES, classifier_file
+
+    assert classifier_file(tmp_path) == tmp_path / FILES["classifier"]  # nothing there yet: the new name
+    (tmp_path / "classifier.joblib").write_bytes(b"")
+    assert classifier_file(tmp_path) == tmp_path / "classifier.joblib"
+    (tmp_path / FILES["classifier"]).write_bytes(b"")
+    assert classifier_file(tmp_path) == tmp_path / FILES["classifier"]
