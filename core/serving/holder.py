@@ -25,6 +25,7 @@ from core.config import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings
 from core.errors import MissingExtraError, RakutenError
 from core.features.image import get_encoder
 from core.features.sentence import get_text_encoder
+from core.features.text import normalize_text
 from core.io import load_model, save_model, write_text
 from core.models.classifier import ProductClassifier
 
@@ -265,6 +266,7 @@ def _warm_encoder(model: ServedModel) -> None:
     extra a pretrained image encoder cannot load: text is still served, photos get a 503 that names the
     install command; without the embeddings extra a model with a sentence-embedding view cannot answer
     (503 naming the command)."""
+    normalize_text("é")  # text cleaning builds its accent table now, not on the first request
     embedding = model.classifier.embedding
     if embedding is not None:
         try:
