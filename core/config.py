@@ -76,7 +76,13 @@ class Settings(BaseSettings):
     mlflow_s3_endpoint_url: str | None = Field(default=None, validation_alias=_env("MLFLOW_S3_ENDPOINT_URL"))
 
     # --- Prefect, API, console -------------------------------------------------------------------
-    prefect_api_url: str | None = Field(default=None, validation_alias=_env("PREFECT_API_URL"))
+    prefect_api_url: str | None = Field(
+        default=None,
+        validation_alias=_env("PREFECT_API_URL"),
+        description="A Prefect server of your own (unset: the local stack's, on prefect_port).",
+    )
+    prefect_port: int = Field(default=4200, ge=1, le=65535, description="The local stack's Prefect server.")
+    console_port: int = Field(default=8501, ge=1, le=65535, description="The local stack's console.")
     api_url: str | None = Field(
         default=None, description="Prediction API the console calls (unset: it predicts in-process)."
     )
@@ -151,6 +157,8 @@ class Settings(BaseSettings):
         self.models_dir = _resolve(self.models_dir, self.root, self.root / "models")
         self.reports_dir = _resolve(self.reports_dir, self.root, self.root / "reports")
         self.cache_dir = _resolve(self.cache_dir, self.root, data / "cache")
+        if self.prefect_api_url and self.prefect_api_url.rstrip("/") == self._local_prefect_url:
+            self.prefect_api_url = None  # the local stack's own server (its programs get it exported)
         if self.inference_log_url is None:
             self.inference_log_url = f"sqlite:///{data / 'inference.db'}"
         if self.mlflow_tracking_uri is None:
@@ -205,15 +213,33 @@ class Settings(BaseSettings):
         return self.cache_dir
 
     @property
+    def stack_dir(self) -> Path:
+        """The local stack's state: its supervisor's configuration, socket, PID file and logs."""
+        return self.root / ".stack"
+
+    @property
+    def prefect_url(self) -> str:
+        """The Prefect API every entry point talks to: the configured server, else the local stack's."""
+        return self.prefect_api_url or self._local_prefect_url
+
+    @property
+    def _local_prefect_url(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
+    def local_prefect(self) -> bool:
+        """Whether Prefect is the local stack's own server (started by `python -m core up`)."""
+        return self.prefect_api_url is None
+
+    @property
     def params_file(self) -> Path:
         return self.root / "params.yaml"
 
     @property
     def mode(self) -> Literal["embedded", "connected"]:
-        """`connected` as soon as any external service is configured."""
-        connected = (
-            self.prefect_api_url or self.api_url or not str(self.mlflow_tracking_uri).startswith("sqlite")
-        )
+        """`connected` when Prefect or MLflow are servers of your own; `embedded` on the local stack
+        (whose console calls its own API: an `api_url` alone does not make it connected)."""
+        connected = self.prefect_api_url or not str(self.mlflow_tracking_uri).startswith("sqlite")
         return "connected" if connected else "embedded"
 
     @property

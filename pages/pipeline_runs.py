@@ -72,12 +72,7 @@ else:
 
 st.subheader("Next scheduled runs")
 upcoming = ui.scheduled()
-if upcoming is None:
-    st.caption(
-        "Schedules (monitor-and-retrain daily at 09:00) run under a Prefect worker: set PREFECT_API_URL, "
-        "`prefect deploy --all`, `prefect worker start --pool rakuten-process`."
-    )
-elif upcoming.empty:
-    st.caption("Nothing scheduled on the Prefect server.")
+if upcoming.empty:
+    st.caption("Nothing scheduled on the Prefect server (prefect.yaml: monitor-and-retrain daily at 09:00).")
 else:
     st.dataframe(upcoming, hide_index=True)

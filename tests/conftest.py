@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,8 +20,7 @@ DEMO_ROWS = 400
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """One embedded Prefect store for the whole session: a process's embedded Prefect API is started
-    once, on the store of the moment, so tests in one process must not switch stores between them."""
+    """Prefect's client files (profiles) in a private folder, no telemetry."""
     import os
     import tempfile
 
@@ -85,8 +88,8 @@ TRAINED_ROWS = 1500
 
 @pytest.fixture
 def small_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A project with 1,500 demo products (images included), settings pointed at it, embedded Prefect
-    (the session's store, see `pytest_configure`). Nothing trained yet."""
+    """A project with 1,500 demo products (images included), settings pointed at it. Nothing trained
+    yet, no Prefect."""
     root = tmp_path / "project"
     write_demo(root / "data" / "raw", DemoSpec(rows=TRAINED_ROWS, seed=11), workers=2)
     clean_env(monkeypatch, root)
@@ -124,6 +127,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
     monkeypatch.setenv("RAKUTEN_ROOT", str(root))
     for var in (
         "RAKUTEN_DATA_DIR",
+        "RAKUTEN_PREFECT_PORT",
+        "RAKUTEN_API_PORT",
+        "RAKUTEN_CONSOLE_PORT",
+        "RAKUTEN_PREFECT_API_URL",
         "MLFLOW_TRACKING_URI",
         "RAKUTEN_MLFLOW_TRACKING_URI",
         "PREFECT_API_URL",
@@ -206,4 +213,71 @@ def trained_project(trained_source: Path, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.chdir(trained_source)
     clean_env(monkeypatch, trained_source)
     yield trained_source
+    get_settings.cache_clear()
+
+
+# --- the local stack (`python -m core up`) -----------------------------------------------------------
+@dataclass(frozen=True)
+class LocalStack:
+    root: Path
+    env: dict[str, str]  # what points a process at it: RAKUTEN_ROOT and the stack's ports
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['RAKUTEN_CONSOLE_PORT']}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['RAKUTEN_API_PORT']}"
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """`python -m core ARGS` as a user runs it against this stack (wide terminal, no wrapping)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
+        env |= self.env | {"COLUMNS": "200"}
+        return subprocess.run([sys.executable, "-m", "core", *args], cwd=self.root, env=env,
+                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def local_stack(root: Path, env: dict[str, str] | None = None) -> Iterator[LocalStack]:
+    """`python -m core up --detach --no-prepare` on `root` with free ports (and `env`: more settings);
+    `python -m core down` after."""
+    ports = {f"RAKUTEN_{name}_PORT": str(free_port()) for name in ("PREFECT", "API", "CONSOLE")}
+    stack = LocalStack(root, {"RAKUTEN_ROOT": str(root)} | ports | (env or {}))
+    started = stack.cli("up", "--detach", "--no-prepare", timeout=400)
+    try:
+        assert started.returncode == 0, f"the local stack did not start:\n{started.stderr[-4000:]}"
+        yield stack
+    finally:
+        stopped = stack.cli("down", timeout=120)
+        assert stopped.returncode == 0, stopped.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def stack_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A local stack (Prefect server + worker, API, console) on a project with 1,500 demo products,
+    nothing trained, for one test module."""
+    root = tmp_path_factory.mktemp("stack") / "project"
+    write_demo(root / "data" / "raw", DemoSpec(rows=TRAINED_ROWS, seed=11), workers=2)
+    with local_stack(root) as stack:
+        yield stack
+
+
+@pytest.fixture
+def on_stack(stack_project: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    """This process's settings pointed at the module's local stack."""
+    clean_env(monkeypatch, stack_project.root)
+    for key, value in stack_project.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(stack_project.root)
+    get_settings.cache_clear()
+    yield stack_project
     get_settings.cache_clear()

@@ -1,5 +1,5 @@
-"""`python -m core flow run|status` as a user runs them: separate processes, the project's embedded
-Prefect store in between (what one process records, the next one reads)."""
+"""`python -m core flow run|start|status|runs|cancel` as a user runs them: separate processes, the local
+stack's Prefect server in between (what one process records, the next one reads)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.data.demo.generator import DemoSpec, write_demo
+from tests.conftest import LocalStack
 
 pytestmark = pytest.mark.slow
 
@@ -26,17 +26,14 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_flow_run_then_status_from_another_process(tmp_path: Path) -> None:
-    root = tmp_path / "project"
-    write_demo(root / "data" / "raw", DemoSpec(rows=1500, seed=11), workers=2)
-    done = cli(root, "run", "training", "--set", "text.C=0.5", "--workers", "2")
+def test_flow_run_then_status_from_another_process(stack_project: LocalStack) -> None:
+    done = stack_project.cli("flow", "run", "training", "--set", "text.C=0.5", "--workers", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     run_id = re.search(r"Completed flow run ([0-9a-f-]{36})", done.stderr)
     assert run_id, done.stderr[-2000:]
-    assert (root / ".prefect").is_dir()  # the project's own embedded Prefect store
-    assert (root / "data" / "processed" / "predictions.csv").is_file()
+    assert (stack_project.root / "data" / "processed" / "predictions.csv").is_file()
 
-    status = cli(root, "status", run_id.group(1), "--logs", "50")
+    status = stack_project.cli("flow", "status", run_id.group(1), "--logs", "50")
     assert status.returncode == 0, status.stderr[-3000:]
     out = status.stderr
     assert "training-pipeline" in out and "COMPLETED" in out and "step 6/6" in out
@@ -54,26 +51,37 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "not a flow run id" in missing.stderr
 
 
-def test_flow_start_refuses_a_second_start_and_status_follows_it(tmp_path: Path) -> None:
-    """Embedded mode, as the console does it: `flow start` hands the training to a background
-    process and returns; a second start is refused (exit 3); `status --follow` shows it to the end."""
-    root = tmp_path / "project"
-    write_demo(root / "data" / "raw", DemoSpec(rows=1500, seed=11), workers=2)
-    started = cli(root, "start", "--no-follow")
+def test_flow_start_refuses_a_second_start_and_status_follows_it(stack_project: LocalStack) -> None:
+    """As the console does it: `flow start` hands the training to the stack's worker and returns; a
+    second start is refused (exit 3); `status --follow` shows it to the end."""
+    cli = stack_project.cli
+    started = cli("flow", "start", "--no-follow")
     assert started.returncode == 0, started.stderr[-3000:]
-    found = re.search(r"Started \S+ \(([0-9a-f-]{36})\) in embedded mode", started.stderr)
+    found = re.search(r"Started \S+ \(([0-9a-f-]{36})\) in local mode", started.stderr)
     assert found, started.stderr[-2000:]
     run_id = found.group(1)
 
-    again = cli(root, "start", "--no-follow")
+    again = cli("flow", "start", "--no-follow")
     assert again.returncode == 3 and "already in progress" in again.stderr and run_id in again.stderr
 
-    followed = cli(root, "status", run_id, "--follow")
+    followed = cli("flow", "status", run_id, "--follow")
     assert followed.returncode == 0, followed.stderr[-3000:]
     assert "COMPLETED" in followed.stderr and "step 6/6" in followed.stderr
-    assert "promoted to champion" in followed.stderr  # the evaluate step's log line, streamed
-    assert "Model v1" in followed.stderr  # the summary artifact at the end
+    assert "Model v" in followed.stderr  # the summary artifact at the end
 
-    listed = cli(root, "runs")
+    listed = cli("flow", "runs")
     assert listed.returncode == 0 and run_id in listed.stdout + listed.stderr
-    assert cli(root, "cancel", "not-a-uuid").returncode == 2
+    assert cli("flow", "cancel", "not-a-uuid").returncode == 2
+
+
+def test_without_a_running_stack_flow_commands_say_how_to_start_it(tmp_path: Path) -> None:
+    root = tmp_path / "stopped"
+    root.mkdir()
+    from tests.conftest import free_port
+
+    env = {"RAKUTEN_ROOT": str(root), "RAKUTEN_PREFECT_PORT": str(free_port())}
+    for args in (("flow", "runs"), ("flow", "start", "--no-follow"), ("flow", "run", "training")):
+        done = LocalStack(root, env).cli(*args, timeout=120)
+        assert done.returncode == 2, (args, done.stderr[-2000:])
+        assert "does not answer" in done.stderr and "make console" in done.stderr, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr

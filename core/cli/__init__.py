@@ -5,12 +5,15 @@ Core errors become a red message and exit code 2; nothing here holds logic of it
 
 from __future__ import annotations
 
-from core.cli import monitor
+from core.cli import monitor, stack
 from core.cli.commands import app
 from core.cli.flow import flow_app
 
 app.command()(monitor.drift)
 app.command()(monitor.simulate)
+app.command()(stack.up)
+app.command()(stack.down)
+app.command()(stack.status)
 app.add_typer(flow_app, name="flow")
 
 __all__ = ["app", "main"]

@@ -1,5 +1,5 @@
-"""`python -m core flow …`: run a flow here, start a training the way the console does (the worker in
-server mode, a background process in embedded mode) and follow it, read, list and cancel runs."""
+"""`python -m core flow …`: run a flow here, start a training the way the console does (on the local
+stack's worker, or your Prefect server's) and follow it, read, list and cancel runs."""
 
 from __future__ import annotations
 
@@ -53,15 +53,18 @@ def flow_run(
 ) -> None:
     """Run a flow in this process, recorded in Prefect.
 
-    Runs go to the configured Prefect server, or the project's embedded store. To hand a training to
-    the worker instead (as the console does), use `flow start`."""
-    _settings()
-    from core.orchestration import flows
+    Recorded by the configured Prefect server, or the local stack's (`make console`). To hand a
+    training to the worker instead (as the console does), use `flow start`."""
+    settings = _settings()
+    from core.orchestration.runs import check_prefect
 
     try:
         overrides = _overrides(set_ or [])
-    except ValueError as exc:
+        check_prefect(settings)  # a clear error now, not a Prefect traceback from inside the flow
+    except (ValueError, RakutenError) as exc:
         raise fail(exc) from exc
+    from core.orchestration import flows
+
     options = {"flow_run_name": name} if name else {}
     if which is FlowName.training:
         training = flows.training_pipeline.with_options(**options)  # type: ignore[arg-type]
@@ -96,8 +99,8 @@ def flow_start(
 ) -> None:
     """Start a training as the console's Retrain does, and follow it.
 
-    On the Prefect worker in server mode, in a background process in embedded mode; refused (exit
-    code 3) while another training is pending or running."""
+    On the local stack's Prefect worker (or your server's); refused (exit code 3) while another
+    training is pending or running."""
     settings = _settings()
     from core.orchestration.launcher import AlreadyRunning, start_training
 
@@ -213,7 +216,7 @@ def flow_runs(limit: Annotated[int, typer.Option(help="How many runs", min=1)] =
 
     try:
         runs = recent_runs(settings, limit=limit)
-        upcoming = recent_runs(settings, limit=5, scheduled=True) if settings.prefect_api_url else []
+        upcoming = recent_runs(settings, limit=5, scheduled=True)
     except RakutenError as exc:
         raise fail(exc) from exc
     table = Table("flow", "run", "state", "started", "seconds", "overrides", title="Recent runs")

@@ -73,12 +73,10 @@ def probe_all(settings: Settings, *, timeout: float = TIMEOUT_S) -> list[Probe]:
         checks.append(partial(_http, "MLflow", uri, "/health", mlflow_ui, _says("tracking server"), timeout))
     else:
         checks.append(partial(_fixed, "MLflow", "embedded", f"local store {uri}"))
-    if settings.prefect_api_url:
-        prefect = settings.prefect_api_url
-        ui = links.get("prefect", prefect.removesuffix("/api"))
-        checks.append(partial(_http, "Prefect", prefect, "/health", ui, _says("API server"), timeout))
-    else:
-        checks.append(partial(_fixed, "Prefect", "embedded", "local API in each process (.prefect/)"))
+    prefect = settings.prefect_url
+    ui = links.get("prefect", prefect.removesuffix("/api"))
+    what = "API server" if settings.prefect_api_url else "the local stack's server"
+    checks.append(partial(_http, "Prefect", prefect, "/health", ui, _says(what), timeout))
     optional = (
         ("Prometheus", settings.prometheus_url, "/-/ready"),
         ("Grafana", settings.grafana_url, "/api/health"),

@@ -2,11 +2,10 @@
 scheduled runs — read from the Prefect API, so whoever asks (CLI, console, after a browser reload) sees
 the same truth.
 
-`configure_prefect(settings)` must run before Prefect is imported by an entry point: with no
-`PREFECT_API_URL`, runs live in the project's own embedded Prefect database (`<root>/.prefect`).
-Every call then goes through `prefect_client(settings)`, which talks to the API the settings name
-(whatever Prefect read from the environment when it was imported) and turns "cannot reach it" into
-`PrefectUnavailable`.
+Every call goes through `prefect_client(settings)`, which talks to the Prefect API the settings name —
+a server of your own (`PREFECT_API_URL`) or the local stack's (`python -m core up`, on
+`prefect_port`) — and turns "cannot reach it" into `PrefectUnavailable`. Prefect never starts a
+temporary per-process server here (`configure_prefect`).
 """
 
 from __future__ import annotations
@@ -42,16 +41,13 @@ class PrefectUnavailable(RakutenError):
 
 
 def configure_prefect(settings: Settings) -> None:
-    """Point Prefect at the configured server, or at the project's embedded store; no telemetry."""
+    """Point Prefect at the configured server or the local stack's; never a temporary per-process
+    server (two processes starting one at once collided on its port); no telemetry."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    if settings.prefect_api_url:
-        os.environ["PREFECT_API_URL"] = settings.prefect_api_url
-    else:
+    os.environ["PREFECT_API_URL"] = settings.prefect_url
+    os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
+    if settings.local_prefect:
         os.environ.setdefault("PREFECT_HOME", str(settings.root / ".prefect"))
-        # The embedded API starts in a subprocess (uvicorn, the store's migrations on first use). Prefect
-        # gives it 20 s, which 2 busy cores sometimes exceed: a first run failed with "Timed out while
-        # attempting to connect to ephemeral Prefect API server" in the CLI flow tests on 2 cores.
-        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 # Building Prefect settings and a client costs ~20 ms each, a request ~3 ms: both are made once per
@@ -63,21 +59,18 @@ _LOCK = threading.Lock()
 
 @contextmanager
 def prefect_api(settings: Settings) -> Iterator[None]:
-    """Prefect calls inside this block go to `settings.prefect_api_url`, or to the embedded API when
-    it is unset — even if this process imported Prefect under other settings."""
+    """Prefect calls inside this block go to `settings.prefect_url` — even if this process imported
+    Prefect under other settings."""
     configure_prefect(settings)
     import prefect.context
     from prefect.settings import PREFECT_API_URL
 
     outer = prefect.context.get_settings_context()
-    url = settings.prefect_api_url
+    url = settings.prefect_url
     key = (url, id(outer.settings))
     with _LOCK:
         if key not in _SCOPES:  # holds `outer` too, so its id cannot be reused by another object
-            scoped = outer.settings.copy_with_update(
-                updates={PREFECT_API_URL: url} if url else None,
-                restore_defaults=None if url else {PREFECT_API_URL},
-            )
+            scoped = outer.settings.copy_with_update(updates={PREFECT_API_URL: url})
             _SCOPES[key] = (outer.settings, scoped)
     with prefect.context.SettingsContext(profile=outer.profile, settings=_SCOPES[key][1]):
         yield
@@ -93,7 +86,7 @@ def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
         import prefect.context
         from prefect.client.orchestration import get_client
 
-        key = (settings.prefect_api_url, id(prefect.context.get_settings_context().settings))
+        key = (settings.prefect_url, id(prefect.context.get_settings_context().settings))
         try:
             with _LOCK:
                 if key not in _CLIENTS:
@@ -102,12 +95,15 @@ def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
                     _CLIENTS[key] = client
             yield _CLIENTS[key]
         except httpx.TransportError as exc:
-            if not settings.prefect_api_url:
-                raise PrefectUnavailable(f"The embedded Prefect API does not answer ({exc}).") from None
+            if settings.local_prefect:
+                raise PrefectUnavailable(
+                    f"The local stack's Prefect server ({settings.prefect_url}) does not answer ({exc}). "
+                    "Start the stack: `make console` (or `python -m core up --detach`)."
+                ) from None
             raise PrefectUnavailable(
                 f"The Prefect server at {settings.prefect_api_url} does not answer ({exc}). Start it "
                 "(`prefect server start`, or the full stack), or unset PREFECT_API_URL to use the "
-                "embedded mode."
+                "local stack (`make console`)."
             ) from None
 
 

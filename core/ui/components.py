@@ -88,7 +88,8 @@ def environment_sidebar(settings: Settings) -> None:
         st.badge(settings.mode.capitalize(), color="blue" if settings.mode == "embedded" else "green")
         st.caption(f"Data: `{settings.raw_dir}`")
         st.caption(f"MLflow: `{settings.mlflow_tracking_uri}`")
-        st.caption(f"Prefect: `{settings.prefect_api_url or 'local (ephemeral)'}`")
+        local = "" if settings.prefect_api_url else " (local stack)"
+        st.caption(f"Prefect: `{settings.prefect_url}`{local}")
         st.caption(f"API: `{settings.api_url or 'in-process'}`")
         if settings.prometheus_url:
             st.caption(f"Prometheus: `{settings.prometheus_url}`")

@@ -22,10 +22,12 @@ def settings() -> Settings:
 
 def configure_console() -> None:
     """An interactive console must fail fast: MLflow's client retries an unreachable server for minutes
-    by default (7 retries, exponential backoff). Environment values set by the user win."""
+    by default (7 retries, exponential backoff), Prefect's waits 60 s for an answer. Environment
+    values set by the user win."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "10")
 
 
 def report() -> ValidationReport | None:

@@ -27,7 +27,7 @@ STATE_ICON: Final = {
 
 
 def prefect_ready() -> None:
-    """Point Prefect at the configured API or the project's store before anything imports it."""
+    """Point Prefect at the configured server or the local stack's (idempotent, cheap)."""
     from core.orchestration.runs import configure_prefect
 
     configure_prefect(settings())
@@ -38,8 +38,9 @@ def mode_caption() -> str:
     if s.prefect_api_url:
         return f"Server mode: runs execute on a Prefect worker of `{s.prefect_api_url}`."
     return (
-        "Embedded mode: runs execute in a background process on this machine and are recorded in the "
-        "project's Prefect store (`.prefect/`) — the page follows them after a reload."
+        f"Local stack: runs execute on its Prefect worker and are recorded by its Prefect server "
+        f"([{s.prefect_url.removesuffix('/api')}]({s.prefect_url.removesuffix('/api')})) — the page "
+        "follows them after a reload."
     )
 
 
@@ -55,12 +56,15 @@ def problem() -> str | None:
 
 
 def worker_warning() -> str | None:
-    """Server mode: a started run only moves when a worker polls the pool — say so when none does."""
-    from core.orchestration.launcher import WORK_POOL, mode, worker_ready
+    """A started run only moves when a worker polls the pool — say so when none does."""
+    from core.orchestration.launcher import WORK_POOL, worker_ready
 
-    if mode(settings()) == "embedded":
-        return None
     ready = worker_ready(settings())
+    if settings().local_prefect and not ready:
+        return (
+            "The local stack's worker is not running: a started run waits until it does. Restart the "
+            "stack (`make console`), or see `python -m core status`."
+        )
     if ready is None:
         return (
             f"No work pool `{WORK_POOL}` on the Prefect server: create it and deploy the flows "
@@ -146,7 +150,7 @@ def live(run_id: str, *, key: str = "live") -> bool:
     st.markdown(f"**{run.name}** — {icon} {run.state}{took}")
     label = f"step {done} of {total}" + (f": {current}" if current else "")
     if run.state in {"SCHEDULED", "PENDING"}:
-        label = "waiting to start" + (" on a worker" if settings().prefect_api_url else "")
+        label = "starting… (waiting for the worker)"
     st.progress(done / total if total else 0.0, text=label)
     if not run.final:
         st.button(
@@ -204,12 +208,10 @@ HISTORY_CONFIG: Final = {
 }
 
 
-def scheduled() -> pd.DataFrame | None:
-    """Next scheduled runs (server mode: the deployments' schedules); None in embedded mode."""
+def scheduled() -> pd.DataFrame:
+    """The next runs the deployments' schedules created."""
     from core.orchestration.runs import recent_runs
 
-    if not settings().prefect_api_url:
-        return None
     runs = recent_runs(settings(), limit=5, scheduled=True)
     return pd.DataFrame({"flow": [r.flow for r in runs], "run": [r.name for r in runs],
                          "at": [r.started for r in runs]})  # fmt: skip

@@ -1,16 +1,12 @@
-"""Real-browser fixtures: a demo project with two registered versions, the prediction API
-(`python -m core serve`) and the console (`streamlit run app/Home.py`, predicting through that API)
-started on it once per session, and Debian's Chromium driven by Playwright (no browser download).
+"""Real-browser fixtures: a demo project with two registered versions, the local stack
+(`python -m core up`: Prefect server and worker, the prediction API, the console predicting through
+it) started on it once per session, and Debian's Chromium driven by Playwright (no browser download).
 Screenshots go to `$RAKUTEN_E2E_SCREENSHOTS` (default: a temporary folder, printed)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import build_two_run_project, require_tool
-from tests.integration.conftest import REPO, _free_port, _stop, _tail
-from tests.integration.test_api_server import Server, start_server, stop_server
+from tests.conftest import build_two_run_project, local_stack, require_tool
+from tests.integration.test_api_server import TOKEN
 
 pytestmark = pytest.mark.slow
 
@@ -39,55 +34,17 @@ def e2e_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def api(e2e_project: Path) -> Iterator[Server]:
-    """`python -m core serve` on the project (inference log: the project's), following the champion
-    alias every second; stopped at the end of the session."""
-    server = start_server(e2e_project, e2e_project / "api.log", alias_check_s=1.0,
-                          env={"PREFECT_HOME": str(e2e_project / ".prefect")})  # fmt: skip
-    try:
-        yield server
-    finally:
-        stop_server(server)
-
-
-@pytest.fixture(scope="session")
-def console(e2e_project: Path, api: Server) -> Iterator[Console]:
-    """The console on the project, predicting through `api`; embedded Prefect runs recorded in the
-    project's store (`.prefect/`); drift reports from 100 predictions on. Yields its URL."""
-    root = e2e_project
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
-    env |= {
-        "RAKUTEN_ROOT": str(root),
-        "RAKUTEN_API_URL": api.url,
+def console(e2e_project: Path) -> Iterator[Console]:
+    """The local stack on the project (`python -m core up`: Prefect server and worker, the API — admin
+    token set, following the champion alias every second — and the console predicting through it);
+    drift reports from 100 predictions on. Yields the console's URL."""
+    extra = {
+        "RAKUTEN_API_ADMIN_TOKEN": TOKEN,
+        "RAKUTEN_API_ALIAS_CHECK_S": "1",
         "RAKUTEN_MONITOR_MIN_ROWS": "100",
-        "PREFECT_HOME": str(root / ".prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    log = root / "console.log"
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "Home.py"), "--server.headless=true",
-        "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert process.poll() is None, _tail(log)
-            assert time.monotonic() < deadline, _tail(log)
-            time.sleep(0.3)
-        yield Console(url, root, api.url)
-    finally:
-        _stop(process)
+    with local_stack(e2e_project, extra) as stack:
+        yield Console(stack.console_url, e2e_project, stack.api_url)
 
 
 @pytest.fixture(scope="module")

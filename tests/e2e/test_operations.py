@@ -76,11 +76,11 @@ def wait_until(condition: Any, timeout_s: float, what: str) -> None:
 
 # --- Retrain ----------------------------------------------------------------------------------------
 def test_retrain_runs_to_completed(page: Any, console: Console, screenshots: Path) -> None:
-    """Retrain starts an embedded Prefect run; the live view follows it step by step to Completed,
+    """Retrain starts a run on the local stack's worker; the live view follows it step by step to Completed,
     with the run's summary, and the run registered a new model version."""
     before = registered_versions(console.root)
     open_page(page, console, "pipeline_runs", "Pipeline runs")
-    page.get_by_text("Embedded mode").first.wait_for()
+    page.get_by_text("Local stack").first.wait_for()
     page.get_by_role("button", name="Retrain", exact=True).click()
     flash = page.get_by_text(re.compile(r"Started training run training-[0-9a-f]{8} "))
     flash.first.wait_for()

@@ -1,61 +1,85 @@
-"""The launcher in embedded mode: a start returns the run id within seconds, the run progresses to
-Completed in the background, a second start while it runs is refused (with the active run's id),
-and the run is read back from Prefect as the console would after a browser reload."""
+"""The launcher on the local stack (a real Prefect server and worker under `python -m core up`): a
+start returns the run id at once, the worker runs it to Completed, a second start while it runs is
+refused (with the active run's id), the run is read back from Prefect as the console would after a
+browser reload, and a cancel stops the run's process."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
+import psutil
 import pytest
 
 from core.config import Settings
+from core.orchestration.runs import RunInfo
+from tests.conftest import LocalStack
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def project(small_project: Path) -> Settings:
-    return Settings(root=small_project)
+def project(on_stack: LocalStack) -> Settings:
+    return Settings()
 
 
 def test_start_follow_and_refuse_a_second_start(project: Settings) -> None:
     from core.orchestration.launcher import AlreadyRunning, active_training, start_training
-    from core.orchestration.runs import read_run
+
+    start_training(project, {"text.C": 0.5}, actor="warm-up")  # the first call pays Prefect's imports
+    first = active_training(project)
+    assert first is not None
+    started = time.monotonic()
+    with pytest.raises(AlreadyRunning) as refused:
+        start_training(project)
+    assert refused.value.run_id == first.id and time.monotonic() - started < 5
+    _wait_final(project, first.id)
 
     started = time.monotonic()
     launch = start_training(project, {"text.C": 0.5}, actor="test")
-    assert launch.mode == "embedded" and time.monotonic() - started < 60
-    with pytest.raises(AlreadyRunning) as refused:
-        start_training(project)
-    assert refused.value.run_id in {launch.run_id, launch.name}
+    assert launch.mode == "local" and time.monotonic() - started < 5  # the id at once, not after the run
     active = active_training(project)
     assert active is not None and active.id == launch.run_id
-
-    seen_steps: set[str] = set()
-    deadline = time.monotonic() + 300
-    while not (run := read_run(project, launch.run_id)).final:
-        assert time.monotonic() < deadline, "the run did not finish"
-        seen_steps |= {s.name for s in run.steps}
-        time.sleep(1)
+    run = _wait_final(project, launch.run_id)
     assert run.state == "COMPLETED", run.message
     assert run.progress[:2] == (6, 6)
     assert run.parameters["overrides"] == {"text.C": 0.5} and run.parameters["actor"] == "test"
     assert active_training(project) is None  # a new start is allowed again
 
 
-def test_cancel_stops_an_embedded_run(project: Settings) -> None:
+def test_cancel_stops_the_run_on_the_worker(project: Settings) -> None:
     from core.orchestration.launcher import active_training, cancel, start_training
     from core.orchestration.runs import read_run
 
     launch = start_training(project, actor="test")
-    pid = int((project.models / ".runs" / f"{launch.run_id}.pid").read_text())
-    cancel(project, launch.run_id)
-    deadline = time.monotonic() + 30
-    while read_run(project, launch.run_id).state != "CANCELLED":
+    deadline = time.monotonic() + 60
+    while read_run(project, launch.run_id).state != "RUNNING":
         assert time.monotonic() < deadline, read_run(project, launch.run_id).state
-        time.sleep(0.5)
-    import psutil
-
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, "still running"
+        time.sleep(0.3)
+    engines = _flow_processes(project)
+    assert engines, "no flow-run process under the worker"
+    cancel(project, launch.run_id)
+    run = _wait_final(project, launch.run_id, within_s=60)
+    assert run.state == "CANCELLED", run.state
+    _, alive = psutil.wait_procs(engines, timeout=30)
+    assert not alive, f"still running: {alive}"
     assert active_training(project) is None
+
+
+def _flow_processes(project: Settings) -> list[psutil.Process]:
+    """The flow-run processes this stack's worker started."""
+    from core.stack.supervisor import status
+
+    programs = status(project) or []
+    worker = next(p.pid for p in programs if p.name == "worker" and p.pid)
+    tree = psutil.Process(worker).children(recursive=True)
+    return [p for p in tree if "prefect.engine" in " ".join(p.cmdline())]
+
+
+def _wait_final(project: Settings, run_id: str, within_s: float = 300) -> RunInfo:
+    from core.orchestration.runs import read_run
+
+    deadline = time.monotonic() + within_s
+    while not (run := read_run(project, run_id)).final:
+        assert time.monotonic() < deadline, f"the run did not finish ({run.state})"
+        time.sleep(1)
+    return run

@@ -1,0 +1,201 @@
+"""What the local stack runs, and the supervisord configuration that runs it — pure functions of
+Settings (nothing started, nothing written here).
+
+Four programs, each a child of one supervisord, in its own process group, logging to
+`<root>/.stack/logs/<name>.log`, restarted with back-off when it crashes:
+
+- `prefect`: a Prefect server (SQLite in `<root>/.prefect`, loopback, `prefect_port`);
+- `worker`: a Prefect process worker that runs the deployed flows (started once the deployments exist);
+- `api`: the prediction service (`python -m core serve`);
+- `console`: the Streamlit console, predicting through that API.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal
+
+from core.config import Settings
+
+WORK_POOL: Final = "rakuten-process"
+REPO: Final = Path(__file__).resolve().parents[2]  # the checkout: prefect.yaml, app/, the flows' code
+ProgramName = Literal["prefect", "worker", "api", "console"]
+PROGRAMS: Final[tuple[ProgramName, ...]] = ("prefect", "worker", "api", "console")
+
+
+@dataclass(frozen=True)
+class Program:
+    name: ProgramName
+    command: list[str]
+    directory: Path
+    health: str | None  # a URL answering 200 once the program serves; None: the worker (asked of Prefect)
+    url: str | None  # where a user opens it
+    env: dict[str, str] = field(default_factory=dict)
+    autostart: bool = True
+    priority: int = 100  # supervisord starts lower first and stops them last
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    state: Path
+    config: Path
+    pidfile: Path
+    socket: Path
+    logs: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> StackPaths:
+        state = settings.stack_dir
+        socket = state / "supervisor.sock"
+        if len(str(socket)) > 100:  # AF_UNIX paths stop at 108 bytes: a deep checkout gets one in /tmp
+            import hashlib
+
+            digest = hashlib.blake2b(str(state).encode(), digest_size=6).hexdigest()
+            socket = Path("/tmp") / f"rakuten-stack-{digest}.sock"
+        return cls(state, state / "supervisord.conf", state / "supervisord.pid", socket, state / "logs")
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+
+def _tool(name: str) -> str:
+    """An executable installed beside this interpreter (the virtual environment's `prefect`)."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else name
+
+
+def programs(settings: Settings) -> list[Program]:
+    """The local stack's programs for these settings (ports, project root)."""
+    prefect_env = {
+        "PREFECT_HOME": str(settings.root / ".prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": settings.prefect_url,
+    }
+    api_url = f"http://{settings.api_host}:{settings.api_port}"
+    console_url = f"http://127.0.0.1:{settings.console_port}"
+    prefect_ui = settings.prefect_url.removesuffix("/api")
+    return [
+        Program(
+            "prefect",
+            [
+                _tool("prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(settings.prefect_port),
+            ],
+            settings.root,
+            health=f"{settings.prefect_url}/health",
+            url=prefect_ui,
+            env={k: v for k, v in prefect_env.items() if k != "PREFECT_API_URL"},
+            priority=10,
+        ),
+        Program(
+            "worker",
+            [_tool("prefect"), "worker", "start", "--pool", WORK_POOL, "--type", "process"],
+            REPO,  # the deployments' code lives here; the flows' settings come from the environment
+            health=None,
+            url=None,
+            # 0.5 s polls: a Retrain's first step runs within seconds, not the default 10 s
+            env={**prefect_env, "PREFECT_WORKER_QUERY_SECONDS": "0.5"},
+            autostart=False,  # `up` starts it once the deployments exist
+            priority=20,
+        ),
+        Program(
+            "api",
+            [sys.executable, "-m", "core", "serve"],
+            Path.cwd(),
+            health=f"{api_url}/health",
+            url=f"{api_url}/docs",
+            env=prefect_env,
+            priority=30,
+        ),
+        Program(
+            "console",
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(REPO / "app" / "Home.py"),
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(settings.console_port),
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            Path.cwd(),
+            health=f"{console_url}/_stcore/health",
+            url=console_url,
+            env={**prefect_env, "RAKUTEN_API_URL": settings.api_url or api_url},
+            priority=40,
+        ),
+    ]
+
+
+def _quote(value: str) -> str:
+    """A value for supervisord's configuration: `%` doubled (its own interpolation)."""
+    return value.replace("%", "%%")
+
+
+def _environment(env: dict[str, str]) -> str:
+    return ",".join(
+        f'{key}="{_quote(value).replace(chr(34), chr(92) + chr(34))}"' for key, value in env.items()
+    )
+
+
+def render_config(paths: StackPaths, stack: list[Program]) -> str:
+    """supervisord's configuration: a private control socket, the logs under the project, and every
+    program stopped with its whole process group (no orphan survives a stop)."""
+    lines = [
+        "; written by `python -m core up` — regenerated at every start, edits are lost",
+        "[unix_http_server]",
+        f"file={_quote(str(paths.socket))}",
+        "chmod=0700",
+        "",
+        "[supervisord]",
+        f"logfile={_quote(str(paths.log('supervisord')))}",
+        "logfile_maxbytes=5MB",
+        "logfile_backups=2",
+        f"pidfile={_quote(str(paths.pidfile))}",
+        f"childlogdir={_quote(str(paths.logs))}",
+        "loglevel=info",
+        "silent=true",  # in the foreground too: its log goes to the file only
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{_quote(str(paths.socket))}",
+    ]
+    for program in stack:
+        lines += [
+            "",
+            f"[program:{program.name}]",
+            f"command={_quote(shlex.join(program.command))}",
+            f"directory={_quote(str(program.directory))}",
+            f"priority={program.priority}",
+            f"autostart={str(program.autostart).lower()}",
+            "autorestart=true",
+            "startsecs=2",  # alive 2 s: started; an earlier exit is retried with a growing back-off
+            "startretries=5",
+            "stopsignal=TERM",
+            "stopwaitsecs=15",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            f"stdout_logfile={_quote(str(paths.log(program.name)))}",
+            "stdout_logfile_maxbytes=10MB",
+            "stdout_logfile_backups=2",
+        ]
+        if program.env:
+            lines.append(f"environment={_environment(program.env)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,361 @@
+"""Start, watch and stop the local stack through supervisord (`supervisor` from PyPI).
+
+supervisord owns the programs (`core.stack.programs`): it starts them in their own process groups,
+restarts a crashed one with back-off, writes their logs and stops each with its whole group. This
+module drives it over its XML-RPC socket: bring the stack up (health checks, the Prefect deployments,
+then the worker), say how each program is doing, and take everything down — including flow-run
+processes a worker started in sessions of their own, so a stop leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Final
+
+from core.config import Settings
+from core.errors import RakutenError
+from core.io import write_text
+from core.stack.programs import PROGRAMS, REPO, WORK_POOL, Program, StackPaths, programs, render_config
+
+STARTUP_S: Final = 120.0  # per program, on a busy 2-core machine (Prefect's first start migrates its DB)
+STOP_S: Final = 60.0
+Report = Callable[[str], None]
+
+
+class StackError(RakutenError):
+    """The local stack cannot start, or a program in it failed."""
+
+
+class PortBusy(StackError):
+    """A port the stack needs is taken by another program."""
+
+
+@dataclass(frozen=True)
+class ProgramStatus:
+    name: str
+    state: str  # supervisord's: RUNNING, STARTING, BACKOFF, STOPPED, EXITED, FATAL, …
+    pid: int | None
+    uptime_s: float | None
+    healthy: bool | None  # None: not checked (not running)
+    url: str | None
+    log: str
+
+
+# --- supervisord's control socket --------------------------------------------------------------------
+def _proxy(paths: StackPaths) -> Any:
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, serverurl=f"unix://{paths.socket}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+
+def supervisor_pid(settings: Settings) -> int | None:
+    """The running stack's supervisord, if its control socket answers."""
+    paths = StackPaths.of(settings)
+    if not paths.socket.exists():
+        return None
+    try:
+        return int(_proxy(paths).supervisor.getPID())
+    except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
+        return None
+
+
+def _info(paths: StackPaths) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p for p in _proxy(paths).supervisor.getAllProcessInfo()}
+
+
+# --- health ----------------------------------------------------------------------------------------
+def _answers(url: str, timeout: float = 1.0) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _worker_polls(settings: Settings) -> bool:
+    from core.orchestration.runs import prefect_client
+
+    try:
+        with prefect_client(settings) as client:
+            pool = client.read_work_pool(WORK_POOL)
+    except Exception:
+        return False
+    return pool.status is not None and pool.status.value == "READY"
+
+
+def healthy(settings: Settings, program: Program) -> bool:
+    return _answers(program.health) if program.health else _worker_polls(settings)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(settings: Settings) -> None:
+    """`PortBusy` naming the setting to change when another program holds a port the stack needs."""
+    wanted = [
+        ("Prefect server", "127.0.0.1", settings.prefect_port, "RAKUTEN_PREFECT_PORT"),
+        ("prediction API", settings.api_host, settings.api_port, "RAKUTEN_API_PORT"),
+        ("console", "127.0.0.1", settings.console_port, "RAKUTEN_CONSOLE_PORT"),
+    ]
+    for what, host, port, variable in wanted:
+        if not _port_free(host, port):
+            raise PortBusy(
+                f"Port {port} (the {what}) is taken by another program. Stop it, or choose another "
+                f"port: {variable}=… (environment or .env)."
+            )
+
+
+# --- bringing it up --------------------------------------------------------------------------------
+def write_config(settings: Settings) -> StackPaths:
+    paths = StackPaths.of(settings)
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    write_text(paths.config, render_config(paths, programs(settings)))
+    return paths
+
+
+def launch_supervisor(paths: StackPaths, *, detach: bool) -> subprocess.Popen[bytes] | None:
+    """Start supervisord: as a child in the foreground (returned), or as a daemon (None)."""
+    command = [sys.executable, "-m", "supervisor.supervisord", "-c", str(paths.config)]
+    if not detach:
+        return subprocess.Popen([*command, "--nodaemon"])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise StackError(f"supervisord did not start: {(done.stdout + done.stderr).strip()[-1500:]}")
+    return None
+
+
+def _wait(settings: Settings, paths: StackPaths, program: Program, deadline: float) -> None:
+    """Until the program answers its health check; `StackError` with its log's tail if it gave up."""
+    while True:
+        try:
+            state = _info(paths)[program.name]["statename"]
+        except (OSError, xmlrpc.client.Fault):
+            state = "STARTING"  # supervisord's socket is not up yet
+        if state in {"FATAL", "EXITED"} or (state == "STOPPED" and program.autostart):
+            raise StackError(f"{program.name} could not start ({state}):\n{_tail(paths, program.name)}")
+        if state == "RUNNING" and healthy(settings, program):
+            return
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"{program.name} did not become healthy within {STARTUP_S:.0f} s ({state}):\n"
+                f"{_tail(paths, program.name)}"
+            )
+        time.sleep(0.25)
+
+
+def _tail(paths: StackPaths, name: str, chars: int = 1500) -> str:
+    try:
+        return paths.log(name).read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log yet)"
+
+
+def bring_up(settings: Settings, paths: StackPaths, report: Report) -> None:
+    """With supervisord started: wait for Prefect, deploy the flows (while the API and the console
+    come up), then start the worker."""
+    by_name = {p.name: p for p in programs(settings)}
+    _wait(settings, paths, by_name["prefect"], time.monotonic() + STARTUP_S)
+    report(f"Prefect server up: {by_name['prefect'].url}")
+    ended = crash_abandoned_runs(settings)
+    if ended:
+        report(f"Marked {ended} run(s) the last stop left active as crashed")
+    deploying = _deploy(settings)
+    for name in ("api", "console"):
+        _wait(settings, paths, by_name[name], time.monotonic() + STARTUP_S)
+        report(f"{name} up: {by_name[name].url}")
+    _deployed(deploying)
+    report("Flows deployed (prefect.yaml): training, monitor-and-retrain (daily schedule)")
+    _proxy(paths).supervisor.startProcess("worker", False)
+    _wait(settings, paths, by_name["worker"], time.monotonic() + STARTUP_S)
+    report("worker up: trainings and scheduled runs execute")
+
+
+def crash_abandoned_runs(settings: Settings) -> int:
+    """Runs the last stop left pending or running (their processes are gone) are marked Crashed: else
+    they would block every new training as "already running"."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    from core.orchestration.runs import prefect_client
+
+    active = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
+    with prefect_client(settings) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=active)))
+        )
+        for run in runs:
+            message = "The local stack stopped while this run was active."
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+    return len(runs)
+
+
+def _deploy(settings: Settings) -> subprocess.Popen[str]:
+    """Create the work pool, start `prefect deploy --all` (prefect.yaml's deployments; idempotent)."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from core.orchestration.runs import prefect_client
+
+    with prefect_client(settings) as client, suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
+    env = {**os.environ, "PREFECT_API_URL": settings.prefect_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    command = [programs(settings)[0].command[0], "--no-prompt", "deploy", "--all"]
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _deployed(process: subprocess.Popen[str]) -> None:
+    try:
+        output, _ = process.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    if process.returncode != 0:
+        raise StackError(f"`prefect deploy --all` failed:\n{output[-2000:]}")
+
+
+# --- status ----------------------------------------------------------------------------------------
+def status(settings: Settings) -> list[ProgramStatus] | None:
+    """Each program's supervisord state and health; None when the stack is not running."""
+    paths = StackPaths.of(settings)
+    if supervisor_pid(settings) is None:
+        return None
+    info = _info(paths)
+    out = []
+    for program in programs(settings):
+        entry = info.get(program.name, {})
+        state = str(entry.get("statename", "UNKNOWN"))
+        running = state == "RUNNING"
+        out.append(
+            ProgramStatus(
+                name=program.name,
+                state=state,
+                pid=int(entry["pid"]) if running and entry.get("pid") else None,
+                uptime_s=float(entry["now"] - entry["start"]) if running else None,
+                healthy=healthy(settings, program) if running else None,
+                url=program.url,
+                log=str(paths.log(program.name)),
+            )
+        )
+    return out
+
+
+# --- stopping --------------------------------------------------------------------------------------
+def _tree(pid: int) -> list[Any]:
+    import psutil
+
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _escaped(supervisord: int) -> list[Any]:
+    """Processes under supervisord outside every program's process group: flow runs a worker started
+    in a session of their own, which a group stop does not reach."""
+    import psutil
+
+    groups = set()
+    children = []
+    try:
+        children = psutil.Process(supervisord).children()
+    except psutil.NoSuchProcess:
+        return []
+    for child in children:
+        try:
+            groups.add(os.getpgid(child.pid))
+        except ProcessLookupError:
+            continue
+    escaped = []
+    for process in _tree(supervisord):
+        try:
+            if os.getpgid(process.pid) not in groups:
+                escaped.append(process)
+        except ProcessLookupError:
+            continue
+    return escaped
+
+
+def _terminate(processes: list[Any], grace_s: float) -> None:
+    import psutil
+
+    for process in processes:
+        try:
+            process.terminate()
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(processes, timeout=grace_s)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(alive, timeout=5)
+
+
+@contextmanager
+def _stopping(supervisord: int) -> Iterator[None]:
+    """Around a supervisord shutdown: escaped processes are stopped first (their parents are still
+    there to reap them), and any process of the tree that outlived the shutdown is killed after."""
+    tree = _tree(supervisord)
+    _terminate(_escaped(supervisord), grace_s=10)
+    yield
+    import psutil
+
+    survivors = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    _terminate(survivors, grace_s=5)
+
+
+def stop_child(process: subprocess.Popen[bytes]) -> int:
+    """Stop a foreground supervisord (our child) and everything under it."""
+    if process.poll() is not None:
+        return process.returncode
+    with _stopping(process.pid):
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+
+def down(settings: Settings) -> bool:
+    """Stop a running stack (foreground or detached); False when none was running."""
+    import psutil
+
+    pid = supervisor_pid(settings)
+    if pid is None:
+        return False
+    with _stopping(pid):
+        with suppress(OSError, xmlrpc.client.Fault):
+            _proxy(StackPaths.of(settings)).supervisor.shutdown()
+        try:
+            psutil.Process(pid).wait(timeout=STOP_S)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            psutil.Process(pid).kill()
+    return True
+
+
+__all__ = ["PROGRAMS", "PortBusy", "ProgramStatus", "StackError", "bring_up", "down", "status"]
