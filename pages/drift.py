@@ -5,7 +5,7 @@ import streamlit as st
 from core.ui import drift as ui
 from core.ui import lock
 from core.ui import runs as runs_ui
-from core.ui.components import ago, empty_state
+from core.ui.components import ago
 
 st.title("Drift")
 st.caption(
@@ -17,13 +17,14 @@ if st.button("Generate report now", key="generate", icon=":material/analytics:")
     ui.generate()
 ui.show_flash()
 runs_ui.show_flash()
+ui.window_panel()
 
 found = ui.reports()
 if not found:
-    empty_state(
-        "No drift report yet. The API logs every prediction; send traffic (held-back products, "
-        "optionally shifted), then generate a report.",
-        "python -m core simulate --n 1000 [--drifted]\npython -m core drift",
+    st.info(
+        "No drift report yet. Every prediction (API or console) is logged; once the window above holds "
+        "enough of them, **Generate report now**. From a terminal: `python -m core simulate --n 1000 "
+        "[--drifted]`, then `python -m core drift`."
     )
     st.stop()
 

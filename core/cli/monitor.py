@@ -77,14 +77,7 @@ def simulate(
 ) -> None:
     """Replay held-back products (the test set) against the prediction service, optionally shifted."""
     from core.io import write_text
-    from core.monitoring.simulate import (
-        Shift,
-        describe_shift,
-        held_back_products,
-        replay,
-        request_ids,
-        shift_products,
-    )
+    from core.monitoring.simulate import Shift, describe_shift, send_held_back
     from core.serving.client import ApiBackend
 
     settings = get_settings()
@@ -93,17 +86,13 @@ def simulate(
     shift = Shift(class_mix=class_mix, new_vocabulary=new_vocabulary, darker=darker,
                   empty_description=empty_description)  # fmt: skip
     target = url or settings.api_url or f"http://{settings.api_host}:{settings.api_port}"
-    backend = ApiBackend(target, timeout=30.0)
+    backend = ApiBackend(target, timeout=30.0, origin="simulator")
     try:
         backend.model_info(timeout=5.0)  # fail fast, with the reason, when the API is not there
-        # the test set has no labels: a class mix is drawn from held-out (labelled) training rows
-        products = held_back_products(settings, labelled=labelled or bool(shift.class_mix))
-        labels = products.get("label")
-        sent = shift_products(products, shift, n=n, seed=seed, labels=labels)
-        sent["request_id"] = request_ids(len(sent), seed)
         console.print(f"Sending {n:,} products to {target} ({describe_shift(shift)}), {clients} clients")
         with progress() as update:
-            result = replay(backend, sent, shift, clients=clients, images=images, progress=update)
+            sent, result = send_held_back(settings, backend, n, shift, seed=seed, labelled=labelled,
+                                          clients=clients, images=images, progress=update)  # fmt: skip
     except RakutenError as exc:
         raise fail(exc) from exc
     console.print(f"{result.answered:,} answered, {result.failed:,} failed in {result.seconds:.1f} s "

@@ -207,6 +207,27 @@ def replay(
     return result
 
 
+def send_held_back(
+    settings: Settings,
+    backend: Backend,
+    n: int,
+    shift: Shift,
+    *,
+    seed: int = 0,
+    labelled: bool = False,
+    clients: int = 4,
+    images: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[pd.DataFrame, ReplayResult]:
+    """Replay `n` held-back products (shifted by `shift`) through `backend`: what was sent (with its
+    request ids, and `label` when `labelled`) and what came back. A class mix draws from the held-out
+    training rows, which have labels (the test set has none)."""
+    products = held_back_products(settings, labelled=labelled or bool(shift.class_mix))
+    sent = shift_products(products, shift, n=n, seed=seed, labels=products.get("label"))
+    sent["request_id"] = request_ids(len(sent), seed)
+    return sent, replay(backend, sent, shift, clients=clients, images=images, progress=progress)
+
+
 def describe_shift(shift: Shift) -> str:
     parts = [
         f"{shift.class_mix:.0%} from classes {', '.join(map(str, shift.classes))}" if shift.class_mix else "",

@@ -1,11 +1,13 @@
 """Two ways to get predictions with one interface: `ApiBackend` (the HTTP service) and
 `InProcessBackend` (the same `predict` function, in this process). The console uses whichever is
-available and says which; both return `Outcome`s made of `predictor.Answer`s.
+available and says which; both return `Outcome`s made of `predictor.Answer`s, and both end in the
+inference log with their origin (the API logs what it answers; the in-process backend logs itself).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -14,6 +16,7 @@ import httpx
 
 from core.errors import RakutenError
 from core.serving.holder import ServedModel
+from core.serving.inference_log import ORIGIN_HEADER, InferenceLogWriter, records
 from core.serving.predictor import Answer, BatchRow, ImageLimits, Product, Ranked, ViewAnswer, predict
 
 BackendName = Literal["api", "in-process"]
@@ -53,20 +56,47 @@ class InProcessBackend:
 
     name: BackendName = "in-process"
 
-    def __init__(self, model: ServedModel, limits: ImageLimits) -> None:
+    def __init__(
+        self,
+        model: ServedModel,
+        limits: ImageLimits,
+        *,
+        writer: InferenceLogWriter | None = None,
+        origin: str = "console",
+    ) -> None:
         self.model, self.limits = model, limits
+        self.writer, self.origin = writer, origin
 
     def predict(self, product: Product, *, k: int = 5, request_id: str | None = None) -> Outcome:
-        start = time.perf_counter()  # (no request id here: in-process predictions are not logged)
+        start = time.perf_counter()
         answers = predict(self.model.classifier, [product], self.limits, k=k)
-        return Outcome(answers, self.model.version, self.name, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        self._log("product" if product.image else "text", [product], answers, elapsed, request_id)
+        return Outcome(answers, self.model.version, self.name, elapsed)
 
     def predict_batch(self, rows: Sequence[BatchRow], *, k: int = 5) -> Outcome:
         start = time.perf_counter()
         products = [Product(r.designation, r.description) for r in rows]
         answers = predict(self.model.classifier, products, self.limits, k=k)
+        elapsed = time.perf_counter() - start
+        self._log("batch", products, answers, elapsed, None)
         ids = [r.id for r in rows]
-        return Outcome(answers, self.model.version, self.name, time.perf_counter() - start, ids)
+        return Outcome(answers, self.model.version, self.name, elapsed, ids)
+
+    def _log(
+        self,
+        route: str,
+        products: Sequence[Product],
+        answers: Sequence[Answer],
+        elapsed: float,
+        rid: str | None,
+    ) -> None:
+        """Into the inference log like the API's answers (queued: a prediction never waits for it)."""
+        if self.writer is not None:
+            rid = rid or f"{self.origin}-{uuid.uuid4().hex[:16]}"
+            self.writer.record(
+                records(route, self.model.version, products, answers, elapsed, rid, self.origin)
+            )
 
 
 class ApiBackend:
@@ -74,10 +104,13 @@ class ApiBackend:
 
     name: BackendName = "api"
 
-    def __init__(self, url: str, *, max_batch: int = 1000, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, max_batch: int = 1000, timeout: float = 30.0, origin: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.max_batch = max_batch
         self.timeout = timeout
+        self.headers = {ORIGIN_HEADER: origin} if origin else {}  # the API logs it with each answer
 
     def model_info(self, *, timeout: float = 2.0) -> dict[str, Any]:
         """`GET /model`: also the reachability probe (a short timeout: the page must not hang)."""
@@ -132,7 +165,10 @@ class ApiBackend:
 
     def _call(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
         try:
-            response = httpx.request(method, self.url + path, timeout=timeout or self.timeout, **kwargs)
+            headers = {**self.headers, **(kwargs.pop("headers", None) or {})}
+            response = httpx.request(
+                method, self.url + path, timeout=timeout or self.timeout, headers=headers, **kwargs
+            )
         except httpx.HTTPError as exc:
             raise ApiUnavailable(f"The prediction API at {self.url} cannot be reached: {exc}") from exc
         if response.status_code >= 500:

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from core.config import Settings
 from core.serving.batch import BatchPool
 from core.serving.holder import ModelHolder, ServedModel
-from core.serving.inference_log import InferenceLogWriter
+from core.serving.inference_log import ORIGIN_HEADER, ORIGINS, InferenceLogWriter
 from core.serving.metrics import ServiceMetrics
 from core.serving.predictor import ImageLimits
 
@@ -58,6 +58,15 @@ async def request_id(request: Request) -> str:
 
 
 RequestId = Annotated[str, Depends(request_id)]
+
+
+async def origin(request: Request) -> str:
+    """Who sent the request, from `X-Rakuten-Origin` (console, simulator); any other client: api."""
+    said = request.headers.get(ORIGIN_HEADER, "api").strip().lower()
+    return said if said in ORIGINS else "api"
+
+
+Origin = Annotated[str, Depends(origin)]
 
 
 async def require_admin(request: Request, state: State) -> None:

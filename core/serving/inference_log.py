@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TITLE_CHARS: Final = 512  # the title is kept for text drift; longer ones are cut
+# Who asked: any API client, the console (through the API or in its own process), the traffic simulator.
+ORIGINS: Final = ("api", "console", "simulator")
+ORIGIN_HEADER: Final = "X-Rakuten-Origin"
 
 metadata = sa.MetaData()
 predictions = sa.Table(
@@ -56,6 +59,7 @@ predictions = sa.Table(
     sa.Column("predicted_code", sa.Integer, nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("origin", sa.String(16)),  # NULL in logs written before it existed: read as "api"
 )
 COLUMNS: Final = tuple(c.name for c in predictions.columns if c.name != "id")
 
@@ -85,6 +89,7 @@ class InferenceRecord:
     image_red: float | None = None
     image_green: float | None = None
     image_blue: float | None = None
+    origin: str = "api"
 
     def values(self) -> tuple[Any, ...]:
         """Column values in `COLUMNS` order (a plain tuple: the writer binds them without copies)."""
@@ -94,6 +99,7 @@ class InferenceRecord:
             self.description_length, self.has_image, self.image_width, self.image_height,
             self.image_bytes, self.image_brightness, self.image_saturation, self.image_red,
             self.image_green, self.image_blue, self.predicted_code, self.confidence, self.latency_ms,
+            self.origin,
         )  # fmt: skip
 
 
@@ -110,10 +116,21 @@ def open_engine(url: str, *, create: bool = True) -> sa.Engine:
         else:
             engine = sa.create_engine(url, pool_pre_ping=True)
         if create:
-            metadata.create_all(engine, checkfirst=True)
+            create_tables(engine)
     except (sa.exc.SQLAlchemyError, ImportError) as exc:
         raise InferenceLogError(f"Cannot open the inference log at {_safe(url)}: {exc}") from exc
     return engine
+
+
+def create_tables(engine: sa.Engine) -> None:
+    """The log's table, and the columns later versions added to a log an older version created."""
+    metadata.create_all(engine, checkfirst=True)
+    present = {c["name"] for c in sa.inspect(engine).get_columns(predictions.name)}
+    missing = [c for c in predictions.columns if c.name not in present]
+    with engine.begin() as conn:
+        for column in missing:  # nullable, no default: a cheap ALTER on SQLite and PostgreSQL alike
+            kind = column.type.compile(dialect=engine.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {predictions.name} ADD COLUMN {column.name} {kind}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -193,6 +210,7 @@ def records(
     answers: Sequence[Answer],
     elapsed: float,
     rid: str,
+    origin: str = "api",
 ) -> list[InferenceRecord]:
     """What the log keeps of one request's products and their answers (`elapsed`: seconds for all).
     Drift references are described by the same function, so both sides compare like with like."""
@@ -221,6 +239,7 @@ def records(
                 image_red=image.red if image else None,
                 image_green=image.green if image else None,
                 image_blue=image.blue if image else None,
+                origin=origin,
             )
         )
     return out
@@ -255,6 +274,7 @@ def read_inference_log(
         if own:
             engine.dispose()
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    frame["origin"] = frame["origin"].fillna("api")
     numeric = [c.name for c in predictions.columns if c.name.startswith("image_")]
     frame[numeric] = frame[numeric].astype("float64")  # all-NULL columns would read as objects
     return frame.iloc[::-1].reset_index(drop=True)
@@ -375,7 +395,7 @@ class InferenceLogWriter:
             chunk = self._pending[: self.batch]
             try:
                 if self._insert is None:
-                    metadata.create_all(self.engine, checkfirst=True)
+                    create_tables(self.engine)
                     self._insert = _Insert(self.engine)
                 write(self.engine, chunk, self._insert)
             except Exception as exc:  # any driver error: keep the records, count, retry later

@@ -18,6 +18,7 @@ from core.errors import DataFormatError
 from core.serving.deps import (
     ApiError,
     Model,
+    Origin,
     RequestId,
     ServiceState,
     State,
@@ -76,10 +77,10 @@ router = APIRouter()
     responses=_ERRORS,
 )
 async def predict_text(
-    product: ProductText, model: Model, state: State, rid: RequestId, k: TopK = 5
+    product: ProductText, model: Model, state: State, rid: RequestId, origin: Origin, k: TopK = 5
 ) -> Response:
     item = _checked(state, product.designation, product.description)
-    (answer,) = _run(state, model, "text", [item], k, rid)  # ~1 ms: cheaper inline than a thread hop
+    (answer,) = _run(state, model, "text", [item], k, rid, origin)  # ~1 ms: cheaper inline than a thread hop
     return _response(answer, model, rid)
 
 
@@ -96,12 +97,13 @@ async def predict_image(
     model: Model,
     state: State,
     rid: RequestId,
+    origin: Origin,
     k: TopK = 5,
 ) -> Response:
     image = await _image_bytes(state, file)
     if image is None:
         raise ApiError(422, "empty_image", "The uploaded file is empty: attach a JPEG, PNG or WebP photo.")
-    (answer,) = await run_in_threadpool(_run, state, model, "image", [Product(image=image)], k, rid)
+    (answer,) = await run_in_threadpool(_run, state, model, "image", [Product(image=image)], k, rid, origin)
     return _response(answer, model, rid)
 
 
@@ -118,6 +120,7 @@ async def predict_product(
     model: Model,
     state: State,
     rid: RequestId,
+    origin: Origin,
     description: Annotated[str | None, Form(description="Product description.")] = None,
     file: Annotated[UploadFile | None, File(description="Optional JPEG, PNG or WebP photo.")] = None,
     k: TopK = 5,
@@ -125,7 +128,7 @@ async def predict_product(
     item = _checked(state, designation, description)
     image = await _image_bytes(state, file)
     product = Product(item.designation, item.description, image)
-    (answer,) = await run_in_threadpool(_run, state, model, "product", [product], k, rid)
+    (answer,) = await run_in_threadpool(_run, state, model, "product", [product], k, rid, origin)
     return _response(answer, model, rid)
 
 
@@ -159,7 +162,7 @@ async def predict_product(
     },
 )
 async def predict_batch(
-    request: Request, model: Model, state: State, rid: RequestId, k: TopK = 5
+    request: Request, model: Model, state: State, rid: RequestId, origin: Origin, k: TopK = 5
 ) -> Response:
     rows = await _batch_rows(request, state)
     if not rows:
@@ -172,7 +175,7 @@ async def predict_batch(
             "(RAKUTEN_API_MAX_BATCH): split the file into several requests.",
         )
     products = [_checked(state, d, e, at=i) for i, (_, d, e) in enumerate(rows)]
-    answers = await run_in_threadpool(_run, state, model, "batch", products, k, rid)
+    answers = await run_in_threadpool(_run, state, model, "batch", products, k, rid, origin)
     results = [
         {"id": row_id, **_fields(answer)} for (row_id, _, _), answer in zip(rows, answers, strict=True)
     ]
@@ -316,7 +319,13 @@ async def _batch_rows(request: Request, state: ServiceState) -> list[tuple[Any, 
 
 
 def _run(
-    state: ServiceState, model: ServedModel, route: str, products: Sequence[Product], k: int, rid: str
+    state: ServiceState,
+    model: ServedModel,
+    route: str,
+    products: Sequence[Product],
+    k: int,
+    rid: str,
+    origin: str = "api",
 ) -> list[Answer]:
     """Predict, then count and log every answer (the log write is queued, never awaited)."""
     start = time.perf_counter()
@@ -330,7 +339,7 @@ def _run(
         m.predictions.labels(route, str(answer.code)).inc()
         confidence.observe(answer.probability)
     if state.writer is not None:
-        state.writer.record(records(route, model.version, products, answers, elapsed, rid))
+        state.writer.record(records(route, model.version, products, answers, elapsed, rid, origin))
     return answers
 
 

@@ -3,18 +3,22 @@ drift over time as charts, the Evidently report itself, and Retrain when drift i
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
-import streamlit.components.v1 as components
 
 from core.errors import RakutenError
 from core.monitoring.reports import DriftSummary, list_reports, report_html
 from core.ui.data import settings
+
+if TYPE_CHECKING:
+    from core.serving.client import Backend
 
 _FLASH: Final = "drift_flash"
 
@@ -43,6 +47,128 @@ def generate() -> None:
         status.update(label=f"Report ready in {summary.seconds:.1f} s", state="complete")
     kind = "error" if summary.drift_detected else "success"
     st.session_state[_FLASH] = (kind, "New report: " + "; ".join(summary.reasons))
+
+
+@dataclass(frozen=True)
+class Window:
+    rows: int
+    needed: int
+    hours: int
+    by_origin: dict[str, int]
+
+    @property
+    def enough(self) -> bool:
+        return self.rows >= self.needed
+
+
+def window() -> Window:
+    """The inference log's current window: how many predictions, from where, and how many a report needs."""
+    from core.monitoring.drift import current_window
+
+    s = settings()
+    frame, _ = current_window(s)
+    counts = frame["origin"].value_counts().to_dict() if len(frame) else {}
+    return Window(
+        len(frame), s.monitor_min_rows, s.monitor_window_hours, {str(k): int(v) for k, v in counts.items()}
+    )
+
+
+def _traffic_backend() -> tuple[Backend | None, str]:
+    """Where held-back products go: the API when one is configured (it must answer), else the
+    console's own model. The second value says where — or exactly what is missing."""
+    from core.serving.client import ApiBackend, ApiRejected, ApiUnavailable
+    from core.ui.predict import in_process
+
+    s = settings()
+    if s.api_url:
+        api = ApiBackend(s.api_url, origin="simulator", timeout=30.0)
+        try:
+            info = api.model_info(timeout=3.0)
+        except (ApiUnavailable, ApiRejected) as exc:
+            return None, (
+                f"The prediction API at `{s.api_url}` cannot answer ({exc}). The local stack runs it: "
+                "`python -m core status` shows each service, `make console` starts them."
+            )
+        return api, f"the prediction API at `{s.api_url}` (model v{info['version']})"
+    local = in_process(origin="simulator")
+    if local is None:
+        return None, "No champion model yet: train one first (Pipeline runs → Retrain)."
+    return local, f"the console's own copy of champion v{local.model.version} (no API configured)"
+
+
+def send_traffic(n: int, shifted: bool) -> None:
+    """Replay `n` held-back products (the test set, never trained on) as the simulator does, with
+    progress; what happened is flashed after the rerun."""
+    from core.monitoring.simulate import Shift, describe_shift, send_held_back
+
+    backend, where = _traffic_backend()
+    if backend is None:
+        st.session_state[_FLASH] = ("error", where)
+        return
+    shift = (
+        Shift(class_mix=0.5, new_vocabulary=0.5, darker=0.8, empty_description=0.7) if shifted else Shift()
+    )
+    with st.status(f"Sending {n:,} held-back products to {where}…", expanded=True) as status:
+        bar = st.progress(0.0, text=f"0 / {n:,}")
+        from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+        context = get_script_run_ctx()
+
+        def progress(stage: str, done: int, total: int) -> None:
+            # called from the replay's client threads: they draw into this page's session
+            add_script_run_ctx(threading.current_thread(), context)
+            bar.progress(done / total if total else 1.0, text=f"{done:,} / {total:,} products")
+
+        try:
+            _, result = send_held_back(settings(), backend, n, shift, progress=progress)
+        except RakutenError as exc:
+            status.update(label="Nothing sent", state="error")
+            st.session_state[_FLASH] = ("error", str(exc))
+            return
+        writer = getattr(backend, "writer", None)  # in-process: its records are in the log before the rerun
+        if writer is not None:
+            writer.flush(timeout=30.0)
+        status.update(label=f"{result.answered:,} answered in {result.seconds:.1f} s", state="complete")
+    failed = f", {result.failed:,} failed ({dict(result.errors)})" if result.failed else ""
+    st.session_state[_FLASH] = (
+        "warning" if result.failed else "success",
+        f"Sent {result.sent:,} held-back products ({describe_shift(shift)}) to {where}: "
+        f"{result.answered:,} answered{failed}.",
+    )
+
+
+def window_panel(key: str = "traffic") -> None:
+    """The window a report would compare, and — when it is too small — the products to send."""
+    try:
+        found = window()
+    except RakutenError as exc:
+        st.warning(str(exc))
+        return
+    origins = ", ".join(f"{n:,} {origin}" for origin, n in sorted(found.by_origin.items())) or "none"
+    with st.container(border=True):
+        left, right = st.columns([1, 2])
+        left.metric(
+            f"Predictions, last {found.hours} h",
+            f"{found.rows:,}",
+            help=f"A report needs at least {found.needed:,} (RAKUTEN_MONITOR_MIN_ROWS).",
+        )
+        right.caption(f"Logged by origin: {origins}")
+        if found.enough:
+            right.caption(f"Enough for a report (at least {found.needed:,}).")
+            return
+        missing = found.needed - found.rows
+        right.warning(
+            f"{missing:,} more predictions are needed for a report. Send held-back products (the test set, "
+            "never trained on) through the prediction service — or wait for real traffic."
+        )
+        n = right.number_input("Products to send", 1, 20_000, max(missing, 50), 50, key=f"{key}_n")
+        shifted = right.checkbox(
+            "Shift them (a class mix, unseen product types, darker photos, empty descriptions)",
+            key=f"{key}_shifted",
+        )
+        if right.button(f"Send {int(n):,} held-back products", key=f"{key}_send", icon=":material/send:"):
+            send_traffic(int(n), shifted)
+            st.rerun()
 
 
 def show_flash() -> None:
@@ -177,4 +303,4 @@ def embed(summary: DriftSummary) -> None:
     st.download_button(
         "Download the HTML report", text, file_name=path.name, mime="text/html", key="download"
     )
-    components.html(text, height=900, scrolling=True)
+    st.iframe(text, height=900)  # scrolls when the report is taller

@@ -12,6 +12,7 @@ import streamlit as st
 
 from core.serving.client import ApiBackend, ApiRejected, ApiUnavailable, Backend, InProcessBackend, Outcome
 from core.serving.holder import ModelHolder
+from core.serving.inference_log import InferenceLogWriter
 from core.serving.predictor import Answer, ImageLimits
 from core.ui.data import settings
 
@@ -56,34 +57,51 @@ def reload_in_process() -> str:
     return f"In-process model: {result.message}" + (" (unchanged)" if result.outcome == "unchanged" else "")
 
 
-def _in_process() -> InProcessBackend | None:
-    uri = str(settings().mlflow_tracking_uri)
+@st.cache_resource(show_spinner=False)
+def _log_writer(url: str) -> InferenceLogWriter:
+    """The console's own inference-log writer (one per console process; flushed at exit)."""
+    import atexit
+
+    from core.serving.inference_log import open_engine
+
+    writer = InferenceLogWriter(open_engine(url, create=False)).start()
+    atexit.register(writer.close, timeout=5.0)
+    return writer
+
+
+def in_process(origin: str = "console") -> InProcessBackend | None:
+    """The console's own copy of the champion (reloaded when the alias moved); None before the first."""
+    s = settings()
+    uri = str(s.mlflow_tracking_uri)
     holder = _holder(uri)
     if _champion_moved(uri):  # a promotion or rollback since the model was loaded
         holder.reload()
         _champion_moved.clear()
     model = holder.current
-    return None if model is None else InProcessBackend(model, ImageLimits.of(settings()))
+    if model is None:
+        return None
+    writer = _log_writer(str(s.inference_log_url))
+    return InProcessBackend(model, ImageLimits.of(s), writer=writer, origin=origin)
 
 
 def choose_backend() -> Choice:
     s = settings()
     problem = None
     if s.api_url:
-        api = ApiBackend(s.api_url, max_batch=s.api_max_batch)
+        api = ApiBackend(s.api_url, max_batch=s.api_max_batch, origin="console")
         try:
             info = api.model_info()
             return Choice(api, f"Answered by the prediction API at `{s.api_url}` (model v{info['version']}).")
         except (ApiUnavailable, ApiRejected) as exc:
             problem = f"The API at `{s.api_url}` cannot answer ({exc}); predicting in-process instead."
-    local = _in_process()
+    local = in_process()
     if local is None:
         return Choice(None, problem or "", fallback=problem is not None)
     model = local.model
     where = " — the local copy, the registry is unreachable" if model.source == "local" else ""
     message = problem or (
-        f"Predicting in-process with champion v{model.version}{where}. "
-        "Set `RAKUTEN_API_URL` to send predictions through the API (and its inference log)."
+        f"Predicting in-process with champion v{model.version}{where} (logged for drift monitoring, "
+        "origin: console)."
     )
     return Choice(local, message, fallback=problem is not None)
 

@@ -331,6 +331,16 @@ def test_every_prediction_is_in_the_inference_log(client: TestClient, settings: 
     assert (new["model_version"] == 1).all() and (new["latency_ms"] > 0).all()
     assert new["designation"].iloc[0] == POOL["designation"]
     assert new["description_length"].iloc[0] == len(POOL["description"])
+    assert set(new["origin"]) == {"api"}  # no origin header: any client of the API
+
+
+def test_the_origin_a_client_names_is_logged(client: TestClient, settings: Settings) -> None:
+    writer = client.app.state.service.writer  # type: ignore[attr-defined]
+    for origin, rid in (("console", "origin-1"), ("Simulator", "origin-2"), ("anything-else", "origin-3")):
+        client.post("/predict", json=POOL, headers={"X-Request-ID": rid, "X-Rakuten-Origin": origin})
+    assert writer.flush()
+    log = read_inference_log(settings).set_index("request_id")
+    assert log.loc[["origin-1", "origin-2", "origin-3"], "origin"].tolist() == ["console", "simulator", "api"]
 
 
 # --- no model -------------------------------------------------------------------------------------------

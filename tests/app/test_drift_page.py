@@ -38,13 +38,34 @@ def _open() -> AppTest:
     return at
 
 
-def test_no_report_yet_says_what_to_do(reports: Settings) -> None:
+def test_a_first_report_from_the_console_alone(reports: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No traffic yet: the page says how many predictions a report needs, sends held-back products
+    through the prediction service (here the console's own model: no API configured) with their
+    origin logged, and then generates the first report — no terminal involved."""
+    monkeypatch.setenv("RAKUTEN_MONITOR_MIN_ROWS", "100")
     at = _open()
     assert any("No drift report yet" in i.value for i in at.info)
-    assert any("python -m core simulate" in c.value for c in at.code)
+    assert at.metric[0].value == "0"
+    assert any("100 more predictions are needed" in w.value for w in at.warning)
     at.button(key="generate").click().run()  # no traffic logged: a clear reason, no report
     assert not at.exception, at.exception
-    assert any("Only 0 predictions" in w.value and "simulate" in w.value for w in at.warning)
+    assert any("Only 0 predictions" in w.value for w in at.warning)
+
+    at.number_input(key="traffic_n").set_value(120).run()
+    at.button(key="traffic_send").click().run()
+    assert not at.exception, at.exception
+    assert any("120 answered" in s.value for s in at.success), [e.value for e in at.error]
+    assert at.metric[0].value == "120"
+    assert any("120 simulator" in c.value for c in at.caption)
+    from core.serving.inference_log import read_inference_log
+
+    logged = read_inference_log(reports)
+    assert len(logged) == 120 and set(logged["origin"]) == {"simulator"}
+
+    at.button(key="generate").click().run()
+    assert not at.exception, at.exception
+    assert any("New report" in m.value for m in [*at.success, *at.error]), [w.value for w in at.warning]
+    assert at.dataframe[0].value["predictions"].tolist() == [120]
 
 
 def test_reports_decision_history_and_retrain(reports: Settings) -> None:
@@ -58,7 +79,7 @@ def test_reports_decision_history_and_retrain(reports: Settings) -> None:
     at = _open()
     assert any("Drift detected" in e.value for e in at.error)
     assert at.button(key="retrain")
-    assert [m.label for m in at.metric][:2] == ["Drifted columns", "Drifted share"]
+    assert [m.label for m in at.metric][1:3] == ["Drifted columns", "Drifted share"]
     table = at.dataframe[0].value
     assert len(table) == 2 and table["decision"].tolist() == ["🔴 drift", "🟢 no drift"]
     columns = at.dataframe[1].value

@@ -35,6 +35,12 @@ def _predicted(at: AppTest) -> str:
     return str(at.subheader[0].value)
 
 
+@pytest.fixture(autouse=True)
+def _own_inference_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console logs its in-process predictions: each test into its own log, not the shared project's."""
+    monkeypatch.setenv("RAKUTEN_INFERENCE_LOG_URL", f"sqlite:///{tmp_path / 'inference.db'}")
+
+
 def test_text_prediction_from_an_example(trained_project: Path) -> None:
     at = _open()
     assert any("in-process" in c.value for c in at.caption)
@@ -43,6 +49,14 @@ def test_text_prediction_from_an_example(trained_project: Path) -> None:
     assert not at.exception, at.exception
     assert _predicted(at) == names()[2583]
     assert any("based on text" in c.value for c in at.caption)
+    from core.config import Settings
+    from core.serving.inference_log import read_inference_log
+    from core.ui.predict import _log_writer
+
+    settings = Settings()
+    assert _log_writer(str(settings.inference_log_url)).flush()
+    logged = read_inference_log(settings)  # drift monitoring sees the console's answers too
+    assert logged["origin"].tolist() == ["console"] and logged["predicted_code"].tolist() == [2583]
 
 
 def test_dropped_image_gets_a_top5(trained_project: Path) -> None:

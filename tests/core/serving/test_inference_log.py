@@ -4,6 +4,7 @@ retention, and the one reader drift monitoring uses."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -117,6 +118,32 @@ def test_read_since_and_last(tmp_path: Path) -> None:
     assert last["description_length"].tolist() == [7, 8, 9]  # the newest three, oldest first
     assert last["image_brightness"].dtype == "float64"
     assert log["has_image"].tolist() == [True, False, True, False]
+
+
+def test_a_log_from_before_origins_gains_the_column_and_reads_as_api(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    settings = settings_for(tmp_path)
+    old = sa.create_engine(str(settings.inference_log_url))
+    with old.begin() as conn:  # the table as an earlier version created it, one record in it
+        conn.exec_driver_sql(
+            "CREATE TABLE predictions (id INTEGER PRIMARY KEY, ts DATETIME NOT NULL, request_id VARCHAR(64) "
+            "NOT NULL, route VARCHAR(32) NOT NULL, item INTEGER NOT NULL, model_version INTEGER, designation "
+            "VARCHAR(512), description_length INTEGER NOT NULL, has_image BOOLEAN NOT NULL, image_width "
+            "INTEGER, image_height INTEGER, image_bytes INTEGER, image_brightness FLOAT, image_saturation "
+            "FLOAT, image_red FLOAT, image_green FLOAT, image_blue FLOAT, predicted_code INTEGER NOT NULL, "
+            "confidence FLOAT NOT NULL, latency_ms FLOAT NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO predictions (ts, request_id, route, item, description_length, has_image, "
+            "predicted_code, confidence, latency_ms) VALUES ('2026-01-01 00:00:00', 'old', 'text', 0, 0, 0, "
+            "10, 0.5, 1.0)"
+        )
+    writer = InferenceLogWriter(open_engine(str(settings.inference_log_url), create=False)).start()
+    writer.record(replace(record(1), origin="console"))
+    writer.close()
+    log = read_inference_log(settings)
+    assert log["request_id"].tolist() == ["old", "req-1"] and log["origin"].tolist() == ["api", "console"]
 
 
 def test_an_absent_log_reads_empty(tmp_path: Path) -> None:
