@@ -8,6 +8,8 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Where the vision extra takes torch from: PyTorch's CPU build (PyPI's default Linux torch is the CUDA one).
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# Test processes (pytest-xdist): one per core by default
+TEST_WORKERS ?= auto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,9 +56,13 @@ stop: $(VENV)/.runtime ## Stop a local stack started in the background (`python 
 status: $(VENV)/.runtime ## Each program of the local stack: state, health, URL, log
 	$(BIN)/python -m core status
 
+.PHONY: system-deps
+system-deps: ## Install the system tools the tests start (PostgreSQL, Prometheus, docker-compose, Chromium; apt)
+	bash .ci/system-deps
+
 .PHONY: test
-test: $(VENV)/.dev ## Run the whole test suite
-	$(BIN)/python -m pytest
+test: $(VENV)/.dev ## Run the whole test suite (both cores; what it skips, and why, at the end)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 .PHONY: test-fast
 test-fast: $(VENV)/.dev ## Run the tests without the slow data-difficulty checks

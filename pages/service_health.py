@@ -10,11 +10,12 @@ st.title("Service health")
 st.caption("Probed now, in parallel, with a 2 s timeout each — press R to probe again.")
 
 probes = ui.probes()
-st.dataframe(ui.probes_frame(probes), hide_index=True, column_config=ui.PROBES_CONFIG, key="probes")
+st.dataframe(ui.probes_styled(probes), hide_index=True, column_config=ui.PROBES_CONFIG, key="probes")
 down = [p.service for p in probes if p.state == "down"]
 if down:
     st.warning(
-        f"Not answering: {', '.join(down)} — see the detail column; `docker compose ps` in the full stack."
+        f"Not answering: {', '.join(down)} — see the detail column. Local stack: `python -m core status` "
+        "(each program's state and log); full stack: `docker compose ps`."
     )
 
 st.subheader("Prediction service")

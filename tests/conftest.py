@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,12 +100,30 @@ def small_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     get_settings.cache_clear()
 
 
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """What was skipped and why, in one block at the very end (with the command that fixes it)."""
+    from collections import Counter
+
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: Counter[str] = Counter()
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons[reason.removeprefix("Skipped: ").split("\n")[0]] += 1
+    terminalreporter.section(f"{len(skipped)} test(s) skipped — not the whole suite", sep="=", yellow=True)
+    for reason, count in reasons.most_common():
+        terminalreporter.write_line(f"  {count:>3} × {reason}")
+    fixes = "System tools: `make system-deps`; extras: `make install-vision install-embeddings`."
+    terminalreporter.write_line(f"  {fixes}")
+
+
 def require_tool(name: str, install: str) -> str:
     """The path of a system tool a test needs. Missing: the test fails under `CI=true` (CI installs
     it) and is skipped elsewhere, with how to install it."""
     found = shutil.which(name)
     if found is None:
-        _missing(f"{name} not installed ({install})")
+        _missing(f"{name} not installed — `make system-deps` installs it ({install})")
     return found
 
 

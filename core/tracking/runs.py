@@ -168,15 +168,18 @@ def metric_comparison(details: Sequence[RunDetail], metrics: Sequence[str] = MAI
 
 
 def best_runs(comparison: pd.DataFrame) -> pd.Series:
-    """For each metric of `metric_comparison`, the column label of the best run."""
-    return pd.Series(
-        {
-            m: (row.idxmin() if m in LOWER_IS_BETTER else row.idxmax())
-            for m, row in comparison.iterrows()
-            if row.notna().any()
-        },
-        dtype=object,
-    )
+    """For each metric of `metric_comparison`, the column label of the one best run — none when the
+    best value is shared (a tie has no winner) or only one run has the metric."""
+    best = {}
+    for metric, row in comparison.iterrows():
+        values = row.dropna()
+        if len(values) < 2:
+            continue
+        top = values.min() if metric in LOWER_IS_BETTER else values.max()
+        winners = values.index[values == top]
+        if len(winners) == 1:
+            best[metric] = winners[0]
+    return pd.Series(best, dtype=object)
 
 
 def param_differences(details: Sequence[RunDetail]) -> pd.DataFrame:

@@ -36,7 +36,13 @@ def generate() -> None:
         bar = st.progress(0.0, text="starting")
 
         def progress(stage: str, done: int, total: int) -> None:
-            bar.progress(done / total if total else 1.0, text=f"{stage}: {done:,} / {total:,}")
+            # a one-step stage (Evidently's comparison) has no count worth showing: say what runs
+            text = (
+                f"{stage}: {done:,} / {total:,}"
+                if total > 1
+                else f"{stage}: {'done' if done else 'running…'}"
+            )
+            bar.progress(done / total if total else 1.0, text=text)
 
         try:
             summary = report_now(settings(), progress=progress)
@@ -187,10 +193,18 @@ def reports_frame(found: list[DriftSummary]) -> pd.DataFrame:
             "columns drifted": [f"{r.drifted_columns} / {r.columns_compared}" for r in found],
             "predictions": [r.current_rows for r in found],
             "model": [f"v{r.model_version}" if r.model_version is not None else "—" for r in found],
-            "window": [f"{r.window_start or '?'} → {r.window_end or '?'}" for r in found],
+            "window": [f"{_minute(r.window_start)} → {_minute(r.window_end)}" for r in found],
             "report": [r.html for r in found],
         }
     )
+
+
+def _minute(stamp: str | None) -> str:
+    """An ISO time stamp to the minute, in UTC (no seconds, no microseconds)."""
+    if not stamp:
+        return "?"
+    at = pd.Timestamp(stamp)
+    return (at.tz_convert("UTC") if at.tzinfo else at).strftime("%Y-%m-%d %H:%M")
 
 
 REPORTS_CONFIG: Final = {

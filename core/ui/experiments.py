@@ -92,7 +92,8 @@ def pick_runs(table: pd.DataFrame, labels: dict[str, str]) -> list[str]:
         st.session_state["runs"] = table.iloc[rows]["run_id"].tolist()
 
     st.caption(
-        f"{len(table):,} runs, newest first. Sort by any column; select rows (or pick below) to compare."
+        f"{len(table):,} run{'s' if len(table) != 1 else ''}, newest first. Sort by any column; select rows "
+        "(or pick below) to compare."
     )
     st.dataframe(
         table,

@@ -18,12 +18,8 @@ from core.monitoring.health import (
 )
 from core.ui.data import settings
 
-_ICON: Final = {
-    "up": "🟢 up",
-    "down": "🔴 down",
-    "embedded": "🔵 embedded",
-    "not configured": "⚪ not configured",
-}
+# A plain "●" coloured by the table's style: emoji need an emoji font, which many machines lack
+_COLOUR: Final = {"up": "#1a9850", "down": "#d73027", "embedded": "#2166ac", "not configured": "#888888"}
 
 
 def probes() -> list[Probe]:
@@ -31,19 +27,27 @@ def probes() -> list[Probe]:
 
 
 def probes_frame(found: list[Probe]) -> pd.DataFrame:
+    """One row per service; cells with nothing to say are empty, never "None"."""
     return pd.DataFrame(
         {
             "service": [p.service for p in found],
-            "status": [_ICON[p.state] for p in found],
-            "latency": pd.array([p.latency_ms for p in found], dtype="Float64"),  # blank, not "None"
-            "detail": [p.detail for p in found],
-            "open": pd.array([p.link for p in found], dtype="string"),
+            "status": [f"● {p.state}" for p in found],
+            "latency": [f"{p.latency_ms:.0f} ms" if p.latency_ms is not None else "" for p in found],
+            "detail": [p.detail or "" for p in found],
+            "open": [p.link or "" for p in found],
         }
     )
 
 
+def probes_styled(found: list[Probe]) -> Any:
+    """The probe table with each status in its colour."""
+    frame = probes_frame(found)
+    colours = {f"● {state}": f"color: {colour}; font-weight: 600" for state, colour in _COLOUR.items()}
+    return frame.style.map(lambda cell: colours.get(cell, ""), subset=["status"])
+
+
 PROBES_CONFIG: Final = {
-    "latency": st.column_config.NumberColumn("latency", format="%.0f ms"),
+    "latency": st.column_config.TextColumn("latency"),
     "open": st.column_config.LinkColumn("UI"),
 }
 

@@ -124,7 +124,9 @@ def top_k_chart(outcome: Outcome, key: str) -> None:
         height=60 + 44 * len(frame),
         labels={"category": "", "probability": "probability"},
     )
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    # labels beside the bar and level: inside a thin bar plotly would turn them on their side
+    fig.update_traces(textposition="outside", textangle=0, cliponaxis=False)
+    fig.update_layout(margin=dict(l=0, r=40, t=10, b=0))
     fig.update_xaxes(tickformat=".0%")
     st.plotly_chart(fig, width="stretch", key=key)
 

@@ -188,7 +188,7 @@ def history_frame() -> pd.DataFrame:
     from core.orchestration.runs import recent_runs
 
     runs = recent_runs(settings(), limit=25)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "id": [r.id for r in runs],
             "run": [r.name for r in runs],
@@ -199,6 +199,8 @@ def history_frame() -> pd.DataFrame:
             "parameters": [str(r.parameters.get("overrides") or "") for r in runs],
         }
     )
+    # no run overrode params.yaml: an empty column says nothing
+    return frame if frame["parameters"].astype(bool).any() else frame.drop(columns="parameters")
 
 
 HISTORY_CONFIG: Final = {

@@ -126,7 +126,7 @@ def postgres_url() -> Iterator[str]:
 
     bin_dir = _postgres_bin()
     if bin_dir is None:
-        _cannot_start("no pg_ctl / initdb (Debian: apt-get install postgresql)", "PostgreSQL")
+        _cannot_start("no pg_ctl / initdb (`make system-deps` installs it)", "PostgreSQL")
     assert bin_dir is not None
     data = Path(tempfile.mkdtemp(prefix="rakuten-pg-"))
     as_user: list[str] = []

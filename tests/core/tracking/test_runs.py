@@ -142,6 +142,11 @@ def test_metric_comparison_and_best_run_per_metric() -> None:
     assert best["weighted_f1"] == b.label
     assert best["log_loss"] == a.label  # lower is better
 
+    tied = _detail("c", {}, {"weighted_f1": 0.7, "log_loss": 1.3})
+    best = best_runs(metric_comparison([a, b, tied]))
+    assert "weighted_f1" not in best  # b and c share the best value: no winner to highlight
+    assert best["log_loss"] == a.label
+
 
 def test_per_class_f1_is_long_for_charting() -> None:
     long = per_class_f1([_detail("a", {}), _detail("b", {})])
