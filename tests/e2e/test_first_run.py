@@ -5,6 +5,7 @@ then the report), then SIGTERM: no process of the stack is left, and `git status
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -37,10 +38,8 @@ class FirstRun:
     seen: set[psutil.Process]  # every process the stack has had under `make`
 
     def watch(self) -> None:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             self.seen.update(psutil.Process(self.make.pid).children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
 
 
 @pytest.fixture(scope="module")
