@@ -1,0 +1,72 @@
+"""The local stack's definition and its edges: supervisord's configuration for the settings' ports
+and project, a port another program holds, and `status` / `down` when nothing runs. (The stack
+itself runs in the tests that use `tests.conftest.local_stack` and in tests/e2e/test_first_run.py.)"""
+
+from __future__ import annotations
+
+import configparser
+import socket
+from pathlib import Path
+
+import pytest
+
+from core.config import Settings
+from core.stack.programs import PROGRAMS, REPO, StackPaths, programs, render_config
+from core.stack.supervisor import PortBusy, check_ports, down, status
+from tests.conftest import LocalStack, free_port
+
+
+def test_config_runs_each_program_in_its_group_with_logs_under_the_project(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path, prefect_port=14200, api_port=18000, console_port=18501)
+    paths = StackPaths.of(settings)
+    parsed = configparser.RawConfigParser()
+    parsed.read_string(render_config(paths, programs(settings)))
+    assert [s.removeprefix("program:") for s in parsed.sections() if s.startswith("program:")] == list(
+        PROGRAMS
+    )
+    assert parsed["supervisord"]["pidfile"] == str(tmp_path / ".stack" / "supervisord.pid")
+    for name in PROGRAMS:
+        section = parsed[f"program:{name}"]
+        assert section["stopasgroup"] == section["killasgroup"] == "true"  # no orphan after a stop
+        assert section["autorestart"] == "true" and int(section["startretries"]) > 0
+        assert section["stdout_logfile"] == str(tmp_path / ".stack" / "logs" / f"{name}.log")
+    assert "--port 14200" in parsed["program:prefect"]["command"]
+    assert 'PREFECT_API_URL="http://127.0.0.1:14200/api"' in parsed["program:worker"]["environment"]
+    assert parsed["program:worker"]["autostart"] == "false"  # started once the flows are deployed
+    assert parsed["program:worker"]["directory"] == str(REPO)
+    assert "--server.port 18501" in parsed["program:console"]["command"]
+    assert 'RAKUTEN_API_URL="http://127.0.0.1:18000"' in parsed["program:console"]["environment"]
+
+
+def test_percent_signs_are_escaped_for_supervisord(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path / "100%done")
+    text = render_config(StackPaths.of(settings), programs(settings))
+    parsed = configparser.ConfigParser()  # supervisord interpolates %(…)s: a bare % would break it
+    parsed.read_string(text)
+    assert parsed["supervisord"]["pidfile"] == str(tmp_path / "100%done" / ".stack" / "supervisord.pid")
+
+
+def test_a_deep_project_gets_its_control_socket_in_tmp(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    socket_path = StackPaths.of(Settings(root=deep)).socket
+    assert len(str(socket_path)) < 108 and str(socket_path).startswith("/tmp/")
+
+
+def test_a_taken_port_names_the_setting_to_change(tmp_path: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        settings = Settings(root=tmp_path, prefect_port=free_port(), api_port=port, console_port=free_port())
+        with pytest.raises(PortBusy, match="RAKUTEN_API_PORT"):
+            check_ports(settings)
+
+
+def test_status_and_down_without_a_running_stack(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path)
+    assert status(settings) is None and down(settings) is False
+    stack = LocalStack(tmp_path, {"RAKUTEN_ROOT": str(tmp_path)})
+    shown = stack.cli("status", timeout=60)
+    assert shown.returncode == 1 and "not running" in shown.stderr and "make console" in shown.stderr
+    stopped = stack.cli("down", timeout=60)
+    assert stopped.returncode == 0 and "not running" in stopped.stderr
