@@ -5,7 +5,8 @@ responsiveness on 85,000 rows, how hard the demo data is, and the training pipel
 (`benchmarks/bench_pipeline.py`) and the prediction service against `mlflow models serve`
 (`benchmarks/bench_serving.py`), how soon a Retrain shows progress (`benchmarks/bench_orchestration.py`),
 how long a drift report takes (`benchmarks/bench_monitoring.py`) and how fast every console page
-renders on 85,000 products after its first load (`benchmarks/bench_console.py`)
+renders on 85,000 products after its first load (`benchmarks/bench_console.py`), and the local stack
+as a new user meets it — first run, cold Overview, Retrain, stop (`benchmarks/bench_stack.py`)
 — on this machine, and writes Markdown tables with the targets beside the numbers. Everything runs in
 a temporary folder.
 """
@@ -67,7 +68,7 @@ def _full_scale(root: Path, workers: int) -> list[Row]:
     ]
 
 
-SECTIONS = ("data", "pipeline", "serving", "orchestration", "monitoring", "console")
+SECTIONS = ("data", "pipeline", "serving", "orchestration", "monitoring", "console", "stack")
 TITLES = {
     "data": "Data: demo generation, ingestion, explorer, difficulty",
     "pipeline": "Training pipeline",
@@ -75,6 +76,7 @@ TITLES = {
     "orchestration": "Orchestration",
     "monitoring": "Drift monitoring",
     "console": "Operations console: every page",
+    "stack": "The local stack (`make console`): first run, cold Overview, Retrain, stop",
 }
 
 

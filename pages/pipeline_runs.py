@@ -13,10 +13,10 @@ st.caption(ui.mode_caption())
 problem = ui.problem()
 if problem:
     error_state(problem)
-    st.stop()
-warning = ui.worker_warning()
-if warning:
-    st.warning(warning)
+else:
+    warning = ui.worker_warning()
+    if warning:
+        st.warning(warning)
 ui.show_flash()
 
 with st.container(border=True):
@@ -35,9 +35,11 @@ with st.container(border=True):
         key="retrain",
         on_click=ui.retrain,
         args=(overrides,),
-        disabled=lock.locked(),
-        help=lock.help_text(steps),
+        disabled=lock.locked() or problem is not None,
+        help=lock.help_text(problem or steps),
     )
+if problem:
+    st.stop()
 
 
 @st.fragment(run_every="1s")

@@ -39,7 +39,9 @@ def _mlflow_env_restored(monkeypatch: pytest.MonkeyPatch) -> None:
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
         "MLFLOW_HTTP_REQUEST_TIMEOUT",
     )
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", *http):
+    # `configure_prefect` exports PREFECT_API_URL (for Prefect, read at its import): a value one test
+    # left would read as "a Prefect server of your own" in the next test's settings
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL", *http):
         monkeypatch.setenv(var, "")
         monkeypatch.delenv(var)
 

@@ -67,11 +67,12 @@ def up(
         paths = stack.write_config(settings)
     except RakutenError as exc:
         raise fail(exc) from exc
+    console.print(f"Starting the local stack (supervisord; logs in {paths.logs})…")
     process = stack.launch_supervisor(paths, detach=detach)
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     code = 0
     try:
-        with console.status("Starting the local stack…"):
+        with console.status("Waiting for the services…"):
             stack.bring_up(settings, paths, lambda line: console.print(f"  [green]✓[/] {line}"))
         console.print(
             f"[bold green]Ready[/]: the console on http://127.0.0.1:{settings.console_port} · "

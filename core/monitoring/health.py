@@ -43,11 +43,11 @@ def _get(url: str, timeout: float) -> tuple[httpx.Response, float]:
 
 
 def _http(service: str, url: str, path: str, link: str | None, describe: Callable[[httpx.Response], str],
-          timeout: float) -> Probe:  # fmt: skip
+          timeout: float, fix: str = "") -> Probe:  # fmt: skip
     try:
         response, ms = _get(url.rstrip("/") + path, timeout)
     except httpx.HTTPError as exc:
-        return Probe(service, "down", None, f"{url}: {type(exc).__name__} ({exc})", link)
+        return Probe(service, "down", None, f"{url}: {type(exc).__name__} ({exc}){fix}", link)
     if response.status_code >= 400:
         return Probe(service, "down", ms, f"{url}{path} answered {response.status_code}", link)
     return Probe(service, "up", ms, describe(response), link)
@@ -76,7 +76,8 @@ def probe_all(settings: Settings, *, timeout: float = TIMEOUT_S) -> list[Probe]:
     prefect = settings.prefect_url
     ui = links.get("prefect", prefect.removesuffix("/api"))
     what = "API server" if settings.prefect_api_url else "the local stack's server"
-    checks.append(partial(_http, "Prefect", prefect, "/health", ui, _says(what), timeout))
+    fix = "" if settings.prefect_api_url else " — the local stack's server: start it with `make console`"
+    checks.append(partial(_http, "Prefect", prefect, "/health", ui, _says(what), timeout, fix))
     optional = (
         ("Prometheus", settings.prometheus_url, "/-/ready"),
         ("Grafana", settings.grafana_url, "/api/health"),

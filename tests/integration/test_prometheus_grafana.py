@@ -193,7 +193,7 @@ def test_service_health_page_with_prometheus_then_without(
     at.switch_page("../pages/service_health.py").run()
     assert not at.exception, at.exception
     status = dict(zip(at.dataframe[0].value["service"], at.dataframe[0].value["status"], strict=True))
-    assert status["API"] == "🟢 up" and status["Prometheus"] == "🟢 up"
+    assert status["API"] == "● up" and status["Prometheus"] == "● up"
     assert any("from Prometheus" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 4
 

@@ -1,0 +1,190 @@
+"""Benchmark of the local stack (`make console` = `python -m core up`), as a new user meets it.
+
+On an empty project (Settings' 3,000 demo products with images; params.yaml as committed, with the
+colour / edge image features a default install uses):
+`python -m core up` until the console answers and until the whole stack is ready; the Overview page
+opened in Chromium the moment the console answers, timed until it is fully drawn (every card, the
+services row, no placeholder left); Retrain clicked on the Pipeline runs page, timed until the run id
+is on the page and until its first step runs (Prefect's clock); SIGTERM, timed until every process is
+gone; then a later start that finds everything in place. Needs Chromium (Playwright drives it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+Row = tuple[str, str, str]
+TAG = "[stack]"
+REPO = Path(__file__).resolve().parents[1]
+DRAWN = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  if (!main || document.querySelector('[data-testid="stSkeleton"]')) return false;
+  const text = main.innerText;
+  return text.includes('Quick actions') && text.includes('Service health: latency')
+    && main.querySelectorAll('[data-testid="stMetric"]').length >= 2;
+}"""
+
+
+def _say(message: str) -> None:
+    print(f"{TAG} {message}", file=sys.stderr, flush=True)
+
+
+def _port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def run(tmp: Path, workers: int) -> list[Row]:
+    chromium = next(
+        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+    )
+    if chromium is None:
+        return [("Local stack: not measured", "no Chromium (`make system-deps`)", "—")]
+    root = tmp / "stack-project"
+    root.mkdir()
+    # What `make console` installs: no vision extra, so the colour / edge image features (this machine
+    # may have the extra: it is turned off here, so the first run is what a new user gets)
+    params = (REPO / "params.yaml").read_text(encoding="utf-8")
+    (root / "params.yaml").write_text(
+        params.replace("encoder: auto", "encoder: colour_edge", 1), encoding="utf-8"
+    )
+    ports = {"RAKUTEN_PREFECT_PORT": _port(), "RAKUTEN_API_PORT": _port(), "RAKUTEN_CONSOLE_PORT": _port()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
+    env |= {"RAKUTEN_ROOT": str(root), "RAKUTEN_WORKERS": str(workers)} | {
+        k: str(v) for k, v in ports.items()
+    }
+    url = f"http://127.0.0.1:{ports['RAKUTEN_CONSOLE_PORT']}"
+    from playwright.sync_api import sync_playwright
+
+    rows: list[Row] = []
+    with sync_playwright() as playwright:
+        flags = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=flags)
+        try:
+            first = _start(root, env, url, browser, "first run")
+            rows += [
+                ("Local stack: `make console` first run on an empty project → console answering (demo "
+                 "data, first model, then the stack)", f"{first['console_s']:.0f} s "
+                 f"(first model {first['prepared_s']:.0f} s)", "< 30 s after the dependency install"),
+                ("Local stack: first run → whole stack ready (Prefect, flows deployed, worker, API)",
+                 f"{first['ready_s']:.0f} s", "—"),
+                ("Local stack: cold Overview fully drawn, from the console answering (Chromium: every "
+                 "card, the services row, no placeholder)", f"{first['overview_s']:.2f} s", "< 3 s"),
+            ]  # fmt: skip
+            click = _retrain(root, env, url, browser)
+            rows += [
+                ("Local stack: Retrain click → run id on the page", f"{click['id_s']:.2f} s", "< 1 s"),
+                ("Local stack: Retrain click → first step running (Prefect's clock)",
+                 f"{click['first_s']:.2f} s", "< 3 s"),
+            ]  # fmt: skip
+            rows.append(("Local stack: SIGTERM → every process gone", _stop(first["process"]), "no orphan"))
+            later = _start(root, env, url, browser, "later start")
+            rows += [
+                ("Local stack: later start (everything in place) → console answering",
+                 f"{later['console_s']:.1f} s", "seconds"),
+                ("Local stack: later start → whole stack ready", f"{later['ready_s']:.1f} s", "—"),
+                ("Local stack: cold Overview fully drawn after a later start", f"{later['overview_s']:.2f} s",
+                 "< 3 s"),
+            ]  # fmt: skip
+            _stop(later["process"])
+        finally:
+            browser.close()
+    return rows
+
+
+def _start(root: Path, env: dict[str, str], url: str, browser: Any, label: str) -> dict[str, Any]:
+    _say(f"python -m core up, {label}…")
+    log = root / f"up-{label.replace(' ', '-')}.log"
+    start = time.perf_counter()
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "core", "up"], cwd=root, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    prepared = float("nan")
+    while not _answers(f"{url}/_stcore/health"):
+        if prepared != prepared and "Starting the local stack" in log.read_text(errors="replace"):
+            prepared = time.perf_counter() - start  # demo data and the first model are done
+        if process.poll() is not None or time.perf_counter() - start > 900:
+            raise RuntimeError(f"the stack did not start:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.05)
+    console_s = time.perf_counter() - start
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    opened = time.perf_counter()
+    page.goto(url, wait_until="commit")
+    page.wait_for_function(DRAWN, timeout=120_000, polling=50)
+    overview_s = time.perf_counter() - opened
+    context.close()
+    while "Ready" not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.perf_counter() - start > 900:
+            raise RuntimeError(f"the stack did not get ready:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.1)
+    ready_s = time.perf_counter() - start
+    _say(f"  console {console_s:.1f} s, Overview drawn {overview_s:.2f} s later, ready {ready_s:.1f} s")
+    return {"process": process, "console_s": console_s, "ready_s": ready_s, "overview_s": overview_s,
+            "prepared_s": prepared}  # fmt: skip
+
+
+def _retrain(root: Path, env: dict[str, str], url: str, browser: Any) -> dict[str, float]:
+    from core.config import Settings
+    from core.orchestration.runs import read_run
+
+    settings = Settings(root=root, prefect_port=int(env["RAKUTEN_PREFECT_PORT"]))
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{url}/pipeline_runs")
+    page.get_by_role("heading", name="Pipeline runs", exact=True).first.wait_for(timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    button = page.get_by_role("button", name="Retrain", exact=True)
+    clicked_at, clicked = datetime.now(UTC), time.perf_counter()
+    button.click()
+    flash = page.get_by_text(re.compile(r"Started training run training-[0-9a-f]{8} \(([0-9a-f-]{36})\)"))
+    flash.first.wait_for(timeout=60_000)
+    id_s = time.perf_counter() - clicked
+    found = re.search(r"\(([0-9a-f-]{36})\)", flash.first.inner_text())
+    assert found, flash.first.inner_text()
+    while True:
+        run = read_run(settings, found.group(1))
+        started = [s.started for s in run.steps if s.started is not None]
+        if started or run.final:
+            break
+        time.sleep(0.1)
+    first_s = (min(started) - clicked_at).total_seconds() if started else float("nan")
+    while not read_run(settings, found.group(1)).final:
+        time.sleep(1)
+    context.close()
+    _say(f"  Retrain: run id on the page after {id_s:.2f} s, first step at {first_s:.2f} s")
+    return {"id_s": id_s, "first_s": first_s}
+
+
+def _stop(process: subprocess.Popen[bytes]) -> str:
+    import psutil
+
+    tree = psutil.Process(process.pid).children(recursive=True)
+    start = time.perf_counter()
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=180)
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    left = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    took = time.perf_counter() - start
+    _say(f"  stopped in {took:.1f} s, {len(left)} process(es) left of {len(tree)}")
+    return f"{took:.1f} s; {len(left)} of {len(tree)} processes left"
