@@ -87,7 +87,7 @@ def run(
     out: dict[str, list[Row]] = {}
     if "data" in sections:
         out["data"] = _data(workers, quick, full_scale)
-    for name in ("pipeline", "serving", "orchestration", "monitoring", "console"):
+    for name in SECTIONS[1:]:  # "data" is measured above
         if name not in sections:
             continue
         module = importlib.import_module(f"bench_{name}")  # beside this script
@@ -226,8 +226,9 @@ def main() -> None:
         "--sections",
         default=",".join(SECTIONS),
         help="Comma-separated: data (foundation), pipeline (training), serving (API vs mlflow serve), "
-        "orchestration (Retrain → first progress, embedded and server mode), monitoring (drift report), "
-        "console (every console page: first load and after it)",
+        "orchestration (Retrain → first progress, local stack and server mode), monitoring (drift report), "
+        "console (every console page: first load and after it), stack (make console: first run, cold "
+        "Overview, Retrain, stop)",
     )
     args = parser.parse_args()
     sections = tuple(name.strip() for name in args.sections.split(","))

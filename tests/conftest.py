@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -27,6 +27,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rakuten-test-prefect-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+# Test modules that share one session-wide service, kept on one test process (pytest-xdist)
+SHARED_SESSION: Final = {"tests/e2e/test_console.py": "e2e", "tests/e2e/test_operations.py": "e2e"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """For `make test` (pytest-xdist, `--dist loadgroup`): a test module runs whole on one process
+    (its module-scoped services start once, its tests keep their order); modules sharing a session
+    service (the real-browser stack) run on the same one."""
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(SHARED_SESSION.get(module, module)))
 
 
 @pytest.fixture(autouse=True)

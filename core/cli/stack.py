@@ -4,6 +4,8 @@ under one supervisord — `make console` runs `up` in the foreground (Ctrl-C or 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from types import FrameType
 from typing import Annotated
 
@@ -60,10 +62,10 @@ def up(
         return
     try:
         stack.check_ports(settings)
-        if prepare:
-            from core.cli.commands import prepare as prepare_project
-
-            prepare_project(workers=workers, train_if_needed=True)
+        if prepare:  # in a child process: this one stays small while the stack runs
+            command = [sys.executable, "-m", "core", "prepare", "--train-if-needed"]
+            if subprocess.run(command + (["--workers", str(workers)] if workers else [])).returncode:
+                raise typer.Exit(code=2)
         paths = stack.write_config(settings)
     except RakutenError as exc:
         raise fail(exc) from exc

@@ -118,9 +118,10 @@ def programs(settings: Settings) -> list[Program]:
         Program(
             "console",
             [
+                # Streamlit's own command line, after the pages' modules are imported (core.ui.serve)
                 sys.executable,
                 "-m",
-                "streamlit",
+                "core.ui.serve",
                 "run",
                 str(REPO / "app" / "Home.py"),
                 "--server.headless",

@@ -2,15 +2,16 @@
 
 Streamlit runs every page's script in this one process, so a module imported here once is imported
 for every page and every session. The modules the pages need (MLflow's client, Prefect's, pandas,
-plotly, scikit-learn, the console's own pieces) are imported *before* Streamlit starts serving: a
-user's first page no longer waits seconds for them. Then it is Streamlit's own command line, with
-the arguments given.
+plotly, scikit-learn, the console's own pieces) are imported in a background thread while Streamlit
+starts: the console answers as soon as Streamlit does, and a page opened a few seconds later no
+longer waits for them. Otherwise it is Streamlit's own command line, with the arguments given.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from typing import Final
 
 WARM: Final = (
@@ -51,7 +52,7 @@ def main() -> None:
     from core.orchestration.runs import configure_prefect
 
     configure_prefect(get_settings())  # Prefect reads its settings once, at its first import
-    warm()
+    threading.Thread(target=warm, name="warm-imports", daemon=True).start()
     from streamlit.web.cli import main as streamlit
 
     sys.argv = ["streamlit", *sys.argv[1:]]
