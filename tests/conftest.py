@@ -33,6 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
 SHARED_SESSION: Final = {"tests/e2e/test_console.py": "e2e", "tests/e2e/test_operations.py": "e2e"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """For `make test` (pytest-xdist, `--dist loadgroup`): a test module runs whole on one process
     (its module-scoped services start once, its tests keep their order); modules sharing a session

@@ -118,10 +118,9 @@ def programs(settings: Settings) -> list[Program]:
         Program(
             "console",
             [
-                # Streamlit's own command line, after the pages' modules are imported (core.ui.serve)
                 sys.executable,
                 "-m",
-                "core.ui.serve",
+                "streamlit",
                 "run",
                 str(REPO / "app" / "Home.py"),
                 "--server.headless",

@@ -200,7 +200,7 @@ def test_page_and_cli_say_when_the_prefect_server_is_down(
         at.switch_page("../pages/pipeline_runs.py").run()
         assert not at.exception, at.exception
         assert any("does not answer" in e.value for e in at.error)
-        assert "retrain" not in [b.key for b in at.button]  # nothing to click that cannot work
+        assert at.button(key="retrain").disabled  # shown, but nothing to click that cannot work
     finally:
         get_settings.cache_clear()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
