@@ -24,7 +24,7 @@ from typing import Any, Final
 from core.config import Settings
 from core.errors import RakutenError
 from core.io import write_text
-from core.stack.programs import PROGRAMS, REPO, WORK_POOL, Program, StackPaths, programs, render_config
+from core.stack.programs import REPO, WORK_POOL, Program, StackPaths, programs, render_config
 
 STARTUP_S: Final = 120.0  # per program, on a busy 2-core machine (Prefect's first start migrates its DB)
 STOP_S: Final = 60.0
@@ -356,6 +356,3 @@ def down(settings: Settings) -> bool:
         except psutil.TimeoutExpired:
             psutil.Process(pid).kill()
     return True
-
-
-__all__ = ["PROGRAMS", "PortBusy", "ProgramStatus", "StackError", "bring_up", "down", "status"]
