@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import pytest
 
@@ -33,14 +33,34 @@ def pytest_configure(config: pytest.Config) -> None:
 SHARED_SESSION: Final = {"tests/e2e/test_console.py": "e2e", "tests/e2e/test_operations.py": "e2e"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """For `make test` (pytest-xdist, `--dist loadgroup`): a test module runs whole on one process
-    (its module-scoped services start once, its tests keep their order); modules sharing a session
-    service (the real-browser stack) run on the same one."""
+    """Slow modules (`slow` mark) first, the real-browser ones first of all: test processes take
+    modules in this order, and a long module taken last would leave the other processes idle."""
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    rank: dict[str, int] = {}
     for item in items:
-        module = item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(SHARED_SESSION.get(module, module)))
+        here = 0 if module(item).startswith("tests/e2e/") else 1 if item.get_closest_marker("slow") else 2
+        rank[module(item)] = min(here, rank.get(module(item), here))
+    items.sort(key=lambda item: rank[module(item)])  # stable: each module's tests keep their order
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` (`-n auto --dist loadfile`): each test module runs whole on one process (its
+    module-scoped services start once, its tests keep their order), and the modules that share a
+    session service (the real-browser stack) run on the same one."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SHARED_SESSION.get(module, module)
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)
@@ -150,7 +170,7 @@ def require_extra(name: str, installed: bool, install: str) -> None:
         _missing(f"the {name} extra is not installed ({install})")
 
 
-def _missing(message: str) -> None:
+def _missing(message: str) -> NoReturn:
     import os
 
     if os.environ.get("CI", "").lower() == "true":

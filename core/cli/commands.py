@@ -134,6 +134,14 @@ def prepare(
     train_if_needed: Annotated[
         bool, typer.Option("--train-if-needed", help="Also run the pipeline when there is no champion yet.")
     ] = False,
+    start_first_training: Annotated[
+        bool,
+        typer.Option(
+            "--start-first-training",
+            help="No champion yet: start a training on the Prefect worker (what `up` does), waiting "
+            "for its deployment.",
+        ),
+    ] = False,
 ) -> None:
     """First use: generate demo data if the data folder is empty, then ingest if anything changed."""
     from core.data.prepare import prepare as run_prepare
@@ -151,6 +159,14 @@ def prepare(
             with progress() as update:
                 result = run_pipeline(settings, _params(), workers=n, progress=update)
             _print_outcome(result.evaluated)
+        elif start_first_training and _registry().champion() is None:
+            from core.orchestration.launcher import start_when_deployed
+
+            launch = start_when_deployed(settings, actor="first use")
+            console.print(
+                f"No champion model yet: the first training runs on the worker ({launch.name}) — "
+                "follow it on the console's Pipeline runs page; predictions start once it is promoted."
+            )
     except RakutenError as exc:
         raise fail(exc) from exc
 

@@ -3,6 +3,7 @@ under one supervisord — `make console` runs `up` in the foreground (Ctrl-C or 
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from rich.table import Table
 from core.cli._shared import WorkersOpt, console, fail
 from core.config import Settings, get_settings
 from core.errors import RakutenError
+from core.stack.programs import StackPaths
 
 
 def _settings() -> Settings:
@@ -38,7 +40,8 @@ def up(
         bool, typer.Option("--detach", "-d", help="Run in the background (stop with `python -m core down`)")
     ] = False,
     prepare: Annotated[
-        bool, typer.Option(help="First use: demo data and a first model before the services start")
+        bool,
+        typer.Option(help="First use: demo data (while the services start), a first model on the worker"),
     ] = True,
     workers: WorkersOpt = None,
 ) -> None:
@@ -62,20 +65,19 @@ def up(
         return
     try:
         stack.check_ports(settings)
-        if prepare:  # in a child process: this one stays small while the stack runs
-            command = [sys.executable, "-m", "core", "prepare", "--train-if-needed"]
-            if subprocess.run(command + (["--workers", str(workers)] if workers else [])).returncode:
-                raise typer.Exit(code=2)
         paths = stack.write_config(settings)
     except RakutenError as exc:
         raise fail(exc) from exc
     console.print(f"Starting the local stack (supervisord; logs in {paths.logs})…")
     process = stack.launch_supervisor(paths, detach=detach)
+    # first use: demo data while the services start (a child process: this one stays small)
+    preparing = _start_prepare(paths, workers) if prepare else None
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     code = 0
     try:
-        with console.status("Waiting for the services…"):
+        with console.status("Starting the services" + (" and preparing the data…" if prepare else "…")):
             stack.bring_up(settings, paths, lambda line: console.print(f"  [green]✓[/] {line}"))
+            _prepared(preparing, paths)
         console.print(
             f"[bold green]Ready[/]: the console on http://127.0.0.1:{settings.console_port} · "
             f"logs in {paths.logs}"
@@ -94,12 +96,42 @@ def up(
         if process is None:
             stack.down(settings)
     finally:
+        if preparing is not None and preparing.poll() is None:
+            preparing.terminate()
+            preparing.wait()
         if process is not None:
             stack.stop_child(process)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if code:
         raise typer.Exit(code=code)
+
+
+def _start_prepare(paths: StackPaths, workers: int | None) -> subprocess.Popen[bytes]:
+    """`python -m core prepare --start-first-training` (demo data if data/raw is empty, ingest if
+    anything changed; no champion yet: a first training on the worker, once deployed), its progress
+    in .stack/logs/prepare.log."""
+    command = [sys.executable, "-m", "core", "prepare", "--start-first-training"]
+    command += ["--workers", str(workers)] if workers else []
+    with paths.log("prepare").open("wb") as log:
+        env = os.environ | {"COLUMNS": "100"}
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def _prepared(preparing: subprocess.Popen[bytes] | None, paths: StackPaths) -> None:
+    """Wait for the data preparation and say how it went (when it failed, its log's tail: the stack
+    runs on, and the Data explorer shows the problem too)."""
+    if preparing is None:
+        return
+    code = preparing.wait()
+    text = paths.log("prepare").read_text(errors="replace")
+    said = [line for line in text.splitlines() if line.strip() and "━" not in line]  # not the bars
+    if code == 0:
+        for line in said:
+            console.print(f"  [green]✓[/] {line}")
+    else:
+        tail = "\n".join(said[-15:])
+        console.print(f"[bold red]Data preparation failed[/] (log: {paths.log('prepare')}):\n{tail}")
 
 
 def down() -> None:

@@ -101,6 +101,25 @@ def start_training(
         return _start_deployment(settings, {"overrides": overrides or {}, "actor": actor}, name)
 
 
+def start_when_deployed(
+    settings: Settings, *, actor: str, timeout_s: float = 300.0, poll_s: float = 0.5
+) -> Launch:
+    """`start_training` once the training deployment exists (the stack deploys it while it starts);
+    a training already in progress is returned as it is."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return start_training(settings, actor=actor)
+        except AlreadyRunning as exc:
+            return Launch(exc.run_id, mode(settings), exc.run_id)
+        except (LaunchError, PrefectUnavailable):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(poll_s)
+
+
 def _start_deployment(settings: Settings, parameters: dict[str, Any], name: str) -> Launch:
     import httpx
     from prefect.deployments import run_deployment

@@ -66,7 +66,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
                                 start_new_session=True)  # fmt: skip
     run = FirstRun(root, f"http://127.0.0.1:{port}", make, log, set())
     try:
-        deadline = time.monotonic() + 600  # demo data and a first model before the services start
+        deadline = time.monotonic() + 300  # the services start first (demo data and a model follow)
         while not _answers(f"{run.url}/_stcore/health"):
             run.watch()
             assert make.poll() is None, log.read_text(errors="replace")[-4000:]
@@ -114,11 +114,18 @@ def test_retrain_then_a_drift_report_from_the_console_alone(
     first_run: FirstRun, page: Any, screenshots: Path
 ) -> None:
     _wait_ready(first_run)
+    log = first_run.log.read_text(errors="replace")
+    first = re.search(r"the first training runs on the worker \((training-[0-9a-f]{8})\)", log)
+    assert first, log
     page.goto(f"{first_run.url}/pipeline_runs")
     page.get_by_role("heading", name="Pipeline runs", exact=True).first.wait_for()
+    page.get_by_text(f"{first.group(1)} — ✅ COMPLETED").first.wait_for(timeout=600_000)  # followed live
+    first_run.watch()
     page.get_by_role("button", name="Retrain", exact=True).click()
-    page.get_by_text(re.compile(r"Started training run training-[0-9a-f]{8} ")).first.wait_for()
-    page.get_by_text("COMPLETED").first.wait_for(timeout=600_000)
+    started = page.get_by_text(re.compile(r"Started training run training-[0-9a-f]{8} ")).first
+    name = re.search(r"training-[0-9a-f]{8}", started.inner_text())
+    assert name, started.inner_text()
+    page.get_by_text(f"{name.group(0)} — ✅ COMPLETED").first.wait_for(timeout=600_000)
     first_run.watch()
 
     page.goto(f"{first_run.url}/drift")
@@ -148,8 +155,8 @@ def test_sigterm_stops_every_process_and_leaves_git_status_clean(first_run: Firs
 
 
 def _wait_ready(run: FirstRun) -> None:
-    """Until `make console` said the whole stack is up (the worker included)."""
-    deadline = time.monotonic() + 180
+    """Until `make console` said the whole stack is up (the worker included, the data prepared)."""
+    deadline = time.monotonic() + 300
     while "Ready" not in run.log.read_text(errors="replace"):
         run.watch()
         assert time.monotonic() < deadline, run.log.read_text(errors="replace")[-3000:]
