@@ -114,7 +114,7 @@ def _start_prepare(paths: StackPaths, workers: int | None) -> subprocess.Popen[b
     command = [sys.executable, "-m", "core", "prepare", "--start-first-training"]
     command += ["--workers", str(workers)] if workers else []
     with paths.log("prepare").open("wb") as log:
-        env = os.environ | {"COLUMNS": "100"}
+        env = os.environ | {"COLUMNS": "1000"}  # one line per message: `up` prints them again
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 

@@ -114,7 +114,7 @@ def test_retrain_then_a_drift_report_from_the_console_alone(
     first_run: FirstRun, page: Any, screenshots: Path
 ) -> None:
     _wait_ready(first_run)
-    log = first_run.log.read_text(errors="replace")
+    log = (first_run.root / ".stack" / "logs" / "prepare.log").read_text(errors="replace")
     first = re.search(r"the first training runs on the worker \((training-[0-9a-f]{8})\)", log)
     assert first, log
     page.goto(f"{first_run.url}/pipeline_runs")
