@@ -1,5 +1,6 @@
 """A new user's first half hour, in a fresh clone of this repository: `make console` (a subprocess),
-every page opened in two tabs at once while the stack is still starting — no traceback anywhere —,
+every page opened in two tabs at once while the stack is still starting (data being prepared, the first
+model training on the worker) — no traceback anywhere —, the first training followed to its end,
 a retrain, a drift report made from the console alone (held-back products sent from the Drift page,
 then the report), then SIGTERM: no process of the stack is left, and `git status` is clean."""
 
