@@ -101,6 +101,7 @@ class FeatureStore:
         self._keys: list[str] | None = None
         self._index: dict[str, int] = {}
         self._rows: list[np.ndarray] = []  # loaded matrix first, then rows appended by this object
+        self._loaded_parts: list[Path] = []  # the chunk files `_load` read
 
     def __len__(self) -> int:
         return len(self._load())
@@ -119,7 +120,8 @@ class FeatureStore:
             keys_file, features_file = self.store / "keys.npy", self.store / "features.npy"
             if keys_file.exists() and features_file.exists():
                 self._read(keys_file, features_file)
-            for part in self._parts():
+            self._loaded_parts = self._parts()
+            for part in self._loaded_parts:
                 self._read_part(part)
         return self._keys
 
@@ -178,19 +180,27 @@ class FeatureStore:
             np.savez(fh, keys=keys, features=matrix)
 
     def _save(self) -> None:
-        """Merge everything into `features.npy` + `keys.npy`, then drop the chunk files."""
-        parts = self._parts()
-        keys = np.array(self._keys or [], dtype=_KEY_DTYPE)
-        matrix = (
-            np.vstack(self._rows).astype(np.float32, copy=False)
-            if self._rows
-            else np.zeros((0, self.n_features), dtype=np.float32)
-        )
-        for target, array in (("features.npy", matrix), ("keys.npy", keys)):
-            with atomic_path(self.store / target) as tmp, tmp.open("wb") as fh:
-                np.save(fh, array, allow_pickle=False)
-        for part in parts:
-            part.unlink(missing_ok=True)
+        """Merge the two files and every chunk on disk (this object's, and any other process's) into
+        `features.npy` + `keys.npy`, then drop the chunks merged. Under a lock, re-read first: two
+        encodes at once (a training on the worker and a CLI step) neither lose nor mismatch rows."""
+        from filelock import FileLock
+
+        self.store.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.store.parent / f".{self.store.name}.lock"), timeout=600):
+            self._keys = None  # what is on disk now: the last merge first, then every chunk
+            self._load()
+            keys = np.array(self._keys or [], dtype=_KEY_DTYPE)
+            matrix = (
+                np.vstack(self._rows).astype(np.float32, copy=False)
+                if self._rows
+                else np.zeros((0, self.n_features), dtype=np.float32)
+            )
+            # features before keys: a reader between the two sees extra rows, never missing ones
+            for target, array in (("features.npy", matrix), ("keys.npy", keys)):
+                with atomic_path(self.store / target) as tmp, tmp.open("wb") as fh:
+                    np.save(fh, array, allow_pickle=False)
+            for part in self._loaded_parts:
+                part.unlink(missing_ok=True)
         log.debug("saved %d cached %s features to %s", len(keys), self.label, self.store)
 
 

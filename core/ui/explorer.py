@@ -19,9 +19,9 @@ TABLE_CONFIG: Final = {
     "id": st.column_config.NumberColumn("id", format="%d", width="small"),
     "designation": st.column_config.TextColumn("title", width="large"),
     "category": st.column_config.TextColumn("class", width="medium"),
-    "description_length": st.column_config.NumberColumn("description chars", width="small"),
+    "description_length": st.column_config.NumberColumn("description chars", width=130),
     "has_image": st.column_config.CheckboxColumn("image", width="small"),
-    "image_status": st.column_config.TextColumn("image status", width="small"),
+    "image_status": st.column_config.TextColumn("image status", width=100),
 }
 _GRID: Final = 6
 

@@ -32,13 +32,13 @@ VERSIONS_CONFIG: Final = {
         "aliases",
         options=[CHAMPION_ALIAS, CHALLENGER_ALIAS],
         color=[_BADGE[CHAMPION_ALIAS], _BADGE[CHALLENGER_ALIAS]],
-        width="small",
+        width=120,  # a whole "challenger" badge
     ),
-    "weighted_f1": st.column_config.NumberColumn("weighted F1", format="%.4f", width="small"),
+    "weighted_f1": st.column_config.NumberColumn("weighted F1", format="%.4f", width=100),
     "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm:ss"),
     "run_id": st.column_config.TextColumn("run", width="small"),
     "commit": st.column_config.TextColumn("git commit", width="small"),
-    "data": st.column_config.TextColumn("data version", width="small"),
+    "data": st.column_config.TextColumn("data version", width=105),
     "gate": st.column_config.TextColumn("gate verdict", width="large"),
 }
 HISTORY_CONFIG: Final = {

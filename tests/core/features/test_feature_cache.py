@@ -56,6 +56,26 @@ def test_second_run_is_all_hits_with_identical_features(tmp_path: Path, images: 
     assert again.last_stats.summary() == "6 images: 6 cached, 0 encoded, 0 unreadable"
 
 
+def test_two_encodes_at_once_keep_each_others_features(tmp_path: Path, images: list[Path]) -> None:
+    """Two processes' caches opened on the same store before either saves (a training on the worker
+    and a CLI step): the second save merges what the first wrote, it never overwrites it."""
+    first = ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge"))
+    second = ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge"))
+    assert len(first) == len(second) == 0  # both read the empty store
+    first_matrix, _ = first.features(images[:3])
+    second_matrix, _ = second.features(images[3:])
+    assert second.last_misses == 3
+
+    later = ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge"))
+    matrix, ok = later.features(images)
+    assert (later.last_hits, later.last_misses) == (len(images), 0) and ok.all()
+    assert np.array_equal(matrix, np.vstack([first_matrix, second_matrix]))
+    assert sorted(p.name for p in (tmp_path / "cache" / "colour_edge-v1").iterdir()) == [
+        "features.npy",
+        "keys.npy",
+    ]
+
+
 def test_store_lives_under_encoder_name_and_version(tmp_path: Path, images: list[Path]) -> None:
     ImageFeatureCache(tmp_path / "cache", get_encoder("colour_edge")).features(images[:2])
     store = tmp_path / "cache" / "colour_edge-v1"
