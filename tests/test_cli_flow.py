@@ -68,6 +68,8 @@ def test_flow_start_refuses_a_second_start_and_status_follows_it(stack_project: 
     assert followed.returncode == 0, followed.stderr[-3000:]
     assert "COMPLETED" in followed.stderr and "step 6/6" in followed.stderr
     assert "Model v" in followed.stderr  # the summary artifact at the end
+    runner = (stack_project.root / ".stack" / "logs" / "runner.log").read_text(errors="replace")
+    assert "flow run started in process" in runner  # forked by the fork server, imports done
 
     listed = cli("flow", "runs")
     assert listed.returncode == 0 and run_id in listed.stdout + listed.stderr

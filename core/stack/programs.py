@@ -6,6 +6,8 @@ Four programs, each a child of one supervisord, in its own process group, loggin
 
 - `prefect`: a Prefect server (SQLite in `<root>/.prefect`, loopback, `prefect_port`);
 - `worker`: a Prefect process worker that runs the deployed flows (started once the deployments exist);
+- `runner`: the worker's fork server (`core.orchestration.forkserver`): flow runs start with Prefect and
+  the pipeline already imported;
 - `api`: the prediction service (`python -m core serve`);
 - `console`: the Streamlit console, predicting through that API.
 """
@@ -19,11 +21,12 @@ from pathlib import Path
 from typing import Final, Literal
 
 from core.config import Settings
+from core.orchestration.forkserver import SOCKET_ENV
 
 WORK_POOL: Final = "rakuten-process"
 REPO: Final = Path(__file__).resolve().parents[2]  # the checkout: prefect.yaml, app/, the flows' code
-ProgramName = Literal["prefect", "worker", "api", "console"]
-PROGRAMS: Final[tuple[ProgramName, ...]] = ("prefect", "worker", "api", "console")
+ProgramName = Literal["prefect", "runner", "worker", "api", "console"]
+PROGRAMS: Final[tuple[ProgramName, ...]] = ("prefect", "runner", "worker", "api", "console")
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class Program:
     name: ProgramName
     command: list[str]
     directory: Path
-    health: str | None  # a URL answering 200 once the program serves; None: the worker (asked of Prefect)
+    health: str | Path | None  # a URL answering 200, or a socket accepting, once it serves; None: the
+    # worker (asked of Prefect)
     url: str | None  # where a user opens it
     env: dict[str, str] = field(default_factory=dict)
     autostart: bool = True
@@ -45,17 +49,23 @@ class StackPaths:
     pidfile: Path
     socket: Path
     logs: Path
+    forkserver: Path  # the fork server's socket
 
     @classmethod
     def of(cls, settings: Settings) -> StackPaths:
         state = settings.stack_dir
-        socket = state / "supervisor.sock"
-        if len(str(socket)) > 100:  # AF_UNIX paths stop at 108 bytes: a deep checkout gets one in /tmp
-            import hashlib
 
-            digest = hashlib.blake2b(str(state).encode(), digest_size=6).hexdigest()
-            socket = Path("/tmp") / f"rakuten-stack-{digest}.sock"
-        return cls(state, state / "supervisord.conf", state / "supervisord.pid", socket, state / "logs")
+        def socket(name: str) -> Path:
+            path = state / f"{name}.sock"
+            if len(str(path)) > 100:  # AF_UNIX paths stop at 108 bytes: a deep checkout gets one in /tmp
+                import hashlib
+
+                digest = hashlib.blake2b(str(state).encode(), digest_size=6).hexdigest()
+                path = Path("/tmp") / f"rakuten-stack-{digest}-{name}.sock"
+            return path
+
+        config, pidfile = state / "supervisord.conf", state / "supervisord.pid"
+        return cls(state, config, pidfile, socket("supervisor"), state / "logs", socket("forkserver"))
 
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
@@ -77,6 +87,7 @@ def programs(settings: Settings) -> list[Program]:
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     console_url = f"http://127.0.0.1:{settings.console_port}"
     prefect_ui = settings.prefect_url.removesuffix("/api")
+    forkserver = StackPaths.of(settings).forkserver
     return [
         Program(
             "prefect",
@@ -96,13 +107,24 @@ def programs(settings: Settings) -> list[Program]:
             priority=10,
         ),
         Program(
+            "runner",
+            [sys.executable, "-m", "core.orchestration.forkserver", "serve", str(forkserver)],
+            REPO,
+            health=forkserver,
+            url=None,
+            env=prefect_env,
+            autostart=False,  # `up` starts it with the worker: its imports would slow the first start
+            priority=15,
+        ),
+        Program(
             "worker",
             [_tool("prefect"), "worker", "start", "--pool", WORK_POOL, "--type", "process"],
             REPO,  # the deployments' code lives here; the flows' settings come from the environment
             health=None,
             url=None,
-            # 0.5 s polls: a Retrain's first step runs within seconds, not the default 10 s
-            env={**prefect_env, "PREFECT_WORKER_QUERY_SECONDS": "0.5"},
+            # 0.5 s polls: a Retrain's first step runs within seconds, not the default 10 s; flow runs
+            # through the fork server (the work pool's command, `forkserver_command`)
+            env={**prefect_env, "PREFECT_WORKER_QUERY_SECONDS": "0.5", SOCKET_ENV: str(forkserver)},
             autostart=False,  # `up` starts it once the deployments exist
             priority=20,
         ),
@@ -139,6 +161,12 @@ def programs(settings: Settings) -> list[Program]:
             priority=40,
         ),
     ]
+
+
+def forkserver_command() -> str:
+    """The local work pool's flow-run command: the fork server's client (`python -m prefect.engine`
+    itself when the server is not there)."""
+    return shlex.join([sys.executable, "-m", "core.orchestration.forkserver", "run"])
 
 
 def _quote(value: str) -> str:

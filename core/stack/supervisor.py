@@ -19,12 +19,21 @@ import xmlrpc.client
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from core.config import Settings
 from core.errors import RakutenError
 from core.io import write_text
-from core.stack.programs import REPO, WORK_POOL, Program, StackPaths, programs, render_config
+from core.stack.programs import (
+    REPO,
+    WORK_POOL,
+    Program,
+    StackPaths,
+    forkserver_command,
+    programs,
+    render_config,
+)
 
 STARTUP_S: Final = 120.0  # per program, on a busy 2-core machine (Prefect's first start migrates its DB)
 STOP_S: Final = 60.0
@@ -95,6 +104,8 @@ def _worker_polls(settings: Settings) -> bool:
 
 
 def healthy(settings: Settings, program: Program) -> bool:
+    if isinstance(program.health, Path):  # the fork server: its socket is there once it has imported all
+        return program.health.exists()
     return _answers(program.health) if program.health else _worker_polls(settings)
 
 
@@ -169,23 +180,25 @@ def _tail(paths: StackPaths, name: str, chars: int = 1500) -> str:
 
 
 def bring_up(settings: Settings, paths: StackPaths, report: Report) -> None:
-    """With supervisord started: wait for Prefect, deploy the flows (while the API and the console
-    come up), then start the worker."""
+    """With supervisord started: wait for Prefect, deploy the flows (while the API, the console and
+    the fork server come up), then start the worker."""
     by_name = {p.name: p for p in programs(settings)}
     _wait(settings, paths, by_name["prefect"], time.monotonic() + STARTUP_S)
     report(f"Prefect server up: {by_name['prefect'].url}")
     ended = crash_abandoned_runs(settings)
     if ended:
         report(f"Marked {ended} run(s) the last stop left active as crashed")
+    _proxy(paths).supervisor.startProcess("runner", False)  # imports the flows' modules meanwhile
     deploying = _deploy(settings)
     for name in ("api", "console"):
         _wait(settings, paths, by_name[name], time.monotonic() + STARTUP_S)
         report(f"{name} up: {by_name[name].url}")
     _deployed(deploying)
     report("Flows deployed (prefect.yaml): training, monitor-and-retrain (daily schedule)")
-    _proxy(paths).supervisor.startProcess("worker", False)
+    _wait(settings, paths, by_name["runner"], time.monotonic() + STARTUP_S)  # before the worker: its
+    _proxy(paths).supervisor.startProcess("worker", False)  # first run goes through the fork server
     _wait(settings, paths, by_name["worker"], time.monotonic() + STARTUP_S)
-    report("worker up: trainings and scheduled runs execute")
+    report("worker up, with its fork server: trainings and scheduled runs execute")
 
 
 def crash_abandoned_runs(settings: Settings) -> int:
@@ -210,13 +223,20 @@ def crash_abandoned_runs(settings: Settings) -> int:
 
 def _deploy(settings: Settings) -> subprocess.Popen[str]:
     """Create the work pool, start `prefect deploy --all` (prefect.yaml's deployments; idempotent)."""
-    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectAlreadyExists
+    from prefect.workers.process import ProcessWorker
 
     from core.orchestration.runs import prefect_client
 
-    with prefect_client(settings) as client, suppress(ObjectAlreadyExists):
-        client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
+    template = ProcessWorker.get_default_base_job_template()
+    template["variables"]["properties"]["command"]["default"] = forkserver_command()
+    with prefect_client(settings) as client:
+        try:
+            pool = WorkPoolCreate(name=WORK_POOL, type="process", base_job_template=template)
+            client.create_work_pool(pool)
+        except ObjectAlreadyExists:  # from an earlier start: its command may name another interpreter
+            client.update_work_pool(WORK_POOL, WorkPoolUpdate(base_job_template=template))
     env = {**os.environ, "PREFECT_API_URL": settings.prefect_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     command = [programs(settings)[0].command[0], "--no-prompt", "deploy", "--all"]
     return subprocess.Popen(

@@ -34,6 +34,10 @@ def test_config_runs_each_program_in_its_group_with_logs_under_the_project(tmp_p
     assert 'PREFECT_API_URL="http://127.0.0.1:14200/api"' in parsed["program:worker"]["environment"]
     assert parsed["program:worker"]["autostart"] == "false"  # started once the flows are deployed
     assert parsed["program:worker"]["directory"] == str(REPO)
+    # the worker's flow runs go through the fork server, which `up` starts before it
+    assert parsed["program:runner"]["autostart"] == "false"
+    assert parsed["program:runner"]["command"].endswith(f"forkserver serve {paths.forkserver}")
+    assert f'RAKUTEN_FORKSERVER_SOCKET="{paths.forkserver}"' in parsed["program:worker"]["environment"]
     assert "--server.port 18501" in parsed["program:console"]["command"]
     assert 'RAKUTEN_API_URL="http://127.0.0.1:18000"' in parsed["program:console"]["environment"]
 
@@ -46,10 +50,12 @@ def test_percent_signs_are_escaped_for_supervisord(tmp_path: Path) -> None:
     assert parsed["supervisord"]["pidfile"] == str(tmp_path / "100%done" / ".stack" / "supervisord.pid")
 
 
-def test_a_deep_project_gets_its_control_socket_in_tmp(tmp_path: Path) -> None:
+def test_a_deep_project_gets_its_sockets_in_tmp(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60) / ("e" * 60)
-    socket_path = StackPaths.of(Settings(root=deep)).socket
-    assert len(str(socket_path)) < 108 and str(socket_path).startswith("/tmp/")
+    paths = StackPaths.of(Settings(root=deep))
+    for path in (paths.socket, paths.forkserver):
+        assert len(str(path)) < 108 and str(path).startswith("/tmp/")
+    assert paths.socket != paths.forkserver
 
 
 def test_a_taken_port_names_the_setting_to_change(tmp_path: Path) -> None:
