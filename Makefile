@@ -62,7 +62,7 @@ system-deps: ## Install the system tools the tests start (PostgreSQL, Prometheus
 
 .PHONY: test
 test: $(VENV)/.dev ## Run the whole test suite (both cores; what it skips, and why, at the end)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 .PHONY: test-fast
 test-fast: $(VENV)/.dev ## Run the tests without the slow data-difficulty checks

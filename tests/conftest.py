@@ -20,13 +20,23 @@ from core.data.demo.generator import DemoSpec, write_demo
 DEMO_ROWS = 400
 
 
+# Math libraries' thread pools, one thread each when test processes run side by side
+THREAD_POOLS: Final = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_MAX_THREADS")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Prefect's client files (profiles) in a private folder, no telemetry."""
+    """Prefect's client files (profiles) in a private folder, no telemetry. Under pytest-xdist (set
+    here in the controller, before the test processes start, so they and every process they start
+    inherit it), one thread per math library's pool: each test process already has a core, and
+    OpenMP / OpenBLAS threads that spin waiting for a core slow a busy machine several times over."""
     import os
     import tempfile
 
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="rakuten-test-prefect-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if (getattr(config.option, "numprocesses", None) or 0) > 1:
+        for variable in THREAD_POOLS:
+            os.environ.setdefault(variable, "1")
 
 
 # Test modules that share one session-wide service, kept on one test process (pytest-xdist)
@@ -48,9 +58,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`make test` (`-n auto --dist loadfile`): each test module runs whole on one process (its
-    module-scoped services start once, its tests keep their order), and the modules that share a
-    session service (the real-browser stack) run on the same one."""
+    """`make test` (`-n auto --dist loadfile --no-loadscope-reorder`): each test module runs whole on
+    one process (its module-scoped services start once, its tests keep their order), modules are
+    handed out in the order `pytest_collection_modifyitems` set, and the modules that share a session
+    service (the real-browser stack) run on the same process."""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadScopeScheduling

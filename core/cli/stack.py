@@ -115,7 +115,14 @@ def _start_prepare(paths: StackPaths, workers: int | None) -> subprocess.Popen[b
     command += ["--workers", str(workers)] if workers else []
     with paths.log("prepare").open("wb") as log:
         env = os.environ | {"COLUMNS": "1000"}  # one line per message: `up` prints them again
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_background
+        )
+
+
+def _background() -> None:
+    """The preparation yields the CPU to the services starting beside it."""
+    os.nice(10)
 
 
 def _prepared(preparing: subprocess.Popen[bytes] | None, paths: StackPaths) -> None:

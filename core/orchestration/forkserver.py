@@ -28,6 +28,7 @@ from typing import Any, Final
 PRELOAD: Final = ("prefect.engine", "prefect.flow_engine", "core.orchestration.flows", "core.pipeline")
 SOCKET_ENV: Final = "RAKUTEN_FORKSERVER_SOCKET"
 _HEADER: Final = struct.Struct("!I")
+NICE: Final = 5
 _GRACE_S: Final = 30.0  # a child whose client vanished: SIGTERM, then SIGKILL after this
 
 
@@ -124,11 +125,14 @@ def _child(request: dict[str, Any], fds: list[int], listener: socket.socket) -> 
 
 
 def serve(path: str) -> None:
-    """Import the flows' modules, then fork one child per request; report each child's end."""
+    """Import the flows' modules, then fork one child per request; report each child's end. Flow runs
+    (a training) yield the CPU to the console and the API: the server and its children run at a
+    lower priority (nice 5)."""
     import importlib
     import selectors
     import time
 
+    os.nice(NICE)
     for module in PRELOAD:
         importlib.import_module(module)
     if os.path.exists(path):

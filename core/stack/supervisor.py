@@ -35,7 +35,7 @@ from core.stack.programs import (
     render_config,
 )
 
-STARTUP_S: Final = 120.0  # per program, on a busy 2-core machine (Prefect's first start migrates its DB)
+STARTUP_S: Final = 300.0  # per program, on a busy 2-core machine (Prefect's first start migrates its DB)
 STOP_S: Final = 60.0
 Report = Callable[[str], None]
 
