@@ -55,8 +55,9 @@ def browser() -> Iterator[Any]:
     chromium = next((path for path in found if path), None) or require_tool(
         "chromium", "Debian: apt-get install chromium"
     )
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=60_000)  # as the pages' own timeout: a busy machine is slow, not wrong
     with sync_playwright() as playwright:
         flags = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
         launched = playwright.chromium.launch(executable_path=chromium, headless=True, args=flags)

@@ -66,13 +66,19 @@ def test_cancel_stops_the_run_on_the_worker(project: Settings) -> None:
 
 
 def _flow_processes(project: Settings) -> list[psutil.Process]:
-    """The flow-run processes this stack's worker started."""
+    """This stack's flow-run processes: under the worker, the fork server's clients (or a
+    `prefect.engine` of its own), and under the fork server, the runs it forked."""
     from core.stack.supervisor import status
 
-    programs = status(project) or []
-    worker = next(p.pid for p in programs if p.name == "worker" and p.pid)
-    tree = psutil.Process(worker).children(recursive=True)
-    return [p for p in tree if "prefect.engine" in " ".join(p.cmdline())]
+    pids = {p.name: p.pid for p in status(project) or [] if p.pid}
+    clients = [
+        p
+        for p in psutil.Process(pids["worker"]).children(recursive=True)
+        if any(part in " ".join(p.cmdline()) for part in ("forkserver run", "prefect.engine"))
+    ]
+    forked = psutil.Process(pids["runner"]).children(recursive=True)
+    assert not clients or forked, "a flow run not started by the fork server"
+    return clients + forked
 
 
 def _wait_final(project: Settings, run_id: str, within_s: float = 300) -> RunInfo:
