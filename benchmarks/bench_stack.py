@@ -202,6 +202,11 @@ def _first_model(root: Path, env: dict[str, str], first: dict[str, Any]) -> floa
         raise RuntimeError(f"the first training ended {run.state}: {run.message}")
     took = time.perf_counter() - float(first["start"])
     _say(f"  first model trained on the worker {took:.0f} s after `up`")
+    # steady state before Retrain is timed: the API has loaded the new champion (as a user finds it)
+    api = f"http://127.0.0.1:{env['RAKUTEN_API_PORT']}/ready"
+    deadline = time.perf_counter() + 180
+    while not _answers(api) and time.perf_counter() < deadline:
+        time.sleep(0.5)
     return took
 
 
