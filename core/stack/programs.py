@@ -9,7 +9,7 @@ Four programs, each a child of one supervisord, in its own process group, loggin
 - `runner`: the worker's fork server (`core.orchestration.forkserver`): flow runs start with Prefect and
   the pipeline already imported;
 - `api`: the prediction service (`python -m core serve`);
-- `console`: the Streamlit console (`core.ui.serve`), predicting through that API.
+- `console`: the Streamlit console, predicting through that API.
 """
 
 from __future__ import annotations
@@ -142,7 +142,9 @@ def programs(settings: Settings) -> list[Program]:
             [
                 sys.executable,
                 "-m",
-                "core.ui.serve",  # `streamlit run app/Home.py`, its heavy imports done before it answers
+                "streamlit",
+                "run",
+                str(REPO / "app" / "Home.py"),
                 "--server.headless",
                 "true",
                 "--server.address",
