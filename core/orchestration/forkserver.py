@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ from typing import Any, Final
 PRELOAD: Final = ("prefect.engine", "prefect.flow_engine", "core.orchestration.flows", "core.pipeline")
 SOCKET_ENV: Final = "RAKUTEN_FORKSERVER_SOCKET"
 _HEADER: Final = struct.Struct("!I")
+log = logging.getLogger("core.orchestration.forkserver")
 NICE: Final = 5
 _GRACE_S: Final = 30.0  # a child whose client vanished: SIGTERM, then SIGKILL after this
 
@@ -133,6 +135,7 @@ def serve(path: str) -> None:
     import time
 
     os.nice(NICE)
+    _log_to_stdout()
     for module in PRELOAD:
         importlib.import_module(module)
     if os.path.exists(path):
@@ -152,7 +155,7 @@ def serve(path: str) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"fork server ready on {path} (preloaded: {', '.join(PRELOAD)})", flush=True)
+    log.info("fork server ready on %s (preloaded: %s)", path, ", ".join(PRELOAD))
     signalled = False
     while not stopping or children:
         if stopping and not signalled:  # once: a second SIGTERM would cut Prefect's own clean-up short
@@ -204,7 +207,7 @@ def _accept(listener: socket.socket, selector: Any, children: dict[int, socket.s
     conn.setblocking(True)
     children[pid] = conn
     selector.register(conn, selectors.EVENT_READ)
-    print(f"flow run started in process {pid}", flush=True)
+    log.info("flow run started in process %d", pid)
 
 
 def _reap(children: dict[int, socket.socket], orphaned: dict[int, float], selector: Any) -> None:
@@ -224,7 +227,17 @@ def _reap(children: dict[int, socket.socket], orphaned: dict[int, float], select
         with contextlib.suppress(KeyError, ValueError):
             selector.unregister(conn)
         conn.close()
-        print(f"flow run process {pid} ended ({os.waitstatus_to_exitcode(status)})", flush=True)
+        log.info("flow run process %d ended (%d)", pid, os.waitstatus_to_exitcode(status))
+
+
+def _log_to_stdout() -> None:
+    """The server's own lines on its standard output (the stack's runner.log), whatever logging
+    configuration Prefect sets up when it is imported."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def _alive(conn: socket.socket) -> bool:
