@@ -96,13 +96,14 @@ def run() -> None:
 
 
 # --- the server (the stack's `runner` program) ---------------------------------------------------
-def _child(request: dict[str, Any], fds: list[int], listener: socket.socket) -> None:
+def _child(request: dict[str, Any], fds: list[int], sockets: list[socket.socket]) -> None:
     """In the forked child: become `python -m prefect.engine` with the client's environment."""
     import runpy
 
     code = 1
     try:
-        listener.close()
+        for sock in sockets:
+            sock.close()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
@@ -196,8 +197,8 @@ def _accept(listener: socket.socket, selector: Any, children: dict[int, socket.s
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
-    if pid == 0:
-        _child(request, fds, listener)
+    if pid == 0:  # the server's sockets are not the child's: closed there
+        _child(request, fds, [listener, conn, *children.values()])
     for fd in fds:
         os.close(fd)
     try:
