@@ -55,27 +55,6 @@ def configure_prefect(settings: Settings) -> None:
 _SCOPES: dict[tuple[str | None, int], Any] = {}
 _CLIENTS: dict[tuple[str | None, int], SyncPrefectClient] = {}
 _LOCK = threading.Lock()
-_HEALTH_S = 2.0  # a Prefect server starting (port open, not answering yet) fails this fast, not in 10 s
-_HEALTHY: dict[str, float] = {}  # API URL -> when its /health last answered (trusted for 5 s)
-
-
-def _answering(url: str) -> str | None:
-    """None when the Prefect API's /health answers (checked at most every 5 s), else why not."""
-    import time
-
-    import httpx
-
-    seen = _HEALTHY.get(url)
-    if seen is not None and time.monotonic() - seen < 5.0:
-        return None
-    try:
-        response = httpx.get(f"{url}/health", timeout=_HEALTH_S)
-    except httpx.HTTPError as exc:
-        return str(exc) or type(exc).__name__
-    if response.status_code != 200:
-        return f"/health answered {response.status_code}"
-    _HEALTHY[url] = time.monotonic()
-    return None
 
 
 @contextmanager
@@ -103,9 +82,6 @@ def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
     thread-safe); `PrefectUnavailable` when it cannot be reached (server down, wrong URL)."""
     import httpx
 
-    why = _answering(settings.prefect_url)
-    if why is not None:
-        raise _unavailable(settings, why)
     with prefect_api(settings):
         import prefect.context
         from prefect.client.orchestration import get_client
@@ -119,21 +95,16 @@ def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
                     _CLIENTS[key] = client
             yield _CLIENTS[key]
         except httpx.TransportError as exc:
-            raise _unavailable(settings, str(exc)) from None
-
-
-def _unavailable(settings: Settings, why: str) -> PrefectUnavailable:
-    if settings.local_prefect:
-        return PrefectUnavailable(
-            f"The local stack's Prefect server ({settings.prefect_url}) does not answer ({why}). "
-            "Start the stack: `make console` (or `python -m core up --detach`); just started, it "
-            "answers within a minute."
-        )
-    return PrefectUnavailable(
-        f"The Prefect server at {settings.prefect_api_url} does not answer ({why}). Start it "
-        "(`prefect server start`, or the full stack), or unset PREFECT_API_URL to use the "
-        "local stack (`make console`)."
-    )
+            if settings.local_prefect:
+                raise PrefectUnavailable(
+                    f"The local stack's Prefect server ({settings.prefect_url}) does not answer ({exc}). "
+                    "Start the stack: `make console` (or `python -m core up --detach`)."
+                ) from None
+            raise PrefectUnavailable(
+                f"The Prefect server at {settings.prefect_api_url} does not answer ({exc}). Start it "
+                "(`prefect server start`, or the full stack), or unset PREFECT_API_URL to use the "
+                "local stack (`make console`)."
+            ) from None
 
 
 def check_prefect(settings: Settings) -> None:
