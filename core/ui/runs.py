@@ -145,6 +145,8 @@ def live(run_id: str, *, key: str = "live") -> bool:
 
     run = read_run(settings(), run_id)
     done, total, current = run.progress
+    if run.state == "COMPLETED":  # its last step's own state can reach Prefect a moment after the run's
+        done, current = total, None
     icon = STATE_ICON.get(run.state, "")
     took = f" · {run.seconds:.0f} s" if run.seconds is not None else ""
     st.markdown(f"**{run.name}** — {icon} {run.state}{took}")
