@@ -28,6 +28,7 @@ from core.features.cache import ImageFeatureCache
 from core.features.image import get_encoder
 from core.features.sentence import TextEmbeddingCache, get_text_encoder
 from core.io import atomic_path, write_text
+from core.layout import Layout
 from core.models.behaviour import BehaviourReport, run_behaviour
 from core.models.classifier import ProductClassifier
 from core.models.evaluate import Evaluation, evaluate
@@ -42,31 +43,6 @@ log = logging.getLogger(__name__)
 
 class NoChampionError(RakutenError):
     """No model has been promoted to champion yet."""
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where each step writes (all derived from Settings)."""
-
-    features: Path
-    candidate: Path
-    evaluation: Path
-    registry_outcome: Path
-    predictions: Path
-    probabilities: Path
-    lock: Path
-
-    @classmethod
-    def of(cls, settings: Settings) -> Layout:
-        return cls(
-            features=settings.processed / "features",
-            candidate=settings.models / "candidate",
-            evaluation=settings.reports / "evaluation",
-            registry_outcome=settings.reports / "registry.json",
-            predictions=settings.processed / "predictions.csv",
-            probabilities=settings.processed / "probabilities.csv",
-            lock=settings.models / ".registry.lock",
-        )
 
 
 @dataclass

@@ -282,7 +282,7 @@ def pipeline(workers: WorkersOpt = None) -> None:
 
 def _registry() -> Any:
     from core.config import REGISTERED_MODEL_NAME
-    from core.pipeline import Layout
+    from core.layout import Layout
     from core.tracking.registry import Registry
     from core.tracking.store import connect
 

@@ -147,8 +147,8 @@ def _product(row: Any, product_type: Any) -> Any:
 
 def held_out_ids(settings: Settings, table: pd.DataFrame) -> pd.Index:
     """The rows the last training did not fit on (its hold-out); all rows when there is no split."""
+    from core.layout import Layout
     from core.models.train import FILES
-    from core.pipeline import Layout
 
     split_file = Layout.of(settings).candidate / FILES["split"]
     if not split_file.is_file():

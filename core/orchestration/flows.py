@@ -197,7 +197,7 @@ def signals(settings: Settings) -> Signals:
 
     import pandas as pd
 
-    from core.pipeline import Layout
+    from core.layout import Layout
     from core.serving.inference_log import read_inference_log
 
     since = datetime.now(UTC) - timedelta(hours=settings.monitor_window_hours)

@@ -87,6 +87,8 @@ def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
         from prefect.client.orchestration import get_client
 
         key = (settings.prefect_url, id(prefect.context.get_settings_context().settings))
+        if _refused(settings.prefect_url):  # said at once: Prefect's client retries a refused connect
+            raise _unavailable(settings, "connection refused")  # for seconds (a stack still starting)
         try:
             with _LOCK:
                 if key not in _CLIENTS:
@@ -95,16 +97,38 @@ def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
                     _CLIENTS[key] = client
             yield _CLIENTS[key]
         except httpx.TransportError as exc:
-            if settings.local_prefect:
-                raise PrefectUnavailable(
-                    f"The local stack's Prefect server ({settings.prefect_url}) does not answer ({exc}). "
-                    "Start the stack: `make console` (or `python -m core up --detach`)."
-                ) from None
-            raise PrefectUnavailable(
-                f"The Prefect server at {settings.prefect_api_url} does not answer ({exc}). Start it "
-                "(`prefect server start`, or the full stack), or unset PREFECT_API_URL to use the "
-                "local stack (`make console`)."
-            ) from None
+            raise _unavailable(settings, str(exc)) from None
+
+
+def _refused(url: str) -> bool:
+    """Nothing listens at the URL's address (a refused TCP connect — never a slow server: a connect
+    that takes long is left to the client and its timeouts)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=0.5):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
+def _unavailable(settings: Settings, reason: str) -> PrefectUnavailable:
+    if settings.local_prefect:
+        return PrefectUnavailable(
+            f"The local stack's Prefect server ({settings.prefect_url}) does not answer ({reason}): if "
+            "the stack is starting, it will within a minute; else start it: `make console` (or "
+            "`python -m core up --detach`)."
+        )
+    return PrefectUnavailable(
+        f"The Prefect server at {settings.prefect_api_url} does not answer ({reason}). Start it "
+        "(`prefect server start`, or the full stack), or unset PREFECT_API_URL to use the local stack "
+        "(`make console`)."
+    )
 
 
 def check_prefect(settings: Settings) -> None:

@@ -26,11 +26,13 @@ from core.config import Settings
 from core.errors import RakutenError
 from core.io import write_text
 from core.stack.programs import (
+    ORCHESTRATION_NICE,
     REPO,
     WORK_POOL,
     Program,
     StackPaths,
     forkserver_command,
+    niced,
     programs,
     render_config,
 )
@@ -238,7 +240,7 @@ def _deploy(settings: Settings) -> subprocess.Popen[str]:
         except ObjectAlreadyExists:  # from an earlier start: its command may name another interpreter
             client.update_work_pool(WORK_POOL, WorkPoolUpdate(base_job_template=template))
     env = {**os.environ, "PREFECT_API_URL": settings.prefect_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    command = [programs(settings)[0].command[0], "--no-prompt", "deploy", "--all"]
+    command = niced([programs(settings)[0].command[0], "--no-prompt", "deploy", "--all"], ORCHESTRATION_NICE)
     return subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

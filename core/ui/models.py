@@ -15,8 +15,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+from core.layout import Layout
 from core.params import ParamsError, PromotionParams, load_params
-from core.pipeline import Layout
 from core.tracking import store
 from core.tracking.registry import Registry, RegistryError, VersionInfo
 from core.tracking.runs import manual_gate, tracking_store_missing

@@ -114,6 +114,11 @@ def dvc_project(tmp_path_factory: pytest.TempPathFactory) -> DvcProject:
     for name in CLONED_FILES:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, root / name)
+    # DVC's wiring is under test, not the image encoder (the pretrained one has tests of its own): the
+    # light encoder a default install resolves `auto` to, whether or not this environment has the extra
+    params = root / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    params.write_text(text.replace("encoder: auto", "encoder: colour_edge", 1), encoding="utf-8")
     # dvc.yaml lists core packages as dependencies, so the code travels with the project.
     shutil.copytree(REPO / "core", root / "core", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     write_demo(root / "data" / "raw", DemoSpec(rows=1200, seed=3), workers=2)

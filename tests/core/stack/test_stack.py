@@ -39,6 +39,14 @@ def test_config_runs_each_program_in_its_group_with_logs_under_the_project(tmp_p
     assert parsed["program:runner"]["command"].endswith(f"forkserver serve {paths.forkserver}")
     assert f'RAKUTEN_FORKSERVER_SOCKET="{paths.forkserver}"' in parsed["program:worker"]["environment"]
     assert "--server.port 18501" in parsed["program:console"]["command"]
+    # the console loads what its first page needs before it answers; no file watcher under the stack
+    assert " -m core.ui.serve " in parsed["program:console"]["command"]
+    assert "--server.fileWatcherType none" in parsed["program:console"]["command"]
+    # orchestration yields the CPU to what people wait on (the console, the API)
+    for name in ("prefect", "worker"):
+        assert parsed[f"program:{name}"]["command"].startswith("nice -n 5 "), name
+    for name in ("api", "console"):
+        assert not parsed[f"program:{name}"]["command"].startswith("nice"), name
     assert 'RAKUTEN_API_URL="http://127.0.0.1:18000"' in parsed["program:console"]["environment"]
 
 
