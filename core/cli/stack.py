@@ -16,7 +16,7 @@ from rich.table import Table
 from core.cli._shared import WorkersOpt, console, fail
 from core.config import Settings, get_settings
 from core.errors import RakutenError
-from core.stack.programs import StackPaths
+from core.stack.programs import ORCHESTRATION_NICE, StackPaths
 
 
 def _settings() -> Settings:
@@ -70,6 +70,7 @@ def up(
         raise fail(exc) from exc
     console.print(f"Starting the local stack (supervisord; logs in {paths.logs})…")
     process = stack.launch_supervisor(paths, detach=detach)
+    os.nice(ORCHESTRATION_NICE)  # from here this process waits, deploys and prepares: the console first
     # first use: demo data while the services start (a child process: this one stays small)
     preparing = _start_prepare(paths, workers) if prepare else None
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
