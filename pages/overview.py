@@ -13,22 +13,34 @@ st.caption(
 )
 runs_ui.show_flash()
 drift_ui.show_flash()
+starting = ui.stack_starting()
 
-data, model, training, drift = st.columns(4)
-with data:
-    ui.data_card()
-with model:
-    champion = ui.champion_card()
-with training:
-    ui.training_card()
-with drift:
-    ui.drift_card()
 
-st.subheader("Quick actions")
-ui.quick_actions(has_champion=champion is not None)
+@st.fragment(run_every=3 if starting else None)  # while the local stack starts, the page follows it
+def glance() -> None:
+    now_starting = ui.stack_starting()
+    data, model, training, drift = st.columns(4)
+    with data:
+        ui.data_card()
+    with model:
+        champion = ui.champion_card()
+    with training:
+        ui.training_card(now_starting)
+    with drift:
+        ui.drift_card()
 
-st.subheader("Services")
-ui.services_row(ui.services())
-st.page_link(
-    ui.PAGES["health"], label="Service health: latency and traffic charts", icon=":material/monitor_heart:"
-)
+    st.subheader("Quick actions")
+    ui.quick_actions(has_champion=champion is not None)
+
+    st.subheader("Services")
+    ui.services_row(ui.services(now_starting))
+    st.page_link(
+        ui.PAGES["health"],
+        label="Service health: latency and traffic charts",
+        icon=":material/monitor_heart:",
+    )
+    if starting and not now_starting:
+        st.rerun()  # everything is up: the whole page once more, without the timer
+
+
+glance()

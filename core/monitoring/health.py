@@ -19,7 +19,7 @@ import pandas as pd
 from core.config import Settings
 from core.errors import RakutenError
 
-State = Literal["up", "down", "embedded", "not configured"]
+State = Literal["up", "down", "starting", "embedded", "not configured"]
 TIMEOUT_S: Final = 2.0
 
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from core.errors import RakutenError
 from core.io import write_text
 from core.stack.programs import (
     ORCHESTRATION_NICE,
+    PROGRAMS,
     REPO,
     WORK_POOL,
     Program,
@@ -280,6 +281,32 @@ def status(settings: Settings) -> list[ProgramStatus] | None:
             )
         )
     return out
+
+
+def starting(settings: Settings, names: Collection[str] = PROGRAMS, *, within_s: float = 120.0) -> set[str]:
+    """Those of the `names` programs the running stack is still bringing up: supervisord says STARTING
+    or BACKOFF, or RUNNING for less than `within_s` and not answering its health check yet (a server
+    listens seconds after its process starts). Empty when no stack runs here."""
+    paths = StackPaths.of(settings)
+    if not paths.socket.exists():
+        return set()
+    try:
+        info = _info(paths)
+    except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
+        return set()
+    by_name: dict[str, Program] = {p.name: p for p in programs(settings)}
+    found = set()
+    for name in names:
+        entry = info.get(name)
+        if entry is None:
+            continue
+        if entry["statename"] in {"STARTING", "BACKOFF"} or (
+            entry["statename"] == "RUNNING"
+            and entry["now"] - entry["start"] < within_s
+            and not healthy(settings, by_name[name])
+        ):
+            found.add(name)
+    return found
 
 
 # --- stopping --------------------------------------------------------------------------------------

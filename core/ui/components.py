@@ -31,6 +31,7 @@ _STATE: Final[dict[str, tuple[Colour, str]]] = {
     "up": ("green", ":material/check_circle:"),
     "embedded": ("blue", ":material/memory:"),
     "down": ("red", ":material/error:"),
+    "starting": ("orange", ":material/hourglass_top:"),
     "not configured": ("gray", ":material/radio_button_unchecked:"),
     "COMPLETED": ("green", ":material/check_circle:"),
     "RUNNING": ("blue", ":material/autorenew:"),

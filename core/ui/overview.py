@@ -4,7 +4,7 @@ what fixes it) on its own, so one service down never hides the others."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
@@ -84,9 +84,35 @@ def _probes(settings_key: str) -> list[Probe]:
     return probe_all(settings())
 
 
-def services() -> list[Probe]:
-    """Every service's state, probed at most every 10 s (a service down costs a 2 s timeout)."""
-    return _probes(settings().model_dump_json())
+# The services the local stack runs, by the name its supervisor knows them
+_PROGRAMS: Final = {"API": "api", "Prefect": "prefect"}
+
+
+def services(starting: frozenset[str] = frozenset()) -> list[Probe]:
+    """Every service's state, probed at most every 10 s (a service down costs a 2 s timeout) — at
+    every call while the local stack is `starting` some: one it is bringing up is "starting"."""
+    if starting:
+        _probes.clear()
+    found = _probes(settings().model_dump_json())
+    return [
+        replace(probe, state="starting", detail="the local stack is starting it")
+        if probe.state == "down" and _PROGRAMS.get(probe.service) in starting
+        else probe
+        for probe in found
+    ]
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def _starting(settings_key: str) -> frozenset[str]:
+    from core.stack.supervisor import starting
+
+    return frozenset(starting(settings(), _PROGRAMS.values()))
+
+
+def stack_starting() -> frozenset[str]:
+    """The local stack's services (`api`, `prefect`) it is still bringing up: started, not answering
+    yet. Empty when no stack runs here, or when they all answer."""
+    return _starting(settings().model_dump_json())
 
 
 # --- cards --------------------------------------------------------------------------------------------
@@ -135,12 +161,16 @@ def champion_card() -> ChampionCard | None:
     return found
 
 
-def training_card() -> None:
+def training_card(starting: frozenset[str] = frozenset()) -> None:
     with st.container(border=True):
         try:
             run = last_training()
         except RakutenError as exc:
             st.metric("Last training run", "—")
+            if "prefect" in starting:
+                state_badge("starting", "Prefect starting")
+                st.caption("The local stack is starting its Prefect server: this page follows it.")
+                return
             state_badge("down", "Prefect unreachable")
             st.caption(str(exc))
             return

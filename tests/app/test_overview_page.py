@@ -203,3 +203,21 @@ def test_every_page_with_services_down_says_so(services_down: str, page: str) ->
     assert took < 20, f"{page} waited {took:.0f} s on services that are down"
     if page in DOWN_SAYS:
         assert DOWN_SAYS[page] in _guidance(at), _guidance(at)
+
+
+def test_while_the_stack_starts_its_services_are_starting_not_down(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.ui import overview
+
+    monkeypatch.setenv("RAKUTEN_API_URL", f"http://127.0.0.1:{_free_port()}")  # nothing answers yet
+    get_settings.cache_clear()
+    monkeypatch.setattr(overview, "stack_starting", lambda: frozenset({"api", "prefect"}))
+    at = _open()
+    text = _text(at)
+    assert "Prefect starting" in text and "Prefect unreachable" not in text
+    assert text.count("the local stack is starting it") == 2, text  # the API and Prefect
+    monkeypatch.setattr(overview, "stack_starting", lambda: frozenset())  # all up: stated as they are
+    at.run()
+    text = _text(at)
+    assert "Prefect unreachable" in text and "the local stack is starting it" not in text

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import configparser
 import socket
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from core.config import Settings
-from core.stack.programs import PROGRAMS, REPO, StackPaths, programs, render_config
-from core.stack.supervisor import PortBusy, check_ports, down, status
+from core.io import write_text
+from core.stack.programs import PROGRAMS, REPO, Program, StackPaths, programs, render_config
+from core.stack.supervisor import PortBusy, check_ports, down, launch_supervisor, starting, status
 from tests.conftest import LocalStack, free_port
 
 
@@ -84,3 +87,32 @@ def test_status_and_down_without_a_running_stack(tmp_path: Path) -> None:
     assert shown.returncode == 1 and "not running" in shown.stderr and "make console" in shown.stderr
     stopped = stack.cli("down", timeout=60)
     assert stopped.returncode == 0 and "not running" in stopped.stderr
+
+
+def test_a_program_the_stack_just_started_is_starting(tmp_path: Path) -> None:
+    """What the Overview follows while the stack starts: supervisord's young programs."""
+    settings = Settings(root=tmp_path, api_port=free_port())
+    assert starting(settings) == set()  # no stack here
+    paths = StackPaths.of(settings)
+    paths.logs.mkdir(parents=True)
+    sleeper = Program("api", [sys.executable, "-c", "import time; time.sleep(120)"], tmp_path, None, None)
+    write_text(paths.config, render_config(paths, [sleeper]))
+    launch_supervisor(paths, detach=True)
+    try:
+        deadline = time.monotonic() + 60
+        while starting(settings) != {"api"}:
+            assert time.monotonic() < deadline, status(settings)
+            time.sleep(0.2)
+        while _state(settings) != "RUNNING":  # past supervisord's start: young, so still starting
+            assert time.monotonic() < deadline, status(settings)
+            time.sleep(0.2)
+        assert starting(settings) == {"api"}  # its health check does not answer (nothing listens)
+        assert starting(settings, ["prefect"]) == set()  # only those asked about
+        assert starting(settings, within_s=0) == set()  # running longer than that: started (or down)
+    finally:
+        assert down(settings)
+
+
+def _state(settings: Settings) -> str:
+    found = status(settings) or []
+    return next((p.state for p in found if p.name == "api"), "UNKNOWN")
