@@ -42,18 +42,17 @@ if problem:
     st.stop()
 
 
-@st.fragment(run_every="1s")
+# Every second while the followed run moves; else every 5 s, an eye on runs started elsewhere (CLI,
+# schedule) — a settled page is not redrawn under a user's click
+@st.fragment(run_every="1s" if ui.following_live() else "5s")
 def follow() -> None:
     try:
         run_id = ui.followed_run()
         if run_id is None:
             st.info("No training run yet: click Retrain, or run `python -m core flow start training`.")
             return
-        ended = ui.live(run_id)
-        if st.session_state.get("runs_live_active") and ended:  # it just ended: refresh the whole page
-            st.session_state["runs_live_active"] = False
+        if ui.seen(ended=ui.live(run_id)):  # it just ended (outcome, history) or just started
             st.rerun(scope="app")
-        st.session_state["runs_live_active"] = not ended
     except RakutenError as exc:  # the Prefect server went away mid-run: say so, keep polling
         st.warning(str(exc))
 

@@ -14,6 +14,7 @@ from core.ui.data import settings
 
 _FLASH: Final = "runs_flash"
 _FOLLOW: Final = "runs_follow"
+_MOVING: Final = "runs_live_active"  # the followed run was still moving at the page's last look
 TUNABLE: Final[dict[str, tuple[str, float, float, float]]] = {
     # key: (label, min, max, step) — the rest of params.yaml stays as it is
     "text.C": ("Text SVM C", 0.01, 10.0, 0.05),
@@ -97,12 +98,14 @@ def retrain(overrides: dict[str, Any]) -> None:
         launch = start_training(settings(), overrides, actor="console")
     except AlreadyRunning as exc:
         st.session_state[_FOLLOW] = exc.run_id
+        st.session_state[_MOVING] = True
         st.session_state[_FLASH] = ("warning", str(exc))
         return
     except RakutenError as exc:
         st.session_state[_FLASH] = ("error", str(exc))
         return
     st.session_state[_FOLLOW] = launch.run_id
+    st.session_state[_MOVING] = True  # followed live from the page's next drawing on
     st.session_state[_FLASH] = ("success", f"Started training run {launch.name} ({launch.run_id}).")
 
 
@@ -111,6 +114,19 @@ def show_flash() -> None:
     if flash:
         kind, text = flash
         getattr(st, kind)(text)
+
+
+def following_live() -> bool:
+    """Whether the run this session follows was still moving at the page's last look."""
+    return bool(st.session_state.get(_MOVING, False))
+
+
+def seen(*, ended: bool) -> bool:
+    """Note how the followed run stands; True when it just ended or just started moving (the page
+    is then drawn again whole, at the pace it needs now)."""
+    was_moving = following_live()
+    st.session_state[_MOVING] = not ended
+    return was_moving == ended
 
 
 def followed_run() -> str | None:
@@ -140,7 +156,7 @@ def cancel(run_id: str) -> None:
 
 
 def live(run_id: str, *, key: str = "live") -> bool:
-    """Draw the run; whether it has ended."""
+    """Draw the run; whether it is over and drawn whole (a completed run, with its summary)."""
     from core.orchestration.runs import read_run, run_logs, run_summary
 
     run = read_run(settings(), run_id)
@@ -173,6 +189,7 @@ def live(run_id: str, *, key: str = "live") -> bool:
             disabled=lock.locked(),
             help=lock.help_text(f"overrides: {overrides or 'none (params.yaml as it is)'}"),
         )
+    settled = run.final
     if run.final:
         if run.state != "COMPLETED" and run.message:
             st.error(run.message)
@@ -180,10 +197,12 @@ def live(run_id: str, *, key: str = "live") -> bool:
         if summary:  # the artifact's "##" heading, one level down to sit under the page's sections
             with st.container(border=True):
                 st.markdown(summary.replace("## ", "#### ", 1))
+        elif run.state == "COMPLETED":
+            settled = False  # its summary is the run's last write: followed a moment longer
     lines = run_logs(settings(), run_id, last=40)
     with st.expander("Logs", expanded=not run.final):
         st.code("\n".join(f"{ln.at:%H:%M:%S} {ln.level:<7} {ln.message}" for ln in lines) or "no logs yet")
-    return run.final
+    return settled
 
 
 def history_frame() -> pd.DataFrame:
