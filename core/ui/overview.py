@@ -116,12 +116,15 @@ def stack_starting() -> frozenset[str]:
 
 
 # --- cards --------------------------------------------------------------------------------------------
-def data_card() -> None:
+def data_card(*, starting: bool = False) -> None:
     with st.container(border=True):
         found = report()
         if found is None:
             st.metric("Products", "—")
             state_badge("down", "No data yet")
+            if starting:  # `up` prepares it (unless --no-prepare): no second preparation beside it
+                st.caption("The local stack is starting: the data it prepares shows here.")
+                return
             data_action(current_state(), key="home_prepare")
             return
         products = found.total("rows_kept")

@@ -217,7 +217,11 @@ def test_while_the_stack_starts_its_services_are_starting_not_down(
     text = _text(at)
     assert "Prefect starting" in text and "Prefect unreachable" not in text
     assert text.count("the local stack is starting it") == 2, text  # the API and Prefect
+    # the stack prepares the data while it starts: no second preparation offered beside it
+    assert "the data it prepares shows here" in text
+    assert not [b for b in at.button if b.key == "home_prepare"]
     monkeypatch.setattr(overview, "stack_starting", lambda: frozenset())  # all up: stated as they are
     at.run()
     text = _text(at)
     assert "Prefect unreachable" in text and "the local stack is starting it" not in text
+    assert at.button(key="home_prepare").label.startswith("Generate demo data")
