@@ -31,8 +31,9 @@ def glance() -> bool:
         ui.training_card(now_starting)
     with drift:
         ui.drift_card()
-    if starting and not now_starting:
-        st.rerun()  # everything is up: the whole page once more, without the timer
+    if starting and not now_starting:  # everything is up: the whole page once more, without the timer
+        ui.forget_services()
+        st.rerun()
     return champion is not None
 
 

@@ -102,6 +102,12 @@ def services(starting: frozenset[str] = frozenset()) -> list[Probe]:
     ]
 
 
+def forget_services() -> None:
+    """The next `services()` probes again (the stack just came up: what was probed while it started
+    is stale)."""
+    _probes.clear()
+
+
 @st.cache_data(ttl=2, show_spinner=False)
 def _starting(settings_key: str) -> frozenset[str]:
     from core.stack.supervisor import starting
