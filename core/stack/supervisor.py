@@ -95,6 +95,23 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def _listening(url: str | None) -> bool:
+    """Something accepts connections at the URL's address (a refused connect is instant: no HTTP
+    request, no timeout to wait for); a program without one counts as listening."""
+    from urllib.parse import urlsplit
+
+    if url is None:
+        return True
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=0.5):
+            return True
+    except ConnectionRefusedError:
+        return False
+    except OSError:  # slow to accept: there, just busy
+        return True
+
+
 def _worker_polls(settings: Settings) -> bool:
     from core.orchestration.runs import prefect_client
 
@@ -285,8 +302,8 @@ def status(settings: Settings) -> list[ProgramStatus] | None:
 
 def starting(settings: Settings, names: Collection[str] = PROGRAMS, *, within_s: float = 120.0) -> set[str]:
     """Those of the `names` programs the running stack is still bringing up: supervisord says STARTING
-    or BACKOFF, or RUNNING for less than `within_s` and not answering its health check yet (a server
-    listens seconds after its process starts). Empty when no stack runs here."""
+    or BACKOFF, or RUNNING for less than `within_s` and not listening yet (a server binds its port
+    seconds after its process starts, once its own start-up is over). Empty when no stack runs here."""
     paths = StackPaths.of(settings)
     if not paths.socket.exists():
         return set()
@@ -303,7 +320,7 @@ def starting(settings: Settings, names: Collection[str] = PROGRAMS, *, within_s:
         if entry["statename"] in {"STARTING", "BACKOFF"} or (
             entry["statename"] == "RUNNING"
             and entry["now"] - entry["start"] < within_s
-            and not healthy(settings, by_name[name])
+            and not _listening(by_name[name].url)
         ):
             found.add(name)
     return found
