@@ -14,40 +14,34 @@ st.caption(
 runs_ui.show_flash()
 drift_ui.show_flash()
 starting = ui.stack_starting()
-pace = 3 if starting else None  # while the local stack starts, the cards and services follow it
 
+data, model, training, drift = st.columns(4)
+with data:
+    ui.data_card(starting=bool(starting))
+with model:
+    champion = ui.champion_card()
+with training:
+    ui.training_card(starting)
+with drift:
+    ui.drift_card()
 
-@st.fragment(run_every=pace)
-def glance() -> bool:
-    """The four cards; whether a champion serves. (No action in here that a timer could cut short: the
-    quick actions redraw the whole page.)"""
-    now_starting = ui.stack_starting()
-    data, model, training, drift = st.columns(4)
-    with data:
-        ui.data_card(starting=bool(now_starting))
-    with model:
-        champion = ui.champion_card()
-    with training:
-        ui.training_card(now_starting)
-    with drift:
-        ui.drift_card()
-    if starting and not now_starting:  # everything is up: the whole page once more, without the timer
-        ui.forget_services()
-        st.rerun()
-    return champion is not None
-
-
-@st.fragment(run_every=pace)
-def services() -> None:
-    ui.services_row(ui.services(ui.stack_starting()))
-
-
-has_champion = glance()
 st.subheader("Quick actions")
-ui.quick_actions(has_champion=bool(has_champion))
+ui.quick_actions(has_champion=champion is not None)
 
 st.subheader("Services")
-services()
+ui.services_row(ui.services(starting))
 st.page_link(
     ui.PAGES["health"], label="Service health: latency and traffic charts", icon=":material/monitor_heart:"
 )
+
+
+@st.fragment(run_every=3)
+def follow_the_start() -> None:
+    """While the local stack starts: the whole page again as soon as one of its services answers."""
+    if ui.stack_starting() != starting:
+        ui.forget_services()
+        st.rerun()
+
+
+if starting:
+    follow_the_start()
