@@ -36,12 +36,16 @@ st.page_link(
 
 
 @st.fragment(run_every=3)
-def follow_the_start() -> None:
-    """While the local stack starts: the whole page again as soon as one of its services answers."""
+def follow_the_start(drawn: list[bool]) -> None:
+    """While the local stack starts: the whole page again as soon as one of its services answers
+    (asked on the timer's runs only: the page was just drawn with what the stack said then)."""
+    if not drawn:
+        drawn.append(True)
+        return
     if ui.stack_starting() != starting:
         ui.forget_services()
         st.rerun()
 
 
 if starting:
-    follow_the_start()
+    follow_the_start([])
