@@ -21,6 +21,7 @@ from uuid import UUID
 
 from core.config import Settings
 from core.errors import RakutenError
+from core.net import refused
 
 STEPS: dict[str, tuple[str, ...]] = {
     "training-pipeline": ("ingest", "validate", "features", "train", "evaluate", "predict"),
@@ -87,7 +88,7 @@ def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
         from prefect.client.orchestration import get_client
 
         key = (settings.prefect_url, id(prefect.context.get_settings_context().settings))
-        if _refused(settings.prefect_url):  # said at once: Prefect's client retries a refused connect
+        if refused(settings.prefect_url):  # said at once: Prefect's client retries a refused connect
             raise _unavailable(settings, "connection refused")  # for seconds (a stack still starting)
         try:
             with _LOCK:
@@ -98,23 +99,6 @@ def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
             yield _CLIENTS[key]
         except httpx.TransportError as exc:
             raise _unavailable(settings, str(exc)) from None
-
-
-def _refused(url: str) -> bool:
-    """Nothing listens at the URL's address (a refused TCP connect — never a slow server: a connect
-    that takes long is left to the client and its timeouts)."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=0.5):
-            return False
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
 
 
 def _unavailable(settings: Settings, reason: str) -> PrefectUnavailable:

@@ -25,6 +25,7 @@ from typing import Any, Final
 from core.config import Settings
 from core.errors import RakutenError
 from core.io import write_text
+from core.net import refused
 from core.stack.programs import (
     ORCHESTRATION_NICE,
     PROGRAMS,
@@ -93,23 +94,6 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
         return httpx.get(url, timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _listening(url: str | None) -> bool:
-    """Something accepts connections at the URL's address (a refused connect is instant: no HTTP
-    request, no timeout to wait for); a program without one counts as listening."""
-    from urllib.parse import urlsplit
-
-    if url is None:
-        return True
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=0.5):
-            return True
-    except ConnectionRefusedError:
-        return False
-    except OSError:  # slow to accept: there, just busy
-        return True
 
 
 def _worker_polls(settings: Settings) -> bool:
@@ -320,7 +304,8 @@ def starting(settings: Settings, names: Collection[str] = PROGRAMS, *, within_s:
         if entry["statename"] in {"STARTING", "BACKOFF"} or (
             entry["statename"] == "RUNNING"
             and entry["now"] - entry["start"] < within_s
-            and not _listening(by_name[name].url)
+            and (url := by_name[name].url) is not None
+            and refused(url)
         ):
             found.add(name)
     return found
