@@ -44,7 +44,18 @@ def connect(settings: Settings) -> Any:
     uri = str(settings.mlflow_tracking_uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    from filelock import FileLock
+
+    # Whoever opens a new SQLite store first creates and migrates its tables: two processes at once
+    # (a flow run and the API's champion watcher) collide ("table _alembic_tmp_… already exists").
+    # Both stores (tracking, registry) are opened under one lock beside the database.
+    db = Path(uri.removeprefix("sqlite:///"))
+    with FileLock(str(db.with_name(db.name + ".lock")), timeout=300):
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_registered_models(max_results=1)  # opens (and if need be sets up) the registry's
+    return client
 
 
 def check_tracking(settings: Settings, *, timeout: float = 2.0) -> None:
