@@ -88,8 +88,10 @@ def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
         from prefect.client.orchestration import get_client
 
         key = (settings.prefect_url, id(prefect.context.get_settings_context().settings))
-        if refused(settings.prefect_url):  # said at once: Prefect's client retries a refused connect
-            raise _unavailable(settings, "connection refused")  # for seconds (a stack still starting)
+        # the local stack's server, still starting, is said at once (Prefect's client retries a refused
+        # connect for seconds); a loopback connect costs ~0.1 ms, a remote one a round trip: not asked
+        if settings.local_prefect and refused(settings.prefect_url):
+            raise _unavailable(settings, "connection refused")
         try:
             with _LOCK:
                 if key not in _CLIENTS:

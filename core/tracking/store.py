@@ -18,6 +18,7 @@ from core.config import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings
 from core.errors import RakutenError
 
 log = logging.getLogger(__name__)
+_SET_UP: set[str] = set()  # SQLite stores this process has opened under the lock (`connect`)
 
 
 class TrackingError(RakutenError):
@@ -51,10 +52,15 @@ def connect(settings: Settings) -> Any:
     # Whoever opens a new SQLite store first creates and migrates its tables: two processes at once
     # (a flow run and the API's champion watcher) collide ("table _alembic_tmp_… already exists").
     # Both stores (tracking, registry) are opened under one lock beside the database.
+    # Once this process has seen it set up, it stays so: later calls (the API's watcher, every few
+    # seconds) neither lock nor query.
+    if uri in _SET_UP:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
     db = Path(uri.removeprefix("sqlite:///"))
     with FileLock(str(db.with_name(db.name + ".lock")), timeout=300):
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         client.search_registered_models(max_results=1)  # opens (and if need be sets up) the registry's
+    _SET_UP.add(uri)
     return client
 
 
