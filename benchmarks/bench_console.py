@@ -180,16 +180,16 @@ def _child(args: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
 
 # --- child: build the project ---------------------------------------------------------------------
 def build(root: Path, workers: int, rows: int) -> dict[str, Any]:
-    from core.config import REGISTERED_MODEL_NAME, get_settings
+    from core.config import get_settings
     from core.data.demo.generator import DemoSpec, write_demo
     from core.monitoring.drift import run_drift
     from core.monitoring.simulate import Shift, held_back_products, log_rows, shift_products, to_product
     from core.orchestration.runs import configure_prefect
     from core.params import load_params
-    from core.pipeline import Layout, run_pipeline
+    from core.pipeline import run_pipeline
     from core.serving.predictor import ImageLimits, predict
-    from core.tracking.registry import Registry
-    from core.tracking.store import connect, load_classifier
+    from core.tracking.registry import open_registry
+    from core.tracking.store import load_classifier
 
     start = time.perf_counter()
     get_settings.cache_clear()
@@ -206,7 +206,7 @@ def build(root: Path, workers: int, rows: int) -> dict[str, Any]:
     training_pipeline(overrides={"text.C": 0.25}, workers=workers, actor="benchmark")
     _say(f"v2 trained ({time.perf_counter() - start:.0f} s); drift reports…")
 
-    version = Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock).champion()
+    version = open_registry(settings).champion()
     classifier = load_classifier(settings, version=version)
     products = held_back_products(settings)
     now = datetime.now(UTC)

@@ -48,7 +48,7 @@ def run(tmp: Path, workers: int) -> list[Row]:
         start = time.perf_counter()
         summary = run_drift(settings, classifier, 1, current=window)
         took = time.perf_counter() - start
-        html = settings.reports / "evidently" / summary.html
+        html = settings.drift_dir / summary.html
         verdict = "drift" if summary.drift_detected else "no drift"
         rows.append(
             (f"Drift report, {WINDOW:,} predictions {label} vs the reference (text drift included)",

@@ -47,15 +47,18 @@ class Settings(BaseSettings):
 
     # --- paths -------------------------------------------------------------------------------
     root: Path = Field(default_factory=_project_root)
-    data_dir: Path | None = Field(
-        default=None, description="Raw challenge files as downloaded (default: <root>/data/raw)."
+    # Relative paths are under `root`.
+    data_dir: Path = Field(default=Path("data/raw"), description="Raw challenge files as downloaded.")
+    interim_dir: Path = Field(
+        default=Path("data/interim"), description="Ingested tables + validation report."
     )
-    interim_dir: Path | None = None
-    processed_dir: Path | None = None
-    models_dir: Path | None = None
-    reports_dir: Path | None = None
-    cache_dir: Path | None = Field(
-        default=None, description="Image features cached by content (default: <root>/data/cache)."
+    processed_dir: Path = Field(default=Path("data/processed"), description="Features and batch predictions.")
+    models_dir: Path = Field(
+        default=Path("models"), description="The candidate, the served copy, run records."
+    )
+    reports_dir: Path = Field(default=Path("reports"), description="Evaluation and drift reports.")
+    cache_dir: Path = Field(
+        default=Path("data/cache"), description="Image features, text embeddings by content."
     )
 
     # --- demo data (used when the data directory holds no challenge files) ---------------------
@@ -150,17 +153,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _derive_paths(self) -> Self:
         self.root = self.root.expanduser().resolve()
-        data = self.root / "data"
-        self.data_dir = _resolve(self.data_dir, self.root, data / "raw")
-        self.interim_dir = _resolve(self.interim_dir, self.root, data / "interim")
-        self.processed_dir = _resolve(self.processed_dir, self.root, data / "processed")
-        self.models_dir = _resolve(self.models_dir, self.root, self.root / "models")
-        self.reports_dir = _resolve(self.reports_dir, self.root, self.root / "reports")
-        self.cache_dir = _resolve(self.cache_dir, self.root, data / "cache")
+        for name in _DIRS:
+            setattr(self, name, _resolve(getattr(self, name), self.root))
         if self.prefect_api_url and self.prefect_api_url.rstrip("/") == self._local_prefect_url:
             self.prefect_api_url = None  # the local stack's own server (its programs get it exported)
         if self.inference_log_url is None:
-            self.inference_log_url = f"sqlite:///{data / 'inference.db'}"
+            self.inference_log_url = f"sqlite:///{self.root / 'data' / 'inference.db'}"
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.root / 'mlflow.db'}"
         if self.mlflow_artifact_location is None and not _is_remote(self.mlflow_tracking_uri):
@@ -181,36 +179,56 @@ class Settings(BaseSettings):
             )
         return self
 
-    # Typed accessors: after validation these are always set.
+    # --- paths derived from the folders above: each written here once -------------------------------
     @property
-    def raw_dir(self) -> Path:
-        assert self.data_dir is not None
-        return self.data_dir
+    def features_dir(self) -> Path:
+        """The feature set (`features` step)."""
+        return self.processed_dir / "features"
 
     @property
-    def interim(self) -> Path:
-        assert self.interim_dir is not None
-        return self.interim_dir
+    def candidate_dir(self) -> Path:
+        """The model just trained, before evaluation (`train` step)."""
+        return self.models_dir / "candidate"
 
     @property
-    def processed(self) -> Path:
-        assert self.processed_dir is not None
-        return self.processed_dir
+    def evaluation_dir(self) -> Path:
+        """The candidate's hold-out metrics, figures and behaviour checks (`evaluate` step)."""
+        return self.reports_dir / "evaluation"
 
     @property
-    def models(self) -> Path:
-        assert self.models_dir is not None
-        return self.models_dir
+    def registry_outcome_file(self) -> Path:
+        """What `evaluate` registered and decided (DVC's proxy for the champion)."""
+        return self.reports_dir / "registry.json"
 
     @property
-    def reports(self) -> Path:
-        assert self.reports_dir is not None
-        return self.reports_dir
+    def predictions_file(self) -> Path:
+        """The champion's batch predictions of X_test, in the submission format (`predict` step)."""
+        return self.processed_dir / "predictions.csv"
 
     @property
-    def cache(self) -> Path:
-        assert self.cache_dir is not None
-        return self.cache_dir
+    def probabilities_file(self) -> Path:
+        """The champion's class probabilities for X_test (`predict` step)."""
+        return self.processed_dir / "probabilities.csv"
+
+    @property
+    def registry_lock(self) -> Path:
+        """Serialises alias moves (promote, roll back) between processes."""
+        return self.models_dir / ".registry.lock"
+
+    @property
+    def served_model_dir(self) -> Path:
+        """The API's local copy of the champion (survives a registry that is down)."""
+        return self.models_dir / "serving"
+
+    @property
+    def launches_dir(self) -> Path:
+        """Which run each retrain launch started (double-click guard)."""
+        return self.models_dir / ".runs"
+
+    @property
+    def drift_dir(self) -> Path:
+        """Evidently drift reports, their index and the reference cache."""
+        return self.reports_dir / "evidently"
 
     @property
     def stack_dir(self) -> Path:
@@ -253,9 +271,10 @@ class Settings(BaseSettings):
         return self.workers or max(1, os.cpu_count() or 1)
 
 
-def _resolve(value: Path | None, root: Path, default: Path) -> Path:
-    if value is None:
-        return default
+_DIRS: Final = ("data_dir", "interim_dir", "processed_dir", "models_dir", "reports_dir", "cache_dir")
+
+
+def _resolve(value: Path, root: Path) -> Path:
     value = value.expanduser()
     return value if value.is_absolute() else (root / value)
 

@@ -28,7 +28,6 @@ from core.features.cache import ImageFeatureCache
 from core.features.image import get_encoder
 from core.features.sentence import TextEmbeddingCache, get_text_encoder
 from core.io import atomic_path, write_text
-from core.layout import Layout
 from core.models.behaviour import BehaviourReport, run_behaviour
 from core.models.classifier import ProductClassifier
 from core.models.evaluate import Evaluation, evaluate
@@ -37,12 +36,9 @@ from core.models.train import TrainResult, classifier_file, train
 from core.params import Params
 from core.progress import StageProgress, silent
 from core.tracking.gate import Candidate, Decision, decide
+from core.tracking.registry import NoChampionError, open_registry
 
 log = logging.getLogger(__name__)
-
-
-class NoChampionError(RakutenError):
-    """No model has been promoted to champion yet."""
 
 
 @dataclass
@@ -97,15 +93,15 @@ def features_step(
     settings: Settings, params: Params, *, workers: int, progress: StageProgress | None = None
 ) -> FeatureSet:
     features = build_features(
-        settings.interim,
-        settings.cache,
+        settings.interim_dir,
+        settings.cache_dir,
         encoder=params.image.encoder,
         embedder=params.embedding.encoder,
         max_tokens=params.embedding.max_tokens,
         workers=workers,
         progress=progress,
     )
-    features.save(Layout.of(settings).features)
+    features.save(settings.features_dir)
     return features
 
 
@@ -117,10 +113,9 @@ def train_step(
     features: FeatureSet | None = None,
     progress: StageProgress | None = None,
 ) -> TrainResult:
-    layout = Layout.of(settings)
-    features = features or FeatureSet.load(layout.features)
+    features = features or FeatureSet.load(settings.features_dir)
     result = train(features, params, workers=workers, progress=progress)
-    result.save(layout.candidate)
+    result.save(settings.candidate_dir)
     return result
 
 
@@ -136,26 +131,24 @@ def evaluate_step(
     """Score the candidate on the hold-out, record the run in MLflow, register it, and let the gate
     decide between champion and challenger (the champion is re-scored on the same rows)."""
     from core.tracking import store
-    from core.tracking.registry import Registry
 
     step: StageProgress = progress or silent
-    layout = Layout.of(settings)
-    features = features or FeatureSet.load(layout.features)
-    trained = trained or TrainResult.load(layout.candidate)
+    features = features or FeatureSet.load(settings.features_dir)
+    trained = trained or TrainResult.load(settings.candidate_dir)
     test = features.part("train").rows(trained.split.index[trained.split == "holdout"])
 
     step("evaluate", 0, 4)
     evaluation = _score(
         trained.classifier, test, params, settings, 1, text_scores=_scores_for(trained, "holdout", test)
     )
-    evaluation.save(layout.evaluation)
-    save_figures(evaluation, layout.evaluation / "figures")
+    evaluation.save(settings.evaluation_dir)
+    save_figures(evaluation, settings.evaluation_dir / "figures")
     behaviour = run_behaviour(trained.classifier)
-    write_text(layout.evaluation / "behaviour.json", json.dumps(behaviour.to_dict(), indent=2))
+    write_text(settings.evaluation_dir / "behaviour.json", json.dumps(behaviour.to_dict(), indent=2))
     step("evaluate", 1, 4)
 
     client = store.connect(settings)
-    registry = Registry(client, REGISTERED_MODEL_NAME, layout.lock)
+    registry = open_registry(settings, client)
     champion = registry.champion()
     champion_f1 = None
     if champion is not None:
@@ -173,7 +166,7 @@ def evaluate_step(
         champion_f1,
         rules,
     )
-    report = load_report(settings.interim)
+    report = load_report(settings.interim_dir)
     stats = report.stats if report else {}
     tags = {
         **store.git_tags(settings.root),
@@ -196,10 +189,10 @@ def evaluate_step(
     }
     if champion_f1 is not None:
         metrics["champion_weighted_f1"] = champion_f1
-    artifact_files = {"training": layout.candidate / "training.json"}
+    artifact_files = {"training": settings.candidate_dir / "training.json"}
     for name in ("validation_report.json", "validation_report.md"):
-        if (settings.interim / name).is_file():
-            artifact_files[name] = settings.interim / name
+        if (settings.interim_dir / name).is_file():
+            artifact_files[name] = settings.interim_dir / name
     if settings.params_file.is_file():
         artifact_files["params"] = settings.params_file
     record = store.log_training_run(
@@ -214,9 +207,9 @@ def evaluate_step(
         },
         metrics=metrics,
         tags=tags,
-        artifact_dirs={"evaluation": layout.evaluation},
+        artifact_dirs={"evaluation": settings.evaluation_dir},
         artifact_files={k: v for k, v in artifact_files.items()},
-        classifier_file=classifier_file(layout.candidate),
+        classifier_file=classifier_file(settings.candidate_dir),
     )
     step("evaluate", 3, 4)
 
@@ -243,7 +236,7 @@ def evaluate_step(
     if final != record.version:
         registry.set_challenger(record.version, actor=actor, reason=decision.summary, run_id=record.run_id)
     outcome = EvaluateOutcome(evaluation, behaviour, decision, record.run_id, record.version, champion, final)
-    write_text(layout.registry_outcome, json.dumps(outcome.to_dict(), indent=2))
+    write_text(settings.registry_outcome_file, json.dumps(outcome.to_dict(), indent=2))
     step("evaluate", 4, 4)
     return outcome
 
@@ -260,17 +253,15 @@ def predict_step(
     (`,prdtypecode` indexed by X_test's ids) and `probabilities.csv` (one column per code).
     `fresh` = (version, its training result) spares reloading a champion this process just trained."""
     from core.tracking import store
-    from core.tracking.registry import Registry
 
     step: StageProgress = progress or silent
-    layout = Layout.of(settings)
     client = store.connect(settings)
-    version = Registry(client, REGISTERED_MODEL_NAME, layout.lock).champion()
+    version = open_registry(settings, client).champion()
     if version is None:  # checked first: on a fresh project this, not "no features", is what to fix
         raise NoChampionError(
             "No champion model yet: run `python -m core pipeline` (or promote a version on the Models page)."
         )
-    features = features or FeatureSet.load(layout.features)
+    features = features or FeatureSet.load(settings.features_dir)
     test = features.part("test")
     if test.products.empty:
         raise RakutenError("The ingested data has no test split (X_test file) to predict.")
@@ -288,15 +279,15 @@ def predict_step(
     )
     answers = classifier.answers(proba, index=test.products.index)
     submission = answers[["prdtypecode"]].rename_axis(None)
-    with atomic_path(layout.predictions) as tmp:
+    with atomic_path(settings.predictions_file) as tmp:
         submission.to_csv(tmp)
     probabilities = pd.DataFrame(
         proba, index=test.products.index, columns=[str(c) for c in classifier.classes]
     )
-    with atomic_path(layout.probabilities) as tmp:
+    with atomic_path(settings.probabilities_file) as tmp:
         probabilities.rename_axis("id").round(6).to_csv(tmp)
     step("predict", len(test.products), len(test.products))
-    return PredictOutcome(version, len(test.products), layout.predictions, layout.probabilities)
+    return PredictOutcome(version, len(test.products), settings.predictions_file, settings.probabilities_file)
 
 
 def run_pipeline(
@@ -383,7 +374,7 @@ def _image_features_for(
     (a champion trained with another encoder gets its features from the content cache)."""
     if classifier.encoder == part.encoder:
         return part.image_features, part.has_image
-    cache = ImageFeatureCache(settings.cache / "image_features", get_encoder(classifier.encoder))
+    cache = ImageFeatureCache(settings.cache_dir / "image_features", get_encoder(classifier.encoder))
     has = part.has_image.copy()
     out = np.zeros((len(has), cache.encoder.n_features), dtype=np.float32)
     if has.any():
@@ -402,6 +393,6 @@ def _embeddings_for(classifier: ProductClassifier, part: FeatureSet, settings: S
     if part.embeddings is not None and (part.embedder, part.max_tokens) == (model.encoder, model.max_tokens):
         return part.embeddings
     cache = TextEmbeddingCache(
-        settings.cache / "text_embeddings", get_text_encoder(model.encoder, model.max_tokens)
+        settings.cache_dir / "text_embeddings", get_text_encoder(model.encoder, model.max_tokens)
     )
     return cache.features(part.products["passage"].astype(str).tolist())

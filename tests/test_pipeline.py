@@ -11,15 +11,14 @@ import pandas as pd
 import pytest
 
 from core.categories import CODES
-from core.config import REGISTERED_MODEL_NAME, Settings
+from core.config import Settings
 from core.data.ingest import load_report
 from core.features.build import FeatureSet
 from core.features.cache import CacheStats, ImageFeatureCache
 from core.models.evaluate import FILES as EVALUATION_FILES
 from core.params import load_params
-from core.pipeline import Layout, NoChampionError, features_step, predict_step, run_pipeline
-from core.tracking.registry import Registry
-from core.tracking.store import connect
+from core.pipeline import features_step, predict_step, run_pipeline
+from core.tracking.registry import NoChampionError, open_registry
 
 
 def _x_test_ids(path: Path) -> list[int]:
@@ -88,8 +87,8 @@ def test_second_features_step_encodes_no_image(
     assert stats[0].encoded == 0 and stats[0].images > 0
     assert stats[0].hits == stats[0].images == int(features.has_image.sum())
     assert store.stat().st_mtime_ns == stamp  # nothing new appended to the cache
-    first = FeatureSet.load(Layout.of(Settings(root=trained_project)).features)
-    again = FeatureSet.load(Layout.of(settings).features)
+    first = FeatureSet.load(Settings(root=trained_project).features_dir)
+    again = FeatureSet.load(settings.features_dir)
     assert np.array_equal(again.image_features, first.image_features)
     pd.testing.assert_frame_equal(again.products, first.products)
 
@@ -144,18 +143,18 @@ def test_refused_first_model_explains_how_to_get_a_champion(outside_data: dict) 
 
 def test_pipeline_reads_a_renamed_download_outside_the_project(outside_data: dict) -> None:
     data, root, settings = outside_data["data"], outside_data["root"], outside_data["settings"]
-    assert settings.raw_dir == data
-    report = load_report(settings.interim)
+    assert settings.data_dir == data
+    report = load_report(settings.interim_dir)
     assert report is not None
     assert (report.source_dir, report.naming) == (str(data), "renamed")
     assert not (root / "data" / "raw").exists()  # no demo data generated beside a configured folder
     # Raw data is immutable: the download folder holds exactly what it held.
     assert sorted(str(p.relative_to(data)) for p in data.rglob("*")) == outside_data["before"]
-    features = FeatureSet.load(Layout.of(settings).features)
+    features = FeatureSet.load(settings.features_dir)
     assert features.has_image.any()  # images found under the download's images/ folder
 
     # Promoted by hand, the challenger predicts the renamed X_test.csv in submission format.
-    registry = Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    registry = open_registry(settings)
     assert (registry.champion(), registry.challenger()) == (None, 1)
     registry.promote(1, actor="test", reason="accepted by hand")
     outcome = predict_step(settings, workers=1)

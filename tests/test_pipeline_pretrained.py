@@ -20,7 +20,7 @@ from core.features.pretrained import INSTALL, vision_installed
 from core.features.sentence import INSTALL as EMBEDDINGS_INSTALL
 from core.features.sentence import embeddings_installed, get_text_encoder
 from core.params import load_params
-from core.pipeline import Layout, run_pipeline
+from core.pipeline import run_pipeline
 from core.serving.predictor import ImageLimits, Product, predict
 from core.tracking import store
 from tests.conftest import clean_env, own_mlflow_env, require_extra
@@ -62,7 +62,7 @@ def vision_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_features_come_from_the_pretrained_networks(vision_project: Path) -> None:
-    features = FeatureSet.load(Layout.of(Settings(root=vision_project)).features)
+    features = FeatureSet.load(Settings(root=vision_project).features_dir)
     assert features.encoder == "efficientnet_lite0"
     assert features.image_features.shape[1] == 1280 and features.has_image.sum() > 400
     assert features.embeddings is not None and features.embeddings.shape == (len(features.products), 384)

@@ -13,6 +13,7 @@ from rich.table import Table
 from core.cli._shared import DataDirOpt, WorkersOpt, console, fail, progress
 from core.config import Settings, get_settings
 from core.errors import RakutenError
+from core.tracking.registry import open_registry
 
 app = typer.Typer(
     name="core",
@@ -57,7 +58,7 @@ def demo_data(
     from core.data.demo.generator import DemoSpec, write_demo
 
     settings = get_settings()
-    target = out or settings.raw_dir
+    target = out or settings.data_dir
     spec = DemoSpec(
         rows=rows,
         seed=seed,
@@ -96,8 +97,8 @@ def ingest(
     try:
         with progress() as update:
             result = run_ingest(
-                data_dir or settings.raw_dir,
-                out or settings.interim,
+                data_dir or settings.data_dir,
+                out or settings.interim_dir,
                 image_check=mode,  # type: ignore[arg-type]
                 workers=workers or settings.n_workers,
                 progress=update,
@@ -281,13 +282,9 @@ def pipeline(workers: WorkersOpt = None) -> None:
 
 
 def _registry() -> Any:
-    from core.config import REGISTERED_MODEL_NAME
-    from core.layout import Layout
-    from core.tracking.registry import Registry
-    from core.tracking.store import connect
 
     settings = get_settings()
-    return Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    return open_registry(settings)
 
 
 def _v(version: int | None) -> str:
@@ -373,7 +370,7 @@ def info() -> None:
     for key, value in _settings_rows(settings):
         table.add_row(key, value)
     console.print(table)
-    report = load_report(settings.interim)
+    report = load_report(settings.interim_dir)
     console.print(
         f"Ingested data: {report.status} ({report.created_at}, from {report.source_dir})"
         if report

@@ -56,7 +56,7 @@ def drift(
     console.print(table)
     for note in summary.skipped:
         console.print(f"  not compared: {note}")
-    folder = settings.reports / "evidently"
+    folder = settings.drift_dir
     console.print(f"{summary.current_rows:,} predictions vs {summary.reference_rows:,} reference products "
                   f"in {summary.seconds:.1f} s → {folder / summary.html}")  # fmt: skip
 
@@ -101,7 +101,7 @@ def simulate(
         console.print(f"  {count:,} × {reason}")
     if labelled:
         first = sent["request_id"].iloc[0]
-        labels_file = labels_out or settings.reports / "evidently" / "labels" / f"{first}.csv"
+        labels_file = labels_out or settings.drift_dir / "labels" / f"{first}.csv"
         truth = sent[["request_id", "label"]].rename(columns={"label": "prdtypecode"})
         write_text(labels_file, truth.to_csv(index=False))
         console.print(f"True classes of the {len(truth):,} requests: {labels_file}\n"

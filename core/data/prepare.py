@@ -49,7 +49,7 @@ class PrepareOutcome:
 
 
 def is_default_data_dir(settings: Settings) -> bool:
-    return settings.raw_dir == settings.root / "data" / "raw"
+    return settings.data_dir == settings.root / "data" / "raw"
 
 
 def _is_current(report: ValidationReport | None, files: ChallengeFiles) -> bool:
@@ -65,7 +65,7 @@ def _is_current(report: ValidationReport | None, files: ChallengeFiles) -> bool:
 
 def data_state(settings: Settings) -> DataState:
     """Check the raw folder against the last ingest (cheap unless the files were touched)."""
-    raw = settings.raw_dir
+    raw = settings.data_dir
     try:
         files = locate(raw)
     except DataNotFoundError as exc:
@@ -74,7 +74,7 @@ def data_state(settings: Settings) -> DataState:
                 "empty_default", f"No challenge files in {raw}: demo data can be generated there."
             )
         return DataState("missing", str(exc))
-    report = load_report(settings.interim)
+    report = load_report(settings.interim_dir)
     if report is None:
         return DataState("not_ingested", f"The challenge files in {raw} have not been ingested yet.")
     if report.source_dir != str(files.root):
@@ -89,7 +89,7 @@ def prepare(
 ) -> PrepareOutcome:
     """Generate demo data if needed, then ingest if the raw files changed since the last ingest
     (or always, with `force`)."""
-    raw = settings.raw_dir
+    raw = settings.data_dir
     generated = False
     try:
         files = locate(raw)
@@ -101,10 +101,10 @@ def prepare(
         generated = True
         files = locate(raw)
 
-    report = load_report(settings.interim)
+    report = load_report(settings.interim_dir)
     if not force and report is not None and _is_current(report, files):
         return PrepareOutcome(generated, False, report.status)
     result = ingest(
-        raw, settings.interim, image_check=settings.image_check, workers=workers, progress=progress
+        raw, settings.interim_dir, image_check=settings.image_check, workers=workers, progress=progress
     )
     return PrepareOutcome(generated, True, result.report.status)

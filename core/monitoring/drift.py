@@ -104,14 +104,14 @@ def build_reference(
     from core.serving.inference_log import records
     from core.serving.predictor import ImageLimits, Product, predict
 
-    report = load_report(settings.interim)
+    report = load_report(settings.interim_dir)
     data_version = report.created_at if report else "unknown"
     key = hashlib.sha256(f"{version}|{data_version}|{rows}|{seed}".encode()).hexdigest()[:12]
     cached = _reference_dir(settings) / f"reference-v{version}-{key}.parquet"
     if cached.is_file():
         return pd.read_parquet(cached)
 
-    table = load_table(settings.interim, "train").set_index("id")
+    table = load_table(settings.interim_dir, "train").set_index("id")
     held = held_out_ids(settings, table)
     sample = table.loc[held].sample(n=min(rows, len(held)), random_state=seed)
     limits = ImageLimits.of(settings)
@@ -147,10 +147,9 @@ def _product(row: Any, product_type: Any) -> Any:
 
 def held_out_ids(settings: Settings, table: pd.DataFrame) -> pd.Index:
     """The rows the last training did not fit on (its hold-out); all rows when there is no split."""
-    from core.layout import Layout
     from core.models.train import FILES
 
-    split_file = Layout.of(settings).candidate / FILES["split"]
+    split_file = settings.candidate_dir / FILES["split"]
     if not split_file.is_file():
         return table.index
     part = pd.read_parquet(split_file)["part"]
@@ -159,7 +158,7 @@ def held_out_ids(settings: Settings, table: pd.DataFrame) -> pd.Index:
 
 
 def _reference_dir(settings: Settings) -> Path:
-    return settings.reports / "evidently" / "reference"
+    return settings.drift_dir / "reference"
 
 
 def current_window(settings: Settings, *, now: datetime | None = None) -> tuple[pd.DataFrame, datetime]:
@@ -318,7 +317,7 @@ def run_drift(
     if progress:
         progress("drift report", 1, 1)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    folder = settings.reports / "evidently"
+    folder = settings.drift_dir
     html = folder / f"drift-{stamp}.html"
     with atomic_path(html) as tmp:
         snapshot.save_html(str(tmp))
@@ -357,12 +356,10 @@ def report_now(
 ) -> DriftSummary:
     """A drift report for the champion, now (what the CLI, the console and the monitoring flow run).
     `NoChampionError` before the first promoted model."""
-    from core.config import REGISTERED_MODEL_NAME
-    from core.pipeline import Layout, NoChampionError
-    from core.tracking.registry import Registry
-    from core.tracking.store import connect, load_classifier
+    from core.tracking.registry import NoChampionError, open_registry
+    from core.tracking.store import load_classifier
 
-    registry = Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    registry = open_registry(settings)
     version = registry.champion()
     if version is None:
         raise NoChampionError("No champion model yet: train one first (`python -m core pipeline`).")

@@ -100,7 +100,7 @@ def _read_index(folder: Path) -> list[dict[str, Any]]:
 
 def list_reports(settings: Settings) -> list[DriftSummary]:
     """Every drift report's summary, newest first (an empty list before the first one)."""
-    return [DriftSummary.from_dict(e) for e in _read_index(settings.reports / "evidently")]
+    return [DriftSummary.from_dict(e) for e in _read_index(settings.drift_dir)]
 
 
 def latest_report(settings: Settings) -> DriftSummary | None:
@@ -109,7 +109,7 @@ def latest_report(settings: Settings) -> DriftSummary | None:
 
 
 def report_html(settings: Settings, summary: DriftSummary) -> Path:
-    path = settings.reports / "evidently" / summary.html
+    path = settings.drift_dir / summary.html
     if not path.is_file():
         raise DataNotFoundError(f"The drift report {path} is missing (deleted?): generate a new one.")
     return path

@@ -75,10 +75,10 @@ def held_back_products(settings: Settings, *, labelled: bool = False) -> pd.Data
 
     split: Literal["train", "test"] = "train" if labelled else "test"
     try:
-        table = load_table(settings.interim, split)
+        table = load_table(settings.interim_dir, split)
     except DataNotFoundError:
         raise DataNotFoundError(
-            f"No ingested {split} products in {settings.interim}: run `python -m core prepare` first."
+            f"No ingested {split} products in {settings.interim_dir}: run `python -m core prepare` first."
         ) from None
     if labelled:
         table = table.set_index("id").loc[held_out_ids(settings, table.set_index("id"))]

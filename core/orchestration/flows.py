@@ -70,7 +70,7 @@ def validate(settings: Settings) -> str:
     """The ingestion report must exist and leave training rows; its findings go to the log."""
     from core.data.ingest import load_report
 
-    report = load_report(settings.interim)
+    report = load_report(settings.interim_dir)
     if report is None:
         raise DataFormatError("No validation report after ingestion.", problem="no_report")
     kept = report.total("rows_kept", ["train"])
@@ -180,7 +180,7 @@ def training_pipeline(
     create_markdown_artifact(_training_markdown(summary, settings), key=SUMMARY_KEY,
                              description="Training pipeline outcome")  # fmt: skip
     if predicted is None:
-        from core.pipeline import NoChampionError
+        from core.tracking.registry import NoChampionError
 
         raise NoChampionError(
             f"v{outcome.version} was registered but not promoted ({outcome.decision.summary}) and there "
@@ -197,13 +197,12 @@ def signals(settings: Settings) -> Signals:
 
     import pandas as pd
 
-    from core.layout import Layout
     from core.serving.inference_log import read_inference_log
 
     since = datetime.now(UTC) - timedelta(hours=settings.monitor_window_hours)
     recent = read_inference_log(settings, since=since, last=settings.monitor_window_rows)
     reference = None
-    probabilities = Layout.of(settings).probabilities
+    probabilities = settings.probabilities_file
     if probabilities.is_file():
         reference = float(pd.read_csv(probabilities, index_col=0).max(axis=1).mean())
     notes = [] if probabilities.is_file() else ["no batch predictions yet: no reference confidence"]
@@ -232,7 +231,7 @@ def drift(settings: Settings, rows: int) -> DriftSummary | None:
         return None
     for reason in summary.reasons:
         logger.info(reason)
-    logger.info("report: %s", settings.reports / "evidently" / summary.html)
+    logger.info("report: %s", settings.drift_dir / summary.html)
     return summary
 
 

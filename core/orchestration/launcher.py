@@ -56,7 +56,7 @@ class Launch:
 
 
 def _state_dir(settings: Settings) -> Path:
-    path = settings.models / ".runs"
+    path = settings.launches_dir
     path.mkdir(parents=True, exist_ok=True)
     return path
 

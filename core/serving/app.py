@@ -48,7 +48,7 @@ model version that gave it and carries a request id (`X-Request-ID`). Errors are
 
 def create_app(settings: Settings | None = None, *, source: RegistrySource | None = None) -> FastAPI:
     settings = settings or get_settings()
-    metrics = ServiceMetrics(drift_reports=settings.reports / "evidently")
+    metrics = ServiceMetrics(drift_reports=settings.drift_dir)
 
     def on_change(old: ServedModel | None, new: ServedModel) -> None:
         if old is not None:

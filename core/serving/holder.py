@@ -113,7 +113,7 @@ class ModelHolder:
     ) -> None:
         self.settings = settings
         self.source = source or RegistrySource(settings)
-        self.local_dir = settings.models / "serving"
+        self.local_dir = settings.served_model_dir
         self.on_change = on_change
         self._current: ServedModel | None = None
         self._loading = threading.Lock()

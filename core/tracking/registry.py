@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 
 from filelock import FileLock, Timeout
 
-from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS
+from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings
 from core.errors import RakutenError
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,10 @@ class RegistryError(RakutenError):
 
 class PromotionConflict(RegistryError):
     """The champion changed while this promotion was being decided."""
+
+
+class NoChampionError(RakutenError):
+    """No model has been promoted to champion yet."""
 
 
 @dataclass(frozen=True)
@@ -252,3 +256,10 @@ class Registry:
             yield
         finally:
             lock.release()
+
+
+def open_registry(settings: Settings, client: Any = None) -> Registry:
+    """The platform's registered model in the store `settings` name (`client`: one already connected)."""
+    from core.tracking.store import connect
+
+    return Registry(client or connect(settings), REGISTERED_MODEL_NAME, settings.registry_lock)

@@ -87,7 +87,7 @@ def environment_sidebar(settings: Settings) -> None:
     with st.sidebar:
         st.caption("Environment")
         st.badge(settings.mode.capitalize(), color="blue" if settings.mode == "embedded" else "green")
-        st.caption(f"Data: `{settings.raw_dir}`")
+        st.caption(f"Data: `{settings.data_dir}`")
         st.caption(f"MLflow: `{settings.mlflow_tracking_uri}`")
         local = "" if settings.prefect_api_url else " (local stack)"
         st.caption(f"Prefect: `{settings.prefect_url}`{local}")

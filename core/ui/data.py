@@ -32,7 +32,7 @@ def configure_console() -> None:
 
 def report() -> ValidationReport | None:
     """The latest validation report (a small JSON file: read on each rerun, not cached)."""
-    return load_report(settings().interim)
+    return load_report(settings().interim_dir)
 
 
 @st.cache_data(show_spinner="Loading the ingested table…", max_entries=4)
@@ -42,19 +42,19 @@ def _table(interim: str, split: str, version: str) -> pd.DataFrame:
 
 def table(split: str, ingested: ValidationReport) -> pd.DataFrame:
     """The ingested split with explorer columns, cached until the next ingest (`ingested.created_at`)."""
-    return _table(str(settings().interim), split, ingested.created_at)
+    return _table(str(settings().interim_dir), split, ingested.created_at)
 
 
 def quarantine_csv() -> bytes | None:
-    path = settings().interim / OUTPUTS["quarantine"]
+    path = settings().interim_dir / OUTPUTS["quarantine"]
     return path.read_bytes() if path.is_file() else None
 
 
 def report_markdown() -> str | None:
-    path = settings().interim / OUTPUTS["report_md"]
+    path = settings().interim_dir / OUTPUTS["report_md"]
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 def quarantined_rows() -> pd.DataFrame:
-    path = settings().interim / OUTPUTS["quarantine"]
+    path = settings().interim_dir / OUTPUTS["quarantine"]
     return pd.read_csv(path, dtype=str) if path.is_file() else pd.DataFrame()

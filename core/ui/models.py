@@ -14,11 +14,10 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
-from core.layout import Layout
+from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS
 from core.params import ParamsError, PromotionParams, load_params
 from core.tracking import store
-from core.tracking.registry import Registry, RegistryError, VersionInfo
+from core.tracking.registry import Registry, RegistryError, VersionInfo, open_registry
 from core.tracking.runs import manual_gate, tracking_store_missing
 from core.ui import lock
 from core.ui.data import settings
@@ -80,7 +79,7 @@ def store_missing() -> bool:
 
 
 def registry() -> Registry:
-    return Registry(client(), REGISTERED_MODEL_NAME, Layout.of(settings()).lock)
+    return open_registry(settings(), client())
 
 
 def promotion_rules() -> PromotionParams:

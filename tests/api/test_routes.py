@@ -362,7 +362,7 @@ def test_metrics_expose_the_latest_drift_report(client: TestClient, settings: Se
     import time
     from datetime import UTC, datetime
 
-    folder = settings.reports / "evidently"
+    folder = settings.drift_dir
     (folder / "latest.json").unlink(missing_ok=True)
     text = client.get("/metrics").text
     assert "rakuten_drift_report_available 0.0" in text and "rakuten_drift_detected" not in text

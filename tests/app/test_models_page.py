@@ -11,10 +11,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.config import REGISTERED_MODEL_NAME, Settings, get_settings
-from core.pipeline import Layout
-from core.tracking import store
-from core.tracking.registry import Registry
+from core.config import Settings, get_settings
+from core.tracking.registry import Registry, open_registry
 from tests.conftest import build_two_run_project, clean_env
 
 HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
@@ -36,7 +34,7 @@ def two_versions(two_versions_source: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def _registry() -> Registry:
     settings = Settings()
-    return Registry(store.connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    return open_registry(settings)
 
 
 def _open() -> AppTest:

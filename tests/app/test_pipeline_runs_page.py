@@ -56,13 +56,11 @@ def test_retrain_runs_to_completion_and_refuses_a_second_start(on_stack: LocalSt
 def test_a_failing_run_shows_its_error_and_changes_no_model(on_stack: LocalStack) -> None:
     """The training's first step fails on a malformed download: the run ends FAILED, the page shows
     the step's error, and no model was registered or promoted."""
-    from core.config import REGISTERED_MODEL_NAME, Settings
-    from core.pipeline import Layout
-    from core.tracking.registry import Registry
-    from core.tracking.store import connect
+    from core.config import Settings
+    from core.tracking.registry import open_registry
 
     settings = Settings()
-    registry = Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    registry = open_registry(settings)
     champion, versions = registry.champion(), registry.versions()
     x_train = on_stack.root / "data" / "raw" / "X_train_update.csv"
     original = x_train.read_bytes()

@@ -11,8 +11,8 @@ from core.config import REGISTERED_MODEL_NAME, Settings
 def test_embedded_defaults_live_under_the_project_root(project: Path) -> None:
     s = Settings()
     assert s.root == project.resolve()
-    assert s.raw_dir == project / "data" / "raw"
-    assert s.interim == project / "data" / "interim"
+    assert s.data_dir == project / "data" / "raw"
+    assert s.interim_dir == project / "data" / "interim"
     assert s.mlflow_tracking_uri == f"sqlite:///{project / 'mlflow.db'}"
     assert s.mlflow_artifact_location == (project / "mlartifacts").as_uri()
     assert s.prefect_api_url is None and s.api_url is None
@@ -28,9 +28,9 @@ def test_data_dir_from_environment_relative_or_absolute(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RAKUTEN_DATA_DIR", "challenge")
-    assert Settings().raw_dir == project / "challenge"
+    assert Settings().data_dir == project / "challenge"
     monkeypatch.setenv("RAKUTEN_DATA_DIR", "/srv/rakuten")
-    assert Settings().raw_dir == Path("/srv/rakuten")
+    assert Settings().data_dir == Path("/srv/rakuten")
 
 
 def test_tool_variables_are_accepted_and_switch_to_connected_mode(

@@ -21,11 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.config import REGISTERED_MODEL_NAME, Settings
-from core.pipeline import Layout
+from core.config import Settings
 from core.serving.inference_log import read_inference_log
-from core.tracking.registry import Registry
-from core.tracking.store import connect
+from core.tracking.registry import Registry, open_registry
 from tests.conftest import build_two_run_project
 from tests.integration.conftest import _free_port
 
@@ -128,7 +126,7 @@ class Load:
 
 def registry(project: Path) -> Registry:
     settings = Settings(root=project)
-    return Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    return open_registry(settings)
 
 
 def reload(server: Server) -> dict[str, object]:

@@ -13,9 +13,9 @@ from core.categories import CODES
 from core.config import REGISTERED_MODEL_NAME, Settings
 from core.data.demo.generator import DemoSpec, write_demo
 from core.params import Params, TextParams
-from core.pipeline import Layout, run_pipeline
+from core.pipeline import run_pipeline
 from core.tracking import store
-from core.tracking.registry import Registry, RegistryError
+from core.tracking.registry import Registry, RegistryError, open_registry
 from tests.conftest import TRAINED_ROWS
 
 pytestmark = pytest.mark.slow  # a server and two trainings: 20–60 s here, depending on load
@@ -32,7 +32,7 @@ def test_pipeline_registry_flow_through_the_server(
     mlflow_server: str, mlflow_server_dir: Path, project: Path
 ) -> None:
     settings = Settings(root=project, mlflow_tracking_uri=mlflow_server)
-    write_demo(settings.raw_dir, DemoSpec(rows=TRAINED_ROWS, seed=11), workers=2)
+    write_demo(settings.data_dir, DemoSpec(rows=TRAINED_ROWS, seed=11), workers=2)
 
     first = run_pipeline(settings, Params(text=TextParams(C=0.01)), workers=2).evaluated
     assert (first.version, first.decision.promote, first.champion_after) == (1, True, 1)
@@ -40,11 +40,11 @@ def test_pipeline_registry_flow_through_the_server(
     assert second.version == 2
     assert second.decision.promote, second.decision.reasons
     assert second.decision.champion_f1 == pytest.approx(first.decision.candidate_f1, abs=1e-12)
-    report = json.loads(Layout.of(settings).registry_outcome.read_text(encoding="utf-8"))
+    report = json.loads(settings.registry_outcome_file.read_text(encoding="utf-8"))
     assert (report["version"], report["champion_before"], report["champion_after"]) == (2, 1, 2)
 
     client = store.connect(settings)
-    registry = Registry(client, REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    registry = Registry(client, REGISTERED_MODEL_NAME, settings.registry_lock)
     assert [(v.version, v.aliases) for v in registry.versions()] == [(2, ["champion"]), (1, [])]
     assert [(m.kind, m.from_version, m.to_version, m.run_id) for m in registry.history()] == [
         ("promote", None, 1, first.run_id),
@@ -64,7 +64,7 @@ def test_pipeline_registry_flow_through_the_server(
 
     move = registry.rollback(actor="tester", reason="v2 misbehaves")
     assert (move.from_version, move.to_version) == (2, 1)
-    reopened = Registry(store.connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    reopened = open_registry(settings)
     assert reopened.champion() == 1
     assert reopened.history()[-1] == move
     with pytest.raises(RegistryError, match="Nothing to roll back"):

@@ -37,7 +37,7 @@ def test_changed_files_make_the_ingest_stale(project: Path, demo_source: Path, m
     monkeypatch.setenv("RAKUTEN_DATA_DIR", str(raw))
     settings = Settings()
     assert data_state(settings).name == "not_ingested"
-    ingest(raw, settings.interim, image_check="none")
+    ingest(raw, settings.interim_dir, image_check="none")
     assert data_state(settings).name == "ready"
 
     x = raw / "X_train_update.csv"
@@ -52,7 +52,7 @@ def test_changed_files_make_the_ingest_stale(project: Path, demo_source: Path, m
 
 def test_ingest_from_another_folder_is_reported(project: Path, demo_source: Path, monkeypatch) -> None:
     settings_a = Settings()
-    ingest(demo_source, settings_a.interim, image_check="none")
+    ingest(demo_source, settings_a.interim_dir, image_check="none")
     other = project / "other"
     shutil.copytree(demo_source, other)
     monkeypatch.setenv("RAKUTEN_DATA_DIR", str(other))

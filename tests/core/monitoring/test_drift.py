@@ -63,7 +63,7 @@ def test_shifted_traffic_drifts_and_says_where(settings: Settings, champion: obj
     assert summary.prediction_drift  # darker pictures and foreign titles move the predictions too
     assert summary.reasons[0].startswith("drift detected")
 
-    folder = settings.reports / "evidently"
+    folder = settings.drift_dir
     html = report_html(settings, summary)
     page = html.read_text(errors="replace")
     assert page.lstrip().lower().startswith("<!doctype html>") and "image_brightness" in page
@@ -79,7 +79,7 @@ def test_index_lists_reports_newest_first_and_the_reference_is_cached(
 
     now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     calm = run_drift(settings, champion, 1, current=traffic(settings, champion, Shift()), now=now)  # type: ignore[arg-type]
-    cached = list((settings.reports / "evidently" / "reference").glob("*.parquet"))
+    cached = list((settings.drift_dir / "reference").glob("*.parquet"))
     assert len(cached) == 1
     built = cached[0].stat().st_mtime_ns
     later = now + timedelta(hours=1)

@@ -11,12 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.config import REGISTERED_MODEL_NAME, Settings, get_settings
+from core.config import Settings, get_settings
 from core.data.demo.generator import DemoSpec, write_demo
-from core.pipeline import Layout
 from core.serving.inference_log import InferenceRecord, open_engine, write
-from core.tracking.registry import Registry
-from core.tracking.store import connect
+from core.tracking.registry import open_registry
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +47,7 @@ def flow_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def champion(root: Path) -> int | None:
     settings = Settings(root=root)
-    return Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock).champion()
+    return open_registry(settings).champion()
 
 
 def task_names(flow_run_id: object) -> list[str]:
@@ -141,7 +139,7 @@ def test_monitor_decides_from_the_inference_log(harness: None, flow_project: Pat
     assert decision["retrain"] is True and result["training"] is None, result
     assert any("mean confidence fell" in r for r in decision["reasons"])
     # the same window got an Evidently report: one title, one class, no images — nothing like training
-    assert result["drift_report"] and (settings.reports / "evidently" / result["drift_report"]).is_file()
+    assert result["drift_report"] and (settings.drift_dir / result["drift_report"]).is_file()
     assert decision["signals"]["drift_detected"] is True
     assert any("drift detected" in r for r in decision["reasons"])
 
@@ -150,7 +148,7 @@ def test_monitor_retrains_when_it_decides_to(harness: None, flow_project: Path) 
     from core.orchestration.flows import monitor_and_retrain
 
     settings = Settings(root=flow_project)
-    registry = Registry(connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    registry = open_registry(settings)
     versions_before = len(registry.versions())
     _log(settings, confidence=0.05, rows=250)
     result = monitor_and_retrain(workers=2)

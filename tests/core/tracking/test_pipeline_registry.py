@@ -23,9 +23,9 @@ from core.categories import CODES
 from core.config import REGISTERED_MODEL_NAME, Settings
 from core.data.demo.generator import DemoSpec, write_demo
 from core.params import ImageParams, Params, TextParams
-from core.pipeline import Layout, PipelineResult, predict_step, run_pipeline
+from core.pipeline import PipelineResult, predict_step, run_pipeline
 from core.tracking import store
-from core.tracking.registry import AliasMove, Registry
+from core.tracking.registry import AliasMove, Registry, open_registry
 from tests.conftest import TRAINED_ROWS, clean_env
 
 pytestmark = pytest.mark.slow  # four trainings, about a minute in all
@@ -63,7 +63,7 @@ class Story:
     predicted_after_rollback: int | None = None
 
     def registry(self) -> Registry:
-        return Registry(store.connect(self.settings), REGISTERED_MODEL_NAME, Layout.of(self.settings).lock)
+        return open_registry(self.settings)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         told = Story(Settings(root=root))
         for params in (WEAK, POOR, DEFAULT, DEFAULT):
             result = run_pipeline(told.settings, params, workers=2)
-            report = json.loads(Layout.of(told.settings).registry_outcome.read_text(encoding="utf-8"))
+            report = json.loads(told.settings.registry_outcome_file.read_text(encoding="utf-8"))
             registry = told.registry()
             told.chapters.append(Chapter(result, report, registry.champion(), registry.challenger()))
         registry = told.registry()

@@ -40,7 +40,7 @@ def _add_versions(client: Any, settings: Settings, count: int) -> list[str]:
 
 
 def _registry(client: Any, settings: Settings, **kwargs: Any) -> Registry:
-    return Registry(client, NAME, settings.models / ".registry.lock", clock=lambda: T0, **kwargs)
+    return Registry(client, NAME, settings.registry_lock, clock=lambda: T0, **kwargs)
 
 
 @pytest.fixture
@@ -196,7 +196,7 @@ def test_history_is_durable_across_clients(registry: Registry, settings: Setting
     registry.rollback(actor="bob")
     history = registry.history()
 
-    reopened = Registry(store.connect(settings), NAME, settings.models / ".registry.lock")
+    reopened = Registry(store.connect(settings), NAME, settings.registry_lock)
     assert reopened.history() == history
     assert [m.seq for m in history] == [1, 2, 3, 4]
     assert (reopened.champion(), reopened.challenger(), reopened.previous_champion()) == (1, 2, None)
@@ -255,9 +255,7 @@ def test_concurrent_promotions_in_threads_leave_exactly_one_champion(client: Any
     barrier = threading.Barrier(len(contenders))
 
     def contend(version: int) -> None:
-        registry = Registry(
-            store.connect(settings), NAME, settings.models / ".registry.lock", clock=_slow_clock
-        )
+        registry = Registry(store.connect(settings), NAME, settings.registry_lock, clock=_slow_clock)
         barrier.wait()
         try:
             outcomes[version] = _promote_outcome(registry, version)
@@ -275,7 +273,7 @@ def test_concurrent_promotions_in_threads_leave_exactly_one_champion(client: Any
 
 def _contend_in_process(root: str, version: int, barrier: Any, results: Any) -> None:
     settings = Settings(root=Path(root))
-    registry = Registry(store.connect(settings), NAME, settings.models / ".registry.lock", clock=_slow_clock)
+    registry = Registry(store.connect(settings), NAME, settings.registry_lock, clock=_slow_clock)
     barrier.wait()
     results.put((version, _promote_outcome(registry, version)))
 

@@ -9,12 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.config import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings
+from core.config import EXPERIMENT_NAME, Settings
 from core.models.evaluate import Evaluation
 from core.params import PromotionParams
-from core.pipeline import Layout
 from core.tracking import store
-from core.tracking.registry import Registry, VersionInfo
+from core.tracking.registry import Registry, VersionInfo, open_registry
 from core.tracking.runs import (
     RUN_COLUMNS,
     RunDetail,
@@ -34,7 +33,7 @@ from core.tracking.runs import (
 
 
 def _registry(settings: Settings) -> Registry:
-    return Registry(store.connect(settings), REGISTERED_MODEL_NAME, Layout.of(settings).lock)
+    return open_registry(settings)
 
 
 def _detail(name: str, params: dict[str, str], metrics: dict[str, float] | None = None) -> RunDetail:
@@ -59,7 +58,7 @@ def test_runs_table_has_one_row_per_run_with_lineage_and_version(trained_project
     assert list(table.columns) == list(RUN_COLUMNS)
     assert len(table) == 1
     row = table.iloc[0]
-    evaluation = Evaluation.load(Layout.of(settings).evaluation)
+    evaluation = Evaluation.load(settings.evaluation_dir)
     assert row["weighted_f1"] == pytest.approx(evaluation.weighted_f1)
     assert row["status"] == "FINISHED"
     assert row["fit_s"] > 0
@@ -77,7 +76,7 @@ def test_run_details_bring_params_metrics_and_the_evaluation_tables(trained_proj
     run_id = registry.versions()[0].run_id
     assert run_id
     (detail,) = run_details(registry.client, [run_id])
-    evaluation = Evaluation.load(Layout.of(settings).evaluation)
+    evaluation = Evaluation.load(settings.evaluation_dir)
     assert detail.params["text.C"] == "[0.25, 0.5, 1.0]"  # candidates, searched by cross-validation
     assert detail.params["chosen.text.C"] in {"0.25", "0.5", "1.0"}
     assert set(detail.calibration) >= {"fused", "tfidf"}
