@@ -6,11 +6,10 @@ import streamlit as st
 
 from core.ui import lock
 from core.ui.components import environment_sidebar
-from core.ui.data import configure_console, settings
+from core.ui.data import settings
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
-configure_console()
 st.set_page_config(page_title="Rakuten MLOps console", page_icon=":material/category:", layout="wide")
 page = st.navigation(
     {

@@ -184,7 +184,6 @@ def build(root: Path, workers: int, rows: int) -> dict[str, Any]:
     from core.data.demo.generator import DemoSpec, write_demo
     from core.monitoring.drift import run_drift
     from core.monitoring.simulate import Shift, held_back_products, log_rows, shift_products, to_product
-    from core.orchestration.runs import configure_prefect
     from core.params import load_params
     from core.pipeline import run_pipeline
     from core.serving.predictor import ImageLimits, predict
@@ -195,7 +194,6 @@ def build(root: Path, workers: int, rows: int) -> dict[str, Any]:
     get_settings.cache_clear()
     settings = get_settings()
     assert settings.root == root, settings.root
-    configure_prefect(settings)
     write_demo(root / "data" / "raw", DemoSpec(rows=rows, image_rows=min(IMAGES, rows)), workers=workers)
     (root / "params.yaml").write_bytes((REPO / "params.yaml").read_bytes())
     _say(f"demo data written ({time.perf_counter() - start:.0f} s); training v1 with the pipeline…")

@@ -169,8 +169,4 @@ def measure() -> dict[str, Any]:
 
 if __name__ == "__main__":  # the child process of `_measure_in_child`
     sys.path.insert(0, str(REPO))
-    from core.config import get_settings
-    from core.orchestration.runs import configure_prefect
-
-    configure_prefect(get_settings())  # before anything imports Prefect
     print(json.dumps(measure()))

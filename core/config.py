@@ -76,7 +76,6 @@ class Settings(BaseSettings):
     # --- MLflow ----------------------------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(default=None, validation_alias=_env("MLFLOW_TRACKING_URI"))
     mlflow_artifact_location: str | None = None
-    mlflow_s3_endpoint_url: str | None = Field(default=None, validation_alias=_env("MLFLOW_S3_ENDPOINT_URL"))
 
     # --- Prefect, API, console -------------------------------------------------------------------
     prefect_api_url: str | None = Field(

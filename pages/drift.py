@@ -12,7 +12,6 @@ st.caption(
     "Evidently reports comparing the inference log's recent window with held-out training products "
     "scored by the champion (title text and descriptors, description, image statistics, predictions)."
 )
-runs_ui.prefect_ready()
 if st.button("Generate report now", key="generate", icon=":material/analytics:"):
     ui.generate()
 ui.show_flash()

@@ -8,7 +8,6 @@ from core.ui import runs as ui
 from core.ui.components import error_state
 
 st.title("Pipeline runs")
-ui.prefect_ready()
 st.caption(ui.mode_caption())
 problem = ui.problem()
 if problem:

@@ -75,23 +75,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _mlflow_env_restored(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which Settings read: without this,
-    one test's store would leak into every later test's settings. The console's fail-fast HTTP
-    settings (`core.ui.data.configure_console`, run by every AppTest) stay with the test too."""
-    http = (
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT",
-    )
-    # `configure_prefect` exports PREFECT_API_URL (for Prefect, read at its import): a value one test
-    # left would read as "a Prefect server of your own" in the next test's settings
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL", *http):
-        monkeypatch.setenv(var, "")
-        monkeypatch.delenv(var)
-
-
-@pytest.fixture(autouse=True)
 def _fresh_streamlit_caches() -> None:
     """Console tests start with empty Streamlit caches: they outlive one AppTest (and would keep an
     earlier test's settings)."""

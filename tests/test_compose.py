@@ -98,3 +98,11 @@ def test_the_dockerfile_is_multi_stage_pinned_and_non_root() -> None:
     users = re.findall(r"^USER (\S+)", text, flags=re.M)
     assert users and users[-1] not in {"root", "0"}
     assert "requirements.txt" in text  # the pinned set, not a fresh resolve
+
+
+def test_the_console_fails_fast_as_the_local_stack_s_does() -> None:
+    from core.stack.programs import CONSOLE_ENVIRONMENT
+
+    environment = compose()["services"]["console"]["environment"]
+    assert {k: environment.get(k) for k in CONSOLE_ENVIRONMENT} == CONSOLE_ENVIRONMENT
+    assert environment["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"  # the shared ones are kept

@@ -31,7 +31,6 @@ def test_documented_platform_variables_are_settings() -> None:
             "RAKUTEN_CACHE_DIR",
             "RAKUTEN_REPORTS_DIR",
             "RAKUTEN_MLFLOW_TRACKING_URI",
-            "RAKUTEN_MLFLOW_S3_ENDPOINT_URL",
             "RAKUTEN_PREFECT_API_URL",
         }
     )

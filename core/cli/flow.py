@@ -33,15 +33,6 @@ class FlowName(StrEnum):
     monitor = "monitor"
 
 
-def _settings() -> Settings:
-    """The settings, with Prefect pointed at them before anything imports it."""
-    from core.orchestration.runs import configure_prefect
-
-    settings = get_settings()
-    configure_prefect(settings)
-    return settings
-
-
 @flow_app.command("run")
 def flow_run(
     which: Annotated[FlowName, typer.Argument(help="training | monitor")],
@@ -55,7 +46,7 @@ def flow_run(
 
     Recorded by the configured Prefect server, or the local stack's (`make console`). To hand a
     training to the worker instead (as the console does), use `flow start`."""
-    settings = _settings()
+    settings = get_settings()
     from core.orchestration.runs import check_prefect
 
     try:
@@ -64,14 +55,16 @@ def flow_run(
     except (ValueError, RakutenError) as exc:
         raise fail(exc) from exc
     from core.orchestration import flows
+    from core.orchestration.runs import prefect_api
 
     options = {"flow_run_name": name} if name else {}
-    if which is FlowName.training:
-        training = flows.training_pipeline.with_options(**options)  # type: ignore[arg-type]
-        state = training(overrides=overrides, workers=workers, actor=actor, return_state=True)
-    else:
-        monitor = flows.monitor_and_retrain.with_options(**options)  # type: ignore[arg-type]
-        state = monitor(retrain=retrain, workers=workers, return_state=True)
+    with prefect_api(settings):
+        if which is FlowName.training:
+            training = flows.training_pipeline.with_options(**options)  # type: ignore[arg-type]
+            state = training(overrides=overrides, workers=workers, actor=actor, return_state=True)
+        else:
+            monitor = flows.monitor_and_retrain.with_options(**options)  # type: ignore[arg-type]
+            state = monitor(retrain=retrain, workers=workers, return_state=True)
     run_id = state.state_details.flow_run_id
     if not state.is_completed():
         console.print(f"[bold red]{state.type.value}[/] flow run {run_id}: {state.message}")
@@ -101,7 +94,7 @@ def flow_start(
 
     On the local stack's Prefect worker (or your server's); refused (exit code 3) while another
     training is pending or running."""
-    settings = _settings()
+    settings = get_settings()
     from core.orchestration.launcher import AlreadyRunning, start_training
 
     try:
@@ -124,7 +117,7 @@ def flow_status(
     follow: Annotated[bool, typer.Option(help="Follow the run (progress and logs) until it ends")] = False,
 ) -> None:
     """A flow run's state, duration, steps (n of N) and latest log lines."""
-    settings = _settings()
+    settings = get_settings()
     from core.orchestration.runs import read_run, run_logs
 
     try:
@@ -198,7 +191,7 @@ def _follow(settings: Settings, run_id: str, every_s: float = 1.0) -> None:
 @flow_app.command("cancel")
 def flow_cancel(run_id: Annotated[str, typer.Argument(help="Flow run id")]) -> None:
     """Cancel a pending or running flow run (its process is stopped; the champion is unchanged)."""
-    settings = _settings()
+    settings = get_settings()
     from core.orchestration.launcher import cancel
 
     try:
@@ -211,7 +204,7 @@ def flow_cancel(run_id: Annotated[str, typer.Argument(help="Flow run id")]) -> N
 @flow_app.command("runs")
 def flow_runs(limit: Annotated[int, typer.Option(help="How many runs", min=1)] = 20) -> None:
     """Recent runs of the platform's flows (newest first) and, on a server, the next scheduled ones."""
-    settings = _settings()
+    settings = get_settings()
     from core.orchestration.runs import recent_runs
 
     try:

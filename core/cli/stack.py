@@ -19,14 +19,6 @@ from core.errors import RakutenError
 from core.stack.programs import ORCHESTRATION_NICE, StackPaths
 
 
-def _settings() -> Settings:
-    from core.orchestration.runs import configure_prefect
-
-    settings = get_settings()
-    configure_prefect(settings)
-    return settings
-
-
 class _Stop(Exception):
     """SIGTERM / SIGHUP in the foreground: stop the stack like Ctrl-C does."""
 
@@ -51,7 +43,7 @@ def up(
     back-off); in the foreground, Ctrl-C or SIGTERM stops every one of them."""
     from core.stack import supervisor as stack
 
-    settings = _settings()
+    settings = get_settings()
     if not settings.local_prefect:
         raise fail(
             RakutenError(
@@ -146,7 +138,7 @@ def down() -> None:
     """Stop the local stack and every process it started."""
     from core.stack.supervisor import down as stop
 
-    settings = _settings()
+    settings = get_settings()
     if stop(settings):
         console.print("The local stack is stopped.")
     else:
@@ -156,7 +148,7 @@ def down() -> None:
 def status() -> None:
     """Each program of the local stack: state, PID, uptime, health, URL and log. Exit code 1 when the
     stack is not running, 2 when a program is not running or not healthy."""
-    settings = _settings()
+    settings = get_settings()
     if not _print_status(settings):
         raise typer.Exit(code=2)
 

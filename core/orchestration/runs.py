@@ -5,12 +5,11 @@ the same truth.
 Every call goes through `prefect_client(settings)`, which talks to the Prefect API the settings name —
 a server of your own (`PREFECT_API_URL`) or the local stack's (`python -m core up`, on
 `prefect_port`) — and turns "cannot reach it" into `PrefectUnavailable`. Prefect never starts a
-temporary per-process server here (`configure_prefect`).
+temporary per-process server here (`prefect_environment`).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -41,40 +40,70 @@ class PrefectUnavailable(RakutenError):
     """The configured Prefect server does not answer (down, wrong URL, network)."""
 
 
-def configure_prefect(settings: Settings) -> None:
-    """Point Prefect at the configured server or the local stack's; never a temporary per-process
-    server (two processes starting one at once collided on its port); no telemetry."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ["PREFECT_API_URL"] = settings.prefect_url
-    os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
+def prefect_environment(settings: Settings) -> dict[str, str]:
+    """Prefect's configuration for a process this one starts (the stack's server, worker, deploy): the
+    configured API or the local stack's; never a temporary per-process server (two processes starting
+    one at once collided on its port); no telemetry; the local stack's state under the project."""
+    env = {
+        "PREFECT_API_URL": settings.prefect_url,
+        "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     if settings.local_prefect:
-        os.environ.setdefault("PREFECT_HOME", str(settings.root / ".prefect"))
+        env["PREFECT_HOME"] = str(settings.root / ".prefect")
+    return env
 
 
 # Building Prefect settings and a client costs ~20 ms each, a request ~3 ms: both are made once per
-# (API, enclosing Prefect settings) and reused — the live view asks several times a second.
-_SCOPES: dict[tuple[str | None, int], Any] = {}
-_CLIENTS: dict[tuple[str | None, int], SyncPrefectClient] = {}
+# (Settings' Prefect configuration, enclosing Prefect settings) and reused — the live view asks several
+# times a second.
+_SCOPES: dict[tuple[tuple[tuple[str, str], ...], int], Any] = {}
+_CLIENTS: dict[tuple[tuple[tuple[str, str], ...], int], SyncPrefectClient] = {}
 _LOCK = threading.Lock()
 
 
 @contextmanager
 def prefect_api(settings: Settings) -> Iterator[None]:
-    """Prefect calls inside this block go to `settings.prefect_url` — even if this process imported
-    Prefect under other settings."""
-    configure_prefect(settings)
+    """Prefect calls inside this block (clients, deployments, a flow run in this process and its
+    background log and event workers, which copy the context) use the configuration `settings` give —
+    whatever the environment this process was started with says."""
     import prefect.context
-    from prefect.settings import PREFECT_API_URL
 
-    outer = prefect.context.get_settings_context()
-    url = settings.prefect_url
-    key = (url, id(outer.settings))
     with _LOCK:
+        key = _scope_key(settings)
         if key not in _SCOPES:  # holds `outer` too, so its id cannot be reused by another object
-            scoped = outer.settings.copy_with_update(updates={PREFECT_API_URL: url})
-            _SCOPES[key] = (outer.settings, scoped)
+            outer = prefect.context.get_settings_context()
+            _SCOPES[key] = (outer.settings, _scoped(outer.settings, settings))
+    outer = prefect.context.get_settings_context()
     with prefect.context.SettingsContext(profile=outer.profile, settings=_SCOPES[key][1]):
         yield
+
+
+def _scope_key(settings: Settings) -> tuple[tuple[tuple[str, str], ...], int]:
+    import prefect.context
+
+    return tuple(sorted(prefect_environment(settings).items())), id(
+        prefect.context.get_settings_context().settings
+    )
+
+
+def _scoped(outer: Any, settings: Settings) -> Any:
+    """`outer` Prefect settings with the values of `prefect_environment(settings)`."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_HOME,
+        PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+    )
+
+    env = prefect_environment(settings)
+    names = {
+        "PREFECT_API_URL": PREFECT_API_URL,
+        "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": PREFECT_SERVER_ANALYTICS_ENABLED,
+        "PREFECT_HOME": PREFECT_HOME,
+    }
+    return outer.copy_with_update(updates={names[k]: v for k, v in env.items()})
 
 
 @contextmanager
@@ -84,10 +113,9 @@ def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
     import httpx
 
     with prefect_api(settings):
-        import prefect.context
         from prefect.client.orchestration import get_client
 
-        key = (settings.prefect_url, id(prefect.context.get_settings_context().settings))
+        key = _scope_key(settings)
         # the local stack's server, still starting, is said at once (Prefect's client retries a refused
         # connect for seconds); a loopback connect costs ~0.1 ms, a remote one a round trip: not asked
         if settings.local_prefect and refused(settings.prefect_url):

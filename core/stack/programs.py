@@ -22,6 +22,7 @@ from typing import Final, Literal
 
 from core.config import Settings
 from core.orchestration.forkserver import SOCKET_ENV
+from core.orchestration.runs import prefect_environment
 
 WORK_POOL: Final = "rakuten-process"
 REPO: Final = Path(__file__).resolve().parents[2]  # the checkout: prefect.yaml, app/, the flows' code
@@ -86,13 +87,19 @@ def _tool(name: str) -> str:
     return str(beside) if beside.exists() else name
 
 
+# An interactive console fails fast: MLflow's client retries an unreachable server for minutes by default
+# (7 retries, exponential backoff), Prefect's waits 60 s for an answer. Read by the tools themselves.
+CONSOLE_ENVIRONMENT: Final = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "PREFECT_API_REQUEST_TIMEOUT": "10",
+}
+
+
 def programs(settings: Settings) -> list[Program]:
     """The local stack's programs for these settings (ports, project root)."""
-    prefect_env = {
-        "PREFECT_HOME": str(settings.root / ".prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_URL": settings.prefect_url,
-    }
+    prefect_env = prefect_environment(settings)
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     console_url = f"http://127.0.0.1:{settings.console_port}"
     prefect_ui = settings.prefect_url.removesuffix("/api")
@@ -168,7 +175,7 @@ def programs(settings: Settings) -> list[Program]:
             Path.cwd(),
             health=f"{console_url}/_stcore/health",
             url=console_url,
-            env={**prefect_env, "RAKUTEN_API_URL": settings.api_url or api_url},
+            env={**prefect_env, **CONSOLE_ENVIRONMENT, "RAKUTEN_API_URL": settings.api_url or api_url},
             priority=40,
         ),
     ]

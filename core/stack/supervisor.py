@@ -26,6 +26,7 @@ from core.config import Settings
 from core.errors import RakutenError
 from core.io import write_text
 from core.net import refused
+from core.orchestration.runs import prefect_client, prefect_environment
 from core.stack.programs import (
     ORCHESTRATION_NICE,
     PROGRAMS,
@@ -97,7 +98,6 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
 
 
 def _worker_polls(settings: Settings) -> bool:
-    from core.orchestration.runs import prefect_client
 
     try:
         with prefect_client(settings) as client:
@@ -212,8 +212,6 @@ def crash_abandoned_runs(settings: Settings) -> int:
     from prefect.client.schemas.objects import StateType
     from prefect.states import Crashed
 
-    from core.orchestration.runs import prefect_client
-
     active = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
     with prefect_client(settings) as client:
         runs = client.read_flow_runs(
@@ -231,8 +229,6 @@ def _deploy(settings: Settings) -> subprocess.Popen[str]:
     from prefect.exceptions import ObjectAlreadyExists
     from prefect.workers.process import ProcessWorker
 
-    from core.orchestration.runs import prefect_client
-
     template = ProcessWorker.get_default_base_job_template()
     template["variables"]["properties"]["command"]["default"] = forkserver_command()
     with prefect_client(settings) as client:
@@ -241,7 +237,7 @@ def _deploy(settings: Settings) -> subprocess.Popen[str]:
             client.create_work_pool(pool)
         except ObjectAlreadyExists:  # from an earlier start: its command may name another interpreter
             client.update_work_pool(WORK_POOL, WorkPoolUpdate(base_job_template=template))
-    env = {**os.environ, "PREFECT_API_URL": settings.prefect_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {**os.environ, **prefect_environment(settings)}
     command = niced([programs(settings)[0].command[0], "--no-prompt", "deploy", "--all"], ORCHESTRATION_NICE)
     return subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -7,12 +7,20 @@ location always come from Settings, so the console, API, flows and DVC stages sh
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
+import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import mlflow
+from filelock import FileLock
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModel, LoggedModelOutput, LoggedModelStatus, Metric, Param
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model
 
 from core.config import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings
 from core.errors import RakutenError
@@ -33,29 +41,17 @@ class RunRecord:
     experiment_id: str
 
 
-def connect(settings: Settings) -> Any:
-    """Point MLflow at the configured store and return an `MlflowClient` (imports MLflow lazily)."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # our own progress instead
-    if settings.mlflow_s3_endpoint_url:
-        # boto3, used by MLflow's S3 artifact store, reads this variable.
-        os.environ["MLFLOW_S3_ENDPOINT_URL"] = settings.mlflow_s3_endpoint_url
+def connect(settings: Settings) -> MlflowClient:
+    """An `MlflowClient` of the store `settings` name. Nothing process-wide is set (no global tracking
+    URI, no environment): every MLflow call here goes through a client made from Settings."""
     uri = str(settings.mlflow_tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    if not uri.startswith("sqlite:///"):
+    if not uri.startswith("sqlite:///") or uri in _SET_UP:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
-    from filelock import FileLock
-
     # Whoever opens a new SQLite store first creates and migrates its tables: two processes at once
     # (a flow run and the API's champion watcher) collide ("table _alembic_tmp_… already exists").
-    # Both stores (tracking, registry) are opened under one lock beside the database.
-    # Once this process has seen it set up, it stays so: later calls (the API's watcher, every few
-    # seconds) neither lock nor query.
-    if uri in _SET_UP:
-        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # Both stores (tracking, registry) are opened under one lock beside the database. Once this process
+    # has seen it set up, it stays so: later calls (the API's watcher, every few seconds) neither lock
+    # nor query.
     db = Path(uri.removeprefix("sqlite:///"))
     with FileLock(str(db.with_name(db.name + ".lock")), timeout=300):
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -83,7 +79,6 @@ def check_tracking(settings: Settings, *, timeout: float = 2.0) -> None:
 
 def ensure_experiment(client: Any, settings: Settings, name: str = EXPERIMENT_NAME) -> str:
     """The experiment's id, creating it with the configured artifact location on first use."""
-    from mlflow.exceptions import MlflowException
 
     try:
         found = client.get_experiment_by_name(name)
@@ -123,7 +118,7 @@ def git_tags(cwd: Path) -> dict[str, str]:
 
 
 def log_training_run(
-    client: Any,
+    client: MlflowClient,
     settings: Settings,
     *,
     run_name: str,
@@ -135,45 +130,85 @@ def log_training_run(
     classifier_file: Path,
     registered_model: str = REGISTERED_MODEL_NAME,
 ) -> RunRecord:
-    """One MLflow run with params, metrics, tags and artifacts; the model logged as pyfunc and
-    registered as a new version of `registered_model`."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from core.models import pyfunc
-
+    """One MLflow run with params, metrics, tags and artifacts; the model logged as a pyfunc (an MLflow
+    logged model, output of the run) and registered as a new version of `registered_model`."""
     experiment_id = ensure_experiment(client, settings)
     try:
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
-            mlflow.log_params({k: _param(v) for k, v in params.items()})
-            mlflow.log_metrics(metrics)
-            for path, folder in artifact_dirs.items():
-                mlflow.log_artifacts(str(folder), artifact_path=path)
-            for path, file in artifact_files.items():
-                mlflow.log_artifact(str(file), artifact_path=path)
-            with warnings.catch_warnings():
-                # No input_example on purpose: MLflow would reload and score the whole model to
-                # validate it (~2 s per run); the signature documents the input, and the tests load
-                # and score the registered model.
-                warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=str(pyfunc.MODEL_CODE),
-                    artifacts={pyfunc.ARTIFACT: str(classifier_file)},
-                    pip_requirements=pyfunc.pip_requirements(
-                        str(params.get("model.encoder", "")), str(params.get("model.embedder", "none"))
-                    ),
-                    signature=pyfunc.signature(),
-                )
-            version = mlflow.register_model(
-                info.model_uri, registered_model, tags={"run_id": run.info.run_id, **_lineage(tags)}
+        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+        run_id = run.info.run_id
+        try:
+            now = int(time.time() * 1000)
+            client.log_batch(
+                run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                params=[Param(k, _param(v)) for k, v in params.items()],
             )
+            for path, folder in artifact_dirs.items():
+                client.log_artifacts(run_id, str(folder), artifact_path=path)
+            for path, file in artifact_files.items():
+                client.log_artifact(run_id, str(file), artifact_path=path)
+            model = client.create_logged_model(experiment_id, name="model", source_run_id=run_id)
+            client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(tmp) / "model"
+                _save_pyfunc(local, model, run_id, classifier_file, params)
+                client.log_model_artifacts(model.model_id, str(local))
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+            _ensure_registered_model(client, registered_model)
+            version = client.create_model_version(
+                registered_model,
+                # the files themselves: MLflow's registry resolves a `models:/<id>` source through its
+                # process-wide tracking URI, which is never set here
+                source=model.artifact_location,
+                run_id=run_id,
+                tags={"run_id": run_id, **_lineage(tags)},
+                model_id=model.model_id,
+            )
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FINISHED")
     except MlflowException as exc:
         raise TrackingError(
             f"Could not record the run in MLflow ({settings.mlflow_tracking_uri}): {exc}"
         ) from exc
-    log.info("run %s registered as %s v%s", run.info.run_id, registered_model, version.version)
-    return RunRecord(run.info.run_id, info.model_uri, int(version.version), experiment_id)
+    log.info("run %s registered as %s v%s", run_id, registered_model, version.version)
+    return RunRecord(run_id, f"models:/{model.model_id}", int(version.version), experiment_id)
+
+
+def _save_pyfunc(
+    local: Path, model: LoggedModel, run_id: str, classifier: Path, params: dict[str, Any]
+) -> None:
+    """The classifier as an MLflow pyfunc model folder (code-based: `core/models/mlflow_model.py`)."""
+    from core.models import pyfunc
+
+    # No input_example on purpose: MLflow would reload and score the whole model to validate it (~2 s
+    # per run); the signature documents the input, and the tests load and score the registered model.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+        mlflow.pyfunc.save_model(
+            str(local),
+            python_model=str(pyfunc.MODEL_CODE),
+            artifacts={pyfunc.ARTIFACT: str(classifier)},
+            pip_requirements=pyfunc.pip_requirements(
+                str(params.get("model.encoder", "")), str(params.get("model.embedder", "none"))
+            ),
+            signature=pyfunc.signature(),
+            mlflow_model=Model(
+                artifact_path=model.artifact_location,
+                model_uuid=model.model_id,
+                run_id=run_id,
+                model_id=model.model_id,
+            ),
+        )
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
 
 
 def _lineage(tags: dict[str, str]) -> dict[str, str]:
@@ -188,14 +223,18 @@ def _param(value: Any) -> str:
 
 def load_classifier(settings: Settings, *, version: int | None = None, alias: str | None = None) -> Any:
     """The `ProductClassifier` of a registered version (or alias), through its MLflow pyfunc."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    connect(settings)
+    client = connect(settings)
     ref = f"@{alias}" if alias else f"/{version}"
-    uri = f"models:/{REGISTERED_MODEL_NAME}{ref}"
     try:
-        model = mlflow.pyfunc.load_model(uri)
+        number = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, alias).version if alias else version
+        location = client.get_model_version_download_uri(REGISTERED_MODEL_NAME, str(number))
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=location, dst_path=tmp, tracking_uri=str(settings.mlflow_tracking_uri)
+            )
+            model = mlflow.pyfunc.load_model(local)  # the classifier is read into memory here
     except MlflowException as exc:
-        raise TrackingError(f"Cannot load {uri} from {settings.mlflow_tracking_uri}: {exc}") from exc
+        raise TrackingError(
+            f"Cannot load models:/{REGISTERED_MODEL_NAME}{ref} from {settings.mlflow_tracking_uri}: {exc}"
+        ) from exc
     return model.unwrap_python_model().classifier

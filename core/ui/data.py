@@ -3,7 +3,6 @@ ingest (from the CLI or the page) is picked up on the next rerun without restart
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -18,16 +17,6 @@ from core.data.validation import ValidationReport
 @st.cache_resource
 def settings() -> Settings:
     return get_settings()
-
-
-def configure_console() -> None:
-    """An interactive console must fail fast: MLflow's client retries an unreachable server for minutes
-    by default (7 retries, exponential backoff), Prefect's waits 60 s for an answer. Environment
-    values set by the user win."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-    os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "10")
 
 
 def report() -> ValidationReport | None:

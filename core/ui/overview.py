@@ -71,7 +71,6 @@ def last_training() -> LastRun | None:
     from core.orchestration.launcher import FLOW
     from core.orchestration.runs import recent_runs
 
-    runs_ui.prefect_ready()
     found = recent_runs(settings(), limit=1, flows=[FLOW])
     if not found:
         return None

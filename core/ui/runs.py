@@ -27,13 +27,6 @@ STATE_ICON: Final = {
 }  # fmt: skip
 
 
-def prefect_ready() -> None:
-    """Point Prefect at the configured server or the local stack's (idempotent, cheap)."""
-    from core.orchestration.runs import configure_prefect
-
-    configure_prefect(settings())
-
-
 def mode_caption() -> str:
     s = settings()
     if s.prefect_api_url:

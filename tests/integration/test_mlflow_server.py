@@ -29,7 +29,7 @@ def test_settings_leave_the_artifact_root_to_the_server(project: Path) -> None:
 
 
 def test_pipeline_registry_flow_through_the_server(
-    mlflow_server: str, mlflow_server_dir: Path, project: Path
+    mlflow_server: str, mlflow_server_dir: Path, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(root=project, mlflow_tracking_uri=mlflow_server)
     write_demo(settings.data_dir, DemoSpec(rows=TRAINED_ROWS, seed=11), workers=2)
@@ -72,6 +72,7 @@ def test_pipeline_registry_flow_through_the_server(
 
     import mlflow
 
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # as a user of the server loads it
     model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL_NAME}@champion")
     assert model.metadata.run_id == first.run_id
     answers = model.predict(pd.DataFrame({"designation": ["Piscine tubulaire Intex"], "description": [""]}))

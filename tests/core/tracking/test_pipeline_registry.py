@@ -209,10 +209,11 @@ def test_run_records_params_metrics_tags_and_artifacts(story: Story, tmp_path: P
     assert version.tags["data.fingerprint"] == tags["data.fingerprint"]
 
 
-def test_champion_loads_as_pyfunc_and_answers_products(story: Story) -> None:
+def test_champion_loads_as_pyfunc_and_answers_products(story: Story, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a user would load it: MLflow pointed at the store by its own variable."""
     import mlflow
 
-    store.connect(story.settings)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(story.settings.mlflow_tracking_uri))
     model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL_NAME}@champion")
     products = pd.DataFrame(
         {

@@ -25,15 +25,13 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 def _add_versions(client: Any, settings: Settings, count: int) -> list[str]:
     """Register `count` versions, each from its own tiny run (no training: the registry only needs
     versions that exist). Returns the run ids, one per version in order."""
-    import mlflow
-
     experiment_id = store.ensure_experiment(client, settings)
     if not Registry(client, NAME, Path("unused")).exists():
         client.create_registered_model(NAME)
     run_ids = []
     for _ in range(count):
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            mlflow.log_param("kind", "registry-test")
+        run = client.create_run(experiment_id)
+        client.log_param(run.info.run_id, "kind", "registry-test")
         client.create_model_version(NAME, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
         run_ids.append(run.info.run_id)
     return run_ids

@@ -1,0 +1,63 @@
+"""House rules that keep the code base readable as it grows (`docs/architecture.md`)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "core"
+
+# The fork server's child *becomes* the requesting client's process: it takes on that process's whole
+# environment, as `execve` would (`core/orchestration/forkserver.py`). Nothing else may write it.
+_ENVIRONMENT_WRITERS = {"core/orchestration/forkserver.py": 2}
+
+
+def _is_environ(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "environ" and _name(node.value) == "os"
+
+
+def _name(node: ast.AST) -> str | None:
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _environment_writes(tree: ast.AST) -> list[int]:
+    """Lines that write the process environment: `os.environ[k] = …`, `del os.environ[k]`,
+    `os.environ.setdefault/update/pop/clear(…)`, `os.putenv/unsetenv(…)`."""
+    lines = []
+    for node in ast.walk(tree):
+        targets: list[ast.AST] = []
+        if isinstance(node, ast.Assign | ast.Delete):
+            targets = list(node.targets)
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        if any(isinstance(t, ast.Subscript) and _is_environ(t.value) for t in targets):
+            lines.append(node.lineno)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            func = node.func
+            mutators = {"setdefault", "update", "pop", "popitem", "clear", "__setitem__"}
+            if func.attr in mutators and _is_environ(func.value):
+                lines.append(node.lineno)
+            if func.attr in {"putenv", "unsetenv"} and _name(func.value) == "os":
+                lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_the_rule_sees_every_kind_of_environment_write() -> None:
+    source = (
+        "import os\nos.environ['A'] = '1'\nos.environ.setdefault('B', '2')\nos.putenv('C', '3')\n"
+        "del os.environ['D']\nos.environ.update(E='5')\nvalue = os.environ.get('F')\n"
+    )
+    assert _environment_writes(ast.parse(source)) == [2, 3, 4, 5, 6]
+
+
+def test_core_never_writes_the_process_environment() -> None:
+    """Configuration flows through Settings passed as an argument; a process started by core gets an
+    environment built for it (`env=`), never a changed `os.environ`."""
+    found = {}
+    for path in sorted(CORE.rglob("*.py")):
+        lines = _environment_writes(ast.parse(path.read_text(encoding="utf-8")))
+        name = path.relative_to(ROOT).as_posix()
+        if lines and len(lines) != _ENVIRONMENT_WRITERS.get(name):
+            found[name] = lines
+    assert not found, f"os.environ written at: {found}"
