@@ -69,15 +69,20 @@ test-fast: $(VENV)/.dev ## Run the tests without the slow data-difficulty checks
 	$(BIN)/python -m pytest -m "not slow"
 
 .PHONY: lint
-lint: $(VENV)/.dev ## Lint, check formatting and types
-	$(BIN)/ruff check core app pages tests benchmarks
-	$(BIN)/ruff format --check core app pages tests benchmarks
+lint: $(VENV)/.dev ## Lint, check formatting, types and the layers (import-linter: pyproject.toml)
+	$(BIN)/ruff check core app pages tests benchmarks docs
+	$(BIN)/ruff format --check core app pages tests benchmarks docs
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+.PHONY: architecture
+architecture: $(VENV)/.dev ## Redraw docs/architecture.md's layers and settings table from the code
+	$(BIN)/python docs/draw_architecture.py
 
 .PHONY: format
 format: $(VENV)/.dev ## Format and auto-fix
-	$(BIN)/ruff format core app pages tests benchmarks
-	$(BIN)/ruff check --fix core app pages tests benchmarks
+	$(BIN)/ruff format core app pages tests benchmarks docs
+	$(BIN)/ruff check --fix core app pages tests benchmarks docs
 
 .PHONY: data
 data: $(VENV)/.runtime ## Generate demo data if the data directory is empty, then ingest it

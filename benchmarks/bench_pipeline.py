@@ -75,7 +75,7 @@ def _baselines(raw: Path, split: pd.Series, seed: int) -> dict[str, Any]:
     from sklearn.metrics import f1_score
     from sklearn.model_selection import GridSearchCV
 
-    from core.data.demo.difficulty import raw_text, reference_models
+    from core.models.difficulty import raw_text, reference_models
 
     x = pd.read_csv(raw / "X_train_update.csv", index_col=0, keep_default_na=False, na_values=[""])
     y = pd.read_csv(raw / "Y_train_CVw08PX.csv", index_col=0)["prdtypecode"]

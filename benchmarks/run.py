@@ -126,7 +126,7 @@ def _data(workers: int, quick: bool, full_scale: bool) -> list[Row]:
 
         rows += _console(root, big)
 
-        from core.data.demo.difficulty import image_score, text_scores
+        from core.models.difficulty import image_score, text_scores
 
         scores = text_scores(*_xy(root / "txt", 20_000))
         rows.append(

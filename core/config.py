@@ -5,6 +5,7 @@ when run through the Makefile). Every default is the *embedded* mode: a fresh
 clone runs with no services, no download and no `.env`. The full stack overrides the same fields.
 Nothing here touches the disk or the network at import time; paths are only computed.
 """
+# Size: every setting with its default and description, and every derived path: one place by design.
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ with st.container(border=True):
             value = st.number_input(label, low, high, defaults[key], step, key=f"param_{key}", format="%.3f")
             if value is not None and value != defaults[key]:
                 overrides[key] = value
-    steps = "ingest → validate → features → train → evaluate → promote if better → predict"
+    steps = "ingest (validate) → features → train → evaluate → promote if better → predict"
     st.button(
         "Retrain",
         type="primary",

@@ -191,23 +191,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
     get_settings.cache_clear()
 
 
-@contextmanager
-def own_mlflow_env() -> Iterator[None]:
-    """Session fixtures build projects before any test's `_mlflow_env_restored` runs: without this, a
-    tracking URI exported by an earlier build (`mlflow.set_tracking_uri`) would send this build's runs
-    to that project's store. Cleared before, restored after."""
-    import os
-
-    saved = {var: os.environ.pop(var, None) for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    try:
-        yield
-    finally:
-        for var, value in saved.items():
-            os.environ.pop(var, None)
-            if value is not None:
-                os.environ[var] = value
-
-
 def build_trained_project(root: Path, *, rows: int = TRAINED_ROWS, seed: int = 11) -> Path:
     """A project root with demo data (images included) and one full pipeline run: a registered
     champion v1 in a private SQLite MLflow store, predictions written."""
@@ -216,8 +199,7 @@ def build_trained_project(root: Path, *, rows: int = TRAINED_ROWS, seed: int = 1
     from core.pipeline import run_pipeline
 
     write_demo(root / "data" / "raw", DemoSpec(rows=rows, seed=seed), workers=2)
-    with own_mlflow_env():
-        run_pipeline(Settings(root=root), Params(), workers=2)
+    run_pipeline(Settings(root=root), Params(), workers=2)
     return root
 
 
@@ -234,8 +216,7 @@ def build_two_run_project(tmp_path_factory: pytest.TempPathFactory, name: str) -
         mp.chdir(root)
         clean_env(mp, root)
         build_trained_project(root)
-        with own_mlflow_env():
-            run_pipeline(Settings(root=root), Params(text=TextParams(C=0.001)), workers=2)
+        run_pipeline(Settings(root=root), Params(text=TextParams(C=0.001)), workers=2)
     get_settings.cache_clear()
     return root
 

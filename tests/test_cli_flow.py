@@ -36,8 +36,8 @@ def test_flow_run_then_status_from_another_process(stack_project: LocalStack) ->
     status = stack_project.cli("flow", "status", run_id.group(1), "--logs", "50")
     assert status.returncode == 0, status.stderr[-3000:]
     out = status.stderr
-    assert "training-pipeline" in out and "COMPLETED" in out and "step 6/6" in out
-    for step in ("ingest", "validate", "features", "train", "evaluate", "predict"):
+    assert "training-pipeline" in out and "COMPLETED" in out and "step 5/5" in out
+    for step in ("ingest", "features", "train", "evaluate", "predict"):
         assert step in out
     assert "promoted to champion" in out  # a log line of the evaluate step
 
@@ -66,7 +66,7 @@ def test_flow_start_refuses_a_second_start_and_status_follows_it(stack_project: 
 
     followed = cli("flow", "status", run_id, "--follow")
     assert followed.returncode == 0, followed.stderr[-3000:]
-    assert "COMPLETED" in followed.stderr and "step 6/6" in followed.stderr
+    assert "COMPLETED" in followed.stderr and "step 5/5" in followed.stderr
     assert "Model v" in followed.stderr  # the summary artifact at the end
     runner = (stack_project.root / ".stack" / "logs" / "runner.log").read_text(errors="replace")
     assert "flow run started in process" in runner  # forked by the fork server, imports done

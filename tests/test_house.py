@@ -61,3 +61,30 @@ def test_core_never_writes_the_process_environment() -> None:
         if lines and len(lines) != _ENVIRONMENT_WRITERS.get(name):
             found[name] = lines
     assert not found, f"os.environ written at: {found}"
+
+
+MAX_LINES = 260  # "~250": a module longer than this says why at its top
+SIZE_NOTE = "# Size:"
+
+
+def test_a_long_module_says_why_at_its_top() -> None:
+    """Modules stay small and named for what they hold; one that grows past ~250 lines carries a
+    one-line `# Size: <reason>` among its first lines, so the next reader knows it was a choice."""
+    unexplained = {}
+    for path in sorted(CORE.rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if len(lines) > MAX_LINES and not any(line.startswith(SIZE_NOTE) for line in lines[:25]):
+            unexplained[path.relative_to(ROOT).as_posix()] = len(lines)
+    assert not unexplained, f"over {MAX_LINES} lines without a `{SIZE_NOTE}` line: {unexplained}"
+
+
+def test_the_architecture_page_is_drawn_from_the_current_code() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("draw_architecture", ROOT / "docs" / "draw_architecture.py")
+    assert spec and spec.loader
+    draw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(draw)
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert draw.render(page) == page, "docs/architecture.md is stale: run `make architecture`"
+    assert "mlflow_tracking_uri" in page and "flowchart TD" in page

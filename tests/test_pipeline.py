@@ -17,7 +17,8 @@ from core.features.build import FeatureSet
 from core.features.cache import CacheStats, ImageFeatureCache
 from core.models.evaluate import FILES as EVALUATION_FILES
 from core.params import load_params
-from core.pipeline import features_step, predict_step, run_pipeline
+from core.pipeline import run_pipeline
+from core.pipeline.steps import features_step, predict_step
 from core.tracking.registry import NoChampionError, open_registry
 
 

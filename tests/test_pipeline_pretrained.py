@@ -23,7 +23,7 @@ from core.params import load_params
 from core.pipeline import run_pipeline
 from core.serving.predictor import ImageLimits, Product, predict
 from core.tracking import store
-from tests.conftest import clean_env, own_mlflow_env, require_extra
+from tests.conftest import clean_env, require_extra
 
 PARAMS = """\
 image:
@@ -52,9 +52,8 @@ def vision_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         clean_env(mp, root)
         mp.chdir(root)
-        with own_mlflow_env():
-            settings = Settings(root=root)
-            run_pipeline(settings, load_params(settings.params_file), workers=2)
+        settings = Settings(root=root)
+        run_pipeline(settings, load_params(settings.params_file), workers=2)
         yield root
     finally:
         mp.undo()
@@ -92,8 +91,7 @@ def test_every_view_is_trained_scored_and_calibrated(vision_project: Path) -> No
 
 def test_the_champion_answers_a_photo_with_every_view(vision_project: Path) -> None:
     settings = Settings(root=vision_project)
-    with own_mlflow_env():
-        champion = store.load_classifier(settings, alias="champion")
+    champion = store.load_classifier(settings, alias="champion")
     assert champion.encoder == "efficientnet_lite0" and champion.embedder == "e5_small"
     photo = next((vision_project / "data/raw/images/image_test").glob("*.jpg")).read_bytes()
     answers = predict(

@@ -5,10 +5,15 @@ Core errors become a red message and exit code 2; nothing here holds logic of it
 
 from __future__ import annotations
 
-from core.cli import monitor, stack
+from core.cli import champion, monitor, service, stack
 from core.cli.commands import app
 from core.cli.flow import flow_app
 
+app.command()(champion.models)
+app.command()(champion.promote)
+app.command()(champion.rollback)
+app.command()(service.serve)
+app.command()(service.info)
 app.command()(monitor.drift)
 app.command()(monitor.simulate)
 app.command()(stack.up)

@@ -1,9 +1,10 @@
-"""The data, training, registry and serving commands of `python -m core` (flows: `core.cli.flow`)."""
+"""The data and training commands of `python -m core`, and its Typer app (the champion: `core.cli.champion`;
+the service: `core.cli.service`; flows: `core.cli.flow`; the local stack: `core.cli.stack`)."""
+# Size: one small command per data and training step (the DVC stages), each wiring a core call.
 
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ import typer
 from rich.table import Table
 
 from core.cli._shared import DataDirOpt, WorkersOpt, console, fail, progress
-from core.config import Settings, get_settings
+from core.config import get_settings
 from core.errors import RakutenError
 from core.tracking.registry import open_registry
 
@@ -153,14 +154,14 @@ def prepare(
         with progress() as update:
             outcome = run_prepare(settings, workers=n, progress=update)
         console.print(outcome.summary)
-        if train_if_needed and _registry().champion() is None:
+        if train_if_needed and open_registry(settings).champion() is None:
             from core.pipeline import run_pipeline
 
             console.print("No champion model yet: training the first one…")
             with progress() as update:
                 result = run_pipeline(settings, _params(), workers=n, progress=update)
             _print_outcome(result.evaluated)
-        elif start_first_training and _registry().champion() is None:
+        elif start_first_training and open_registry(settings).champion() is None:
             from core.orchestration.launcher import start_when_deployed
 
             launch = start_when_deployed(settings, actor="first use")
@@ -181,7 +182,7 @@ def _params() -> Any:
 @app.command()
 def features(workers: WorkersOpt = None) -> None:
     """Clean the text and encode the images of the ingested data (images cached by content)."""
-    from core.pipeline import features_step
+    from core.pipeline.steps import features_step
 
     settings = get_settings()
     try:
@@ -199,7 +200,7 @@ def features(workers: WorkersOpt = None) -> None:
 @app.command()
 def train(workers: WorkersOpt = None) -> None:
     """Cross-fit the views and the stacked fusion on every non-hold-out row into models/candidate."""
-    from core.pipeline import train_step
+    from core.pipeline.steps import train_step
 
     settings = get_settings()
     try:
@@ -226,7 +227,7 @@ def evaluate(
     actor: Annotated[str, typer.Option(help="Who to record in the promotion history.")] = "pipeline",
 ) -> None:
     """Score the candidate on the hold-out, log it to MLflow, register it, run the promotion gate."""
-    from core.pipeline import evaluate_step
+    from core.pipeline.steps import evaluate_step
 
     settings = get_settings()
     try:
@@ -252,7 +253,7 @@ def _print_outcome(outcome: Any) -> None:
 @app.command()
 def predict(workers: WorkersOpt = None) -> None:
     """Predict X_test with the champion: predictions.csv (submission format) and probabilities."""
-    from core.pipeline import predict_step
+    from core.pipeline.steps import predict_step
 
     settings = get_settings()
     try:
@@ -279,114 +280,3 @@ def pipeline(workers: WorkersOpt = None) -> None:
     _print_outcome(result.evaluated)
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     console.print(f"Predictions: {result.predicted.predictions}  [dim]({timing})[/]")
-
-
-def _registry() -> Any:
-
-    settings = get_settings()
-    return open_registry(settings)
-
-
-def _v(version: int | None) -> str:
-    return "—" if version is None else f"v{version}"
-
-
-@app.command()
-def models() -> None:
-    """List registered versions, their aliases and the promotion history."""
-    registry = _registry()
-    table = Table("version", "aliases", "weighted F1", "created", "run", title=registry.name)
-    for v in registry.versions():
-        table.add_row(
-            str(v.version),
-            ", ".join(v.aliases),
-            v.tags.get("weighted_f1", ""),
-            f"{v.created_at:%Y-%m-%d %H:%M}",
-            (v.run_id or "")[:8],
-        )
-    console.print(table)
-    for move in registry.history():
-        console.print(
-            f"  {move.at}  {move.alias}: {_v(move.from_version)} → v{move.to_version} "
-            f"({move.kind} by {move.actor}) {move.reason}"
-        )
-
-
-@app.command()
-def promote(
-    version: Annotated[int, typer.Argument(help="Registered version to make champion.")],
-    reason: Annotated[str, typer.Option(help="Why (kept in the promotion history).")],
-    actor: Annotated[str, typer.Option(help="Who promotes.")] = "cli",
-) -> None:
-    """Make a version champion by hand (recorded with your reason)."""
-    from core.tracking.registry import RegistryError
-
-    try:
-        move = _registry().promote(version, actor=actor, reason=reason)
-    except RegistryError as exc:
-        raise fail(exc) from exc
-    console.print(f"[green]Champion[/] {_v(move.from_version)} → v{move.to_version}")
-
-
-@app.command()
-def rollback(
-    reason: Annotated[str, typer.Option(help="Why (kept in the promotion history).")] = "rollback",
-    actor: Annotated[str, typer.Option(help="Who rolls back.")] = "cli",
-) -> None:
-    """Give the champion alias back to the previous champion."""
-    from core.tracking.registry import RegistryError
-
-    try:
-        move = _registry().rollback(actor=actor, reason=reason)
-    except RegistryError as exc:
-        raise fail(exc) from exc
-    console.print(f"[green]Rolled back[/] champion v{move.from_version} → v{move.to_version}")
-
-
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="\\[default: RAKUTEN_API_HOST, 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="\\[default: RAKUTEN_API_PORT, 8000]")] = None,
-    workers: Annotated[int | None, typer.Option(help="\\[default: RAKUTEN_API_WORKERS]", min=1)] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
-) -> None:
-    """Serve the champion model over HTTP (FastAPI + uvicorn); OpenAPI docs at /docs."""
-    from core.serving.server import run_server
-
-    settings = get_settings()
-    host, port = host or settings.api_host, port or settings.api_port
-    workers = workers or settings.api_workers
-    console.print(f"Serving on http://{host}:{port} (docs: /docs) with {workers} worker(s)")
-    run_server(host=host, port=port, workers=workers, log_level=log_level)
-
-
-@app.command()
-def info() -> None:
-    """Show the configuration in effect (secrets masked) and the state of the data."""
-    from core.data.ingest import load_report
-
-    settings = get_settings()
-    table = Table("setting", "value", title=f"Settings ({settings.mode} mode)")
-    for key, value in _settings_rows(settings):
-        table.add_row(key, value)
-    console.print(table)
-    report = load_report(settings.interim_dir)
-    console.print(
-        f"Ingested data: {report.status} ({report.created_at}, from {report.source_dir})"
-        if report
-        else "Ingested data: none yet (run `python -m core prepare`)"
-    )
-
-
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
-
-
-def _settings_rows(settings: Settings) -> list[tuple[str, str]]:
-    rows = []
-    for key, value in settings.model_dump().items():
-        if "token" in key or "password" in key:
-            value = "set (hidden)" if value else "unset"
-        elif isinstance(value, str):
-            value = _URL_PASSWORD.sub(r"\1***@", value)  # database URLs may carry a password
-        rows.append((key, "unset" if value is None else str(value)))
-    return rows

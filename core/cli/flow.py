@@ -105,7 +105,7 @@ def flow_start(
         raise typer.Exit(code=3) from exc
     except (RakutenError, ValueError) as exc:
         raise fail(exc) from exc
-    console.print(f"Started {launch.name} ({launch.run_id}) in {launch.mode} mode.")
+    console.print(f"Started {launch.name} ({launch.run_id}) in {launch.where} mode.")
     if follow:
         _follow(settings, launch.run_id)
 

@@ -34,7 +34,7 @@ def drift(
 ) -> None:
     """Compare recent predictions (inference log) with the training reference: Evidently report."""
     from core.monitoring.drift import report_now
-    from core.monitoring.reports import read_labels
+    from core.storage.drift_reports import read_labels
 
     settings = get_settings()
     changes = {k: v for k, v in {"monitor_window_hours": hours, "monitor_window_rows": rows}.items() if v}

@@ -42,6 +42,8 @@ def up(
     One supervisord runs them (logs and PID file in .stack/, a crashed program restarted with
     back-off); in the foreground, Ctrl-C or SIGTERM stops every one of them."""
     from core.stack import supervisor as stack
+    from core.stack.stopping import down as stop_stack
+    from core.stack.stopping import stop_child
 
     settings = get_settings()
     if not settings.local_prefect:
@@ -87,13 +89,13 @@ def up(
         console.print(f"[bold red]Error:[/] {exc}")
         code = 2
         if process is None:
-            stack.down(settings)
+            stop_stack(settings)
     finally:
         if preparing is not None and preparing.poll() is None:
             preparing.terminate()
             preparing.wait()
         if process is not None:
-            stack.stop_child(process)
+            stop_child(process)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if code:
@@ -136,7 +138,7 @@ def _prepared(preparing: subprocess.Popen[bytes] | None, paths: StackPaths) -> N
 
 def down() -> None:
     """Stop the local stack and every process it started."""
-    from core.stack.supervisor import down as stop
+    from core.stack.stopping import down as stop
 
     settings = get_settings()
     if stop(settings):

@@ -5,6 +5,7 @@ Pure functions on DataFrames. Three kinds of outcome:
 - error: a row cannot be used → it goes to quarantine with its reasons, nothing is silently dropped;
 - warning / info: the row is kept and the problem reported (a missing image: the text is still usable).
 """
+# Size: every validation rule of the challenge tables and the report they produce, side by side.
 
 from __future__ import annotations
 

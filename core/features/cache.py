@@ -6,6 +6,7 @@ digests) and `features.npy` (float32 matrix), plus `part-*.npz` chunks written w
 interrupted encode keeps every finished chunk, and the next call resumes after them. At the end of a call
 the chunks are merged into the two files.
 """
+# Size: the image feature cache's keying, storage, batching and repair are one consistency story.
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ mean-pooled and L2-normalised (the e5 recipe).
 Needs the `embeddings` extra (`make install-embeddings`): `core` works without it, and asking for this
 encoder without it raises `MissingExtraError` naming the install command.
 """
+# Size: the embedding model's loading, tokenising, batching and its content cache are one unit.
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ and its encoder's name) and the stacked fusion that combines them, and takes raw
 (designation, description, image) so callers never clean, embed or encode themselves. `views` gives each
 view's own answer beside the fused one.
 """
+# Size: the one object every prediction goes through: its views, fusion and answers belong together.
 
 from __future__ import annotations
 

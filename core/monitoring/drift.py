@@ -15,8 +15,9 @@ features on both sides, saved as HTML with a JSON summary, and a decision with i
 
 Files: `reports/evidently/drift-<UTC time>.html` (self-contained) and `.json` (the summary),
 `index.json` (every summary, newest first) and `latest.json` (the newest) — all written atomically
-(`core.monitoring.reports` reads and writes the summaries).
+(`core.storage.drift_reports` reads and writes the summaries).
 """
+# Size: reference, window, Evidently report, summary and decision: one report's whole life.
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ import pandas as pd
 from core.config import Settings
 from core.errors import RakutenError
 from core.io import atomic_path, write_text
-from core.monitoring.reports import ColumnDrift, DriftSummary, add_to_index
 from core.progress import StageProgress
+from core.storage.drift_reports import ColumnDrift, DriftSummary, add_to_index
 
 if TYPE_CHECKING:
     from core.models.classifier import ProductClassifier
@@ -101,8 +102,8 @@ def build_reference(
 
     Cached in `reports/evidently/reference/` per (champion version, data version, rows)."""
     from core.data.ingest import load_report, load_table
-    from core.serving.inference_log import records
     from core.serving.predictor import ImageLimits, Product, predict
+    from core.serving.records import records
 
     report = load_report(settings.interim_dir)
     data_version = report.created_at if report else "unknown"
@@ -163,7 +164,7 @@ def _reference_dir(settings: Settings) -> Path:
 
 def current_window(settings: Settings, *, now: datetime | None = None) -> tuple[pd.DataFrame, datetime]:
     """The inference log's window (last `monitor_window_hours`, at most `monitor_window_rows`)."""
-    from core.serving.inference_log import read_inference_log
+    from core.storage.inference_log import read_inference_log
 
     since = (now or datetime.now(UTC)) - timedelta(hours=settings.monitor_window_hours)
     return read_inference_log(settings, since=since, last=settings.monitor_window_rows), since

@@ -1,13 +1,25 @@
 """When to retrain: a pure decision from monitoring signals and thresholds (Settings), with reasons.
 
 Signals come from the inference log (recent predictions' confidence against the champion's own
-confidence on the test set) and from a drift report on the same window (`core.monitoring.drift`).
+confidence on the test set: `signals_from`, read by `read_signals`) and from a drift report on the
+same window (`check_drift`, `with_drift`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from core.config import Settings
+from core.errors import RakutenError
+from core.progress import StageProgress, silent
+from core.storage.inference_log import read_inference_log
+
+if TYPE_CHECKING:
+    from core.storage.drift_reports import DriftSummary
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,12 @@ class Thresholds:
     min_rows: int = 200
     confidence_drop: float = 0.10
     drifted_share: float = 0.5
+
+    @classmethod
+    def of(cls, settings: Settings) -> Thresholds:
+        return cls(
+            settings.monitor_min_rows, settings.retrain_confidence_drop, settings.retrain_drifted_share
+        )
 
 
 @dataclass(frozen=True)
@@ -73,3 +91,48 @@ def decide_retrain(signals: Signals, thresholds: Thresholds) -> RetrainDecision:
     if not retrain and not any("drift" in r for r in reasons) and signals.drift_detected is None:
         reasons.append("no drift report yet: drift not checked")
     return RetrainDecision(retrain, reasons, signals)
+
+
+def signals_from(recent: pd.DataFrame, reference: pd.DataFrame | None) -> Signals:
+    """Signals of the recent inference log rows (their `confidence`) against the champion's class
+    probabilities on the test split (`reference`: one row per product; None before any batch run)."""
+    notes = [] if reference is not None else ["no batch predictions yet: no reference confidence"]
+    return Signals(
+        rows=len(recent),
+        recent_confidence=float(recent["confidence"].mean()) if len(recent) else None,
+        reference_confidence=float(reference.max(axis=1).mean()) if reference is not None else None,
+        notes=notes,
+    )
+
+
+def read_signals(settings: Settings, *, now: datetime | None = None) -> Signals:
+    """What the service received in the monitoring window (inference log) against the champion's own
+    confidence on the test split (`probabilities.csv` of the last batch prediction)."""
+    since = (now or datetime.now(UTC)) - timedelta(hours=settings.monitor_window_hours)
+    recent = read_inference_log(settings, since=since, last=settings.monitor_window_rows)
+    path = settings.probabilities_file
+    reference = pd.read_csv(path, index_col=0) if path.is_file() else None
+    return signals_from(recent, reference)
+
+
+def with_drift(signals: Signals, report: DriftSummary | None) -> Signals:
+    """The signals with a drift report's verdict (unchanged without a report)."""
+    if report is None:
+        return signals
+    return replace(signals, drift_detected=report.drift_detected, drifted_share=report.drifted_share)
+
+
+def check_drift(
+    settings: Settings, rows: int, *, progress: StageProgress = silent
+) -> tuple[DriftSummary | None, list[str]]:
+    """A fresh drift report on the window when it holds enough predictions, with what to tell about
+    it; None (and why) when there are too few predictions or no champion yet — the decision goes on."""
+    if rows < settings.monitor_min_rows:
+        return None, [f"drift not checked: {rows} predictions in the window (< {settings.monitor_min_rows})"]
+    from core.monitoring.drift import report_now  # Evidently (~3 s): only when a report is made
+
+    try:
+        summary = report_now(settings, progress=progress)
+    except RakutenError as exc:  # no champion, too few rows after all
+        return None, [f"drift not checked: {exc}"]
+    return summary, [*summary.reasons, f"report: {settings.drift_dir / summary.html}"]

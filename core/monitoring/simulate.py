@@ -6,6 +6,7 @@ Shifts (each a share of the products, 0 = off): **class mix** (products of a few
 scaled down), **empty descriptions**. `shift_products` is pure; `replay` sends them with a few
 concurrent clients and counts what came back.
 """
+# Size: one story (pick held-back products, shift them, send or log them); each piece is small.
 
 from __future__ import annotations
 
@@ -247,7 +248,7 @@ def log_rows(
 ) -> pd.DataFrame:
     """Inference-log rows for products scored in this process (what the API would have logged): one
     request per product when `request_ids` are given, else one request for all."""
-    from core.serving.inference_log import records
+    from core.serving.records import records
 
     if request_ids is None:
         logged = records("simulated", version, products, answers, 0.0, "sim")

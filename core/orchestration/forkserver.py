@@ -13,6 +13,7 @@ the server terminates the child; when the server is not there, the client execs 
 prefect.engine` itself — slower, never broken. The children are the server's: stopping the stack
 stops them with its process group. Nothing here is imported by the client beyond the standard library.
 """
+# Size: the server and its client share one wire protocol, kept side by side.
 
 from __future__ import annotations
 

@@ -26,12 +26,12 @@ from core.orchestration.runs import (
     run_info,
     run_uuid,
 )
-from core.stack.programs import WORK_POOL
 
 FLOW: Final = "training-pipeline"
 DEPLOYMENT: Final = "training-pipeline/training"
+WORK_POOL: Final = "rakuten-process"  # prefect.yaml's deployments and the local stack's worker use it
 ACTIVE: Final = ("SCHEDULED", "PENDING", "RUNNING", "CANCELLING", "PAUSED")
-Mode = Literal["server", "local"]
+Where = Literal["server", "local"]  # where runs execute (not Settings.mode: embedded/connected)
 
 
 class AlreadyRunning(RakutenError):
@@ -51,7 +51,7 @@ class LaunchError(RakutenError):
 @dataclass(frozen=True)
 class Launch:
     run_id: str
-    mode: Mode
+    where: Where
     name: str
 
 
@@ -61,7 +61,7 @@ def _state_dir(settings: Settings) -> Path:
     return path
 
 
-def mode(settings: Settings) -> Mode:
+def where(settings: Settings) -> Where:
     """`local`: the local stack's Prefect and worker; `server`: a Prefect server of your own."""
     return "local" if settings.local_prefect else "server"
 
@@ -113,7 +113,7 @@ def start_when_deployed(
         try:
             return start_training(settings, actor=actor)
         except AlreadyRunning as exc:
-            return Launch(exc.run_id, mode(settings), exc.run_id)
+            return Launch(exc.run_id, where(settings), exc.run_id)
         except (LaunchError, PrefectUnavailable):
             if time.monotonic() > deadline:
                 raise
@@ -132,9 +132,9 @@ def _start_deployment(settings: Settings, parameters: dict[str, Any], name: str)
                 DEPLOYMENT, parameters=parameters, flow_run_name=name, timeout=0, as_subflow=False, _sync=True
             )
     except httpx.TransportError as exc:
-        where = "the local stack's Prefect server" if settings.local_prefect else "the Prefect server"
+        server = "the local stack's Prefect server" if settings.local_prefect else "the Prefect server"
         raise PrefectUnavailable(
-            f"{where.capitalize()} at {settings.prefect_url} does not answer ({exc})."
+            f"{server.capitalize()} at {settings.prefect_url} does not answer ({exc})."
             + (
                 " Start the stack: `make console` (or `python -m core up --detach`)."
                 if settings.local_prefect
@@ -149,7 +149,7 @@ def _start_deployment(settings: Settings, parameters: dict[str, Any], name: str)
             f"(`prefect worker start --pool {WORK_POOL}`)"
         )
         raise LaunchError(f"No deployment {DEPLOYMENT!r} on {settings.prefect_url}: {fix}.") from None
-    return Launch(str(run.id), mode(settings), name)  # type: ignore[union-attr]  # sync call: a FlowRun
+    return Launch(str(run.id), where(settings), name)  # type: ignore[union-attr]  # sync call: a FlowRun
 
 
 def cancel(settings: Settings, run_id: str) -> None:

@@ -7,6 +7,7 @@ a server of your own (`PREFECT_API_URL`) or the local stack's (`python -m core u
 `prefect_port`) — and turns "cannot reach it" into `PrefectUnavailable`. Prefect never starts a
 temporary per-process server here (`prefect_environment`).
 """
+# Size: the whole read side of Prefect (client scope, states, steps, logs, lists) behind one error type.
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from uuid import UUID
 from core.config import Settings
 from core.errors import RakutenError
 from core.net import refused
+from core.pipeline.chain import STEP_NAMES
 
 STEPS: dict[str, tuple[str, ...]] = {
-    "training-pipeline": ("ingest", "validate", "features", "train", "evaluate", "predict"),
+    "training-pipeline": STEP_NAMES,
     "monitor-and-retrain": ("signals", "drift"),
 }
 

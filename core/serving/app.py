@@ -29,11 +29,11 @@ from core.errors import ImageDecodeError, ImageTooLargeError, MissingExtraError,
 from core.serving.batch import BatchPool
 from core.serving.deps import ApiError, ServiceState
 from core.serving.holder import ModelHolder, NoModelError, RegistrySource, ServedModel
-from core.serving.inference_log import InferenceLogWriter, open_engine
 from core.serving.metrics import LATENCY_BUCKETS, ServiceMetrics
 from core.serving.middleware import RequestContext
 from core.serving.predictor import NoImageModelError
 from core.serving.routes import router
+from core.storage.inference_log import InferenceLogWriter, open_engine
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ import httpx
 
 from core.errors import RakutenError
 from core.serving.holder import ServedModel
-from core.serving.inference_log import ORIGIN_HEADER, InferenceLogWriter, records
 from core.serving.predictor import Answer, BatchRow, ImageLimits, Product, Ranked, ViewAnswer, predict
+from core.serving.records import records
+from core.storage.inference_log import ORIGIN_HEADER, InferenceLogWriter
 
 BackendName = Literal["api", "in-process"]
 

@@ -11,9 +11,9 @@ from fastapi import Depends, Request
 from core.config import Settings
 from core.serving.batch import BatchPool
 from core.serving.holder import ModelHolder, ServedModel
-from core.serving.inference_log import ORIGIN_HEADER, ORIGINS, InferenceLogWriter
 from core.serving.metrics import ServiceMetrics
 from core.serving.predictor import ImageLimits
+from core.storage.inference_log import ORIGIN_HEADER, ORIGINS, InferenceLogWriter
 
 
 class ApiError(Exception):

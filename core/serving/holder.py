@@ -8,6 +8,7 @@ happens beside the serving — at start-up, on `/admin/reload`, or when the chea
 Every model loaded from the registry is also saved under `models/serving/`: if the registry cannot be
 reached at start-up, the service starts on that local copy (and says so in `/model`).
 """
+# Size: loading, hot swap, the local fallback copy and the champion watcher share one lock and state.
 
 from __future__ import annotations
 

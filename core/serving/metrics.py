@@ -124,7 +124,7 @@ class DriftCollector(Collector):
     console or the monitoring flow), read when Prometheus scrapes — re-read only when it changed."""
 
     def __init__(self, folder: Path) -> None:
-        from core.monitoring.reports import LATEST
+        from core.storage.drift_reports import LATEST
 
         self.file = folder / LATEST
         self._seen: tuple[float, dict[str, Any] | None] = (-1.0, None)

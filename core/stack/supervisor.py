@@ -6,18 +6,17 @@ module drives it over its XML-RPC socket: bring the stack up (health checks, the
 then the worker), say how each program is doing, and take everything down — including flow-run
 processes a worker started in sessions of their own, so a stop leaves no process behind.
 """
+# Size: driving supervisord: health, bringing up in order, deployments, status (stopping: stopping.py).
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -26,12 +25,12 @@ from core.config import Settings
 from core.errors import RakutenError
 from core.io import write_text
 from core.net import refused
+from core.orchestration.launcher import WORK_POOL
 from core.orchestration.runs import prefect_client, prefect_environment
 from core.stack.programs import (
     ORCHESTRATION_NICE,
     PROGRAMS,
     REPO,
-    WORK_POOL,
     Program,
     StackPaths,
     forkserver_command,
@@ -65,7 +64,7 @@ class ProgramStatus:
 
 
 # --- supervisord's control socket --------------------------------------------------------------------
-def _proxy(paths: StackPaths) -> Any:
+def proxy(paths: StackPaths) -> Any:
     from supervisor.xmlrpc import SupervisorTransport
 
     transport = SupervisorTransport(None, None, serverurl=f"unix://{paths.socket}")
@@ -78,13 +77,13 @@ def supervisor_pid(settings: Settings) -> int | None:
     if not paths.socket.exists():
         return None
     try:
-        return int(_proxy(paths).supervisor.getPID())
+        return int(proxy(paths).supervisor.getPID())
     except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
         return None
 
 
 def _info(paths: StackPaths) -> dict[str, dict[str, Any]]:
-    return {p["name"]: p for p in _proxy(paths).supervisor.getAllProcessInfo()}
+    return {p["name"]: p for p in proxy(paths).supervisor.getAllProcessInfo()}
 
 
 # --- health ----------------------------------------------------------------------------------------
@@ -192,7 +191,7 @@ def bring_up(settings: Settings, paths: StackPaths, report: Report) -> None:
     ended = crash_abandoned_runs(settings)
     if ended:
         report(f"Marked {ended} run(s) the last stop left active as crashed")
-    _proxy(paths).supervisor.startProcess("runner", False)  # imports the flows' modules meanwhile
+    proxy(paths).supervisor.startProcess("runner", False)  # imports the flows' modules meanwhile
     deploying = _deploy(settings)
     for name in ("api", "console"):
         _wait(settings, paths, by_name[name], time.monotonic() + STARTUP_S)
@@ -200,7 +199,7 @@ def bring_up(settings: Settings, paths: StackPaths, report: Report) -> None:
     _deployed(deploying)
     report("Flows deployed (prefect.yaml): training, monitor-and-retrain (daily schedule)")
     _wait(settings, paths, by_name["runner"], time.monotonic() + STARTUP_S)  # before the worker: its
-    _proxy(paths).supervisor.startProcess("worker", False)  # first run goes through the fork server
+    proxy(paths).supervisor.startProcess("worker", False)  # first run goes through the fork server
     _wait(settings, paths, by_name["worker"], time.monotonic() + STARTUP_S)
     report("worker up, with its fork server: trainings and scheduled runs execute")
 
@@ -305,101 +304,3 @@ def starting(settings: Settings, names: Collection[str] = PROGRAMS, *, within_s:
         ):
             found.add(name)
     return found
-
-
-# --- stopping --------------------------------------------------------------------------------------
-def _tree(pid: int) -> list[Any]:
-    import psutil
-
-    try:
-        return list(psutil.Process(pid).children(recursive=True))
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _escaped(supervisord: int) -> list[Any]:
-    """Processes under supervisord outside every program's process group: flow runs a worker started
-    in a session of their own, which a group stop does not reach."""
-    import psutil
-
-    groups = set()
-    children = []
-    try:
-        children = psutil.Process(supervisord).children()
-    except psutil.NoSuchProcess:
-        return []
-    for child in children:
-        try:
-            groups.add(os.getpgid(child.pid))
-        except ProcessLookupError:
-            continue
-    escaped = []
-    for process in _tree(supervisord):
-        try:
-            if os.getpgid(process.pid) not in groups:
-                escaped.append(process)
-        except ProcessLookupError:
-            continue
-    return escaped
-
-
-def _terminate(processes: list[Any], grace_s: float) -> None:
-    import psutil
-
-    for process in processes:
-        try:
-            process.terminate()
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(processes, timeout=grace_s)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            continue
-    psutil.wait_procs(alive, timeout=5)
-
-
-@contextmanager
-def _stopping(supervisord: int) -> Iterator[None]:
-    """Around a supervisord shutdown: escaped processes are stopped first (their parents are still
-    there to reap them), and any process of the tree that outlived the shutdown is killed after."""
-    tree = _tree(supervisord)
-    _terminate(_escaped(supervisord), grace_s=10)
-    yield
-    import psutil
-
-    survivors = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    _terminate(survivors, grace_s=5)
-
-
-def stop_child(process: subprocess.Popen[bytes]) -> int:
-    """Stop a foreground supervisord (our child) and everything under it."""
-    if process.poll() is not None:
-        return process.returncode
-    with _stopping(process.pid):
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=STOP_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait()
-
-
-def down(settings: Settings) -> bool:
-    """Stop a running stack (foreground or detached); False when none was running."""
-    import psutil
-
-    pid = supervisor_pid(settings)
-    if pid is None:
-        return False
-    with _stopping(pid):
-        with suppress(OSError, xmlrpc.client.Fault):
-            _proxy(StackPaths.of(settings)).supervisor.shutdown()
-        try:
-            psutil.Process(pid).wait(timeout=STOP_S)
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.TimeoutExpired:
-            psutil.Process(pid).kill()
-    return True

@@ -63,3 +63,13 @@ def decide(candidate: Candidate, champion_f1: float | None, rules: PromotionPara
             ("beats champion: " if f1 >= needed else "does not beat champion: ") + text
         )
     return Decision(not failed, failed or passed, f1, champion_f1)
+
+
+def refused(decision: Decision, why: str) -> Decision:
+    """The decision after a promotion the registry refused (the champion moved meanwhile)."""
+    return Decision(False, [why], decision.candidate_f1, decision.champion_f1)
+
+
+def champion_after(decision: Decision, champion: int | None, version: int) -> int | None:
+    """The champion once the decision is applied: the new version if promoted, else the one before."""
+    return version if decision.promote else champion

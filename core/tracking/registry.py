@@ -6,6 +6,7 @@ PostgreSQL behind the MLflow server. Moves are serialized by a lock and are comp
 promotion decided against champion v3 is refused if v4 became champion meanwhile. An MLflow alias
 points at exactly one version and is moved in one statement, so there is never zero or two champions.
 """
+# Size: every alias move and its history in one class, so the compare-and-set rule lives in one place.
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from filelock import FileLock, Timeout
 
 from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings
 from core.errors import RakutenError
+
+if TYPE_CHECKING:  # MLflow loads when a client is made
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,7 @@ class Registry:
 
     def __init__(
         self,
-        client: Any,
+        client: MlflowClient,
         name: str,
         lock_file: Path,
         *,
@@ -258,7 +262,7 @@ class Registry:
             lock.release()
 
 
-def open_registry(settings: Settings, client: Any = None) -> Registry:
+def open_registry(settings: Settings, client: MlflowClient | None = None) -> Registry:
     """The platform's registered model in the store `settings` name (`client`: one already connected)."""
     from core.tracking.store import connect
 

@@ -4,6 +4,7 @@ and the promotion history, as plain DataFrames and dataclasses.
 Nothing here writes to MLflow or touches Streamlit; `core.tracking.registry` moves aliases. MLflow is
 imported lazily, like in `core.tracking.store`.
 """
+# Size: the read side of MLflow for the console (runs, artifacts, versions, history) as plain frames.
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
@@ -23,6 +24,9 @@ from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS, EXPERIMENT_NAME
 from core.params import PromotionParams
 from core.tracking.gate import Candidate, Decision, decide
 from core.tracking.registry import AliasMove, VersionInfo
+
+if TYPE_CHECKING:  # MLflow loads when a client is made
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +98,7 @@ def tracking_store_missing(tracking_uri: str) -> bool:
 
 
 def runs_table(
-    client: Any,
+    client: MlflowClient,
     experiment_name: str = EXPERIMENT_NAME,
     versions: Sequence[VersionInfo] = (),
     *,
@@ -137,7 +141,7 @@ def runs_table(
     return frame
 
 
-def run_details(client: Any, run_ids: Sequence[str]) -> list[RunDetail]:
+def run_details(client: MlflowClient, run_ids: Sequence[str]) -> list[RunDetail]:
     """Params, metrics, tags and the `evaluation/` tables of each run, in the order given. A run
     without those artifacts (failed, or logged by an older version) gets empty tables."""
     out = []
@@ -297,7 +301,9 @@ def weighted_f1(version: VersionInfo) -> float | None:
 
 
 # --- helpers --------------------------------------------------------------------------------------
-def _evaluation_tables(client: Any, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def _evaluation_tables(
+    client: MlflowClient, run_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     from mlflow.exceptions import MlflowException
 
     tables = []

@@ -77,17 +77,17 @@ def check_tracking(settings: Settings, *, timeout: float = 2.0) -> None:
         raise TrackingError(f"The MLflow server at {uri} answered {response.status_code}: {fix}.")
 
 
-def ensure_experiment(client: Any, settings: Settings, name: str = EXPERIMENT_NAME) -> str:
+def ensure_experiment(client: MlflowClient, settings: Settings, name: str = EXPERIMENT_NAME) -> str:
     """The experiment's id, creating it with the configured artifact location on first use."""
-
     try:
         found = client.get_experiment_by_name(name)
         if found is not None:
             return str(found.experiment_id)
         return str(client.create_experiment(name, artifact_location=settings.mlflow_artifact_location))
     except MlflowException as exc:
-        if "already exists" in str(exc).lower():  # created by a concurrent run
-            return str(client.get_experiment_by_name(name).experiment_id)
+        created = client.get_experiment_by_name(name)  # by a concurrent run?
+        if created is not None and "already exists" in str(exc).lower():
+            return str(created.experiment_id)
         raise TrackingError(
             f"MLflow at {settings.mlflow_tracking_uri} refused the experiment: {exc}"
         ) from exc
@@ -117,41 +117,47 @@ def git_tags(cwd: Path) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class TrainingRun:
+    """What one training run records: its name, params, metrics, tags, artifacts and the classifier."""
+
+    name: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    artifact_dirs: dict[str, Path]
+    artifact_files: dict[str, Path]
+    classifier_file: Path
+
+
 def log_training_run(
     client: MlflowClient,
     settings: Settings,
-    *,
-    run_name: str,
-    params: dict[str, Any],
-    metrics: dict[str, float],
-    tags: dict[str, str],
-    artifact_dirs: dict[str, Path],
-    artifact_files: dict[str, Path],
-    classifier_file: Path,
+    training: TrainingRun,
     registered_model: str = REGISTERED_MODEL_NAME,
 ) -> RunRecord:
     """One MLflow run with params, metrics, tags and artifacts; the model logged as a pyfunc (an MLflow
     logged model, output of the run) and registered as a new version of `registered_model`."""
     experiment_id = ensure_experiment(client, settings)
     try:
-        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+        run = client.create_run(experiment_id, run_name=training.name, tags=training.tags)
         run_id = run.info.run_id
         try:
             now = int(time.time() * 1000)
             client.log_batch(
                 run_id,
-                metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-                params=[Param(k, _param(v)) for k, v in params.items()],
+                metrics=[Metric(k, float(v), now, 0) for k, v in training.metrics.items()],
+                params=[Param(k, _param(v)) for k, v in training.params.items()],
             )
-            for path, folder in artifact_dirs.items():
+            for path, folder in training.artifact_dirs.items():
                 client.log_artifacts(run_id, str(folder), artifact_path=path)
-            for path, file in artifact_files.items():
+            for path, file in training.artifact_files.items():
                 client.log_artifact(run_id, str(file), artifact_path=path)
             model = client.create_logged_model(experiment_id, name="model", source_run_id=run_id)
             client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
             with tempfile.TemporaryDirectory() as tmp:
                 local = Path(tmp) / "model"
-                _save_pyfunc(local, model, run_id, classifier_file, params)
+                _save_pyfunc(local, model, run_id, training.classifier_file, training.params)
                 client.log_model_artifacts(model.model_id, str(local))
             client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
             _ensure_registered_model(client, registered_model)
@@ -161,7 +167,7 @@ def log_training_run(
                 # process-wide tracking URI, which is never set here
                 source=model.artifact_location,
                 run_id=run_id,
-                tags={"run_id": run_id, **_lineage(tags)},
+                tags={"run_id": run_id, **_lineage(training.tags)},
                 model_id=model.model_id,
             )
         except BaseException:

@@ -1,5 +1,6 @@
 """Drift page pieces: the reports (from `reports/evidently`), a report generated now with progress,
 drift over time as charts, the Evidently report itself, and Retrain when drift is found."""
+# Size: the Drift page's view-model: report list, generation with progress, charts over time, retrain.
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import RakutenError
-from core.monitoring.reports import DriftSummary, list_reports, report_html
+from core.storage.drift_reports import DriftSummary, list_reports, report_html
 from core.ui.data import settings
 
 if TYPE_CHECKING:

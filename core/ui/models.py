@@ -4,10 +4,11 @@ promotion timeline and the promote / roll back actions (each behind a reason and
 Actions run in widget callbacks, before the page is drawn again, so the page shows the registry as the
 action left it; their outcome is kept in the session for one rerun (`flash`).
 """
+# Size: the Models page's view-model: versions, badges, the promotion timeline and its guarded actions.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 import pandas as pd
 import plotly.express as px
@@ -21,6 +22,9 @@ from core.tracking.registry import Registry, RegistryError, VersionInfo, open_re
 from core.tracking.runs import manual_gate, tracking_store_missing
 from core.ui import lock
 from core.ui.data import settings
+
+if TYPE_CHECKING:  # MLflow loads when a client is made
+    from mlflow import MlflowClient
 
 ACTOR: Final = "console"
 _FLASH: Final = "models_flash"
@@ -50,11 +54,11 @@ HISTORY_CONFIG: Final = {
 
 # --- access ---------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
-def _client(tracking_uri: str) -> Any:
+def _client(tracking_uri: str) -> MlflowClient:
     return store.connect(settings())
 
 
-def client() -> Any:
+def client() -> MlflowClient:
     """The `MlflowClient` of the configured store (one per tracking URI)."""
     return _client(str(settings().mlflow_tracking_uri))
 

@@ -198,7 +198,7 @@ def training_card(starting: frozenset[str] = frozenset()) -> None:
 
 
 def drift_card() -> None:
-    from core.monitoring.reports import latest_report
+    from core.storage.drift_reports import latest_report
 
     with st.container(border=True):
         latest = latest_report(settings())

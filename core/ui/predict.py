@@ -12,8 +12,8 @@ import streamlit as st
 
 from core.serving.client import ApiBackend, ApiRejected, ApiUnavailable, Backend, InProcessBackend, Outcome
 from core.serving.holder import ModelHolder
-from core.serving.inference_log import InferenceLogWriter
 from core.serving.predictor import Answer, ImageLimits
+from core.storage.inference_log import InferenceLogWriter
 from core.ui.data import settings
 
 EXAMPLES: Final[dict[str, tuple[str, str]]] = {
@@ -62,7 +62,7 @@ def _log_writer(url: str) -> InferenceLogWriter:
     """The console's own inference-log writer (one per console process; flushed at exit)."""
     import atexit
 
-    from core.serving.inference_log import open_engine
+    from core.storage.inference_log import open_engine
 
     writer = InferenceLogWriter(open_engine(url, create=False)).start()
     atexit.register(writer.close, timeout=5.0)

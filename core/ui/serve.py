@@ -5,19 +5,25 @@ and settings, pandas, Arrow and Plotly the first time a page needs them: ~6 s on
 user opens, on 2 busy cores. Here they are loaded first, and only then does `streamlit run app/Home.py`
 start answering — the console answers a few seconds later and its first page comes as quick as the
 next ones. Loading is best effort: whatever fails here is left to the page, which states it.
-(`streamlit run app/Home.py` works as well; its first page is the slow one.)
+
+The console fails fast on a service that is down: MLflow's and Prefect's clients read their retry and
+timeout settings from the process environment (`CONSOLE_ENVIRONMENT`), so a console started without
+them starts again, at once, with them added (values already set win).
+(`streamlit run app/Home.py` works as well: its first page is the slow one, its clients the patient ones.)
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Final
 
 from core.config import Settings, get_settings
+from core.stack.programs import CONSOLE_ENVIRONMENT
 
 APP: Final = Path(__file__).resolve().parents[2] / "app" / "Home.py"
 # What the landing page (Overview) and the sidebar use; not the pages' own modules (their Streamlit
@@ -34,7 +40,7 @@ MODULES: Final = (
     "core.tracking.registry",
     "core.tracking.runs",
     "core.monitoring.health",
-    "core.monitoring.reports",
+    "core.storage.drift_reports",
 )
 
 log = logging.getLogger("core.ui.serve")
@@ -68,6 +74,10 @@ def warm(settings: Settings) -> list[str]:
 
 
 def main() -> None:
+    missing = {k: v for k, v in CONSOLE_ENVIRONMENT.items() if k not in os.environ}
+    if missing:  # a new process image with them (nothing to clean up: nothing was started yet)
+        command = [sys.executable, "-m", "core.ui.serve", *sys.argv[1:]]
+        os.execve(sys.executable, command, {**os.environ, **missing})
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     log.addHandler(handler)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from core.config import Settings
 from core.serving.app import create_app
-from core.serving.inference_log import read_inference_log
+from core.storage.inference_log import read_inference_log
 from tests.core.serving.conftest import picture
 
 TOKEN = "test-admin-token-1234567890"

@@ -57,7 +57,7 @@ def test_a_first_report_from_the_console_alone(reports: Settings, monkeypatch: p
     assert any("120 answered" in s.value for s in at.success), [e.value for e in at.error]
     assert at.metric[0].value == "120"
     assert any("120 simulator" in c.value for c in at.caption)
-    from core.serving.inference_log import read_inference_log
+    from core.storage.inference_log import read_inference_log
 
     logged = read_inference_log(reports)
     assert len(logged) == 120 and set(logged["origin"]) == {"simulator"}

@@ -67,7 +67,12 @@ def test_trained_project_at_a_glance(trained_project: Path) -> None:
 
 @pytest.fixture
 def services_down(trained_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Every service configured at an address where nothing listens."""
+    """Every service configured at an address where nothing listens; the console's environment as
+    it is started (`python -m core.ui.serve`, the local stack, compose): its clients fail fast."""
+    from core.stack.programs import CONSOLE_ENVIRONMENT
+
+    for var, value in CONSOLE_ENVIRONMENT.items():
+        monkeypatch.setenv(var, value)
     dead = f"http://127.0.0.1:{_free_port()}"
     for var, value in {
         "RAKUTEN_MLFLOW_TRACKING_URI": dead,

@@ -50,7 +50,7 @@ def test_text_prediction_from_an_example(trained_project: Path) -> None:
     assert _predicted(at) == names()[2583]
     assert any("based on text" in c.value for c in at.caption)
     from core.config import Settings
-    from core.serving.inference_log import read_inference_log
+    from core.storage.inference_log import read_inference_log
     from core.ui.predict import _log_writer
 
     settings = Settings()

@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from core.config import get_settings
+from core.stack.programs import CONSOLE_ENVIRONMENT
 from core.tracking.store import connect
 from core.ui.serve import warm
 from tests.conftest import free_port
@@ -36,7 +38,8 @@ def test_the_console_answers_once_loaded(project: Path) -> None:
         console = subprocess.Popen(
             [sys.executable, "-m", "core.ui.serve", "--server.port", str(port), "--server.headless", "true"],
             cwd=project,
-            env=os.environ | {"RAKUTEN_ROOT": str(project)},
+            env={k: v for k, v in os.environ.items() if k not in CONSOLE_ENVIRONMENT}
+            | {"RAKUTEN_ROOT": str(project)},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -53,6 +56,9 @@ def test_the_console_answers_once_loaded(project: Path) -> None:
             time.sleep(0.2)
         said = log.read_text(errors="replace")
         assert "console: loaded what its first page needs in" in said
+        # it fails fast on a service that is down: the clients' settings are in its environment
+        environment = psutil.Process(console.pid).environ()
+        assert {k: environment.get(k) for k in CONSOLE_ENVIRONMENT} == CONSOLE_ENVIRONMENT
         assert "could not load" not in said and "Traceback" not in said
     finally:
         console.terminate()

@@ -9,8 +9,8 @@ Measured on 20,000 generated rows with a stratified 80/20 split (real-data score
 
 import pytest
 
-from core.data.demo.difficulty import image_score, text_scores
 from core.data.demo.generator import DemoSpec, write_demo
+from core.models.difficulty import image_score, text_scores
 
 pytestmark = pytest.mark.slow
 ROWS = 20_000

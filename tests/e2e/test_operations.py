@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from core.config import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
-from core.monitoring.reports import DriftSummary
+from core.storage.drift_reports import DriftSummary
 from tests.e2e.conftest import Console, choose, exceptions, open_page, snapshot
 
 pytestmark = pytest.mark.slow
@@ -113,9 +113,9 @@ def test_retrain_runs_to_completed(page: Any, console: Console, screenshots: Pat
     logs = page.locator('[data-testid="stCode"]').all_inner_texts()
     assert state == "COMPLETED", f"{name} ended {state}: {page.get_by_role('alert').all_inner_texts()} {logs}"
     assert "RUNNING" in states, states  # the page showed the run live, not only its outcome
-    assert any(re.fullmatch(r"step [0-5] of 6(: \w+)?", label) for label in labels), labels
+    assert any(re.fullmatch(r"step [0-4] of 5(: \w+)?", label) for label in labels), labels
     assert "✅ COMPLETED" in header.inner_text()
-    assert bar.inner_text().strip() == "step 6 of 6"
+    assert bar.inner_text().strip() == "step 5 of 5"
     new = max(before) + 1
     assert registered_versions(console.root) == [*before, new]
     page.get_by_role("heading", name=re.compile(rf"^Model v{new}: ")).wait_for()  # the run's summary

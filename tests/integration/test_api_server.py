@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from core.config import Settings
-from core.serving.inference_log import read_inference_log
+from core.storage.inference_log import read_inference_log
 from core.tracking.registry import Registry, open_registry
 from tests.conftest import build_two_run_project
 from tests.integration.conftest import _free_port

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from core.config import Settings
 from core.serving.app import create_app
-from core.serving.inference_log import (
+from core.storage.inference_log import (
     InferenceLogWriter,
     open_engine,
     predictions,

@@ -78,7 +78,7 @@ def test_launcher_starts_on_the_worker_and_refuses_a_second_start(settings: Sett
 
     assert worker_ready(settings) is True or _worker_ready_soon(settings)
     launch = start_training(settings, {"text.C": 0.5}, actor="test")
-    assert launch.mode == "server"
+    assert launch.where == "server"
     with pytest.raises(AlreadyRunning) as refused:
         start_training(settings)
     assert refused.value.run_id == launch.run_id
@@ -86,7 +86,7 @@ def test_launcher_starts_on_the_worker_and_refuses_a_second_start(settings: Sett
 
     run = _finished(settings, launch.run_id)
     assert run.state == "COMPLETED", run.message
-    assert run.progress[:2] == (6, 6) and [s.name for s in run.steps][:2] == ["ingest", "validate"]
+    assert run.progress[:2] == (5, 5) and [s.name for s in run.steps][:2] == ["ingest", "features"]
     assert run.parameters == {"overrides": {"text.C": 0.5}, "actor": "test"}
     logs = _logs(settings, launch.run_id)
     assert "promoted to champion" in logs and "stacking: 1 / 1" in logs  # the steps' own log lines
@@ -154,7 +154,7 @@ def test_cli_start_follows_the_run_on_the_worker(settings: Settings, prefect_sta
     started = cli("start", "--set", "text.C=0.7")
     assert started.returncode == 0, started.stderr[-3000:]
     out = started.stderr
-    assert "in server mode" in out and "COMPLETED" in out and "step 6/6" in out
+    assert "in server mode" in out and "COMPLETED" in out and "step 5/5" in out
     assert "evaluate" in out and "Model v" in out  # followed to the end, then the summary
     listed = cli("runs", "--limit", "3")
     assert listed.returncode == 0, listed.stderr[-2000:]

@@ -12,9 +12,9 @@ import pytest
 
 from core.config import Settings
 from core.monitoring.drift import DriftError, run_drift
-from core.monitoring.reports import DriftSummary, latest_report, list_reports, report_html
 from core.monitoring.simulate import Shift, held_back_products, log_rows, shift_products, to_product
 from core.serving.predictor import ImageLimits, predict
+from core.storage.drift_reports import DriftSummary, latest_report, list_reports, report_html
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +149,7 @@ def test_labels_add_classification_quality(settings: Settings, champion: object)
 
 def test_labels_file_errors_are_clear(tmp_path: Path) -> None:
     from core.errors import DataFormatError
-    from core.monitoring.reports import read_labels
+    from core.storage.drift_reports import read_labels
 
     bad = tmp_path / "labels.csv"
     bad.write_text("request_id,code\nr1,10\n")

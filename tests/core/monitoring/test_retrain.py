@@ -1,5 +1,9 @@
 """The retrain decision: thresholds crossed or not, too little traffic, drift signals, and reasons."""
 
+from pathlib import Path
+
+import pytest
+
 from core.monitoring.retrain import Signals, Thresholds, decide_retrain
 
 T = Thresholds(min_rows=100, confidence_drop=0.1, drifted_share=0.5)
@@ -37,3 +41,40 @@ def test_decision_serializes() -> None:
     d = decide_retrain(Signals(rows=500, recent_confidence=0.5, reference_confidence=0.9), T)
     data = d.to_dict()
     assert data["retrain"] is True and data["signals"]["rows"] == 500
+
+
+def test_signals_compare_recent_confidence_with_the_champion_s_own() -> None:
+    import pandas as pd
+
+    from core.monitoring.retrain import signals_from
+
+    recent = pd.DataFrame({"confidence": [0.5, 0.7]})
+    reference = pd.DataFrame({"10": [0.9, 0.1], "40": [0.1, 0.7]})  # the champion's top: 0.9 and 0.7
+    found = signals_from(recent, reference)
+    assert (found.rows, found.recent_confidence, found.reference_confidence) == (2, 0.6, 0.8)
+    assert found.confidence_drop == pytest.approx(0.2) and not found.notes
+    before_any_batch = signals_from(recent.iloc[:0], None)
+    assert before_any_batch.rows == 0 and before_any_batch.recent_confidence is None
+    assert before_any_batch.notes == ["no batch predictions yet: no reference confidence"]
+
+
+def test_a_drift_report_adds_its_verdict_to_the_signals() -> None:
+    from types import SimpleNamespace
+
+    from core.monitoring.retrain import with_drift
+
+    found = Signals(rows=500, recent_confidence=0.8, reference_confidence=0.8)
+    assert with_drift(found, None) is found
+    report = SimpleNamespace(drift_detected=True, drifted_share=0.6)
+    drifted = with_drift(found, report)  # type: ignore[arg-type]
+    assert (drifted.drift_detected, drifted.drifted_share) == (True, 0.6)
+    assert decide_retrain(drifted, Thresholds()).retrain
+
+
+def test_thresholds_come_from_settings(tmp_path: Path) -> None:
+    from core.config import Settings
+
+    settings = Settings(
+        root=tmp_path, monitor_min_rows=50, retrain_confidence_drop=0.2, retrain_drifted_share=0.3
+    )
+    assert Thresholds.of(settings) == Thresholds(min_rows=50, confidence_drop=0.2, drifted_share=0.3)

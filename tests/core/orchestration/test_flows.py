@@ -13,7 +13,7 @@ import pytest
 
 from core.config import Settings, get_settings
 from core.data.demo.generator import DemoSpec, write_demo
-from core.serving.inference_log import InferenceRecord, open_engine, write
+from core.storage.inference_log import InferenceRecord, open_engine, write
 from core.tracking.registry import open_registry
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,8 @@ def task_names(flow_run_id: object) -> list[str]:
 def test_training_pipeline_registers_promotes_and_predicts(harness: None, flow_project: Path) -> None:
     from prefect.artifacts import Artifact
 
-    from core.orchestration.flows import SUMMARY_KEY, TRAINING_STEPS, training_pipeline
+    from core.orchestration.flows import SUMMARY_KEY, training_pipeline
+    from core.pipeline import STEP_NAMES
 
     state = training_pipeline(workers=2, return_state=True)
     assert state.is_completed(), state.message
@@ -71,7 +72,7 @@ def test_training_pipeline_registers_promotes_and_predicts(harness: None, flow_p
     assert champion(flow_project) == 1
     predictions = pd.read_csv(flow_project / "data" / "processed" / "predictions.csv", index_col=0)
     assert list(predictions.columns) == ["prdtypecode"] and len(predictions) > 0
-    assert task_names(state.state_details.flow_run_id) == list(TRAINING_STEPS)
+    assert task_names(state.state_details.flow_run_id) == list(STEP_NAMES)
     artifact = Artifact.get(SUMMARY_KEY)
     assert artifact is not None and "Model v1" in str(artifact.data) and "champion" in str(artifact.data)
 

@@ -36,12 +36,12 @@ def test_start_follow_and_refuse_a_second_start(project: Settings) -> None:
 
     started = time.monotonic()
     launch = start_training(project, {"text.C": 0.5}, actor="test")
-    assert launch.mode == "local" and time.monotonic() - started < 5  # the id at once, not after the run
+    assert launch.where == "local" and time.monotonic() - started < 5  # the id at once, not after the run
     active = active_training(project)
     assert active is not None and active.id == launch.run_id
     run = _wait_final(project, launch.run_id)
     assert run.state == "COMPLETED", run.message
-    assert run.progress[:2] == (6, 6)
+    assert run.progress[:2] == (5, 5)
     assert run.parameters["overrides"] == {"text.C": 0.5} and run.parameters["actor"] == "test"
     assert active_training(project) is None  # a new start is allowed again
 

@@ -15,7 +15,8 @@ import pytest
 from core.config import Settings
 from core.io import write_text
 from core.stack.programs import PROGRAMS, REPO, Program, StackPaths, programs, render_config
-from core.stack.supervisor import PortBusy, check_ports, down, launch_supervisor, starting, status
+from core.stack.stopping import down
+from core.stack.supervisor import PortBusy, check_ports, launch_supervisor, starting, status
 from tests.conftest import LocalStack, free_port
 
 

@@ -23,7 +23,8 @@ from core.categories import CODES
 from core.config import REGISTERED_MODEL_NAME, Settings
 from core.data.demo.generator import DemoSpec, write_demo
 from core.params import ImageParams, Params, TextParams
-from core.pipeline import PipelineResult, predict_step, run_pipeline
+from core.pipeline import PipelineResult, run_pipeline
+from core.pipeline.steps import predict_step
 from core.tracking import store
 from core.tracking.registry import AliasMove, Registry, open_registry
 from tests.conftest import TRAINED_ROWS, clean_env

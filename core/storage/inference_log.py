@@ -6,6 +6,7 @@ failures are counted) and closing the writer flushes everything. SQLite in WAL m
 several API worker processes can write the same file — or any SQLAlchemy URL (PostgreSQL in the
 full stack). `read_inference_log` is the one way to read it back (drift monitoring uses it).
 """
+# Size: schema, background writer, retention and readers of one table, for SQLite and PostgreSQL.
 
 from __future__ import annotations
 
@@ -17,16 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import pandas as pd
 import sqlalchemy as sa
 
 from core.config import Settings
 from core.errors import RakutenError
-
-if TYPE_CHECKING:
-    from core.serving.predictor import Answer, Product
 
 log = logging.getLogger(__name__)
 
@@ -201,48 +199,6 @@ def prune(engine: sa.Engine, retention_days: int, *, now: datetime | None = None
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
     with engine.begin() as conn:
         return int(conn.execute(predictions.delete().where(predictions.c.ts < cutoff)).rowcount or 0)
-
-
-def records(
-    route: str,
-    version: int | None,
-    products: Sequence[Product],
-    answers: Sequence[Answer],
-    elapsed: float,
-    rid: str,
-    origin: str = "api",
-) -> list[InferenceRecord]:
-    """What the log keeps of one request's products and their answers (`elapsed`: seconds for all).
-    Drift references are described by the same function, so both sides compare like with like."""
-    now, latency = datetime.now(UTC), elapsed * 1000
-    out = []
-    for i, (product, answer) in enumerate(zip(products, answers, strict=True)):
-        image = answer.image
-        out.append(
-            InferenceRecord(
-                ts=now,
-                request_id=rid,
-                route=route,
-                item=i,
-                model_version=version,
-                designation=product.designation,
-                description_length=len(product.description or ""),
-                has_image=image is not None,
-                predicted_code=answer.code,
-                confidence=answer.probability,
-                latency_ms=latency,
-                image_width=image.width if image else None,
-                image_height=image.height if image else None,
-                image_bytes=image.n_bytes if image else None,
-                image_brightness=image.brightness if image else None,
-                image_saturation=image.saturation if image else None,
-                image_red=image.red if image else None,
-                image_green=image.green if image else None,
-                image_blue=image.blue if image else None,
-                origin=origin,
-            )
-        )
-    return out
 
 
 def read_inference_log(

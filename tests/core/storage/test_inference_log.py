@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-from core.serving.inference_log import (
+from core.storage.inference_log import (
     InferenceLogWriter,
     InferenceRecord,
     open_engine,
@@ -162,7 +162,7 @@ def test_retention_removes_old_records_only(tmp_path: Path) -> None:
 
 
 def test_password_never_in_open_errors(tmp_path: Path) -> None:
-    from core.serving.inference_log import InferenceLogError
+    from core.storage.inference_log import InferenceLogError
 
     with pytest.raises(InferenceLogError) as err:
         open_engine("postgresql+psycopg2://user:s3cret@127.0.0.1:1/db")

@@ -1,0 +1,28 @@
+"""Command line: `python -m core <command>`. Each command wires one core step to Settings and the terminal.
+
+Core errors become a red message and exit code 2; nothing here holds logic of its own.
+"""
+
+from __future__ import annotations
+
+from core.cli import champion, monitor, service, stack
+from core.cli.commands import app
+from core.cli.flow import flow_app
+
+app.command()(champion.models)
+app.command()(champion.promote)
+app.command()(champion.rollback)
+app.command()(service.serve)
+app.command()(service.info)
+app.command()(monitor.drift)
+app.command()(monitor.simulate)
+app.command()(stack.up)
+app.command()(stack.down)
+app.command()(stack.status)
+app.add_typer(flow_app, name="flow")
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app(prog_name="python -m core")

@@ -1,0 +1,282 @@
+"""The data and training commands of `python -m core`, and its Typer app (the champion: `core.cli.champion`;
+the service: `core.cli.service`; flows: `core.cli.flow`; the local stack: `core.cli.stack`)."""
+# Size: one small command per data and training step (the DVC stages), each wiring a core call.
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from core.cli._shared import DataDirOpt, WorkersOpt, console, fail, progress
+from core.config import get_settings
+from core.errors import RakutenError
+from core.tracking.registry import open_registry
+
+app = typer.Typer(
+    name="core",
+    help="Rakuten product classification platform: data, training, serving and monitoring commands.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command("demo-data")
+def demo_data(
+    rows: Annotated[int, typer.Option(help="Train rows (the real set has 84,916).", min=27)] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 42,
+    images: Annotated[bool, typer.Option("--images/--no-images", help="Write the 500×500 JPEGs.")] = True,
+    test_rows: Annotated[
+        int | None, typer.Option(help="Test rows \\[default: real test/train ratio].", min=0)
+    ] = None,
+    label_noise: Annotated[float, typer.Option(help="Share of train labels flipped.", min=0, max=0.5)] = 0.03,
+    image_rows: Annotated[
+        int | None,
+        typer.Option(help="Images for the first N train rows and that share of test (default: all).", min=0),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Target folder \\[default: RAKUTEN_DATA_DIR or data/raw].")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace challenge files already in the directory.")
+    ] = False,
+    workers: WorkersOpt = None,
+) -> None:
+    """Generate a demo dataset in the exact layout of the challenge download."""
+    from core.data.demo.generator import DemoSpec, write_demo
+
+    settings = get_settings()
+    target = out or settings.data_dir
+    spec = DemoSpec(
+        rows=rows,
+        seed=seed,
+        test_rows=test_rows,
+        images=images,
+        label_noise=label_noise,
+        image_rows=image_rows,
+    )
+    try:
+        with progress() as update:
+            write_demo(
+                target, spec, workers=workers or settings.n_workers, overwrite=overwrite, progress=update
+            )
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    console.print(f"[green]Wrote[/] {rows:,} train + {spec.n_test:,} test rows to {target}")
+
+
+@app.command()
+def ingest(
+    data_dir: DataDirOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder \\[default: data/interim].")] = None,
+    image_check: Annotated[
+        str | None, typer.Option(help="decode | exists | none \\[default: RAKUTEN_IMAGE_CHECK or decode].")
+    ] = None,
+    workers: WorkersOpt = None,
+    strict: Annotated[bool, typer.Option(help="Exit 1 if any row was quarantined.")] = False,
+) -> None:
+    """Validate the challenge files and write the merged tables, quarantine and validation report."""
+    from core.data.ingest import ingest as run_ingest
+
+    settings = get_settings()
+    mode = image_check or settings.image_check
+    if mode not in ("decode", "exists", "none"):
+        raise fail(ValueError(f"--image-check must be decode, exists or none, not {mode!r}"))
+    try:
+        with progress() as update:
+            result = run_ingest(
+                data_dir or settings.data_dir,
+                out or settings.interim_dir,
+                image_check=mode,  # type: ignore[arg-type]
+                workers=workers or settings.n_workers,
+                progress=update,
+            )
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    _print_report(result.report, result.outputs)
+    if strict and result.report.status == "quarantined":
+        raise typer.Exit(code=1)
+
+
+def _print_report(report: Any, outputs: dict[str, Path]) -> None:
+    colour = {"passed": "green", "warnings": "yellow", "quarantined": "yellow"}[report.status]
+    console.print(f"Validation: [bold {colour}]{report.status}[/]")
+    for split in ("train", "test"):
+        st = report.stats.get(split)
+        if st:
+            console.print(
+                f"  {split}: {st['rows_kept']:,} rows kept, {st['rows_quarantined']:,} quarantined, "
+                f"{st['images_missing']:,} images missing, {st['images_corrupt']:,} corrupt"
+            )
+    if report.problems:
+        table = Table("severity", "split", "problem", "rows", "examples")
+        for p in report.problems:
+            table.add_row(p.severity, p.split, p.code, f"{p.count:,}", ", ".join(map(str, p.row_ids[:5])))
+        console.print(table)
+    for name, path in outputs.items():
+        console.print(f"  [dim]{name}:[/] {path}")
+
+
+@app.command()
+def prepare(
+    workers: WorkersOpt = None,
+    train_if_needed: Annotated[
+        bool, typer.Option("--train-if-needed", help="Also run the pipeline when there is no champion yet.")
+    ] = False,
+    start_first_training: Annotated[
+        bool,
+        typer.Option(
+            "--start-first-training",
+            help="No champion yet: start a training on the Prefect worker (what `up` does), waiting "
+            "for its deployment.",
+        ),
+    ] = False,
+) -> None:
+    """First use: generate demo data if the data folder is empty, then ingest if anything changed."""
+    from core.data.prepare import prepare as run_prepare
+
+    settings = get_settings()
+    n = workers or settings.n_workers
+    try:
+        with progress() as update:
+            outcome = run_prepare(settings, workers=n, progress=update)
+        console.print(outcome.summary)
+        if train_if_needed and open_registry(settings).champion() is None:
+            from core.pipeline import run_pipeline
+
+            console.print("No champion model yet: training the first one…")
+            with progress() as update:
+                result = run_pipeline(settings, _params(), workers=n, progress=update)
+            _print_outcome(result.evaluated)
+        elif start_first_training and open_registry(settings).champion() is None:
+            from core.orchestration.launcher import start_when_deployed
+
+            launch = start_when_deployed(settings, actor="first use")
+            console.print(
+                f"No champion model yet: the first training runs on the worker ({launch.name}) — "
+                "follow it on the console's Pipeline runs page; predictions start once it is promoted."
+            )
+    except RakutenError as exc:
+        raise fail(exc) from exc
+
+
+def _params() -> Any:
+    from core.params import load_params
+
+    return load_params(get_settings().params_file)
+
+
+@app.command()
+def features(workers: WorkersOpt = None) -> None:
+    """Clean the text and encode the images of the ingested data (images cached by content)."""
+    from core.pipeline.steps import features_step
+
+    settings = get_settings()
+    try:
+        with progress() as update:
+            result = features_step(
+                settings, _params(), workers=workers or settings.n_workers, progress=update
+            )
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    console.print(
+        f"[green]Features[/] for {len(result.products):,} products ({int(result.has_image.sum()):,} images)"
+    )
+
+
+@app.command()
+def train(workers: WorkersOpt = None) -> None:
+    """Cross-fit the views and the stacked fusion on every non-hold-out row into models/candidate."""
+    from core.pipeline.steps import train_step
+
+    settings = get_settings()
+    try:
+        with progress() as update:
+            result = train_step(settings, _params(), workers=workers or settings.n_workers, progress=update)
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    s = result.summary
+    oof = s["out_of_fold"]
+    views = ", ".join(
+        f"{view} {oof[f'{view}_weighted_f1']:.4f}"
+        for view in ("tfidf", "image")
+        if f"{view}_weighted_f1" in oof
+    )
+    console.print(
+        f"[green]Trained[/] on {s['rows']['train']:,} rows ({s['rows']['holdout']:,} held out), "
+        f"{s['folds']}-fold cross-fitted: out-of-fold weighted F1 {views}; "
+        f"fusion over {', '.join(s['fusion']) or 'one view'}"
+    )
+
+
+@app.command()
+def evaluate(
+    actor: Annotated[str, typer.Option(help="Who to record in the promotion history.")] = "pipeline",
+) -> None:
+    """Score the candidate on the hold-out, log it to MLflow, register it, run the promotion gate."""
+    from core.pipeline.steps import evaluate_step
+
+    settings = get_settings()
+    try:
+        with progress() as update:
+            outcome = evaluate_step(settings, _params(), actor=actor, progress=update)
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    _print_outcome(outcome)
+
+
+def _print_outcome(outcome: Any) -> None:
+    m = outcome.evaluation.metrics
+    console.print(
+        f"Weighted F1 [bold]{m['weighted_f1']:.4f}[/] · macro F1 {m['macro_f1']:.4f} · "
+        f"accuracy {m['accuracy']:.4f} · behavioural checks {outcome.behaviour.pass_rate:.0%}"
+    )
+    verdict = "[green]champion[/]" if outcome.decision.promote else "[yellow]challenger[/]"
+    console.print(f"Registered version {outcome.version} → {verdict}")
+    for reason in outcome.decision.reasons:
+        console.print(f"  · {reason}")
+
+
+@app.command()
+def predict(workers: WorkersOpt = None) -> None:
+    """Predict X_test with the champion: predictions.csv (submission format) and probabilities."""
+    from core.pipeline.steps import predict_step
+
+    settings = get_settings()
+    try:
+        with progress() as update:
+            out = predict_step(settings, workers=workers or settings.n_workers, progress=update)
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    console.print(
+        f"[green]Predicted[/] {out.rows:,} products with champion v{out.version}: {out.predictions}"
+    )
+
+
+@app.command()
+def pipeline(workers: WorkersOpt = None) -> None:
+    """Run ingest → features → train → evaluate → predict in one process (what `dvc repro` runs)."""
+    from core.pipeline import run_pipeline
+
+    settings = get_settings()
+    try:
+        with progress() as update:
+            result = run_pipeline(settings, _params(), workers=workers or settings.n_workers, progress=update)
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    _print_outcome(result.evaluated)
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
+    console.print(f"Predictions: {result.predicted.predictions}  [dim]({timing})[/]")

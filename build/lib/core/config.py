@@ -1,0 +1,289 @@
+"""One Settings object for every entry point (CLI, console, API, flows, DVC stages).
+
+Read from the environment and an optional `.env` file in the working directory (the repository root
+when run through the Makefile). Every default is the *embedded* mode: a fresh
+clone runs with no services, no download and no `.env`. The full stack overrides the same fields.
+Nothing here touches the disk or the network at import time; paths are only computed.
+"""
+# Size: every setting with its default and description, and every derived path: one place by design.
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Final, Literal, Self
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Names written once and used everywhere.
+REGISTERED_MODEL_NAME: Final = "rakuten-product-classifier"
+CHAMPION_ALIAS: Final = "champion"
+CHALLENGER_ALIAS: Final = "challenger"
+EXPERIMENT_NAME: Final = "rakuten-product-classification"
+
+_PLACEHOLDER_SECRETS: Final = frozenset({"changeme", "change-me", "changethis", "secret", "admin", ""})
+
+
+def _project_root() -> Path:
+    """The checkout this package lives in (editable install), else the working directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept `RAKUTEN_<NAME>` and, where a tool has its own well-known variable, that one too."""
+    return AliasChoices(f"RAKUTEN_{name}", name)
+
+
+class Settings(BaseSettings):
+    """Platform configuration. Environment variables use the `RAKUTEN_` prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAKUTEN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["local", "staging", "production"] = "local"
+
+    # --- paths -------------------------------------------------------------------------------
+    root: Path = Field(default_factory=_project_root)
+    # Relative paths are under `root`.
+    data_dir: Path = Field(default=Path("data/raw"), description="Raw challenge files as downloaded.")
+    interim_dir: Path = Field(
+        default=Path("data/interim"), description="Ingested tables + validation report."
+    )
+    processed_dir: Path = Field(default=Path("data/processed"), description="Features and batch predictions.")
+    models_dir: Path = Field(
+        default=Path("models"), description="The candidate, the served copy, run records."
+    )
+    reports_dir: Path = Field(default=Path("reports"), description="Evaluation and drift reports.")
+    cache_dir: Path = Field(
+        default=Path("data/cache"), description="Image features, text embeddings by content."
+    )
+
+    # --- demo data (used when the data directory holds no challenge files) ---------------------
+    demo_rows: int = Field(default=3000, ge=50, le=500_000)
+    demo_seed: int = 42
+    demo_images: bool = True
+
+    # --- ingestion ------------------------------------------------------------------------------
+    image_check: Literal["decode", "exists", "none"] = Field(
+        default="decode",
+        description="decode: open every image; exists: only check the file is there; none: skip.",
+    )
+    workers: int = Field(default=0, ge=0, description="Worker processes for parallel work (0: all cores).")
+
+    # --- MLflow ----------------------------------------------------------------------------------
+    mlflow_tracking_uri: str | None = Field(default=None, validation_alias=_env("MLFLOW_TRACKING_URI"))
+    mlflow_artifact_location: str | None = None
+
+    # --- Prefect, API, console -------------------------------------------------------------------
+    prefect_api_url: str | None = Field(
+        default=None,
+        validation_alias=_env("PREFECT_API_URL"),
+        description="A Prefect server of your own (unset: the local stack's, on prefect_port).",
+    )
+    prefect_port: int = Field(default=4200, ge=1, le=65535, description="The local stack's Prefect server.")
+    console_port: int = Field(default=8501, ge=1, le=65535, description="The local stack's console.")
+    api_url: str | None = Field(
+        default=None, description="Prediction API the console calls (unset: it predicts in-process)."
+    )
+    api_admin_token: SecretStr | None = None
+    console_admin_token: SecretStr | None = Field(
+        default=None,
+        description="When set, the console's mutating actions (retrain, cancel, promote, roll back, reload, "
+        "re-ingest) stay locked until this token is entered in its sidebar.",
+    )
+
+    # --- prediction service -----------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64, description="Uvicorn worker processes.")
+    api_batch_processes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Extra processes per API worker scoring large batches (default: idle cores, ≤ 4).",
+    )
+    api_cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8501", "http://localhost:8501"],
+        description="Browser origins allowed to call the API (the console's by default).",
+    )
+    api_max_text_chars: int = Field(default=10_000, ge=100, description="Per title or description.")
+    api_max_batch: int = Field(default=1_000, ge=1, description="Products per batch request.")
+    api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Whole request body.")
+    api_max_image_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="One image upload.")
+    api_max_image_pixels: int = Field(default=40_000_000, ge=10_000, description="Width × height.")
+    api_alias_check_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often the API checks whether the champion alias moved (0: only on /admin/reload).",
+    )
+    prometheus_url: str | None = Field(
+        default=None, description="Prometheus the console charts service metrics from (full stack)."
+    )
+    grafana_url: str | None = Field(default=None, description="Grafana, probed by the Service health page.")
+    ui_links: dict[str, str] = Field(
+        default_factory=dict,
+        description="Browser URLs of the native UIs when they differ from the service URLs (JSON).",
+    )
+    inference_log_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the inference log (default: SQLite in data/inference.db).",
+    )
+    inference_log_retention_days: int = Field(default=30, ge=0, description="0 keeps every record.")
+
+    # --- monitoring and retraining ----------------------------------------------------------------
+    monitor_window_hours: int = Field(default=24, ge=1, description="Recent predictions monitoring reads.")
+    monitor_window_rows: int | None = Field(
+        default=None, ge=1, description="At most this many of the latest predictions (default: all)."
+    )
+    monitor_min_rows: int = Field(default=200, ge=1, description="Fewer recent predictions: no decision.")
+    drift_reference_rows: int = Field(
+        default=2_000, ge=50, description="Held-out training products scored for the drift reference."
+    )
+    drift_max_rows: int = Field(
+        default=5_000, ge=100, description="Larger windows are sampled to this many rows (text drift cost)."
+    )
+    retrain_confidence_drop: float = Field(default=0.10, gt=0, le=1, description="Mean confidence fall.")
+    retrain_drifted_share: float = Field(
+        default=0.5, gt=0, le=1, description="Share of drifted columns that means drift (and a retrain)."
+    )
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Self:
+        self.root = self.root.expanduser().resolve()
+        for name in _DIRS:
+            setattr(self, name, _resolve(getattr(self, name), self.root))
+        if self.prefect_api_url and self.prefect_api_url.rstrip("/") == self._local_prefect_url:
+            self.prefect_api_url = None  # the local stack's own server (its programs get it exported)
+        if self.inference_log_url is None:
+            self.inference_log_url = f"sqlite:///{self.root / 'data' / 'inference.db'}"
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{self.root / 'mlflow.db'}"
+        if self.mlflow_artifact_location is None and not _is_remote(self.mlflow_tracking_uri):
+            # A tracking server chooses (and serves) its own artifact root; a local default here would
+            # make clients write artifacts to their own disk, out of the server's and other clients' reach.
+            self.mlflow_artifact_location = (self.root / "mlartifacts").as_uri()
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Self:
+        token = self.api_admin_token.get_secret_value() if self.api_admin_token else None
+        placeholder = token is None or token.strip().lower() in _PLACEHOLDER_SECRETS
+        placeholder = placeholder or "replace-with" in str(token)
+        if self.environment != "local" and placeholder:
+            raise ValueError(
+                "RAKUTEN_API_ADMIN_TOKEN must be set to a real secret outside local development "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+            )
+        return self
+
+    # --- paths derived from the folders above: each written here once -------------------------------
+    @property
+    def features_dir(self) -> Path:
+        """The feature set (`features` step)."""
+        return self.processed_dir / "features"
+
+    @property
+    def candidate_dir(self) -> Path:
+        """The model just trained, before evaluation (`train` step)."""
+        return self.models_dir / "candidate"
+
+    @property
+    def evaluation_dir(self) -> Path:
+        """The candidate's hold-out metrics, figures and behaviour checks (`evaluate` step)."""
+        return self.reports_dir / "evaluation"
+
+    @property
+    def registry_outcome_file(self) -> Path:
+        """What `evaluate` registered and decided (DVC's proxy for the champion)."""
+        return self.reports_dir / "registry.json"
+
+    @property
+    def predictions_file(self) -> Path:
+        """The champion's batch predictions of X_test, in the submission format (`predict` step)."""
+        return self.processed_dir / "predictions.csv"
+
+    @property
+    def probabilities_file(self) -> Path:
+        """The champion's class probabilities for X_test (`predict` step)."""
+        return self.processed_dir / "probabilities.csv"
+
+    @property
+    def registry_lock(self) -> Path:
+        """Serialises alias moves (promote, roll back) between processes."""
+        return self.models_dir / ".registry.lock"
+
+    @property
+    def served_model_dir(self) -> Path:
+        """The API's local copy of the champion (survives a registry that is down)."""
+        return self.models_dir / "serving"
+
+    @property
+    def launches_dir(self) -> Path:
+        """Which run each retrain launch started (double-click guard)."""
+        return self.models_dir / ".runs"
+
+    @property
+    def drift_dir(self) -> Path:
+        """Evidently drift reports, their index and the reference cache."""
+        return self.reports_dir / "evidently"
+
+    @property
+    def stack_dir(self) -> Path:
+        """The local stack's state: its supervisor's configuration, socket, PID file and logs."""
+        return self.root / ".stack"
+
+    @property
+    def prefect_url(self) -> str:
+        """The Prefect API every entry point talks to: the configured server, else the local stack's."""
+        return self.prefect_api_url or self._local_prefect_url
+
+    @property
+    def _local_prefect_url(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
+    def local_prefect(self) -> bool:
+        """Whether Prefect is the local stack's own server (started by `python -m core up`)."""
+        return self.prefect_api_url is None
+
+    @property
+    def params_file(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def mode(self) -> Literal["embedded", "connected"]:
+        """`connected` when Prefect or MLflow are servers of your own; `embedded` on the local stack
+        (whose console calls its own API: an `api_url` alone does not make it connected)."""
+        connected = self.prefect_api_url or not str(self.mlflow_tracking_uri).startswith("sqlite")
+        return "connected" if connected else "embedded"
+
+    @property
+    def batch_processes(self) -> int:
+        if self.api_batch_processes is not None:
+            return self.api_batch_processes
+        return max(0, min(4, (os.cpu_count() or 1) - self.api_workers))  # each holds a model copy
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers or max(1, os.cpu_count() or 1)
+
+
+_DIRS: Final = ("data_dir", "interim_dir", "processed_dir", "models_dir", "reports_dir", "cache_dir")
+
+
+def _resolve(value: Path, root: Path) -> Path:
+    value = value.expanduser()
+    return value if value.is_absolute() else (root / value)
+
+
+def _is_remote(tracking_uri: str) -> bool:
+    return tracking_uri.split(":", 1)[0].lower() in {"http", "https", "databricks"}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own `Settings(...)` instead)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Monitoring: signals from what the service receives, and the retrain decision built on them."""

@@ -1,0 +1,1 @@
+"""Prefect orchestration: flows that wire `core.pipeline` steps as tasks (`flows`)."""

@@ -1,0 +1,321 @@
+"""Drift page pieces: the reports (from `reports/evidently`), a report generated now with progress,
+drift over time as charts, the Evidently report itself, and Retrain when drift is found."""
+# Size: the Drift page's view-model: report list, generation with progress, charts over time, retrain.
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.errors import RakutenError
+from core.storage.drift_reports import DriftSummary, list_reports, report_html
+from core.ui.data import settings
+
+if TYPE_CHECKING:
+    from core.serving.client import Backend
+
+_FLASH: Final = "drift_flash"
+
+
+def reports() -> list[DriftSummary]:
+    """Every report's summary, newest first (a small JSON index: read on each rerun)."""
+    return list_reports(settings())
+
+
+def generate() -> None:
+    """Make a report now, showing its progress; the outcome (or why not) is flashed after the rerun."""
+    from core.monitoring.drift import report_now
+
+    with st.status("Generating a drift report…", expanded=True) as status:
+        bar = st.progress(0.0, text="starting")
+
+        def progress(stage: str, done: int, total: int) -> None:
+            # a one-step stage (Evidently's comparison) has no count worth showing: say what runs
+            text = (
+                f"{stage}: {done:,} / {total:,}"
+                if total > 1
+                else f"{stage}: {'done' if done else 'running…'}"
+            )
+            bar.progress(done / total if total else 1.0, text=text)
+
+        try:
+            summary = report_now(settings(), progress=progress)
+        except RakutenError as exc:
+            status.update(label="No report", state="error")
+            st.session_state[_FLASH] = ("warning", str(exc))
+            return
+        status.update(label=f"Report ready in {summary.seconds:.1f} s", state="complete")
+    kind = "error" if summary.drift_detected else "success"
+    st.session_state[_FLASH] = (kind, "New report: " + "; ".join(summary.reasons))
+
+
+@dataclass(frozen=True)
+class Window:
+    rows: int
+    needed: int
+    hours: int
+    by_origin: dict[str, int]
+
+    @property
+    def enough(self) -> bool:
+        return self.rows >= self.needed
+
+
+def window() -> Window:
+    """The inference log's current window: how many predictions, from where, and how many a report needs."""
+    from core.monitoring.drift import current_window
+
+    s = settings()
+    frame, _ = current_window(s)
+    counts = frame["origin"].value_counts().to_dict() if len(frame) else {}
+    return Window(
+        len(frame), s.monitor_min_rows, s.monitor_window_hours, {str(k): int(v) for k, v in counts.items()}
+    )
+
+
+def _traffic_backend() -> tuple[Backend | None, str]:
+    """Where held-back products go: the API when one is configured (it must answer), else the
+    console's own model. The second value says where — or exactly what is missing."""
+    from core.serving.client import ApiBackend, ApiRejected, ApiUnavailable
+    from core.ui.predict import in_process
+
+    s = settings()
+    if s.api_url:
+        api = ApiBackend(s.api_url, origin="simulator", timeout=30.0)
+        try:
+            info = api.model_info(timeout=3.0)
+        except (ApiUnavailable, ApiRejected) as exc:
+            return None, (
+                f"The prediction API at `{s.api_url}` cannot answer ({exc}). The local stack runs it: "
+                "`python -m core status` shows each service, `make console` starts them."
+            )
+        return api, f"the prediction API at `{s.api_url}` (model v{info['version']})"
+    local = in_process(origin="simulator")
+    if local is None:
+        return None, "No champion model yet: train one first (Pipeline runs → Retrain)."
+    return local, f"the console's own copy of champion v{local.model.version} (no API configured)"
+
+
+def send_traffic(n: int, shifted: bool) -> None:
+    """Replay `n` held-back products (the test set, never trained on) as the simulator does, with
+    progress; what happened is flashed after the rerun."""
+    from core.monitoring.simulate import Shift, describe_shift, send_held_back
+
+    backend, where = _traffic_backend()
+    if backend is None:
+        st.session_state[_FLASH] = ("error", where)
+        return
+    shift = (
+        Shift(class_mix=0.5, new_vocabulary=0.5, darker=0.8, empty_description=0.7) if shifted else Shift()
+    )
+    with st.status(f"Sending {n:,} held-back products to {where}…", expanded=True) as status:
+        bar = st.progress(0.0, text=f"0 / {n:,}")
+        from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+        context = get_script_run_ctx()
+
+        def progress(stage: str, done: int, total: int) -> None:
+            # called from the replay's client threads: they draw into this page's session
+            add_script_run_ctx(threading.current_thread(), context)
+            bar.progress(done / total if total else 1.0, text=f"{done:,} / {total:,} products")
+
+        try:
+            _, result = send_held_back(settings(), backend, n, shift, progress=progress)
+        except RakutenError as exc:
+            status.update(label="Nothing sent", state="error")
+            st.session_state[_FLASH] = ("error", str(exc))
+            return
+        writer = getattr(backend, "writer", None)  # in-process: its records are in the log before the rerun
+        if writer is not None:
+            writer.flush(timeout=30.0)
+        status.update(label=f"{result.answered:,} answered in {result.seconds:.1f} s", state="complete")
+    failed = f", {result.failed:,} failed ({dict(result.errors)})" if result.failed else ""
+    st.session_state[_FLASH] = (
+        "warning" if result.failed else "success",
+        f"Sent {result.sent:,} held-back products ({describe_shift(shift)}) to {where}: "
+        f"{result.answered:,} answered{failed}.",
+    )
+
+
+def window_panel(key: str = "traffic") -> None:
+    """The window a report would compare, and — when it is too small — the products to send."""
+    try:
+        found = window()
+    except RakutenError as exc:
+        st.warning(str(exc))
+        return
+    origins = ", ".join(f"{n:,} {origin}" for origin, n in sorted(found.by_origin.items())) or "none"
+    with st.container(border=True):
+        left, right = st.columns([1, 2])
+        left.metric(
+            f"Predictions, last {found.hours} h",
+            f"{found.rows:,}",
+            help=f"A report needs at least {found.needed:,} (RAKUTEN_MONITOR_MIN_ROWS).",
+        )
+        right.caption(f"Logged by origin: {origins}")
+        if found.enough:
+            right.caption(f"Enough for a report (at least {found.needed:,}).")
+            return
+        missing = found.needed - found.rows
+        right.warning(
+            f"{missing:,} more predictions are needed for a report. Send held-back products (the test set, "
+            "never trained on) through the prediction service — or wait for real traffic."
+        )
+        n = right.number_input("Products to send", 1, 20_000, max(missing, 50), 50, key=f"{key}_n")
+        shifted = right.checkbox(
+            "Shift them (a class mix, unseen product types, darker photos, empty descriptions)",
+            key=f"{key}_shifted",
+        )
+        if right.button(f"Send {int(n):,} held-back products", key=f"{key}_send", icon=":material/send:"):
+            send_traffic(int(n), shifted)
+            st.rerun()
+
+
+def show_flash() -> None:
+    flash = st.session_state.pop(_FLASH, None)
+    if flash:
+        kind, text = flash
+        getattr(st, kind)(text)
+
+
+def reports_frame(found: list[DriftSummary]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "created": [pd.Timestamp(r.created_at) for r in found],
+            "decision": ["🔴 drift" if r.drift_detected else "🟢 no drift" for r in found],
+            "drifted share": [r.drifted_share for r in found],
+            "columns drifted": [f"{r.drifted_columns} / {r.columns_compared}" for r in found],
+            "predictions": [r.current_rows for r in found],
+            "model": [f"v{r.model_version}" if r.model_version is not None else "—" for r in found],
+            "window": [f"{_minute(r.window_start)} → {_minute(r.window_end)}" for r in found],
+            "report": [r.html for r in found],
+        }
+    )
+
+
+def _minute(stamp: str | None) -> str:
+    """An ISO time stamp to the minute, in UTC (no seconds, no microseconds)."""
+    if not stamp:
+        return "?"
+    at = pd.Timestamp(stamp)
+    return (at.tz_convert("UTC") if at.tzinfo else at).strftime("%Y-%m-%d %H:%M")
+
+
+REPORTS_CONFIG: Final = {
+    "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+    "drifted share": st.column_config.ProgressColumn(
+        "drifted share", min_value=0.0, max_value=1.0, format="percent"
+    ),
+    "report": None,
+}
+
+
+def columns_frame(summary: DriftSummary) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "column": [c.column for c in summary.columns],
+            "kind": [c.kind for c in summary.columns],
+            "drifted": ["yes" if c.drifted else "" for c in summary.columns],
+            "method": [c.method for c in summary.columns],
+            "score": [c.score for c in summary.columns],
+            "threshold": [c.threshold for c in summary.columns],
+        }
+    ).sort_values(["drifted", "column"], ascending=[False, True])
+
+
+def share_chart(found: list[DriftSummary]) -> None:
+    """Drifted share per report, with the threshold that means drift."""
+    ordered = sorted(found, key=lambda r: r.created_at)
+    frame = pd.DataFrame(
+        {
+            "created": [pd.Timestamp(r.created_at) for r in ordered],
+            "drifted share": [r.drifted_share for r in ordered],
+        }
+    )
+    fig = px.line(frame, x="created", y="drifted share", markers=True, height=280)
+    fig.add_hline(y=ordered[-1].drift_share_threshold, line_dash="dash", annotation_text="drift threshold")
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis_tickformat=".0%", yaxis_range=[0, 1])
+    st.plotly_chart(fig, width="stretch")
+
+
+def column_heatmap(found: list[DriftSummary]) -> None:
+    """Which column drifted in which report (columns × reports)."""
+    ordered = sorted(found, key=lambda r: r.created_at)[-30:]
+    columns = sorted({c.column for r in ordered for c in r.columns})
+    times = [pd.Timestamp(r.created_at).strftime("%m-%d %H:%M") for r in ordered]
+    z = [
+        [next((1 if c.drifted else 0 for c in r.columns if c.column == col), None) for r in ordered]
+        for col in columns
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=times,
+            y=columns,
+            colorscale=[[0, "#d9f0d3"], [1, "#d73027"]],
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            xgap=2,
+            ygap=2,
+            hovertemplate="%{y} at %{x}: %{z}<extra>1 = drifted</extra>",
+        )
+    )
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), height=max(260, 22 * len(columns)),
+                      xaxis_type="category")  # fmt: skip
+    st.plotly_chart(fig, width="stretch")
+
+
+def column_score_chart(found: list[DriftSummary], column: str) -> None:
+    """One column's drift score across reports, with its threshold (p-values: below is drift;
+    distances and AUC: above is drift)."""
+    rows = [
+        (
+            pd.Timestamp(r.created_at),
+            c.score,
+            c.threshold,
+            "drifted" if c.drifted else "not drifted",
+            c.method,
+        )
+        for r in sorted(found, key=lambda r: r.created_at)
+        for c in r.columns
+        if c.column == column
+    ]
+    frame = pd.DataFrame(rows, columns=["created", "score", "threshold", "drifted", "method"])
+    if frame.empty:
+        st.caption(f"{column} was not compared in these reports.")
+        return
+    fig = px.line(frame, x="created", y="score", markers=True, height=260, hover_data=["method"])
+    colours = ["#d73027" if drifted else "#1a9850" for drifted in frame["drifted"]]
+    fig.add_scatter(x=frame["created"], y=frame["score"], mode="markers", showlegend=False,
+                    marker=dict(size=11, color=colours))  # fmt: skip
+    fig.add_hline(y=float(frame["threshold"].iloc[-1]), line_dash="dash", annotation_text="threshold")
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    st.plotly_chart(fig, width="stretch", key="column_score")
+    st.caption(f"Method: {frame['method'].iloc[-1]} — red: drifted.")
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _html(path: str, mtime: float) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+def embed(summary: DriftSummary) -> None:
+    """The self-contained Evidently report, scrollable, and its download."""
+    try:
+        path = report_html(settings(), summary)
+    except RakutenError as exc:
+        st.warning(str(exc))
+        return
+    text = _html(str(path), path.stat().st_mtime)
+    st.download_button(
+        "Download the HTML report", text, file_name=path.name, mime="text/html", key="download"
+    )
+    st.iframe(text, height=900)  # scrolls when the report is taller

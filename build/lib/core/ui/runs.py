@@ -1,0 +1,233 @@
+"""Pipeline runs page pieces: the retrain action (one at a time), the live view of a run (progress,
+current step, streaming logs), the outcome, and the run history — all read from Prefect."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import RakutenError
+from core.ui import lock
+from core.ui.data import settings
+
+_FLASH: Final = "runs_flash"
+_FOLLOW: Final = "runs_follow"
+_MOVING: Final = "runs_live_active"  # the followed run was still moving at the page's last look
+TUNABLE: Final[dict[str, tuple[str, float, float, float]]] = {
+    # key: (label, min, max, step) — the rest of params.yaml stays as it is
+    "text.C": ("Text SVM C", 0.01, 10.0, 0.05),
+    "image.C": ("Image model C", 0.01, 10.0, 0.05),
+    "promotion.margin": ("Promotion margin (weighted F1)", 0.0, 0.1, 0.001),
+}
+STATE_ICON: Final = {
+    "COMPLETED": "✅", "FAILED": "❌", "CRASHED": "💥", "CANCELLED": "⏹", "CANCELLING": "⏹",
+    "RUNNING": "🔄", "PENDING": "⏳", "SCHEDULED": "🗓", "PAUSED": "⏸",
+}  # fmt: skip
+
+
+def mode_caption() -> str:
+    s = settings()
+    if s.prefect_api_url:
+        return f"Server mode: runs execute on a Prefect worker of `{s.prefect_api_url}`."
+    return (
+        f"Local stack: runs execute on its Prefect worker and are recorded by its Prefect server "
+        f"([{s.prefect_url.removesuffix('/api')}]({s.prefect_url.removesuffix('/api')})) — the page "
+        "follows them after a reload."
+    )
+
+
+def problem() -> str | None:
+    """Why runs cannot be started or read right now (the Prefect server is down…), else None."""
+    from core.orchestration.runs import check_prefect
+
+    try:
+        check_prefect(settings())
+    except RakutenError as exc:
+        return str(exc)
+    return None
+
+
+def worker_warning() -> str | None:
+    """A started run only moves when a worker polls the pool — say so when none does."""
+    from core.orchestration.launcher import WORK_POOL, worker_ready
+
+    ready = worker_ready(settings())
+    if settings().local_prefect and not ready:
+        return (
+            "The local stack's worker is not running: a started run waits until it does. Restart the "
+            "stack (`make console`), or see `python -m core status`."
+        )
+    if ready is None:
+        return (
+            f"No work pool `{WORK_POOL}` on the Prefect server: create it and deploy the flows "
+            f"(`prefect work-pool create {WORK_POOL} --type process`, then `prefect deploy --all` from "
+            "the repository root)."
+        )
+    if not ready:
+        return (
+            f"No worker is polling `{WORK_POOL}`: a started run waits until one does "
+            f"(`prefect worker start --pool {WORK_POOL}`)."
+        )
+    return None
+
+
+def current_params() -> dict[str, float | None]:
+    """params.yaml's values of the tunable keys; None for a list of candidates (searched by CV)."""
+    from core.params import load_params
+
+    flat = load_params(settings().params_file).flat()
+    return {key: None if isinstance(flat[key], list) else float(flat[key]) for key in TUNABLE}
+
+
+def retrain(overrides: dict[str, Any]) -> None:
+    """Widget callback: start a training run, or say why not (a run in progress, no worker…)."""
+    from core.orchestration.launcher import AlreadyRunning, start_training
+
+    if lock.refused(_FLASH):
+        return
+    try:
+        launch = start_training(settings(), overrides, actor="console")
+    except AlreadyRunning as exc:
+        st.session_state[_FOLLOW] = exc.run_id
+        st.session_state[_MOVING] = True
+        st.session_state[_FLASH] = ("warning", str(exc))
+        return
+    except RakutenError as exc:
+        st.session_state[_FLASH] = ("error", str(exc))
+        return
+    st.session_state[_FOLLOW] = launch.run_id
+    st.session_state[_MOVING] = True  # followed live from the page's next drawing on
+    st.session_state[_FLASH] = ("success", f"Started training run {launch.name} ({launch.run_id}).")
+
+
+def show_flash() -> None:
+    flash = st.session_state.pop(_FLASH, None)
+    if flash:
+        kind, text = flash
+        getattr(st, kind)(text)
+
+
+def following_live() -> bool:
+    """Whether the run this session follows was still moving at the page's last look."""
+    return bool(st.session_state.get(_MOVING, False))
+
+
+def seen(*, ended: bool) -> bool:
+    """Note how the followed run stands; True when it just ended or just started moving (the page
+    is then drawn again whole, at the pace it needs now)."""
+    was_moving = following_live()
+    st.session_state[_MOVING] = not ended
+    return was_moving == ended
+
+
+def followed_run() -> str | None:
+    """The run to show live: the active training run, else the one this session started last."""
+    from core.orchestration.launcher import active_training
+
+    active = active_training(settings())
+    if active is not None:
+        st.session_state[_FOLLOW] = active.id
+        return active.id
+    followed: str | None = st.session_state.get(_FOLLOW)
+    return followed
+
+
+def cancel(run_id: str) -> None:
+    """Widget callback: cancel a pending or running run."""
+    from core.orchestration.launcher import cancel as cancel_run
+
+    if lock.refused(_FLASH):
+        return
+    try:
+        cancel_run(settings(), run_id)
+    except RakutenError as exc:
+        st.session_state[_FLASH] = ("error", str(exc))
+        return
+    st.session_state[_FLASH] = ("info", f"Cancellation requested for {run_id}.")
+
+
+def live(run_id: str, *, key: str = "live") -> bool:
+    """Draw the run; whether it is over and drawn whole (a completed run, with its summary)."""
+    from core.orchestration.runs import read_run, run_logs, run_summary
+
+    run = read_run(settings(), run_id)
+    done, total, current = run.progress
+    if run.state == "COMPLETED":  # its last step's own state can reach Prefect a moment after the run's
+        done, current = total, None
+    icon = STATE_ICON.get(run.state, "")
+    took = f" · {run.seconds:.0f} s" if run.seconds is not None else ""
+    st.markdown(f"**{run.name}** — {icon} {run.state}{took}")
+    label = f"step {done} of {total}" + (f": {current}" if current else "")
+    if run.state in {"SCHEDULED", "PENDING"}:
+        label = "starting… (waiting for the worker)"
+    st.progress(done / total if total else 0.0, text=label)
+    if not run.final:
+        st.button(
+            "Cancel this run",
+            key=f"{key}_cancel",
+            on_click=cancel,
+            args=(run_id,),
+            disabled=lock.locked(),
+            help=lock.help_text(),
+        )
+    elif run.flow == "training-pipeline":
+        overrides = run.parameters.get("overrides") or {}
+        st.button(
+            "Re-run with its parameters",
+            key=f"{key}_rerun",
+            on_click=retrain,
+            args=(overrides,),
+            disabled=lock.locked(),
+            help=lock.help_text(f"overrides: {overrides or 'none (params.yaml as it is)'}"),
+        )
+    settled = run.final
+    if run.final:
+        if run.state != "COMPLETED" and run.message:
+            st.error(run.message)
+        summary = run_summary(settings(), run_id)
+        if summary:  # the artifact's "##" heading, one level down to sit under the page's sections
+            with st.container(border=True):
+                st.markdown(summary.replace("## ", "#### ", 1))
+        elif run.state == "COMPLETED":
+            settled = False  # its summary is the run's last write: followed a moment longer
+    lines = run_logs(settings(), run_id, last=40)
+    with st.expander("Logs", expanded=not run.final):
+        st.code("\n".join(f"{ln.at:%H:%M:%S} {ln.level:<7} {ln.message}" for ln in lines) or "no logs yet")
+    return settled
+
+
+def history_frame() -> pd.DataFrame:
+    from core.orchestration.runs import recent_runs
+
+    runs = recent_runs(settings(), limit=25)
+    frame = pd.DataFrame(
+        {
+            "id": [r.id for r in runs],
+            "run": [r.name for r in runs],
+            "flow": [r.flow for r in runs],
+            "state": [f"{STATE_ICON.get(r.state, '')} {r.state}" for r in runs],
+            "started": [r.started for r in runs],
+            "seconds": [r.seconds for r in runs],
+            "parameters": [str(r.parameters.get("overrides") or "") for r in runs],
+        }
+    )
+    # no run overrode params.yaml: an empty column says nothing
+    return frame if frame["parameters"].astype(bool).any() else frame.drop(columns="parameters")
+
+
+HISTORY_CONFIG: Final = {
+    "id": None,
+    "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
+    "seconds": st.column_config.NumberColumn("duration", format="%.0f s"),
+}
+
+
+def scheduled() -> pd.DataFrame:
+    """The next runs the deployments' schedules created."""
+    from core.orchestration.runs import recent_runs
+
+    runs = recent_runs(settings(), limit=5, scheduled=True)
+    return pd.DataFrame({"flow": [r.flow for r in runs], "run": [r.name for r in runs],
+                         "at": [r.started for r in runs]})  # fmt: skip
