@@ -88,9 +88,13 @@ def _measure_all(root: Path, env: dict[str, str], workers: int, rows: int, start
     built = _child(["build", str(root), str(workers), str(rows)], env, root)
     _say(f"project built in {built['seconds']:.0f} s")
     out: list[Row] = [
-        (f"Console: the project measured — {rows:,} products ({min(IMAGES, rows):,} with images), two "
-         "trained versions, three drift reports (built once)", f"{built['seconds']:.0f} s", "—"),
-    ]  # fmt: skip
+        (
+            f"Console: the project measured — {rows:,} products ({min(IMAGES, rows):,} with images), two "
+            "trained versions, three drift reports (built once)",
+            f"{built['seconds']:.0f} s",
+            "—",
+        ),
+    ]
     after: dict[str, float] = {}
     for page in console_pages():
         title = page.title
@@ -113,19 +117,28 @@ def _measure_all(root: Path, env: dict[str, str], workers: int, rows: int, start
         ]
         for label, first, reruns in m["interactions"]:
             out.append(
-                (f"Console: {title}, {label} (first time; median of {RERUNS} reruns after)",
-                 f"{first:.2f} s; {statistics.median(reruns):.2f} s", "—; < 2 s"),
-            )  # fmt: skip
+                (
+                    f"Console: {title}, {label} (first time; median of {RERUNS} reruns after)",
+                    f"{first:.2f} s; {statistics.median(reruns):.2f} s",
+                    "—; < 2 s",
+                ),
+            )
         _say(f"  first load {m['first']:.2f} s, after the first load {again:.2f} s")
     slowest = max(after, key=after.__getitem__)
     verdict = "every page under 2 s" if after[slowest] < TARGET_S else "OVER 2 s"
     out += [
-        (f"Console: slowest of the {len(after)} pages after the first load, {rows:,} products (AppTest "
-         "times the server-side script run; the browser's drawing is not included)",
-         f"{after[slowest]:.2f} s ({slowest}) — {verdict}", "< 2 s"),
-        ("Console: this section's wall time (build + every page)",
-         f"{time.perf_counter() - start:.0f} s", "—"),
-    ]  # fmt: skip
+        (
+            f"Console: slowest of the {len(after)} pages after the first load, {rows:,} products (AppTest "
+            "times the server-side script run; the browser's drawing is not included)",
+            f"{after[slowest]:.2f} s ({slowest}) — {verdict}",
+            "< 2 s",
+        ),
+        (
+            "Console: this section's wall time (build + every page)",
+            f"{time.perf_counter() - start:.0f} s",
+            "—",
+        ),
+    ]
     return out
 
 
@@ -151,8 +164,9 @@ def _clean_env(root: Path) -> dict[str, str]:
 def _stack(env: dict[str, str], root: Path, command: str) -> None:
     """`python -m core up --detach --no-prepare` / `down` for the measured project."""
     args = ["up", "--detach", "--no-prepare"] if command == "up" else ["down"]
-    done = subprocess.run([sys.executable, "-m", "core", *args], env=env, cwd=root, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "core", *args], env=env, cwd=root, capture_output=True, text=True, timeout=600
+    )
     if done.returncode:
         raise RuntimeError(f"`core {' '.join(args)}` failed:\n{done.stderr[-3000:]}")
 
@@ -165,8 +179,12 @@ def _child(args: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     with log.open("w", encoding="utf-8") as kept:
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), *args, str(out)],
-            env=env, cwd=cwd, stdout=kept, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            env=env,
+            cwd=cwd,
+            stdout=kept,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stderr is not None
         for line in proc.stderr:
             if line.startswith(TAG):

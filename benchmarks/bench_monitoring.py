@@ -37,9 +37,12 @@ def run(tmp: Path, workers: int) -> list[Row]:
 
     products = held_back_products(settings)
     rows: list[Row] = [
-        (f"Drift reference: {len(reference):,} held-out products scored with images (once per champion)",
-         f"{t_reference:.1f} s", "—"),
-    ]  # fmt: skip
+        (
+            f"Drift reference: {len(reference):,} held-out products scored with images (once per champion)",
+            f"{t_reference:.1f} s",
+            "—",
+        ),
+    ]
     shifted = Shift(new_vocabulary=0.5, darker=0.8, empty_description=0.7)
     for label, shift in (("as they come", Shift()), ("shifted", shifted)):
         sent = shift_products(products, shift, n=WINDOW, seed=2)
@@ -51,8 +54,11 @@ def run(tmp: Path, workers: int) -> list[Row]:
         html = settings.drift_dir / summary.html
         verdict = "drift" if summary.drift_detected else "no drift"
         rows.append(
-            (f"Drift report, {WINDOW:,} predictions {label} vs the reference (text drift included)",
-             f"{took:.1f} s — {verdict}, {summary.drifted_columns}/{summary.columns_compared} columns, "
-             f"HTML {html.stat().st_size / 2**20:.1f} MiB", "< 30 s"),
-        )  # fmt: skip
+            (
+                f"Drift report, {WINDOW:,} predictions {label} vs the reference (text drift included)",
+                f"{took:.1f} s — {verdict}, {summary.drifted_columns}/{summary.columns_compared} columns, "
+                f"HTML {html.stat().st_size / 2**20:.1f} MiB",
+                "< 30 s",
+            ),
+        )
     return rows

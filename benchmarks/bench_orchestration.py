@@ -37,16 +37,28 @@ def run(tmp: Path, workers: int) -> list[Row]:
         write_demo(root / "data" / "raw", DemoSpec(rows=1500, seed=11), workers=workers)
         result = _server_mode(root) if mode == "server" else _local_stack(root)
         rows += [
-            (f"Orchestration ({mode}): Retrain click → run id back (median of {RUNS})",
-             f"{statistics.median(result['id_s']):.2f} s", "—"),
-            (f"Orchestration ({mode}): click → first step running (median; max), the page shows it "
-             "at its next 1 s refresh",
-             f"{statistics.median(result['first_s']):.2f} s; {max(result['first_s']):.2f} s", target),
-            (f"Orchestration ({mode}): one live-view refresh during a run (p50 / p95)",
-             f"{result['tick_p50_ms']:.0f} / {result['tick_p95_ms']:.0f} ms", "page stays responsive"),
-            (f"Orchestration ({mode}): 1,500-product training, click → Completed (median)",
-             f"{statistics.median(result['total_s']):.1f} s", "—"),
-        ]  # fmt: skip
+            (
+                f"Orchestration ({mode}): Retrain click → run id back (median of {RUNS})",
+                f"{statistics.median(result['id_s']):.2f} s",
+                "—",
+            ),
+            (
+                f"Orchestration ({mode}): click → first step running (median; max), the page shows it "
+                "at its next 1 s refresh",
+                f"{statistics.median(result['first_s']):.2f} s; {max(result['first_s']):.2f} s",
+                target,
+            ),
+            (
+                f"Orchestration ({mode}): one live-view refresh during a run (p50 / p95)",
+                f"{result['tick_p50_ms']:.0f} / {result['tick_p95_ms']:.0f} ms",
+                "page stays responsive",
+            ),
+            (
+                f"Orchestration ({mode}): 1,500-product training, click → Completed (median)",
+                f"{statistics.median(result['total_s']):.1f} s",
+                "—",
+            ),
+        ]
     return rows
 
 
@@ -58,9 +70,13 @@ def _clean_env(**extra: str) -> dict[str, str]:
 def _measure_in_child(root: Path, extra: dict[str, str]) -> dict[str, Any]:
     """Run `measure()` in a fresh process pointed at `root` (and a Prefect server if `extra` says so)."""
     done = subprocess.run(
-        [sys.executable, __file__, str(root)], env=_clean_env(RAKUTEN_ROOT=str(root), **extra),
-        cwd=root, capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
+        [sys.executable, __file__, str(root)],
+        env=_clean_env(RAKUTEN_ROOT=str(root), **extra),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"orchestration benchmark failed:\n{done.stderr[-3000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -82,8 +98,9 @@ def _local_stack(root: Path) -> dict[str, Any]:
 
 
 def _core(env: dict[str, str], root: Path, *args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "core", *args], env=env, cwd=root, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "core", *args], env=env, cwd=root, capture_output=True, text=True, timeout=600
+    )
     if done.returncode:
         raise RuntimeError(f"`core {' '.join(args)}` failed:\n{done.stderr[-3000:]}")
 
@@ -98,19 +115,30 @@ def _server_mode(root: Path) -> dict[str, Any]:
     home.mkdir()
     env = _clean_env(PREFECT_HOME=str(home))
     log = (root / "prefect.log").open("wb")
-    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=log, stderr=log, start_new_session=True)  # fmt: skip
+    server = subprocess.Popen(
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
     worker = None
     try:
         _wait_healthy(url)
         client = {**env, "PREFECT_API_URL": url, "RAKUTEN_ROOT": str(root)}
-        for command in ([prefect, "work-pool", "create", "rakuten-process", "--type", "process"],
-                        [prefect, "--no-prompt", "deploy", "--all"]):  # fmt: skip
+        for command in (
+            [prefect, "work-pool", "create", "rakuten-process", "--type", "process"],
+            [prefect, "--no-prompt", "deploy", "--all"],
+        ):
             subprocess.run(command, env=client, cwd=REPO, check=True, capture_output=True, timeout=120)
         worker = subprocess.Popen(
-            [prefect, "worker", "start", "--pool", "rakuten-process"], cwd=REPO, stdout=log, stderr=log,
-            env={**client, "PREFECT_WORKER_QUERY_SECONDS": "0.5"}, start_new_session=True,
-        )  # fmt: skip
+            [prefect, "worker", "start", "--pool", "rakuten-process"],
+            cwd=REPO,
+            stdout=log,
+            stderr=log,
+            env={**client, "PREFECT_WORKER_QUERY_SECONDS": "0.5"},
+            start_new_session=True,
+        )
         time.sleep(5)  # the worker's first poll
         return _measure_in_child(root, {"PREFECT_API_URL": url})
     finally:
@@ -162,9 +190,12 @@ def measure() -> dict[str, Any]:
         totals.append(time.perf_counter() - start)
     ticks.sort()
     return {
-        "id_s": ids, "first_s": firsts, "total_s": totals,
-        "tick_p50_ms": 1000 * ticks[len(ticks) // 2], "tick_p95_ms": 1000 * ticks[int(len(ticks) * 0.95)],
-    }  # fmt: skip
+        "id_s": ids,
+        "first_s": firsts,
+        "total_s": totals,
+        "tick_p50_ms": 1000 * ticks[len(ticks) // 2],
+        "tick_p95_ms": 1000 * ticks[int(len(ticks) * 0.95)],
+    }
 
 
 if __name__ == "__main__":  # the child process of `_measure_in_child`

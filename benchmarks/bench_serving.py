@@ -128,8 +128,14 @@ def _wrk(url: str, script: Path, connections: int, seconds: int = SECONDS) -> Lo
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     n, micros, p50, p95, p99, status, socket_errors = line.split()[1:]
-    return Load(int(n), int(micros) / 1e6, float(p50) / 1e3, float(p95) / 1e3, float(p99) / 1e3,
-                int(status) + int(socket_errors))  # fmt: skip
+    return Load(
+        int(n),
+        int(micros) / 1e6,
+        float(p50) / 1e3,
+        float(p95) / 1e3,
+        float(p99) / 1e3,
+        int(status) + int(socket_errors),
+    )
 
 
 def _measure(url_one: str, url_batch: str, one: Path, batch: Path, batch_clients: int) -> dict[str, Load]:
@@ -143,8 +149,9 @@ def _measure(url_one: str, url_batch: str, one: Path, batch: Path, batch_clients
 
 def _train(root: Path, raw: Path, env: dict[str, str]) -> None:
     write_demo(raw, DemoSpec(rows=10_000, image_rows=1_000), workers=os.cpu_count() or 1)
-    subprocess.run([sys.executable, "-m", "core", "pipeline"], env=env, cwd=root, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "core", "pipeline"], env=env, cwd=root, check=True, capture_output=True
+    )
 
 
 def _photo_latency(base: str, raw: Path, n: int = 200) -> tuple[float, float, str]:
@@ -218,8 +225,18 @@ def run(tmp: Path, workers: int) -> list[Row]:
     for n_workers in (1, 2):
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
-        api = [sys.executable, "-m", "core", "serve", "--port", str(port), "--workers", str(n_workers),
-               "--log-level", "warning"]  # fmt: skip
+        api = [
+            sys.executable,
+            "-m",
+            "core",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(n_workers),
+            "--log-level",
+            "warning",
+        ]
         with _server(api, env, root, f"{base}/ready", tmp / f"api{n_workers}.log"):
             results[("api", n_workers)] = _measure(
                 f"{base}/predict",
@@ -232,13 +249,29 @@ def run(tmp: Path, workers: int) -> list[Row]:
                 photo = _photo_latency(base, raw)
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
-        serve = [mlflow, "models", "serve", "-m", MODEL_URI, "--env-manager", "local", "--host", "127.0.0.1",
-                 "--port", str(port), "--workers", str(n_workers)]  # fmt: skip
+        serve = [
+            mlflow,
+            "models",
+            "serve",
+            "-m",
+            MODEL_URI,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(n_workers),
+        ]
         with _server(serve, mlflow_env, root, f"{base}/ping", tmp / f"mlflow{n_workers}.log"):
             results[("mlflow", n_workers)] = _measure(
-                f"{base}/invocations", f"{base}/invocations", scripts["mlflow_one"], scripts["mlflow_batch"],
+                f"{base}/invocations",
+                f"{base}/invocations",
+                scripts["mlflow_one"],
+                scripts["mlflow_batch"],
                 n_workers,
-            )  # fmt: skip
+            )
     rows = _rows(results)
     if photo is not None:
         p50, p95, views = photo
@@ -255,31 +288,60 @@ def _rows(r: dict[tuple[str, int], dict[str, Load]]) -> list[Row]:
         return f"{load.rps:,.0f} req/s"
 
     return [
-        ("Serving: this API, 1 client, text requests (1 worker)",
-         f"{api1['sequential'].latency()}, {rps(api1['sequential'])}", "p50 < 5 ms"),
-        ("Serving: `mlflow models serve`, same model and load (1 worker)",
-         f"{ml1['sequential'].latency()}, {rps(ml1['sequential'])}", "—"),
-        ("Serving: this API, 16 concurrent clients (1 worker)",
-         f"{rps(api1['concurrent'])}, {api1['concurrent'].latency()}", "p99 < 50 ms"),
-        ("Serving: `mlflow models serve`, 16 concurrent clients (1 worker)",
-         f"{rps(ml1['concurrent'])}, {ml1['concurrent'].latency()}", "—"),
-        ("Serving: throughput this API ÷ mlflow, 16 clients, 1 worker each",
-         f"{api1['concurrent'].rps / ml1['concurrent'].rps:.1f}× (p99 {api1['concurrent'].p99_ms:.0f} vs "
-         f"{ml1['concurrent'].p99_ms:.0f} ms)", "≥ 2×, lower p99"),
-        ("Serving: this API, 16 concurrent clients (2 workers)",
-         f"{rps(api2['concurrent'])}, {api2['concurrent'].latency()}", "—"),
-        ("Serving: `mlflow models serve`, 16 concurrent clients (2 workers)",
-         f"{rps(ml2['concurrent'])}, {ml2['concurrent'].latency()}", "—"),
-        ("Serving: throughput this API ÷ mlflow, 16 clients, 2 workers each",
-         f"{api2['concurrent'].rps / ml2['concurrent'].rps:.1f}× (p99 {api2['concurrent'].p99_ms:.0f} vs "
-         f"{ml2['concurrent'].p99_ms:.0f} ms)", "≥ 2×, lower p99"),
-        (f"Serving: batch of {BATCH:,} products, 1 client (1 worker)",
-         f"{api1['batch'].rps * BATCH:,.0f} rows/s (mlflow: {ml1['batch'].rps * BATCH:,.0f})", "—"),
-        (f"Serving: batch of {BATCH:,} products, 2 clients (2 workers)",
-         f"{api2['batch'].rps * BATCH:,.0f} rows/s (mlflow: {ml2['batch'].rps * BATCH:,.0f})",
-         "≥ 5,000 rows/s"),
+        (
+            "Serving: this API, 1 client, text requests (1 worker)",
+            f"{api1['sequential'].latency()}, {rps(api1['sequential'])}",
+            "p50 < 5 ms",
+        ),
+        (
+            "Serving: `mlflow models serve`, same model and load (1 worker)",
+            f"{ml1['sequential'].latency()}, {rps(ml1['sequential'])}",
+            "—",
+        ),
+        (
+            "Serving: this API, 16 concurrent clients (1 worker)",
+            f"{rps(api1['concurrent'])}, {api1['concurrent'].latency()}",
+            "p99 < 50 ms",
+        ),
+        (
+            "Serving: `mlflow models serve`, 16 concurrent clients (1 worker)",
+            f"{rps(ml1['concurrent'])}, {ml1['concurrent'].latency()}",
+            "—",
+        ),
+        (
+            "Serving: throughput this API ÷ mlflow, 16 clients, 1 worker each",
+            f"{api1['concurrent'].rps / ml1['concurrent'].rps:.1f}× (p99 {api1['concurrent'].p99_ms:.0f} vs "
+            f"{ml1['concurrent'].p99_ms:.0f} ms)",
+            "≥ 2×, lower p99",
+        ),
+        (
+            "Serving: this API, 16 concurrent clients (2 workers)",
+            f"{rps(api2['concurrent'])}, {api2['concurrent'].latency()}",
+            "—",
+        ),
+        (
+            "Serving: `mlflow models serve`, 16 concurrent clients (2 workers)",
+            f"{rps(ml2['concurrent'])}, {ml2['concurrent'].latency()}",
+            "—",
+        ),
+        (
+            "Serving: throughput this API ÷ mlflow, 16 clients, 2 workers each",
+            f"{api2['concurrent'].rps / ml2['concurrent'].rps:.1f}× (p99 {api2['concurrent'].p99_ms:.0f} vs "
+            f"{ml2['concurrent'].p99_ms:.0f} ms)",
+            "≥ 2×, lower p99",
+        ),
+        (
+            f"Serving: batch of {BATCH:,} products, 1 client (1 worker)",
+            f"{api1['batch'].rps * BATCH:,.0f} rows/s (mlflow: {ml1['batch'].rps * BATCH:,.0f})",
+            "—",
+        ),
+        (
+            f"Serving: batch of {BATCH:,} products, 2 clients (2 workers)",
+            f"{api2['batch'].rps * BATCH:,.0f} rows/s (mlflow: {ml2['batch'].rps * BATCH:,.0f})",
+            "≥ 5,000 rows/s",
+        ),
         ("Serving: failed requests over every run above", f"{errors}", "0"),
-    ]  # fmt: skip
+    ]
 
 
 if __name__ == "__main__":

@@ -90,30 +90,53 @@ def run(tmp: Path, workers: int) -> list[Row]:
             first = _start(root, env, url, browser, "first run")
             first["model_s"] = _first_model(root, env, first)
             rows += [
-                ("Local stack: `make console` first run on an empty project → console answering",
-                 f"{first['console_s']:.1f} s", "< 30 s after the dependency install"),
-                ("Local stack: first run → whole stack ready (demo data prepared, flows deployed, worker "
-                 "polling)", f"{first['ready_s']:.0f} s", "—"),
-                ("Local stack: first run → first model trained on the worker and champion",
-                 f"{first['model_s']:.0f} s", "—"),
-                ("Local stack: cold Overview fully drawn, from the console answering (Chromium: every "
-                 "card, the services row, no placeholder)", f"{first['overview_s']:.2f} s", "< 3 s"),
-            ]  # fmt: skip
+                (
+                    "Local stack: `make console` first run on an empty project → console answering",
+                    f"{first['console_s']:.1f} s",
+                    "< 30 s after the dependency install",
+                ),
+                (
+                    "Local stack: first run → whole stack ready (demo data prepared, flows deployed, worker "
+                    "polling)",
+                    f"{first['ready_s']:.0f} s",
+                    "—",
+                ),
+                (
+                    "Local stack: first run → first model trained on the worker and champion",
+                    f"{first['model_s']:.0f} s",
+                    "—",
+                ),
+                (
+                    "Local stack: cold Overview fully drawn, from the console answering (Chromium: every "
+                    "card, the services row, no placeholder)",
+                    f"{first['overview_s']:.2f} s",
+                    "< 3 s",
+                ),
+            ]
             click = _retrain(root, env, url, browser)
             rows += [
                 ("Local stack: Retrain click → run id on the page", f"{click['id_s']:.2f} s", "< 1 s"),
-                ("Local stack: Retrain click → first step running (Prefect's clock)",
-                 f"{click['first_s']:.2f} s", "< 3 s"),
-            ]  # fmt: skip
+                (
+                    "Local stack: Retrain click → first step running (Prefect's clock)",
+                    f"{click['first_s']:.2f} s",
+                    "< 3 s",
+                ),
+            ]
             rows.append(("Local stack: SIGTERM → every process gone", _stop(first["process"]), "no orphan"))
             later = _start(root, env, url, browser, "later start")
             rows += [
-                ("Local stack: later start (everything in place) → console answering",
-                 f"{later['console_s']:.1f} s", "seconds"),
+                (
+                    "Local stack: later start (everything in place) → console answering",
+                    f"{later['console_s']:.1f} s",
+                    "seconds",
+                ),
                 ("Local stack: later start → whole stack ready", f"{later['ready_s']:.1f} s", "—"),
-                ("Local stack: cold Overview fully drawn after a later start", f"{later['overview_s']:.2f} s",
-                 "< 3 s"),
-            ]  # fmt: skip
+                (
+                    "Local stack: cold Overview fully drawn after a later start",
+                    f"{later['overview_s']:.2f} s",
+                    "< 3 s",
+                ),
+            ]
             _stop(later["process"])
         finally:
             browser.close()
@@ -127,9 +150,20 @@ def _hello_world(tmp: Path, browser: Any) -> float:
     app = tmp / "hello.py"
     app.write_text('import streamlit as st\nst.title("Hello")\nst.metric("a", 1)\nst.metric("b", 2)\n')
     port = _port()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app), "--server.headless=true",
-                               f"--server.port={port}", "--browser.gatherUsageStats=false"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(app),
+            "--server.headless=true",
+            f"--server.port={port}",
+            "--browser.gatherUsageStats=false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while not _answers(f"http://127.0.0.1:{port}/_stcore/health"):
             time.sleep(0.1)
@@ -155,8 +189,14 @@ def _start(root: Path, env: dict[str, str], url: str, browser: Any, label: str) 
     log = root / f"up-{label.replace(' ', '-')}.log"
     start = time.perf_counter()
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "core", "up"], cwd=root, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "-m", "core", "up"],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     while not _answers(f"{url}/_stcore/health"):
         if process.poll() is not None or time.perf_counter() - start > 900:
             raise RuntimeError(f"the stack did not start:\n{log.read_text(errors='replace')[-3000:]}")
@@ -175,8 +215,13 @@ def _start(root: Path, env: dict[str, str], url: str, browser: Any, label: str) 
         time.sleep(0.1)
     ready_s = time.perf_counter() - start
     _say(f"  console {console_s:.1f} s, Overview drawn {overview_s:.2f} s later, ready {ready_s:.1f} s")
-    return {"process": process, "console_s": console_s, "ready_s": ready_s, "overview_s": overview_s,
-            "start": start}  # fmt: skip
+    return {
+        "process": process,
+        "console_s": console_s,
+        "ready_s": ready_s,
+        "overview_s": overview_s,
+        "start": start,
+    }
 
 
 def _first_model(root: Path, env: dict[str, str], first: dict[str, Any]) -> float:
@@ -194,8 +239,11 @@ def _first_model(root: Path, env: dict[str, str], first: dict[str, Any]) -> floa
     from core.orchestration.runs import prefect_client
 
     with prefect_client(settings) as client:
-        run_id = str(client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            name=FlowRunFilterName(any_=[found.group(1)])))[0].id)  # fmt: skip
+        run_id = str(
+            client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[found.group(1)]))
+            )[0].id
+        )
     while not (run := read_run(settings, run_id)).final:
         time.sleep(1)
     if run.state != "COMPLETED":

@@ -200,9 +200,17 @@ def render(results: dict[str, list[Row]], workers: int, previous: str = "") -> s
     for name in SECTIONS:
         if name in results:
             table = [f"| {a} | {b} | {c} |" for a, b, c in results[name]]
-            lines = [f"<!-- section: {name} -->", f"## {TITLES[name]}", "", f"Measured {stamp}.", "",
-                     "| measurement | result | target |", "|---|---:|---|", *table,
-                     "<!-- /section -->"]  # fmt: skip
+            lines = [
+                f"<!-- section: {name} -->",
+                f"## {TITLES[name]}",
+                "",
+                f"Measured {stamp}.",
+                "",
+                "| measurement | result | target |",
+                "|---|---:|---|",
+                *table,
+                "<!-- /section -->",
+            ]
             blocks.append("\n".join(lines) + "\n")
         elif name in kept:
             blocks.append(kept[name])

@@ -59,14 +59,21 @@ summary = next(r for r in found if r.html == picked)
 if summary.quality:
     now, before = summary.quality["current"], summary.quality["reference"]
     q1, q2 = st.columns(2)
-    q1.metric("Weighted F1, labelled predictions", f"{now['weighted_f1']:.3f}",
-              delta=f"{now['weighted_f1'] - before['weighted_f1']:+.3f} vs reference",
-              help=f"{int(now['rows']):,} predictions with their true class (drift --labels)")  # fmt: skip
+    q1.metric(
+        "Weighted F1, labelled predictions",
+        f"{now['weighted_f1']:.3f}",
+        delta=f"{now['weighted_f1'] - before['weighted_f1']:+.3f} vs reference",
+        help=f"{int(now['rows']):,} predictions with their true class (drift --labels)",
+    )
     q2.metric("Accuracy", f"{now['accuracy']:.3f}", delta=f"{now['accuracy'] - before['accuracy']:+.3f}")
 
 st.subheader("Columns")
-st.dataframe(ui.columns_frame(summary), hide_index=True, key="columns",
-             column_config={"score": st.column_config.NumberColumn(format="%.4f")})  # fmt: skip
+st.dataframe(
+    ui.columns_frame(summary),
+    hide_index=True,
+    key="columns",
+    column_config={"score": st.column_config.NumberColumn(format="%.4f")},
+)
 for note in summary.skipped:
     st.caption(f"Not compared — {note}")
 

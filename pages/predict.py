@@ -91,8 +91,10 @@ with batch_tab:
         else:
             results = ui.batch_frame(outcome)
             rate = len(rows) / max(outcome.seconds, 1e-9)
-            st.caption(f"{len(rows):,} products by model v{outcome.model_version} in {outcome.seconds:.1f} s "
-                       f"({rate:,.0f} products/s)")  # fmt: skip
+            st.caption(
+                f"{len(rows):,} products by model v{outcome.model_version} in {outcome.seconds:.1f} s "
+                f"({rate:,.0f} products/s)"
+            )
             st.dataframe(results, hide_index=True, column_config=ui.BATCH_CONFIG, key="batch_results")
             st.download_button(
                 "Download predictions (CSV)",

@@ -264,8 +264,14 @@ class LocalStack:
         """`python -m core ARGS` as a user runs it against this stack (wide terminal, no wrapping)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
         env |= self.env | {"COLUMNS": "200"}
-        return subprocess.run([sys.executable, "-m", "core", *args], cwd=self.root, env=env,
-                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "core", *args],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def free_port() -> int:

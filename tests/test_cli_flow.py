@@ -21,9 +21,13 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env["RAKUTEN_ROOT"] = str(root)
     env["COLUMNS"] = "200"  # no wrapped lines to match across
     return subprocess.run(
-        [sys.executable, "-m", "core", "flow", *args], cwd=root, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "core", "flow", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=600,
-    )  # fmt: skip
+    )
 
 
 def test_flow_run_then_status_from_another_process(stack_project: LocalStack) -> None:

@@ -33,8 +33,12 @@ def _docker_compose() -> str:
 
 def test_compose_file_matches_the_compose_schema() -> None:
     checker = Path(sys.executable).with_name("check-jsonschema")
-    done = subprocess.run([str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -44,8 +48,14 @@ def _config(tmp_path: Path, env: str) -> subprocess.CompletedProcess[str]:
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "POSTGRES_", "AWS_", "GRAFANA_"))
     }
-    return subprocess.run([_docker_compose(), "config", "-q"], cwd=tmp_path, env=clean,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [_docker_compose(), "config", "-q"],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_docker_compose_config_accepts_the_example_env(tmp_path: Path) -> None:
@@ -53,19 +63,32 @@ def test_docker_compose_config_accepts_the_example_env(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("secret", ["POSTGRES_PASSWORD", "AWS_SECRET_ACCESS_KEY", "GRAFANA_ADMIN_PASSWORD",
-                                    "RAKUTEN_API_ADMIN_TOKEN"])  # fmt: skip
+@pytest.mark.parametrize(
+    "secret",
+    ["POSTGRES_PASSWORD", "AWS_SECRET_ACCESS_KEY", "GRAFANA_ADMIN_PASSWORD", "RAKUTEN_API_ADMIN_TOKEN"],
+)
 def test_a_missing_secret_fails_fast(tmp_path: Path, secret: str) -> None:
-    env = "\n".join(line for line in (ROOT / ".env.example").read_text().splitlines()
-                    if not line.startswith(f"{secret}="))  # fmt: skip
+    env = "\n".join(
+        line for line in (ROOT / ".env.example").read_text().splitlines() if not line.startswith(f"{secret}=")
+    )
     done = _config(tmp_path, env)
     assert done.returncode != 0 and f"set {secret} in .env" in done.stderr, done.stderr
 
 
 def test_only_loopback_ports_and_healthy_ordering() -> None:
     services = compose()["services"]
-    expected = {"postgres", "minio", "minio-buckets", "mlflow", "prefect-server", "prefect-worker", "api",
-                "console", "prometheus", "grafana"}  # fmt: skip
+    expected = {
+        "postgres",
+        "minio",
+        "minio-buckets",
+        "mlflow",
+        "prefect-server",
+        "prefect-worker",
+        "api",
+        "console",
+        "prometheus",
+        "grafana",
+    }
     assert set(services) == expected
     for name, service in services.items():
         for port in service.get("ports", []):

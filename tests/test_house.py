@@ -88,3 +88,16 @@ def test_the_architecture_page_is_drawn_from_the_current_code() -> None:
     page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     assert draw.render(page) == page, "docs/architecture.md is stale: run `make architecture`"
     assert "mlflow_tracking_uri" in page and "flowchart TD" in page
+
+
+def test_formatting_is_the_formatter_s() -> None:
+    """No hand-packed lines: `ruff format` decides the layout everywhere (`make format`)."""
+    marker = "fmt: " + "skip"  # split: this file must not match itself
+    folders = ("core", "app", "pages", "tests", "benchmarks", "docs")
+    packed = [
+        path.relative_to(ROOT).as_posix()
+        for folder in folders
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if marker in path.read_text(encoding="utf-8") or "fmt: off" in path.read_text(encoding="utf-8")
+    ]
+    assert not packed, packed

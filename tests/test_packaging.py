@@ -19,10 +19,21 @@ def test_a_clean_install_of_the_package_runs_its_cli(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--constraint", str(ROOT / "requirements.txt"), str(ROOT)],
-        capture_output=True, text=True, timeout=1500,
-    )  # fmt: skip
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--constraint",
+            str(ROOT / "requirements.txt"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     outside = tmp_path / "elsewhere"  # not the checkout: `core` must come from the installed package
     outside.mkdir()

@@ -137,8 +137,10 @@ def _print_run(run: RunInfo) -> None:
     done, total, current = run.progress
     took = f"{run.seconds:.0f} s" if run.seconds is not None else "—"
     running = f" · running {current}" if current else ""
-    console.print(f"[bold]{run.flow}[/] {run.name} ({run.id}): [bold]{run.state}[/] · {took} · "
-                  f"step {done}/{total}{running}")  # fmt: skip
+    console.print(
+        f"[bold]{run.flow}[/] {run.name} ({run.id}): [bold]{run.state}[/] · {took} · "
+        f"step {done}/{total}{running}"
+    )
     if run.message and run.state != "COMPLETED":
         console.print(f"  {run.message}", markup=False)
     table = Table("step", "state", "seconds")
@@ -155,24 +157,31 @@ def _follow(settings: Settings, run_id: str, every_s: float = 1.0) -> None:
     seen = 0
     try:
         with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(), console=console,
-        ) as bar:  # fmt: skip
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
             task = bar.add_task("waiting to start", total=None)
             while True:
                 run = read_run(settings, run_id)
                 for line in run_logs(settings, run_id, skip=seen):
                     seen += 1
-                    bar.console.print(f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}",
-                                      markup=False, highlight=False)  # fmt: skip
+                    bar.console.print(
+                        f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}", markup=False, highlight=False
+                    )
                 done, total, current = run.progress
                 label = current or run.state.lower()
                 bar.update(task, description=label, completed=done, total=total)
                 if run.final:
                     time.sleep(2.0)  # the last log lines reach the API in a batch after the state
                     for line in run_logs(settings, run_id, skip=seen):
-                        bar.console.print(f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}",
-                                          markup=False, highlight=False)  # fmt: skip
+                        bar.console.print(
+                            f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}",
+                            markup=False,
+                            highlight=False,
+                        )
                     break
                 time.sleep(every_s)
     except KeyboardInterrupt:
@@ -216,12 +225,16 @@ def flow_runs(limit: Annotated[int, typer.Option(help="How many runs", min=1)] =
     table.add_column("id", no_wrap=True)
     for run in runs:
         table.add_row(
-            run.flow, run.name, run.state,
+            run.flow,
+            run.name,
+            run.state,
             f"{run.started:%Y-%m-%d %H:%M:%S}" if run.started else "",
             f"{run.seconds:.0f}" if run.seconds is not None else "",
-            str(run.parameters.get("overrides") or ""), run.id,
-        )  # fmt: skip
+            str(run.parameters.get("overrides") or ""),
+            run.id,
+        )
     console.print(table)
     if upcoming:
-        console.print("Next scheduled: " + ", ".join(f"{r.flow} at {r.started:%Y-%m-%d %H:%M %Z}"
-                                                     for r in upcoming))  # fmt: skip
+        console.print(
+            "Next scheduled: " + ", ".join(f"{r.flow} at {r.started:%Y-%m-%d %H:%M %Z}" for r in upcoming)
+        )

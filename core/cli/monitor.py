@@ -57,8 +57,10 @@ def drift(
     for note in summary.skipped:
         console.print(f"  not compared: {note}")
     folder = settings.drift_dir
-    console.print(f"{summary.current_rows:,} predictions vs {summary.reference_rows:,} reference products "
-                  f"in {summary.seconds:.1f} s → {folder / summary.html}")  # fmt: skip
+    console.print(
+        f"{summary.current_rows:,} predictions vs {summary.reference_rows:,} reference products "
+        f"in {summary.seconds:.1f} s → {folder / summary.html}"
+    )
 
 
 def simulate(
@@ -83,20 +85,32 @@ def simulate(
     settings = get_settings()
     if drifted:
         class_mix, new_vocabulary, darker, empty_description = 0.5, 0.5, 0.8, 0.7
-    shift = Shift(class_mix=class_mix, new_vocabulary=new_vocabulary, darker=darker,
-                  empty_description=empty_description)  # fmt: skip
+    shift = Shift(
+        class_mix=class_mix, new_vocabulary=new_vocabulary, darker=darker, empty_description=empty_description
+    )
     target = url or settings.api_url or f"http://{settings.api_host}:{settings.api_port}"
     backend = ApiBackend(target, timeout=30.0, origin="simulator")
     try:
         backend.model_info(timeout=5.0)  # fail fast, with the reason, when the API is not there
         console.print(f"Sending {n:,} products to {target} ({describe_shift(shift)}), {clients} clients")
         with progress() as update:
-            sent, result = send_held_back(settings, backend, n, shift, seed=seed, labelled=labelled,
-                                          clients=clients, images=images, progress=update)  # fmt: skip
+            sent, result = send_held_back(
+                settings,
+                backend,
+                n,
+                shift,
+                seed=seed,
+                labelled=labelled,
+                clients=clients,
+                images=images,
+                progress=update,
+            )
     except RakutenError as exc:
         raise fail(exc) from exc
-    console.print(f"{result.answered:,} answered, {result.failed:,} failed in {result.seconds:.1f} s "
-                  f"({result.rate:,.0f} req/s); model versions: {dict(result.versions)}")  # fmt: skip
+    console.print(
+        f"{result.answered:,} answered, {result.failed:,} failed in {result.seconds:.1f} s "
+        f"({result.rate:,.0f} req/s); model versions: {dict(result.versions)}"
+    )
     for reason, count in result.errors.most_common():
         console.print(f"  {count:,} × {reason}")
     if labelled:
@@ -104,7 +118,9 @@ def simulate(
         labels_file = labels_out or settings.drift_dir / "labels" / f"{first}.csv"
         truth = sent[["request_id", "label"]].rename(columns={"label": "prdtypecode"})
         write_text(labels_file, truth.to_csv(index=False))
-        console.print(f"True classes of the {len(truth):,} requests: {labels_file}\n"
-                      f"  python -m core drift --rows {len(truth)} --labels {labels_file}")  # fmt: skip
+        console.print(
+            f"True classes of the {len(truth):,} requests: {labels_file}\n"
+            f"  python -m core drift --rows {len(truth)} --labels {labels_file}"
+        )
     if result.failed:
         raise typer.Exit(code=1)

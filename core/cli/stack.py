@@ -166,7 +166,14 @@ def _print_status(settings: Settings) -> bool:
     for program in found:
         health = {True: "[green]healthy[/]", False: "[red]not answering[/]", None: "—"}[program.healthy]
         uptime = f"{program.uptime_s:.0f} s" if program.uptime_s is not None else ""
-        table.add_row(program.name, program.state, str(program.pid or ""), uptime, health,
-                      program.url or "", program.log)  # fmt: skip
+        table.add_row(
+            program.name,
+            program.state,
+            str(program.pid or ""),
+            uptime,
+            health,
+            program.url or "",
+            program.log,
+        )
     console.print(table)
     return all(p.state == "RUNNING" and p.healthy for p in found)

@@ -122,9 +122,14 @@ def build_reference(
         part = sample.iloc[start : start + batch]
         products = [_product(row, Product) for row in part.itertuples()]
         answers = predict(classifier, products, limits, k=1)
-        logged += [asdict(r) | {"prdtypecode": int(code)} for r, code in
-                   zip(records("reference", version, products, answers, 0.0, "reference"),
-                       part["prdtypecode"], strict=True)]  # fmt: skip
+        logged += [
+            asdict(r) | {"prdtypecode": int(code)}
+            for r, code in zip(
+                records("reference", version, products, answers, 0.0, "reference"),
+                part["prdtypecode"],
+                strict=True,
+            )
+        ]
         if progress:
             progress("reference", min(start + batch, len(sample)), len(sample))
     frame = describe(pd.DataFrame(logged))
@@ -205,10 +210,11 @@ def compare(
     ]
     kept = [*columns, "target"] if labelled else columns
     datasets = [
-        Dataset.from_pandas(frame[kept].reset_index(drop=True), data_definition=definition,
-                            descriptors=descriptors)
+        Dataset.from_pandas(
+            frame[kept].reset_index(drop=True), data_definition=definition, descriptors=descriptors
+        )
         for frame in (reference, current)
-    ]  # fmt: skip
+    ]
     metrics: list[Any] = [DataDriftPreset(columns=[*columns, *DESCRIPTORS], drift_share=drift_share)]
     if labelled:
         metrics.append(ClassificationPreset())
@@ -254,8 +260,15 @@ def _columns(data: dict[str, Any], numeric: Sequence[str]) -> tuple[list[ColumnD
             share = float(metric["value"]["share"])
         elif config["type"].endswith("ValueDrift"):
             column = config["column"]
-            kind = ("text" if column == TEXT else "numerical" if column in numeric
-                    else "categorical" if column in CATEGORICAL else "descriptor")  # fmt: skip
+            kind = (
+                "text"
+                if column == TEXT
+                else "numerical"
+                if column in numeric
+                else "categorical"
+                if column in CATEGORICAL
+                else "descriptor"
+            )
             out.append(
                 ColumnDrift(
                     column=column,
@@ -304,16 +317,20 @@ def run_drift(
             f"{settings.monitor_min_rows} are needed, RAKUTEN_MONITOR_MIN_ROWS): send traffic to the API "
             "(`python -m core simulate`) or widen RAKUTEN_MONITOR_WINDOW_HOURS."
         )
-    reference = build_reference(settings, classifier, version, rows=settings.drift_reference_rows,
-                                progress=progress)  # fmt: skip
+    reference = build_reference(
+        settings, classifier, version, rows=settings.drift_reference_rows, progress=progress
+    )
     if progress:
         progress("drift report", 0, 1)
     described = describe(current)
     if labels is not None:
         described["target"] = current["target"].astype(int).astype(str).to_numpy()
     snapshot, columns, skipped, share = compare(
-        reference, described, drift_share=settings.retrain_drifted_share, max_rows=settings.drift_max_rows,
-    )  # fmt: skip
+        reference,
+        described,
+        drift_share=settings.retrain_drifted_share,
+        max_rows=settings.drift_max_rows,
+    )
     scores = {"current": quality(described), "reference": quality(reference)} if labels is not None else None
     if progress:
         progress("drift report", 1, 1)

@@ -42,8 +42,15 @@ def _get(url: str, timeout: float) -> tuple[httpx.Response, float]:
     return response, (time.perf_counter() - start) * 1000
 
 
-def _http(service: str, url: str, path: str, link: str | None, describe: Callable[[httpx.Response], str],
-          timeout: float, fix: str = "") -> Probe:  # fmt: skip
+def _http(
+    service: str,
+    url: str,
+    path: str,
+    link: str | None,
+    describe: Callable[[httpx.Response], str],
+    timeout: float,
+    fix: str = "",
+) -> Probe:
     try:
         response, ms = _get(url.rstrip("/") + path, timeout)
     except httpx.HTTPError as exc:
@@ -128,9 +135,11 @@ def prometheus_series(
     out: dict[str, pd.DataFrame] = {}
     for title, query in PANELS.items():
         try:
-            response = httpx.get(f"{settings.prometheus_url.rstrip('/')}/api/v1/query_range", timeout=timeout,
-                                 params={"query": query, "start": start.timestamp(), "end": end.timestamp(),
-                                         "step": step})  # fmt: skip
+            response = httpx.get(
+                f"{settings.prometheus_url.rstrip('/')}/api/v1/query_range",
+                timeout=timeout,
+                params={"query": query, "start": start.timestamp(), "end": end.timestamp(), "step": step},
+            )
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise MetricsUnavailable(
@@ -140,8 +149,9 @@ def prometheus_series(
             raise MetricsUnavailable(f"Prometheus refused {query!r}: {body.get('error')}")
         rows = [
             (datetime.fromtimestamp(float(t), UTC), _label(series["metric"]), float(v))
-            for series in body["data"]["result"] for t, v in series["values"]
-        ]  # fmt: skip
+            for series in body["data"]["result"]
+            for t, v in series["values"]
+        ]
         out[title] = pd.DataFrame(rows, columns=["time", "series", "value"])
     return out
 
@@ -177,8 +187,9 @@ def api_snapshot(api_url: str, *, timeout: float = TIMEOUT_S) -> Snapshot:
         for sample in family.samples:
             if sample.name == "http_requests_total":
                 labels = sample.labels
-                requests.append({"handler": labels.get("handler"), "status": labels.get("status"),
-                                 "count": sample.value})  # fmt: skip
+                requests.append(
+                    {"handler": labels.get("handler"), "status": labels.get("status"), "count": sample.value}
+                )
             elif sample.name == "rakuten_predictions_total":
                 code = sample.labels.get("code", "?")
                 predictions[code] = predictions.get(code, 0.0) + sample.value

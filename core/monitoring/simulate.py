@@ -253,8 +253,11 @@ def log_rows(
     if request_ids is None:
         logged = records("simulated", version, products, answers, 0.0, "sim")
     else:
-        logged = [r for p, a, rid in zip(products, answers, request_ids, strict=True)
-                  for r in records("simulated", version, [p], [a], 0.0, rid)]  # fmt: skip
+        logged = [
+            r
+            for p, a, rid in zip(products, answers, request_ids, strict=True)
+            for r in records("simulated", version, [p], [a], 0.0, rid)
+        ]
     return pd.DataFrame([asdict(r) for r in logged])
 
 

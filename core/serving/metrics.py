@@ -144,25 +144,45 @@ class DriftCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         latest = self._latest()
-        yield GaugeMetricFamily("rakuten_drift_report_available", "1 once a drift report exists.",
-                                value=0 if latest is None else 1)  # fmt: skip
+        yield GaugeMetricFamily(
+            "rakuten_drift_report_available",
+            "1 once a drift report exists.",
+            value=0 if latest is None else 1,
+        )
         if latest is None:
             return
         created = datetime.fromisoformat(str(latest["created_at"])).timestamp()
-        yield GaugeMetricFamily("rakuten_drift_detected", "1 when the latest drift report found drift.",
-                                value=1 if latest.get("drift_detected") else 0)  # fmt: skip
-        yield GaugeMetricFamily("rakuten_drift_share", "Share of columns drifted in the latest report.",
-                                value=float(latest.get("drifted_share", 0.0)))  # fmt: skip
-        yield GaugeMetricFamily("rakuten_drift_share_threshold", "Share of drifted columns that means drift.",
-                                value=float(latest.get("drift_share_threshold", 0.0)))  # fmt: skip
-        yield GaugeMetricFamily("rakuten_drift_report_timestamp_seconds", "When the latest report was made.",
-                                value=created)  # fmt: skip
-        yield GaugeMetricFamily("rakuten_drift_window_rows", "Predictions compared in the latest report.",
-                                value=float(latest.get("current_rows", 0)))  # fmt: skip
-        score = GaugeMetricFamily("rakuten_drift_column_score", "Drift score of each column (see method).",
-                                  labels=["column", "method"])  # fmt: skip
-        drifted = GaugeMetricFamily("rakuten_drift_column_drifted", "1 when the column drifted.",
-                                    labels=["column"])  # fmt: skip
+        yield GaugeMetricFamily(
+            "rakuten_drift_detected",
+            "1 when the latest drift report found drift.",
+            value=1 if latest.get("drift_detected") else 0,
+        )
+        yield GaugeMetricFamily(
+            "rakuten_drift_share",
+            "Share of columns drifted in the latest report.",
+            value=float(latest.get("drifted_share", 0.0)),
+        )
+        yield GaugeMetricFamily(
+            "rakuten_drift_share_threshold",
+            "Share of drifted columns that means drift.",
+            value=float(latest.get("drift_share_threshold", 0.0)),
+        )
+        yield GaugeMetricFamily(
+            "rakuten_drift_report_timestamp_seconds", "When the latest report was made.", value=created
+        )
+        yield GaugeMetricFamily(
+            "rakuten_drift_window_rows",
+            "Predictions compared in the latest report.",
+            value=float(latest.get("current_rows", 0)),
+        )
+        score = GaugeMetricFamily(
+            "rakuten_drift_column_score",
+            "Drift score of each column (see method).",
+            labels=["column", "method"],
+        )
+        drifted = GaugeMetricFamily(
+            "rakuten_drift_column_drifted", "1 when the column drifted.", labels=["column"]
+        )
         for column in latest.get("columns", []):
             score.add_metric([column["column"], column["method"]], float(column["score"]))
             drifted.add_metric([column["column"]], 1 if column["drifted"] else 0)

@@ -74,8 +74,10 @@ class DriftSummary:
             out.append("the predictions themselves drifted (class mix or confidence)")
         if self.quality:
             now, before = self.quality["current"], self.quality["reference"]
-            out.append(f"weighted F1 on {int(now['rows']):,} labelled predictions: {now['weighted_f1']:.3f} "
-                       f"(reference {before['weighted_f1']:.3f})")  # fmt: skip
+            out.append(
+                f"weighted F1 on {int(now['rows']):,} labelled predictions: {now['weighted_f1']:.3f} "
+                f"(reference {before['weighted_f1']:.3f})"
+            )
         return out
 
 

@@ -93,12 +93,27 @@ class InferenceRecord:
         """Column values in `COLUMNS` order (a plain tuple: the writer binds them without copies)."""
         title = self.designation[:TITLE_CHARS] if self.designation is not None else None
         return (
-            self.ts, self.request_id, self.route, self.item, self.model_version, title,
-            self.description_length, self.has_image, self.image_width, self.image_height,
-            self.image_bytes, self.image_brightness, self.image_saturation, self.image_red,
-            self.image_green, self.image_blue, self.predicted_code, self.confidence, self.latency_ms,
+            self.ts,
+            self.request_id,
+            self.route,
+            self.item,
+            self.model_version,
+            title,
+            self.description_length,
+            self.has_image,
+            self.image_width,
+            self.image_height,
+            self.image_bytes,
+            self.image_brightness,
+            self.image_saturation,
+            self.image_red,
+            self.image_green,
+            self.image_blue,
+            self.predicted_code,
+            self.confidence,
+            self.latency_ms,
             self.origin,
-        )  # fmt: skip
+        )
 
 
 def open_engine(url: str, *, create: bool = True) -> sa.Engine:

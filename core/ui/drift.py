@@ -268,8 +268,9 @@ def column_heatmap(found: list[DriftSummary]) -> None:
             hovertemplate="%{y} at %{x}: %{z}<extra>1 = drifted</extra>",
         )
     )
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), height=max(260, 22 * len(columns)),
-                      xaxis_type="category")  # fmt: skip
+    fig.update_layout(
+        margin=dict(l=0, r=0, t=10, b=0), height=max(260, 22 * len(columns)), xaxis_type="category"
+    )
     st.plotly_chart(fig, width="stretch")
 
 
@@ -294,8 +295,13 @@ def column_score_chart(found: list[DriftSummary], column: str) -> None:
         return
     fig = px.line(frame, x="created", y="score", markers=True, height=260, hover_data=["method"])
     colours = ["#d73027" if drifted else "#1a9850" for drifted in frame["drifted"]]
-    fig.add_scatter(x=frame["created"], y=frame["score"], mode="markers", showlegend=False,
-                    marker=dict(size=11, color=colours))  # fmt: skip
+    fig.add_scatter(
+        x=frame["created"],
+        y=frame["score"],
+        mode="markers",
+        showlegend=False,
+        marker=dict(size=11, color=colours),
+    )
     fig.add_hline(y=float(frame["threshold"].iloc[-1]), line_dash="dash", annotation_text="threshold")
     fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
     st.plotly_chart(fig, width="stretch", key="column_score")

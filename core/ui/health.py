@@ -104,8 +104,13 @@ def snapshot_charts(snapshot: Snapshot) -> None:
             st.caption("no predictions yet")
         else:
             frame = snapshot.predictions.assign(category=lambda f: [label(int(c)) for c in f["code"]])
-            fig = px.bar(frame.sort_values("count"), x="count", y="category", orientation="h",
-                         height=max(280, 20 * len(frame)))  # fmt: skip
+            fig = px.bar(
+                frame.sort_values("count"),
+                x="count",
+                y="category",
+                orientation="h",
+                height=max(280, 20 * len(frame)),
+            )
             fig.update_layout(margin=dict(l=0, r=0, t=10, b=0), yaxis_title="")
             st.plotly_chart(fig, width="stretch", key="predictions")
     if not snapshot.confidence.empty:

@@ -144,8 +144,12 @@ def history_timeline(history: pd.DataFrame) -> None:
         )
     versions = sorted(set(moves["version"]))
     # whole versions only, and only those that exist (one version: one tick, not v0–v2)
-    fig.update_yaxes(tickmode="array", tickvals=versions, ticktext=[f"v{v}" for v in versions],
-                     range=[min(versions) - 0.5, max(versions) + 0.5])  # fmt: skip
+    fig.update_yaxes(
+        tickmode="array",
+        tickvals=versions,
+        ticktext=[f"v{v}" for v in versions],
+        range=[min(versions) - 0.5, max(versions) + 0.5],
+    )
     # moves seconds apart would get millisecond ticks: a date-time format a person reads
     fig.update_xaxes(tickformat="%d %b %H:%M", hoverformat="%Y-%m-%d %H:%M:%S")
     fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))

@@ -22,9 +22,16 @@ TUNABLE: Final[dict[str, tuple[str, float, float, float]]] = {
     "promotion.margin": ("Promotion margin (weighted F1)", 0.0, 0.1, 0.001),
 }
 STATE_ICON: Final = {
-    "COMPLETED": "✅", "FAILED": "❌", "CRASHED": "💥", "CANCELLED": "⏹", "CANCELLING": "⏹",
-    "RUNNING": "🔄", "PENDING": "⏳", "SCHEDULED": "🗓", "PAUSED": "⏸",
-}  # fmt: skip
+    "COMPLETED": "✅",
+    "FAILED": "❌",
+    "CRASHED": "💥",
+    "CANCELLED": "⏹",
+    "CANCELLING": "⏹",
+    "RUNNING": "🔄",
+    "PENDING": "⏳",
+    "SCHEDULED": "🗓",
+    "PAUSED": "⏸",
+}
 
 
 def mode_caption() -> str:
@@ -229,5 +236,6 @@ def scheduled() -> pd.DataFrame:
     from core.orchestration.runs import recent_runs
 
     runs = recent_runs(settings(), limit=5, scheduled=True)
-    return pd.DataFrame({"flow": [r.flow for r in runs], "run": [r.name for r in runs],
-                         "at": [r.started for r in runs]})  # fmt: skip
+    return pd.DataFrame(
+        {"flow": [r.flow for r in runs], "run": [r.name for r in runs], "at": [r.started for r in runs]}
+    )

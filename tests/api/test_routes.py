@@ -130,8 +130,17 @@ def test_health_ready_model(client: TestClient) -> None:
 
 def test_openapi_documents_every_route_with_examples(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
-    for path in ("/predict", "/predict/image", "/predict/product", "/predict/batch", "/health", "/ready",
-                 "/model", "/admin/reload", "/metrics"):  # fmt: skip
+    for path in (
+        "/predict",
+        "/predict/image",
+        "/predict/product",
+        "/predict/batch",
+        "/health",
+        "/ready",
+        "/model",
+        "/admin/reload",
+        "/metrics",
+    ):
         assert path in schema["paths"], path
     batch = schema["paths"]["/predict/batch"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data", "text/csv"} <= set(batch)
@@ -162,8 +171,12 @@ def test_admin_reload_needs_the_token(client: TestClient) -> None:
 
 
 def test_admin_is_disabled_without_a_configured_token(trained_source: Path, tmp_path: Path) -> None:
-    settings = Settings(root=trained_source, models_dir=tmp_path, inference_log_url=f"sqlite:///{tmp_path}/l.db",
-                        api_alias_check_s=0)  # fmt: skip
+    settings = Settings(
+        root=trained_source,
+        models_dir=tmp_path,
+        inference_log_url=f"sqlite:///{tmp_path}/l.db",
+        api_alias_check_s=0,
+    )
     with TestClient(create_app(settings)) as c:
         r = c.post("/admin/reload", headers={"Authorization": "Bearer anything"})
         assert r.status_code == 403 and error_of(r) == "admin_disabled"
@@ -313,8 +326,12 @@ def test_every_prediction_is_in_the_inference_log(client: TestClient, settings: 
     assert writer.flush()
     before = len(read_inference_log(settings))
     client.post("/predict", json=POOL, headers={"X-Request-ID": "log-check-1"})
-    client.post("/predict/product", data=POOL, files={"file": ("p.jpg", picture(), "image/jpeg")},
-                headers={"X-Request-ID": "log-check-2"})  # fmt: skip
+    client.post(
+        "/predict/product",
+        data=POOL,
+        files={"file": ("p.jpg", picture(), "image/jpeg")},
+        headers={"X-Request-ID": "log-check-2"},
+    )
     client.post("/predict/batch", json=[POOL, POOL, POOL], headers={"X-Request-ID": "log-check-3"})
     client.post("/predict", json={})  # refused: not logged
     assert writer.flush()
@@ -367,11 +384,22 @@ def test_metrics_expose_the_latest_drift_report(client: TestClient, settings: Se
     text = client.get("/metrics").text
     assert "rakuten_drift_report_available 0.0" in text and "rakuten_drift_detected" not in text
     summary = {
-        "created_at": "2026-11-27T09:00:00+00:00", "drift_detected": True, "drifted_share": 0.6,
-        "drift_share_threshold": 0.5, "current_rows": 1234,
-        "columns": [{"column": "title", "kind": "text", "method": "Absolute text content drift",
-                     "score": 0.71, "threshold": 0.55, "drifted": True}],
-    }  # fmt: skip
+        "created_at": "2026-11-27T09:00:00+00:00",
+        "drift_detected": True,
+        "drifted_share": 0.6,
+        "drift_share_threshold": 0.5,
+        "current_rows": 1234,
+        "columns": [
+            {
+                "column": "title",
+                "kind": "text",
+                "method": "Absolute text content drift",
+                "score": 0.71,
+                "threshold": 0.55,
+                "drifted": True,
+            }
+        ],
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "latest.json").write_text(json.dumps(summary))
     try:

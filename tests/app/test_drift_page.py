@@ -27,8 +27,11 @@ def reports(trained_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("RAKUTEN_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("RAKUTEN_INFERENCE_LOG_URL", f"sqlite:///{tmp_path / 'log.db'}")
     get_settings.cache_clear()
-    return Settings(root=trained_project, reports_dir=tmp_path / "reports",
-                    inference_log_url=f"sqlite:///{tmp_path / 'log.db'}")  # fmt: skip
+    return Settings(
+        root=trained_project,
+        reports_dir=tmp_path / "reports",
+        inference_log_url=f"sqlite:///{tmp_path / 'log.db'}",
+    )
 
 
 def _open() -> AppTest:

@@ -166,9 +166,15 @@ def test_a_locked_callback_refuses_even_if_called(
 
 # --- every page, whatever is missing -----------------------------------------------------------------
 ALL_PAGES = (
-    "overview.py", "data_explorer.py", "predict.py", "pipeline_runs.py", "drift.py", "service_health.py",
-    "experiments.py", "models.py",
-)  # fmt: skip
+    "overview.py",
+    "data_explorer.py",
+    "predict.py",
+    "pipeline_runs.py",
+    "drift.py",
+    "service_health.py",
+    "experiments.py",
+    "models.py",
+)
 
 
 def _guidance(at: AppTest) -> str:

@@ -108,8 +108,10 @@ def test_overrides_take_dotted_keys_like_dvc_exp_run() -> None:
     params = with_overrides(Params(), {"text.C": 1.5, "seed": 7, "promotion.margin": 0.01})
     assert params.text.C == 1.5 and params.seed == 7 and params.promotion.margin == 0.01
     assert Params().text.C == [0.25, 0.5, 1.0]  # the original is unchanged
-    for bad, message in (({"text.nope": 1}, "Unknown parameter 'text.nope'"),
-                         ({"nope.C": 1}, "no section 'nope'"),
-                         ({"text.C": -1}, "must be a number > 0")):  # fmt: skip
+    for bad, message in (
+        ({"text.nope": 1}, "Unknown parameter 'text.nope'"),
+        ({"nope.C": 1}, "no section 'nope'"),
+        ({"text.C": -1}, "must be a number > 0"),
+    ):
         with pytest.raises(ParamsError, match=message):
             with_overrides(Params(), bad)

@@ -64,8 +64,9 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
     # `-o`: the environment is installed; never re-install it into this checkout's venv from the clone
     command = ["make", "--no-print-directory", f"VENV={venv}", "-o", f"{venv}/.runtime", "console"]
     with log.open("wb") as out:
-        make = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        make = subprocess.Popen(
+            command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     run = FirstRun(root, f"http://127.0.0.1:{port}", make, log, set())
     try:
         deadline = time.monotonic() + 300  # the services start first (demo data and a model follow)
@@ -165,8 +166,9 @@ def test_sigterm_stops_every_process_and_leaves_git_status_clean(first_run: Firs
     _, alive = psutil.wait_procs(list(first_run.seen), timeout=30)
     left = [(p.pid, _cmdline(p)) for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not left, f"left running: {left}"
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=first_run.root, capture_output=True,
-                            text=True, check=True)  # fmt: skip
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=first_run.root, capture_output=True, text=True, check=True
+    )
     assert status.stdout == "", f"files git sees after first use:\n{status.stdout}"
 
 

@@ -155,8 +155,11 @@ def postgres_url() -> Iterator[str]:
         run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "rakuten", "inference")
         yield f"postgresql+psycopg2://rakuten@127.0.0.1:{port}/inference"
     finally:
-        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop"],
-                       capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -252,9 +255,12 @@ def prefect_stack(prefect_server: str, tmp_path_factory: pytest.TempPathFactory)
     with log.open("wb") as out:
         worker = subprocess.Popen(
             [prefect, "worker", "start", "--pool", PREFECT_POOL],
-            stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
             env={**env, "PREFECT_WORKER_QUERY_SECONDS": "0.5"},  # runs start at once
-        )  # fmt: skip
+        )
     try:
         yield PrefectStack(prefect_server, root, log)
     finally:
@@ -287,18 +293,37 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         "AWS_SECRET_ACCESS_KEY": S3_SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    command = [weed, "mini", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}",
-               "-bucket=mlflow,dvc", "-admin.ui=false"]  # fmt: skip
+    command = [
+        weed,
+        "mini",
+        f"-dir={folder}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={port}",
+        "-bucket=mlflow,dvc",
+        "-admin.ui=false",
+    ]
     log = folder / "weed.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder,
-                                   env={**os.environ, **credentials}, start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+            env={**os.environ, **credentials},
+            start_new_session=True,
+        )
     try:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_KEY,
-                              aws_secret_access_key=S3_SECRET, region_name="us-east-1")  # fmt: skip
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+            region_name="us-east-1",
+        )
         deadline = time.monotonic() + _START_TIMEOUT_S
         while True:
             try:
@@ -336,15 +361,32 @@ def mlflow_full_stack(
     folder = tmp_path_factory.mktemp("mlflow-full")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [executable, "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-               "--backend-store-uri", backend, "--artifacts-destination", "s3://mlflow",
-               "--serve-artifacts"]  # fmt: skip
-    env = {**os.environ, **s3_server.env, "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint,
-           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
+    command = [
+        executable,
+        "server",
+        "--workers",
+        "1",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        "s3://mlflow",
+        "--serve-artifacts",
+    ]
+    env = {
+        **os.environ,
+        **s3_server.env,
+        "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     log = folder / "server.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder,
-                                   start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 120  # the first start creates the PostgreSQL schema
         while not _healthy(url):

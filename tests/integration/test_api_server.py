@@ -50,8 +50,11 @@ def start_server(
     project: Path, log: Path, *, alias_check_s: float, workers: int = 1, env: dict[str, str] | None = None
 ) -> Server:
     port = _free_port()
-    base = {k: v for k, v in os.environ.items() if k not in
-            ("MLFLOW_TRACKING_URI", "RAKUTEN_MLFLOW_TRACKING_URI", "RAKUTEN_INFERENCE_LOG_URL")}  # fmt: skip
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "RAKUTEN_MLFLOW_TRACKING_URI", "RAKUTEN_INFERENCE_LOG_URL")
+    }
     env = {
         **base,
         "RAKUTEN_ROOT": str(project),

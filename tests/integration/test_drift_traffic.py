@@ -40,8 +40,13 @@ def stack(trained_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
-    return subprocess.run([sys.executable, "-m", "core", *args], env=clean | env | {"COLUMNS": "200"},
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        env=clean | env | {"COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def metric(server: Server, name: str) -> float:

@@ -71,8 +71,12 @@ def test_dvc_remote_on_s3(s3_server: S3Server, tmp_path: Path) -> None:
     assert dvc is not None and git is not None
     repo = tmp_path / "repo"
     (repo / "data").mkdir(parents=True)
-    who = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.org"}  # fmt: skip
+    who = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+    }
     env = {**os.environ, **s3_server.env, **who, "DVC_NO_ANALYTICS": "1"}
 
     def run(*args: str) -> str:

@@ -64,8 +64,13 @@ def test_since_and_retention(postgres_url: str, tmp_path: Path) -> None:
 
 def test_the_api_logs_to_postgres(postgres_url: str, trained_source: Path, tmp_path: Path) -> None:
     fresh(postgres_url)
-    settings = Settings(root=trained_source, models_dir=tmp_path, inference_log_url=postgres_url,
-                        api_alias_check_s=0, api_batch_processes=0)  # fmt: skip
+    settings = Settings(
+        root=trained_source,
+        models_dir=tmp_path,
+        inference_log_url=postgres_url,
+        api_alias_check_s=0,
+        api_batch_processes=0,
+    )
     with TestClient(create_app(settings)) as client:
         for i in range(5):
             assert client.post("/predict", json={"designation": f"Piscine {i}"}).status_code == 200

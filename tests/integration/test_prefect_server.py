@@ -148,8 +148,14 @@ def test_cli_start_follows_the_run_on_the_worker(settings: Settings, prefect_sta
     }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "core", "flow", *args], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "core", "flow", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     started = cli("start", "--set", "text.C=0.7")
     assert started.returncode == 0, started.stderr[-3000:]
@@ -204,7 +210,12 @@ def test_page_and_cli_say_when_the_prefect_server_is_down(
     finally:
         get_settings.cache_clear()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
-    done = subprocess.run([sys.executable, "-m", "core", "flow", "start"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, env=env | {"RAKUTEN_ROOT": str(tmp_path),
-                                                             "PREFECT_API_URL": down})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "flow", "start"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env | {"RAKUTEN_ROOT": str(tmp_path), "PREFECT_API_URL": down},
+    )
     assert done.returncode == 2 and "does not answer" in done.stderr, done.stderr[-2000:]

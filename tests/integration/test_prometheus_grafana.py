@@ -32,13 +32,28 @@ def api(trained_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     here = tmp_path_factory.mktemp("prom-api")
     reports = here / "reports" / "evidently"
     reports.mkdir(parents=True)
-    (reports / "latest.json").write_text(json.dumps({
-        "created_at": "2026-11-27T09:00:00+00:00", "drift_detected": True, "drifted_share": 0.62,
-        "drift_share_threshold": 0.5, "current_rows": 900,
-        "columns": [{"column": c, "kind": "numerical", "method": "Wasserstein distance (normed)",
-                     "score": s, "threshold": 0.1, "drifted": s > 0.1}
-                    for c, s in (("image_brightness", 0.4), ("confidence", 0.05))],
-    }))  # fmt: skip
+    (reports / "latest.json").write_text(
+        json.dumps(
+            {
+                "created_at": "2026-11-27T09:00:00+00:00",
+                "drift_detected": True,
+                "drifted_share": 0.62,
+                "drift_share_threshold": 0.5,
+                "current_rows": 900,
+                "columns": [
+                    {
+                        "column": c,
+                        "kind": "numerical",
+                        "method": "Wasserstein distance (normed)",
+                        "score": s,
+                        "threshold": 0.1,
+                        "drifted": s > 0.1,
+                    }
+                    for c, s in (("image_brightness", 0.4), ("confidence", 0.05))
+                ],
+            }
+        )
+    )
     env = {
         "RAKUTEN_INFERENCE_LOG_URL": f"sqlite:///{here / 'log.db'}",
         "RAKUTEN_REPORTS_DIR": str(here / "reports"),
@@ -73,10 +88,16 @@ def prometheus(api: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     log = here / "prometheus.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [binary, f"--config.file={here / 'prometheus.yml'}", f"--storage.tsdb.path={here / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                binary,
+                f"--config.file={here / 'prometheus.yml'}",
+                f"--storage.tsdb.path={here / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while not _ready(url):
@@ -111,8 +132,11 @@ def traffic(url: str, seconds: float, picture: Path) -> None:
         while time.monotonic() < stop:
             client.post("/predict", json={"designation": f"Piscine tubulaire Intex {i}", "description": ""})
             client.post("/predict", json={"designation": ""})  # 422
-            client.post("/predict/product", data={"designation": "Lampe de chevet"},
-                        files={"file": ("p.jpg", picture.read_bytes())})  # fmt: skip
+            client.post(
+                "/predict/product",
+                data={"designation": "Lampe de chevet"},
+                files={"file": ("p.jpg", picture.read_bytes())},
+            )
             i += 1
             time.sleep(0.05)
 

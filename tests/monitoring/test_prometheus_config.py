@@ -25,10 +25,13 @@ def _promtool() -> str:
 
 @pytest.mark.parametrize(
     "args",
-    [("check", "config", "prometheus.yml"), ("check", "rules", "alerts.yml"),
-     ("test", "rules", "tests/alerts_test.yml")],
+    [
+        ("check", "config", "prometheus.yml"),
+        ("check", "rules", "alerts.yml"),
+        ("test", "rules", "tests/alerts_test.yml"),
+    ],
     ids=["check-config", "check-rules", "test-rules"],
-)  # fmt: skip
+)
 def test_promtool(args: tuple[str, ...]) -> None:
     done = subprocess.run([_promtool(), *args], cwd=MONITORING, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -40,8 +43,12 @@ def test_every_alert_has_a_unit_test() -> None:
     alerts = {r["alert"] for group in rules["groups"] for r in group["rules"]}
     tests = yaml.safe_load((MONITORING / "tests" / "alerts_test.yml").read_text())
     tested = {t["alertname"] for case in tests["tests"] for t in case.get("alert_rule_test", [])}
-    firing = {t["alertname"] for case in tests["tests"] for t in case.get("alert_rule_test", [])
-              if t.get("exp_alerts")}  # fmt: skip
+    firing = {
+        t["alertname"]
+        for case in tests["tests"]
+        for t in case.get("alert_rule_test", [])
+        if t.get("exp_alerts")
+    }
     assert alerts == tested == firing
 
 
@@ -56,18 +63,31 @@ def test_rules_use_series_the_api_exports(trained_source: Path, tmp_path: Path) 
         api_alias_check_s=0,
     )
     (tmp_path / "reports" / "evidently").mkdir(parents=True)
-    (tmp_path / "reports" / "evidently" / "latest.json").write_text(json.dumps(
-        {"created_at": "2026-11-27T09:00:00+00:00", "drift_detected": False, "drifted_share": 0.0,
-         "drift_share_threshold": 0.5, "current_rows": 1, "columns": []}))  # fmt: skip
+    (tmp_path / "reports" / "evidently" / "latest.json").write_text(
+        json.dumps(
+            {
+                "created_at": "2026-11-27T09:00:00+00:00",
+                "drift_detected": False,
+                "drifted_share": 0.0,
+                "drift_share_threshold": 0.5,
+                "current_rows": 1,
+                "columns": [],
+            }
+        )
+    )
     with TestClient(create_app(settings)) as client:
         client.post("/predict", json={"designation": "Piscine tubulaire Intex"})
-        exported = {line.split(" ")[2] for line in client.get("/metrics").text.splitlines()
-                    if line.startswith("# TYPE")}  # fmt: skip
+        exported = {
+            line.split(" ")[2]
+            for line in client.get("/metrics").text.splitlines()
+            if line.startswith("# TYPE")
+        }
     rules = yaml.safe_load((MONITORING / "alerts.yml").read_text())
     used = {
         re.sub(r"_(bucket|count|sum)$", "", name)
-        for group in rules["groups"] for rule in group["rules"]
+        for group in rules["groups"]
+        for rule in group["rules"]
         for name in re.findall(r"\b((?:rakuten|http)_[a-z_]+)", rule["expr"])
-    }  # fmt: skip
+    }
     exported_names = {re.sub(r"_total$", "", n) for n in exported} | exported
     assert used and used <= exported_names | {f"{n}_total" for n in exported_names}, used - exported_names

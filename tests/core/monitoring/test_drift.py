@@ -93,8 +93,12 @@ def test_text_only_traffic_skips_the_image_columns(settings: Settings, champion:
     current = traffic(settings, champion, Shift(), images=False)
     summary = run_drift(settings, champion, 1, current=current)  # type: ignore[arg-type]
     assert {s.split(":")[0] for s in summary.skipped} == {
-        "image_brightness", "image_saturation", "image_red", "image_green", "image_blue",
-    }  # fmt: skip
+        "image_brightness",
+        "image_saturation",
+        "image_red",
+        "image_green",
+        "image_blue",
+    }
     assert "image_brightness" not in {c.column for c in summary.columns}
     assert {c.column for c in summary.columns if c.drifted} >= {"has_image"}  # every product lost its photo
 

@@ -19,8 +19,12 @@ def test_too_few_predictions_never_retrain() -> None:
 def test_confidence_drop_over_the_threshold_retrains() -> None:
     d = decide_retrain(Signals(rows=500, recent_confidence=0.6, reference_confidence=0.85), T)
     assert d.retrain and any("fell by 0.250" in r for r in d.reasons)
-    assert any("drift not checked" in r for r in decide_retrain(
-        Signals(rows=500, recent_confidence=0.8, reference_confidence=0.85), T).reasons)  # fmt: skip
+    assert any(
+        "drift not checked" in r
+        for r in decide_retrain(
+            Signals(rows=500, recent_confidence=0.8, reference_confidence=0.85), T
+        ).reasons
+    )
 
 
 def test_small_changes_do_not_retrain() -> None:
@@ -29,8 +33,9 @@ def test_small_changes_do_not_retrain() -> None:
 
 
 def test_drift_signals_retrain() -> None:
-    assert decide_retrain(Signals(rows=500, recent_confidence=None, reference_confidence=None,
-                                  drift_detected=True), T).retrain  # fmt: skip
+    assert decide_retrain(
+        Signals(rows=500, recent_confidence=None, reference_confidence=None, drift_detected=True), T
+    ).retrain
     shared = decide_retrain(Signals(500, None, None, drift_detected=False, drifted_share=0.6), T)
     assert shared.retrain and any("60% of columns drifted" in r for r in shared.reasons)
     below = decide_retrain(Signals(500, None, None, drift_detected=False, drifted_share=0.2), T)

@@ -98,8 +98,13 @@ def _count(server: Server) -> int:
 
 
 def test_the_child_gets_the_clients_environment_and_streams_and_exit_code(server: Server) -> None:
-    done = subprocess.run(CLIENT, env=server.env | {"PREFECT__FLOW_RUN_ID": "not-a-run-id"},
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        CLIENT,
+        env=server.env | {"PREFECT__FLOW_RUN_ID": "not-a-run-id"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1  # prefect.engine's own exit for a bad flow run id
     assert "Invalid flow run id" in done.stderr  # written by the child, on the client's stderr
     assert "ended (1)" in server.said()
@@ -107,8 +112,12 @@ def test_the_child_gets_the_clients_environment_and_streams_and_exit_code(server
 
 def test_sigterm_to_the_client_reaches_the_child(server: Server) -> None:
     before = _count(server)
-    client = subprocess.Popen(CLIENT, env=server.env | {"PREFECT__FLOW_RUN_ID": str(uuid.uuid4())},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    client = subprocess.Popen(
+        CLIENT,
+        env=server.env | {"PREFECT__FLOW_RUN_ID": str(uuid.uuid4())},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     child = _started(server, before)
     time.sleep(1)  # the child waits on the API that never answers
     assert client.poll() is None
@@ -120,8 +129,12 @@ def test_sigterm_to_the_client_reaches_the_child(server: Server) -> None:
 
 def test_a_killed_client_takes_its_child_with_it(server: Server) -> None:
     before = _count(server)
-    client = subprocess.Popen(CLIENT, env=server.env | {"PREFECT__FLOW_RUN_ID": str(uuid.uuid4())},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    client = subprocess.Popen(
+        CLIENT,
+        env=server.env | {"PREFECT__FLOW_RUN_ID": str(uuid.uuid4())},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     child = _started(server, before)
     client.kill()
     client.wait(timeout=30)
