@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# Lazy imports: joblib loads when a model is read (every entry point imports this module).
+
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:

@@ -101,3 +101,24 @@ def test_formatting_is_the_formatter_s() -> None:
         if any(marker in path.read_text(encoding="utf-8") for marker in markers)
     ]
     assert not packed, packed
+
+
+def test_an_import_inside_a_function_says_why() -> None:
+    """Imports sit at a module's top, where its header says what it depends on; one inside a function
+    is there for a measured start-up cost, said in a `# Lazy imports:` comment of the module (or beside
+    the import)."""
+    unexplained = {}
+    for path in sorted(CORE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "# Lazy imports:" in text:
+            continue
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Import | ast.ImportFrom):
+                    near = lines[max(0, inner.lineno - 3) : inner.end_lineno]
+                    if not any("#" in line for line in near):
+                        unexplained.setdefault(path.relative_to(ROOT).as_posix(), []).append(inner.lineno)
+    assert not unexplained, f"imports inside functions, with no reason given: {unexplained}"

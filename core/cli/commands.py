@@ -16,6 +16,9 @@ from core.config import get_settings
 from core.errors import RakutenError
 from core.tracking.registry import open_registry
 
+# Lazy imports: each command imports the steps it runs: `python -m core --help` loads in ~0.7 s, the step
+# modules (pandas, scikit-learn, MLflow) would add 3–7 s (python -X importtime, 2 cores).
+
 app = typer.Typer(
     name="core",
     help="Rakuten product classification platform: data, training, serving and monitoring commands.",

@@ -18,6 +18,9 @@ from core.errors import RakutenError
 if TYPE_CHECKING:
     from core.orchestration.runs import RunInfo
 
+# Lazy imports: each command imports what it runs: the flows and Prefect's client (~3 s) are not loaded for
+# `--help`.
+
 flow_app = typer.Typer(
     help="Prefect flows: run or start a training, monitor-and-retrain, follow, list and cancel runs."
 )

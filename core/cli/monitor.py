@@ -13,6 +13,9 @@ from core.cli._shared import console, fail, progress
 from core.config import get_settings
 from core.errors import RakutenError
 
+# Lazy imports: each command imports what it runs: the drift report's modules (~1–3 s) are not loaded for
+# `--help`.
+
 HOURS_HELP = "Window: the last N hours \\[default: RAKUTEN_MONITOR_WINDOW_HOURS]"
 URL_HELP = "API URL \\[default: RAKUTEN_API_URL or the local API]"
 LABELS_HELP = (

@@ -11,6 +11,9 @@ from rich.table import Table
 from core.cli._shared import console
 from core.config import Settings, get_settings
 
+# Lazy imports: each command imports what it runs: uvicorn and the app's modules (~2–7 s) are not loaded for
+# `--help`.
+
 
 def serve(
     host: Annotated[str | None, typer.Option(help="\\[default: RAKUTEN_API_HOST, 127.0.0.1]")] = None,

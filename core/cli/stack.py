@@ -18,6 +18,8 @@ from core.config import Settings, get_settings
 from core.errors import RakutenError
 from core.stack.programs import ORCHESTRATION_NICE, StackPaths
 
+# Lazy imports: each command imports what it runs (the supervisord driver and its Prefect calls).
+
 
 class _Stop(Exception):
     """SIGTERM / SIGHUP in the foreground: stop the stack like Ctrl-C does."""

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.ingest import load_table
+from core.errors import DataNotFoundError
 from core.features.cache import ImageFeatureCache
 from core.features.image import get_encoder, resolve_encoder
 from core.features.sentence import NONE, TextEmbeddingCache, get_text_encoder
@@ -97,8 +98,6 @@ class FeatureSet:
 
     @classmethod
     def load(cls, folder: Path) -> FeatureSet:
-        from core.errors import DataNotFoundError
-
         if not (folder / FILES["meta"]).is_file():
             raise DataNotFoundError(f"No features at {folder}: run `python -m core features` first.")
         meta = json.loads((folder / FILES["meta"]).read_text(encoding="utf-8"))

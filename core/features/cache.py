@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
+from filelock import FileLock
 from PIL import Image
 
 from core.errors import ImageDecodeError
@@ -184,7 +185,6 @@ class FeatureStore:
         """Merge the two files and every chunk on disk (this object's, and any other process's) into
         `features.npy` + `keys.npy`, then drop the chunks merged. Under a lock, re-read first: two
         encodes at once (a training on the worker and a CLI step) neither lose nor mismatch rows."""
-        from filelock import FileLock
 
         self.store.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.store.parent / f".{self.store.name}.lock"), timeout=600):

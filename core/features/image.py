@@ -20,6 +20,9 @@ from PIL import Image, UnidentifiedImageError
 
 from core.errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 
+# Lazy imports: the pretrained encoder (torch, ONNX Runtime: ~2–6 s, an optional extra) loads only when
+# chosen.
+
 SIDE: Final = 64
 _HSV_BINS: Final = (8, 3, 3)
 _ORIENT_BINS: Final = 8

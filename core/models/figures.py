@@ -9,6 +9,9 @@ import numpy as np
 from core.io import atomic_path
 from core.models.evaluate import Evaluation
 
+# Lazy imports: matplotlib (~0.5 s) loads when figures are drawn, with its non-interactive backend chosen
+# first.
+
 
 def save_figures(evaluation: Evaluation, folder: Path) -> dict[str, Path]:
     """`confusion_matrix.png` (row-normalized), `per_class_f1.png` and `calibration.png` (reliability

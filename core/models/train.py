@@ -27,6 +27,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 from threadpoolctl import threadpool_limits
 
+from core.errors import DataNotFoundError
 from core.features.build import FeatureSet
 from core.io import atomic_path, load_model, save_model, write_text
 from core.models.calibration import expected_calibration_error
@@ -118,8 +119,6 @@ class TrainResult:
 
     @classmethod
     def load(cls, folder: Path) -> TrainResult:
-        from core.errors import DataNotFoundError
-
         if not (folder / FILES["summary"]).is_file():
             raise DataNotFoundError(f"No trained model at {folder}: run `python -m core train` first.")
         classifier = load_model(classifier_file(folder))

@@ -34,12 +34,21 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, f1_score
 
 from core.config import Settings
+from core.data.ingest import load_report, load_table
 from core.errors import RakutenError
 from core.io import atomic_path, write_text
+from core.models.train import FILES
 from core.progress import StageProgress
+from core.serving.predictor import ImageLimits, Product, predict
+from core.serving.records import records
 from core.storage.drift_reports import ColumnDrift, DriftSummary, add_to_index
+from core.storage.inference_log import read_inference_log
+from core.tracking.registry import NoChampionError, open_registry
+from core.tracking.store import load_classifier
 
 if TYPE_CHECKING:
     from core.models.classifier import ProductClassifier
@@ -101,9 +110,6 @@ def build_reference(
     """Held-out training products scored and described exactly as the service would log them.
 
     Cached in `reports/evidently/reference/` per (champion version, data version, rows)."""
-    from core.data.ingest import load_report, load_table
-    from core.serving.predictor import ImageLimits, Product, predict
-    from core.serving.records import records
 
     report = load_report(settings.interim_dir)
     data_version = report.created_at if report else "unknown"
@@ -153,7 +159,6 @@ def _product(row: Any, product_type: Any) -> Any:
 
 def held_out_ids(settings: Settings, table: pd.DataFrame) -> pd.Index:
     """The rows the last training did not fit on (its hold-out); all rows when there is no split."""
-    from core.models.train import FILES
 
     split_file = settings.candidate_dir / FILES["split"]
     if not split_file.is_file():
@@ -169,7 +174,6 @@ def _reference_dir(settings: Settings) -> Path:
 
 def current_window(settings: Settings, *, now: datetime | None = None) -> tuple[pd.DataFrame, datetime]:
     """The inference log's window (last `monitor_window_hours`, at most `monitor_window_rows`)."""
-    from core.storage.inference_log import read_inference_log
 
     since = (now or datetime.now(UTC)) - timedelta(hours=settings.monitor_window_hours)
     return read_inference_log(settings, since=since, last=settings.monitor_window_rows), since
@@ -184,10 +188,11 @@ def compare(
 ) -> tuple[Any, list[ColumnDrift], list[str], float]:
     """Run Evidently's drift preset — and its classification preset when both sides carry the true
     class (`target`); (snapshot, per-column results, skipped columns, drifted share)."""
+    # Lazy imports: Evidently (~3–12 s to import on 2 cores, quiet to busy) loads here: the window and
+    # the hold-out are read without it
     from evidently import DataDefinition, Dataset, MulticlassClassification, Report
     from evidently.descriptors import NonLetterCharacterPercentage, TextLength, WordCount
     from evidently.presets import ClassificationPreset, DataDriftPreset
-    from sklearn.exceptions import ConvergenceWarning
 
     reference = _sample(reference, max_rows, seed)
     current = _sample(current, max_rows, seed)
@@ -236,8 +241,6 @@ def compare(
 
 def quality(frame: pd.DataFrame) -> dict[str, float]:
     """Accuracy and weighted F1 (the challenge metric) of labelled predictions."""
-    from sklearn.metrics import accuracy_score, f1_score
-
     truth, predicted = frame["target"].astype(str), frame["predicted_code"].astype(str)
     return {
         "rows": float(len(frame)),
@@ -374,8 +377,6 @@ def report_now(
 ) -> DriftSummary:
     """A drift report for the champion, now (what the CLI, the console and the monitoring flow run).
     `NoChampionError` before the first promoted model."""
-    from core.tracking.registry import NoChampionError, open_registry
-    from core.tracking.store import load_classifier
 
     registry = open_registry(settings)
     version = registry.champion()

@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 
 import httpx
 import pandas as pd
+from prometheus_client.parser import text_string_to_metric_families
 
 from core.config import Settings
 from core.errors import RakutenError
@@ -172,7 +173,6 @@ class Snapshot:
 
 
 def api_snapshot(api_url: str, *, timeout: float = TIMEOUT_S) -> Snapshot:
-    from prometheus_client.parser import text_string_to_metric_families
 
     try:
         response = httpx.get(f"{api_url.rstrip('/')}/metrics", timeout=timeout)

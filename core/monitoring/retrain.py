@@ -129,7 +129,7 @@ def check_drift(
     it; None (and why) when there are too few predictions or no champion yet — the decision goes on."""
     if rows < settings.monitor_min_rows:
         return None, [f"drift not checked: {rows} predictions in the window (< {settings.monitor_min_rows})"]
-    from core.monitoring.drift import report_now  # Evidently (~3 s): only when a report is made
+    from core.monitoring.drift import report_now  # MLflow, scikit-learn (~2 s): for a report only
 
     try:
         summary = report_now(settings, progress=progress)

@@ -23,9 +23,15 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import pandas as pd
+from PIL import Image, ImageEnhance
 
 from core.config import Settings
+from core.data.ingest import load_table
 from core.errors import DataNotFoundError, RakutenError
+from core.monitoring.drift import held_out_ids
+from core.serving.client import ApiRejected
+from core.serving.predictor import Product
+from core.serving.records import records
 
 if TYPE_CHECKING:
     from core.serving.client import Backend
@@ -71,8 +77,6 @@ class Shift:
 def held_back_products(settings: Settings, *, labelled: bool = False) -> pd.DataFrame:
     """Products the model never trained on: the challenge's test set as ingested — or, `labelled`,
     the held-out training rows (the last training's hold-out) with their `label`."""
-    from core.data.ingest import load_table
-    from core.monitoring.drift import held_out_ids
 
     split: Literal["train", "test"] = "train" if labelled else "test"
     try:
@@ -136,7 +140,6 @@ def read_image(path: str, darker: bool, factor: float) -> bytes | None:
     data = Path(path).read_bytes()
     if not darker:
         return data
-    from PIL import Image, ImageEnhance
 
     with Image.open(io.BytesIO(data)) as picture:
         dark = ImageEnhance.Brightness(picture.convert("RGB")).enhance(factor)
@@ -146,7 +149,6 @@ def read_image(path: str, darker: bool, factor: float) -> bytes | None:
 
 
 def to_product(row: Any, shift: Shift, *, images: bool = True) -> Product:
-    from core.serving.predictor import Product
 
     image = read_image(row.image_path, bool(row.darker), shift.darker_factor) if images else None
     return Product(designation=row.designation or None, description=row.description, image=image)
@@ -177,7 +179,6 @@ def replay(
 ) -> ReplayResult:
     """Send each product as its own request (text, image or both, as a shop would), `clients` at a
     time. A rejected or failed request is counted with its reason; the replay goes on."""
-    from core.serving.client import ApiRejected
 
     result = ReplayResult()
     lock = threading.Lock()
@@ -248,7 +249,6 @@ def log_rows(
 ) -> pd.DataFrame:
     """Inference-log rows for products scored in this process (what the API would have logged): one
     request per product when `request_ids` are given, else one request for all."""
-    from core.serving.records import records
 
     if request_ids is None:
         logged = records("simulated", version, products, answers, 0.0, "sim")

@@ -18,13 +18,18 @@ stops them with its process group. Nothing here is imported by the client beyond
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
+import runpy
+import selectors
 import signal
 import socket
 import struct
 import sys
+import time
+import traceback
 from typing import Any, Final
 
 PRELOAD: Final = ("prefect.engine", "prefect.flow_engine", "core.orchestration.flows", "core.pipeline")
@@ -99,7 +104,6 @@ def run() -> None:
 # --- the server (the stack's `runner` program) ---------------------------------------------------
 def _child(request: dict[str, Any], fds: list[int], sockets: list[socket.socket]) -> None:
     """In the forked child: become `python -m prefect.engine` with the client's environment."""
-    import runpy
 
     code = 1
     try:
@@ -119,8 +123,6 @@ def _child(request: dict[str, Any], fds: list[int], sockets: list[socket.socket]
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
-        import traceback
-
         traceback.print_exc()
     finally:
         sys.stdout.flush()
@@ -132,9 +134,6 @@ def serve(path: str) -> None:
     """Import the flows' modules, then fork one child per request; report each child's end. Flow runs
     (a training) yield the CPU to the console and the API: the server and its children run at a
     lower priority (nice 5)."""
-    import importlib
-    import selectors
-    import time
 
     os.nice(NICE)
     _log_to_stdout()
@@ -186,7 +185,6 @@ def serve(path: str) -> None:
 
 
 def _accept(listener: socket.socket, selector: Any, children: dict[int, socket.socket]) -> None:
-    import selectors
 
     conn, _ = listener.accept()
     conn.settimeout(5.0)  # a client that connects and says nothing does not hold the server

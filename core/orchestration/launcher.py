@@ -8,11 +8,13 @@ the active run's id — checked under a file lock, so a double click cannot slip
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import httpx
 from filelock import FileLock
 
 from core.config import Settings
@@ -26,6 +28,9 @@ from core.orchestration.runs import (
     run_info,
     run_uuid,
 )
+
+# Lazy imports: Prefect (~2–4 s to import on 2 cores) loads in the calls that use it: the console and
+# `python -m core --help` import this module without it.
 
 FLOW: Final = "training-pipeline"
 DEPLOYMENT: Final = "training-pipeline/training"
@@ -106,7 +111,6 @@ def start_when_deployed(
 ) -> Launch:
     """`start_training` once the training deployment exists (the stack deploys it while it starts);
     a training already in progress is returned as it is."""
-    import time
 
     deadline = time.monotonic() + timeout_s
     while True:
@@ -121,7 +125,6 @@ def start_when_deployed(
 
 
 def _start_deployment(settings: Settings, parameters: dict[str, Any], name: str) -> Launch:
-    import httpx
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 

@@ -11,18 +11,24 @@ temporary per-process server here (`prefect_environment`).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
+
+import httpx
 
 from core.config import Settings
 from core.errors import RakutenError
 from core.net import refused
 from core.pipeline.chain import STEP_NAMES
+
+# Lazy imports: Prefect (~2–4 s to import on 2 cores) loads in the calls that use it: the console's first
+# page and the CLI import this module without it.
 
 STEPS: dict[str, tuple[str, ...]] = {
     "training-pipeline": STEP_NAMES,
@@ -112,7 +118,6 @@ def _scoped(outer: Any, settings: Settings) -> Any:
 def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
     """A synchronous client of the configured Prefect API (kept open and shared: httpx clients are
     thread-safe); `PrefectUnavailable` when it cannot be reached (server down, wrong URL)."""
-    import httpx
 
     with prefect_api(settings):
         from prefect.client.orchestration import get_client
@@ -267,7 +272,6 @@ def run_logs(
 ) -> list[LogLine]:
     """The run's log lines (its tasks' included), oldest first, after the first `skip` (to follow a
     run) — the `last` N of them if given. The API pages by 200; at most `most` lines are read."""
-    import logging
 
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.client.schemas.sorting import LogSort
@@ -297,7 +301,6 @@ def recent_runs(
 ) -> list[RunInfo]:
     """The latest flow runs of the platform's flows (or of `flows`), newest first, without their steps
     — or, with `scheduled`, the next runs the deployments' schedules created (soonest first)."""
-    from datetime import UTC
 
     from prefect.client.schemas.filters import (
         FlowFilter,

@@ -22,8 +22,9 @@ from core.params import Params
 from core.progress import StageProgress, silent
 from core.tracking.registry import NoChampionError
 
-if TYPE_CHECKING:  # the steps' modules (pandas, scikit-learn, MLflow) load when a step runs: the
-    # console reads the step names without them, and a flow's first step shows ~1 s sooner
+# Lazy imports: the steps' modules (pandas, scikit-learn, MLflow) load when a step runs: the console
+# reads the step names without them, and a flow's first step shows ~1 s sooner.
+if TYPE_CHECKING:
     from core.data.prepare import PrepareOutcome
     from core.features.build import FeatureSet
     from core.models.train import TrainResult

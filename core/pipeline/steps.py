@@ -212,8 +212,6 @@ def predict_step(
     """Predict X_test with the champion: `predictions.csv` in the submission format
     (`,prdtypecode` indexed by X_test's ids) and `probabilities.csv` (one column per code).
     `fresh` = (version, its training result) spares reloading a champion this process just trained."""
-    from core.tracking import store
-
     step: StageProgress = progress or silent
     client = store.connect(settings)
     version = open_registry(settings, client).champion()

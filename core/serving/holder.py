@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from mlflow.exceptions import MlflowException
+
 from core.config import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings
 from core.errors import MissingExtraError, RakutenError
 from core.features.image import get_encoder
@@ -29,6 +31,7 @@ from core.features.sentence import get_text_encoder
 from core.features.text import normalize_text
 from core.io import load_model, save_model, write_text
 from core.models.classifier import ProductClassifier
+from core.tracking.store import connect, load_classifier
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +81,7 @@ class RegistrySource:
         self.settings = settings
 
     def champion(self) -> ModelRef | None:
-        from core.tracking.store import connect
-
         client = connect(self.settings)
-        from mlflow.exceptions import MlflowException
-
         try:
             mv = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
         except MlflowException as exc:
@@ -96,8 +95,6 @@ class RegistrySource:
         return ModelRef(int(mv.version), mv.run_id, metrics)
 
     def load(self, ref: ModelRef) -> ProductClassifier:
-        from core.tracking.store import load_classifier
-
         classifier: ProductClassifier = load_classifier(self.settings, version=ref.version)
         return classifier
 

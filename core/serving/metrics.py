@@ -28,6 +28,8 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from core.storage.drift_reports import LATEST
+
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 CONFIDENCE_BUCKETS: Final = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -124,8 +126,6 @@ class DriftCollector(Collector):
     console or the monitoring flow), read when Prometheus scrapes — re-read only when it changed."""
 
     def __init__(self, folder: Path) -> None:
-        from core.storage.drift_reports import LATEST
-
         self.file = folder / LATEST
         self._seen: tuple[float, dict[str, Any] | None] = (-1.0, None)
 

@@ -14,6 +14,7 @@ Four programs, each a child of one supervisord, in its own process group, loggin
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -63,8 +64,6 @@ class StackPaths:
         def socket(name: str) -> Path:
             path = state / f"{name}.sock"
             if len(str(path)) > 100:  # AF_UNIX paths stop at 108 bytes: a deep checkout gets one in /tmp
-                import hashlib
-
                 digest = hashlib.blake2b(str(state).encode(), digest_size=6).hexdigest()
                 path = Path("/tmp") / f"rakuten-stack-{digest}-{name}.sock"
             return path

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import httpx
+from supervisor.xmlrpc import SupervisorTransport
+
 from core.config import Settings
 from core.errors import RakutenError
 from core.io import write_text
@@ -38,6 +41,9 @@ from core.stack.programs import (
     programs,
     render_config,
 )
+
+# Lazy imports: Prefect's client loads in the two calls that use it (crashed runs, the work pool), not for
+# `status`.
 
 STARTUP_S: Final = 300.0  # per program, on a busy 2-core machine (Prefect's first start migrates its DB)
 STOP_S: Final = 60.0
@@ -65,7 +71,6 @@ class ProgramStatus:
 
 # --- supervisord's control socket --------------------------------------------------------------------
 def proxy(paths: StackPaths) -> Any:
-    from supervisor.xmlrpc import SupervisorTransport
 
     transport = SupervisorTransport(None, None, serverurl=f"unix://{paths.socket}")
     return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
@@ -88,7 +93,6 @@ def _info(paths: StackPaths) -> dict[str, dict[str, Any]]:
 
 # --- health ----------------------------------------------------------------------------------------
 def _answers(url: str, timeout: float = 1.0) -> bool:
-    import httpx
 
     try:
         return httpx.get(url, timeout=timeout).status_code == 200

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
+from filelock import FileLock
 
 from core.config import Settings
 from core.errors import DataFormatError, DataNotFoundError
@@ -82,7 +83,6 @@ class DriftSummary:
 
 
 def add_to_index(folder: Path, summary: DriftSummary) -> None:
-    from filelock import FileLock
 
     with FileLock(str(folder / ".index.lock"), timeout=30):
         entries = [e for e in _read_index(folder) if e.get("created_at") != summary.created_at]

@@ -27,6 +27,9 @@ from core.errors import RakutenError
 if TYPE_CHECKING:  # MLflow loads when a client is made
     from mlflow import MlflowClient
 
+# Lazy imports: MLflow (~1.5–3 s to import on 2 cores) loads in the calls that use it: the chain's step
+# names and the CLI read this module without it.
+
 log = logging.getLogger(__name__)
 
 _HISTORY_PREFIX: Final = "history."

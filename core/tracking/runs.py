@@ -28,6 +28,8 @@ from core.tracking.registry import AliasMove, VersionInfo
 if TYPE_CHECKING:  # MLflow loads when a client is made
     from mlflow import MlflowClient
 
+# Lazy imports: MLflow's exception type loads with the one call that needs it (clients are passed in).
+
 log = logging.getLogger(__name__)
 
 MAIN_METRICS: Final = (

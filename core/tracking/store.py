@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import mlflow
 from filelock import FileLock
 from mlflow import MlflowClient
@@ -63,7 +64,6 @@ def connect(settings: Settings) -> MlflowClient:
 def check_tracking(settings: Settings, *, timeout: float = 2.0) -> None:
     """Fail fast (TrackingError) when a tracking *server* does not answer — MLflow's own client retries
     for minutes. A local store needs no check."""
-    import httpx
 
     uri = str(settings.mlflow_tracking_uri)
     if not uri.startswith(("http://", "https://")):
@@ -186,7 +186,7 @@ def _save_pyfunc(
     local: Path, model: LoggedModel, run_id: str, classifier: Path, params: dict[str, Any]
 ) -> None:
     """The classifier as an MLflow pyfunc model folder (code-based: `core/models/mlflow_model.py`)."""
-    from core.models import pyfunc
+    from core.models import pyfunc  # the model's code (scikit-learn: ~1 s), not for reading runs
 
     # No input_example on purpose: MLflow would reload and score the whole model to validate it (~2 s
     # per run); the signature documents the input, and the tests load and score the registered model.

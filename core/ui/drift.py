@@ -21,6 +21,9 @@ from core.ui.data import settings
 if TYPE_CHECKING:
     from core.serving.client import Backend
 
+# Lazy imports: the drift report's and the simulator's modules (~2 s) load when a report is made or traffic
+# sent, not to draw the page.
+
 _FLASH: Final = "drift_flash"
 
 

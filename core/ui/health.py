@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.categories import label
 from core.monitoring.health import (
     MetricsUnavailable,
     Probe,
@@ -84,7 +85,6 @@ def prometheus_charts(series: dict[str, pd.DataFrame]) -> None:
 
 
 def snapshot_charts(snapshot: Snapshot) -> None:
-    from core.categories import label
 
     c1, c2 = st.columns(2)
     c1.metric("Model version", f"v{snapshot.model_version}" if snapshot.model_version else "—")

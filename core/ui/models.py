@@ -26,6 +26,8 @@ from core.ui.data import settings
 if TYPE_CHECKING:  # MLflow loads when a client is made
     from mlflow import MlflowClient
 
+# Lazy imports: the API client and the in-process model load with the reload action, not to draw the page.
+
 ACTOR: Final = "console"
 _FLASH: Final = "models_flash"
 _BADGE: Final = {CHAMPION_ALIAS: "green", CHALLENGER_ALIAS: "orange"}

@@ -19,6 +19,9 @@ from core.ui.actions import current_state, data_action
 from core.ui.components import ago, state_badge
 from core.ui.data import report, settings
 
+# Lazy imports: each card loads what it reads (MLflow's runs, Prefect's client, the stack's state): the
+# first page draws before the slow ones.
+
 PAGES: Final = {
     "data": "../pages/data_explorer.py",
     "predict": "../pages/predict.py",

@@ -3,6 +3,7 @@ the champion in this process — the page says which), example products, the top
 
 from __future__ import annotations
 
+import atexit
 from dataclasses import dataclass
 from typing import Final
 
@@ -15,6 +16,8 @@ from core.serving.holder import ModelHolder
 from core.serving.predictor import Answer, ImageLimits
 from core.storage.inference_log import InferenceLogWriter
 from core.ui.data import settings
+
+# Lazy imports: the inference log's engine opens on the first in-process prediction.
 
 EXAMPLES: Final[dict[str, tuple[str, str]]] = {
     "Swimming pool": (
@@ -60,7 +63,6 @@ def reload_in_process() -> str:
 @st.cache_resource(show_spinner=False)
 def _log_writer(url: str) -> InferenceLogWriter:
     """The console's own inference-log writer (one per console process; flushed at exit)."""
-    import atexit
 
     from core.storage.inference_log import open_engine
 

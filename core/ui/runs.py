@@ -12,6 +12,9 @@ from core.errors import RakutenError
 from core.ui import lock
 from core.ui.data import settings
 
+# Lazy imports: Prefect's launcher and runs (~2–4 s) load with the actions and the live view, not for the
+# page's first drawing.
+
 _FLASH: Final = "runs_flash"
 _FOLLOW: Final = "runs_follow"
 _MOVING: Final = "runs_live_active"  # the followed run was still moving at the page's last look

@@ -25,6 +25,8 @@ from typing import Final
 from core.config import Settings, get_settings
 from core.stack.programs import CONSOLE_ENVIRONMENT
 
+# Lazy imports: the modules to warm are imported by name (`MODULES`), Streamlit's CLI after them.
+
 APP: Final = Path(__file__).resolve().parents[2] / "app" / "Home.py"
 # What the landing page (Overview) and the sidebar use; not the pages' own modules (their Streamlit
 # caches are made inside the runtime), nor the training code (the pages that need it load it)
