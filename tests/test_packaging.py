@@ -4,6 +4,7 @@ it that pyproject does not ask for)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_a_clean_install_of_the_package_runs_its_cli(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # pip builds in the source tree: a copy keeps the checkout clean
+    shutil.copytree(ROOT / "core", source / "core", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -28,7 +33,7 @@ def test_a_clean_install_of_the_package_runs_its_cli(tmp_path: Path) -> None:
             "--disable-pip-version-check",
             "--constraint",
             str(ROOT / "requirements.txt"),
-            str(ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,

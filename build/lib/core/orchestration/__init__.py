@@ -1,1 +1,0 @@
-"""Prefect orchestration: flows that wire `core.pipeline` steps as tasks (`flows`)."""
