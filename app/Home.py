@@ -5,8 +5,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.ui import lock
+from core.ui.cached import settings
 from core.ui.components import environment_sidebar
-from core.ui.data import settings
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 

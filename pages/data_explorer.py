@@ -4,10 +4,10 @@ import streamlit as st
 
 from core.categories import CODES, label
 from core.data.explore import class_distribution, filter_products, sample_class, summarize
-from core.ui import data
+from core.ui import cached
 from core.ui.actions import data_action, require_data
 from core.ui.components import class_distribution_chart, status_badge
-from core.ui.explorer import (
+from core.ui.explorer_view import (
     ID_LIMIT,
     TABLE_COLUMNS,
     TABLE_CONFIG,
@@ -22,7 +22,7 @@ report, state = require_data()
 
 splits = [s for s in ("train", "test") if s in report.stats]
 split = st.segmented_control("Split", splits, default="train", key="split", required=True) or "train"
-df = data.table(split, report)
+df = cached.table(split, report)
 summary = summarize(df)
 
 c1, c2, c3, c4, c5 = st.columns(5)
@@ -104,7 +104,7 @@ with tab_report:
     else:
         st.success("No problems found.")
     d1, d2, d3 = st.columns(3)
-    md = data.report_markdown()
+    md = cached.report_markdown()
     if md:
         d1.download_button(
             "Report (Markdown)", md, "validation_report.md", key="dl_report", icon=":material/download:"
@@ -112,7 +112,7 @@ with tab_report:
     d2.download_button(
         "Report (JSON)", report.to_json(), "validation_report.json", key="dl_json", icon=":material/download:"
     )
-    quarantine = data.quarantine_csv()
+    quarantine = cached.quarantine_csv()
     if quarantine and report.total("rows_quarantined"):
         d3.download_button(
             "Quarantined rows (CSV)",
@@ -121,7 +121,7 @@ with tab_report:
             key="dl_quarantine",
             icon=":material/download:",
         )
-        rows = data.quarantined_rows()
+        rows = cached.quarantined_rows()
         st.subheader(f"Quarantined rows ({len(rows):,})")
         st.dataframe(rows, hide_index=True, key="quarantine_rows")
     if state.name == "ready":

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from core.ui import drift as ui
+from core.ui import drift_view as ui
 from core.ui import lock
-from core.ui import runs as runs_ui
+from core.ui import runs_view as runs_ui
 from core.ui.components import ago
 
 st.title("Drift")

@@ -2,16 +2,9 @@
 
 import streamlit as st
 
-from core.tracking.runs import (
-    calibration_curves,
-    confusion_difference,
-    metric_comparison,
-    param_differences,
-    per_class_f1,
-)
-from core.ui import experiments as ui
+from core.ui import experiments_view as ui
 from core.ui.components import empty_state, error_state
-from core.ui.models import tracking_problem
+from core.ui.mlflow_access import tracking_problem
 
 st.title("Experiments")
 problem = tracking_problem()
@@ -38,16 +31,11 @@ tab_metrics, tab_params, tab_classes, tab_confusion, tab_calibration = st.tabs(
     ["Metrics", "Parameters", "Per-class F1", "Confusion matrices", "Calibration"]
 )
 with tab_metrics:
-    ui.metrics_side_by_side(metric_comparison(details))
+    ui.metrics_side_by_side(details)
 with tab_params:
-    differing = param_differences(details)
-    if differing.empty:
-        st.success("These runs used the same parameters.")
-    else:
-        st.caption(f"Only the {len(differing)} parameters that differ between these runs.")
-        st.dataframe(differing, key="param_diff")
+    ui.parameter_differences(details)
 with tab_classes:
-    ui.per_class_f1_chart(per_class_f1(details))
+    ui.per_class_f1_chart(details)
 with tab_confusion:
     by_id = {d.run_id: d for d in details}
     if len(details) > 2:
@@ -61,6 +49,6 @@ with tab_confusion:
         a, b = details
     ui.confusion_heatmaps(a, b)
     st.subheader("Difference")
-    ui.confusion_difference_chart(confusion_difference(a.confusion, b.confusion), a, b)
+    ui.confusion_difference_chart(a, b)
 with tab_calibration:
-    ui.calibration_chart(calibration_curves(details))
+    ui.calibration_chart(details)

@@ -2,19 +2,18 @@
 
 import streamlit as st
 
-from core.tracking.runs import challenger_of, champion_of, history_table, versions_table
-from core.ui import models as ui
+from core.ui import mlflow_access
+from core.ui import models_view as ui
 from core.ui.components import empty_state, error_state
 
 st.title("Models")
-problem = ui.tracking_problem()
+problem = mlflow_access.tracking_problem()
 if problem:
     error_state(problem)
     st.stop()
 # No data guard: the registry lives in MLflow (possibly a remote server), not in the local data folder.
-registry = None if ui.store_missing() else ui.registry()
-versions = registry.versions() if registry else []
-if registry is None or not versions:
+shown = ui.registered()
+if shown is None:
     empty_state(
         "No registered model yet: the training pipeline registers each run's model and promotes it "
         "when the gate agrees.",
@@ -22,7 +21,7 @@ if registry is None or not versions:
     )
     st.stop()
 
-champion, challenger = champion_of(versions), challenger_of(versions)
+champion, challenger = shown.champion, shown.challenger
 ui.show_flash()
 c1, c2, c3 = st.columns(3)
 with c1:
@@ -31,16 +30,15 @@ with c1:
 with c2:
     st.metric("Challenger", f"v{challenger.version}" if challenger else "—", help="Waiting for promotion")
     ui.alias_badges(challenger, "no challenger")
-c3.metric("Registered versions", len(versions))
+c3.metric("Registered versions", len(shown.versions))
 
 st.subheader("Versions")
-st.dataframe(versions_table(versions), key="versions", hide_index=True, column_config=ui.VERSIONS_CONFIG)
+st.dataframe(shown.table, key="versions", hide_index=True, column_config=ui.VERSIONS_CONFIG)
 
 st.subheader("Promotion history")
-history = history_table(registry.history())
-ui.history_timeline(history)
+ui.history_timeline(shown.history)
 st.dataframe(
-    history.sort_values("seq", ascending=False),
+    shown.history.sort_values("seq", ascending=False),
     key="history",
     hide_index=True,
     column_config=ui.HISTORY_CONFIG,
@@ -50,10 +48,10 @@ st.subheader("Actions")
 left, right = st.columns(2)
 with left, st.container(border=True):
     st.markdown("**Promote a version**")
-    ui.promote_panel(versions, champion)
+    ui.promote_panel(shown.versions, champion)
 with right, st.container(border=True):
     st.markdown("**Roll back the champion**")
-    ui.rollback_panel(champion, registry.previous_champion())
+    ui.rollback_panel(champion, shown.previous_champion)
 with st.container(border=True):
     st.markdown("**Reload the served model**")
     ui.reload_panel()

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from core.ui import drift as drift_ui
-from core.ui import overview as ui
-from core.ui import runs as runs_ui
+from core.ui import drift_view as drift_ui
+from core.ui import overview_view as ui
+from core.ui import runs_view as runs_ui
 
 st.title("Rakuten product classification")
 st.caption(

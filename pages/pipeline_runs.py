@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.errors import RakutenError
 from core.ui import lock
-from core.ui import runs as ui
+from core.ui import runs_view as ui
 from core.ui.components import error_state
 
 st.title("Pipeline runs")

@@ -3,10 +3,8 @@ a CSV of products → a results table to download."""
 
 import streamlit as st
 
-from core.errors import DataFormatError, ImageDecodeError
-from core.serving.client import ApiRejected, ApiUnavailable
-from core.serving.predictor import BatchRow, NoImageModelError, Product, parse_batch_csv
-from core.ui import predict as ui
+from core.serving.predictor import BatchRow, Product, parse_batch_csv
+from core.ui import prediction_view as ui
 from core.ui.components import empty_state
 
 st.title("Live prediction")
@@ -21,7 +19,7 @@ if choice.backend is None:
     st.stop()
 (st.warning if choice.fallback else st.caption)(choice.message)
 backend = choice.backend
-FAILURES = (ImageDecodeError, NoImageModelError, ApiRejected, ApiUnavailable, DataFormatError)
+FAILURES = ui.FAILURES
 
 
 def answer(product: Product, key: str) -> None:

@@ -3,7 +3,7 @@ prediction service's key metrics from Prometheus, or from the API's own /metrics
 
 import streamlit as st
 
-from core.ui import health as ui
+from core.ui import health_view as ui
 from core.ui.components import empty_state
 
 st.title("Service health")

@@ -122,3 +122,41 @@ def test_an_import_inside_a_function_says_why() -> None:
                     if not any("#" in line for line in near):
                         unexplained.setdefault(path.relative_to(ROOT).as_posix(), []).append(inner.lineno)
     assert not unexplained, f"imports inside functions, with no reason given: {unexplained}"
+
+
+# Pages reach the platform through `core.ui` (components and their view-models) and the pure domain
+# modules; never a tracking, orchestration, HTTP or database client.
+_PAGE_IMPORTS = (
+    "streamlit",
+    "pathlib",
+    "core.ui",
+    "core.errors",
+    "core.categories",
+    "core.data.explore",
+    "core.serving.predictor",
+)
+
+
+def test_pages_import_only_the_console_layer_and_domain_modules() -> None:
+    found = {}
+    for path in [ROOT / "app" / "Home.py", *sorted((ROOT / "pages").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if not any(name == ok or name.startswith(ok + ".") for ok in _PAGE_IMPORTS):
+                    found.setdefault(path.relative_to(ROOT).as_posix(), []).append(name)
+    assert not found, found
+
+
+def test_no_module_name_is_shared_by_two_packages() -> None:
+    """`core.ui.runs_view`, not a third `runs.py`: a name says which room it is in."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted(CORE.rglob("*.py")):
+        if path.name != "__init__.py":
+            seen.setdefault(path.stem, []).append(path.relative_to(ROOT).as_posix())
+    shared = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert not shared, shared

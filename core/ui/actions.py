@@ -10,8 +10,8 @@ from core.data.prepare import DataState, data_state, prepare
 from core.data.validation import ValidationReport
 from core.errors import RakutenError
 from core.ui import lock
+from core.ui.cached import report, settings
 from core.ui.components import empty_state
-from core.ui.data import report, settings
 
 _LABELS = {
     "empty_default": "Generate demo data and ingest",

@@ -14,7 +14,7 @@ from typing import Final
 
 import streamlit as st
 
-from core.ui.data import settings
+from core.ui.cached import settings
 
 _KEY: Final = "admin_unlocked"
 LOCKED_HELP: Final = "Locked: enter the admin token in the sidebar to enable this action."

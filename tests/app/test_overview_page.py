@@ -148,7 +148,7 @@ def test_a_locked_callback_refuses_even_if_called(
     trained_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A page drawn before the lock was set cannot slip an action through: the callback re-checks."""
-    from core.ui.data import settings
+    from core.ui.cached import settings
 
     at = _open("models.py")
     at.text_input(key="rollback_reason").input("try").run()
@@ -219,11 +219,11 @@ def test_every_page_with_services_down_says_so(services_down: str, page: str) ->
 def test_while_the_stack_starts_its_services_are_starting_not_down(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.ui import overview
+    from core.ui import overview_view
 
     monkeypatch.setenv("RAKUTEN_API_URL", f"http://127.0.0.1:{_free_port()}")  # nothing answers yet
     get_settings.cache_clear()
-    monkeypatch.setattr(overview, "stack_starting", lambda: frozenset({"api", "prefect"}))
+    monkeypatch.setattr(overview_view, "stack_starting", lambda: frozenset({"api", "prefect"}))
     at = _open()
     text = _text(at)
     assert "Prefect starting" in text and "Prefect unreachable" not in text
@@ -231,7 +231,7 @@ def test_while_the_stack_starts_its_services_are_starting_not_down(
     # the stack prepares the data while it starts: no second preparation offered beside it
     assert "the data it prepares shows here" in text
     assert not [b for b in at.button if b.key == "home_prepare"]
-    monkeypatch.setattr(overview, "stack_starting", lambda: frozenset())  # all up: stated as they are
+    monkeypatch.setattr(overview_view, "stack_starting", lambda: frozenset())  # all up: stated as they are
     at.run()
     text = _text(at)
     assert "Prefect unreachable" in text and "the local stack is starting it" not in text

@@ -51,7 +51,7 @@ def test_text_prediction_from_an_example(trained_project: Path) -> None:
     assert any("based on text" in c.value for c in at.caption)
     from core.config import Settings
     from core.storage.inference_log import read_inference_log
-    from core.ui.predict import _log_writer
+    from core.ui.prediction_view import _log_writer
 
     settings = Settings()
     assert _log_writer(str(settings.inference_log_url)).flush()

@@ -17,7 +17,7 @@ from core.monitoring.health import (
     probe_all,
     prometheus_series,
 )
-from core.ui.data import settings
+from core.ui.cached import settings
 
 # A plain "●" coloured by the table's style: emoji need an emoji font, which many machines lack
 _COLOUR: Final = {"up": "#1a9850", "down": "#d73027", "embedded": "#2166ac", "not configured": "#888888"}

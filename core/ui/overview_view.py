@@ -12,12 +12,12 @@ import streamlit as st
 
 from core.errors import RakutenError
 from core.monitoring.health import Probe, probe_all
-from core.ui import drift as drift_ui
-from core.ui import lock
-from core.ui import runs as runs_ui
+from core.ui import drift_view as drift_ui
+from core.ui import lock, mlflow_access
+from core.ui import runs_view as runs_ui
 from core.ui.actions import current_state, data_action
+from core.ui.cached import report, settings
 from core.ui.components import ago, state_badge
-from core.ui.data import report, settings
 
 # Lazy imports: each card loads what it reads (MLflow's runs, Prefect's client, the stack's state): the
 # first page draws before the slow ones.
@@ -53,14 +53,13 @@ class LastRun:
 def champion() -> ChampionCard | None:
     """The serving model as the registry says (None: nothing trained or no champion yet)."""
     from core.tracking.runs import champion_of, champion_since, weighted_f1
-    from core.ui import models as models_ui
 
-    problem = models_ui.tracking_problem()
+    problem = mlflow_access.tracking_problem()
     if problem:
         raise RakutenError(problem)
-    if models_ui.store_missing():
+    if mlflow_access.store_missing():
         return None
-    registry = models_ui.registry()
+    registry = mlflow_access.registry()
     versions = registry.versions()
     best = champion_of(versions)
     if best is None:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.errors import RakutenError
 from core.ui import lock
-from core.ui.data import settings
+from core.ui.cached import settings
 
 # Lazy imports: Prefect's launcher and runs (~2–4 s) load with the actions and the live view, not for the
 # page's first drawing.

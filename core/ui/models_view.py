@@ -1,5 +1,5 @@
-"""Tracking access and the Models page's pieces: the MLflow client, the registry, version badges, the
-promotion timeline and the promote / roll back actions (each behind a reason and a confirmation).
+"""The Models page's view-model: version badges, the promotion timeline and the promote / roll back /
+reload actions (each behind a reason and a confirmation); the registry through `core.ui.mlflow_access`.
 
 Actions run in widget callbacks, before the page is drawn again, so the page shows the registry as the
 action left it; their outcome is kept in the session for one rerun (`flash`).
@@ -8,6 +8,7 @@ action left it; their outcome is kept in the session for one rerun (`flash`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import pandas as pd
@@ -17,14 +18,14 @@ import streamlit as st
 
 from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS
 from core.params import ParamsError, PromotionParams, load_params
-from core.tracking import store
-from core.tracking.registry import Registry, RegistryError, VersionInfo, open_registry
-from core.tracking.runs import manual_gate, tracking_store_missing
-from core.ui import lock
-from core.ui.data import settings
+from core.tracking.registry import RegistryError, VersionInfo
+from core.tracking.runs import challenger_of, champion_of, history_table, manual_gate, versions_table
+from core.ui import lock, mlflow_access
+from core.ui.cached import settings
+from core.ui.mlflow_access import registry
 
 if TYPE_CHECKING:  # MLflow loads when a client is made
-    from mlflow import MlflowClient
+    pass
 
 # Lazy imports: the API client and the in-process model load with the reload action, not to draw the page.
 
@@ -54,38 +55,32 @@ HISTORY_CONFIG: Final = {
 }
 
 
-# --- access ---------------------------------------------------------------------------------------
-@st.cache_resource(show_spinner=False)
-def _client(tracking_uri: str) -> MlflowClient:
-    return store.connect(settings())
+@dataclass(frozen=True)
+class Registered:
+    """The registered model as the page shows it."""
+
+    versions: list[VersionInfo]
+    champion: VersionInfo | None
+    challenger: VersionInfo | None
+    table: pd.DataFrame  # one row per version: aliases, score, lineage, gate verdict
+    history: pd.DataFrame  # every alias move
+    previous_champion: int | None
 
 
-def client() -> MlflowClient:
-    """The `MlflowClient` of the configured store (one per tracking URI)."""
-    return _client(str(settings().mlflow_tracking_uri))
-
-
-@st.cache_data(ttl=5, show_spinner=False)
-def _tracking_problem(tracking_uri: str) -> str | None:
-    try:
-        store.check_tracking(settings())
-    except store.TrackingError as exc:
-        return str(exc)
-    return None
-
-
-def tracking_problem() -> str | None:
-    """Why the tracking server cannot be used right now (checked at most every 5 s), else None."""
-    return _tracking_problem(str(settings().mlflow_tracking_uri))
-
-
-def store_missing() -> bool:
-    """No local tracking store yet: nothing has been trained (and looking must not create one)."""
-    return tracking_store_missing(str(settings().mlflow_tracking_uri))
-
-
-def registry() -> Registry:
-    return open_registry(settings(), client())
+def registered() -> Registered | None:
+    """The versions, aliases and history (None while nothing is registered: looking creates no store)."""
+    found = None if mlflow_access.store_missing() else mlflow_access.registry()
+    versions = found.versions() if found else []
+    if found is None or not versions:
+        return None
+    return Registered(
+        versions,
+        champion_of(versions),
+        challenger_of(versions),
+        versions_table(versions),
+        history_table(found.history()),
+        found.previous_champion(),
+    )
 
 
 def promotion_rules() -> PromotionParams:
@@ -252,7 +247,7 @@ def reload_panel() -> None:
 
 def _reload() -> None:
     from core.serving.client import ApiBackend, ApiRejected, ApiUnavailable
-    from core.ui.predict import reload_in_process
+    from core.ui.prediction_view import reload_in_process
 
     if lock.refused(_FLASH):
         return

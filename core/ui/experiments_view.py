@@ -20,11 +20,16 @@ from core.tracking.runs import (
     RUN_COLUMNS,
     RunDetail,
     best_runs,
+    calibration_curves,
+    confusion_difference,
+    metric_comparison,
+    param_differences,
+    per_class_f1,
     run_details,
     runs_table,
 )
-from core.ui.data import settings
-from core.ui.models import client, registry, store_missing
+from core.ui.cached import settings
+from core.ui.mlflow_access import client, registry, store_missing
 
 RUNS_CONFIG: Final = {
     "run_id": None,  # hidden: the run name and the version identify a run
@@ -106,8 +111,9 @@ def pick_runs(table: pd.DataFrame, labels: dict[str, str]) -> list[str]:
     return st.multiselect("Runs to compare", list(labels), format_func=labels.__getitem__, key="runs")
 
 
-def metrics_side_by_side(comparison: pd.DataFrame) -> None:
+def metrics_side_by_side(details: list[RunDetail]) -> None:
     """Metrics × runs with the best run of each metric highlighted (lowest for losses)."""
+    comparison = metric_comparison(details)
     best = best_runs(comparison)
 
     def highlight(row: pd.Series) -> list[str]:
@@ -121,8 +127,19 @@ def metrics_side_by_side(comparison: pd.DataFrame) -> None:
     st.caption("Best run per metric in bold" + (f" (lowest for {lower})." if lower else "."))
 
 
-def per_class_f1_chart(long: pd.DataFrame) -> None:
+def parameter_differences(details: list[RunDetail]) -> None:
+    """Only the parameters that differ between the runs (or that they are the same)."""
+    differing = param_differences(details)
+    if differing.empty:
+        st.success("These runs used the same parameters.")
+        return
+    st.caption(f"Only the {len(differing)} parameters that differ between these runs.")
+    st.dataframe(differing, key="param_diff")
+
+
+def per_class_f1_chart(details: list[RunDetail]) -> None:
     """Grouped bars: F1 of each class, one bar per run; support in the hover."""
+    long = per_class_f1(details)
     if long.empty:
         st.info("These runs have no per-class evaluation artifacts.")
         return
@@ -165,8 +182,9 @@ def confusion_heatmaps(a: RunDetail, b: RunDetail) -> None:
             st.plotly_chart(fig, width="stretch", key=key)
 
 
-def confusion_difference_chart(diff: pd.DataFrame, a: RunDetail, b: RunDetail) -> None:
+def confusion_difference_chart(a: RunDetail, b: RunDetail) -> None:
     """`b − a` as shares of each true class, on a diverging scale centred on zero."""
+    diff = confusion_difference(a.confusion, b.confusion)
     if diff.empty:
         return
     bound = max(float(diff.abs().to_numpy().max(initial=0)), 0.01)
@@ -198,9 +216,10 @@ def _as_text_axes(matrix: pd.DataFrame) -> pd.DataFrame:
     return matrix.set_axis(matrix.index.astype(str), axis=0).set_axis(matrix.columns.astype(str), axis=1)
 
 
-def calibration_chart(curves: pd.DataFrame) -> None:
+def calibration_chart(details: list[RunDetail]) -> None:
     """Reliability diagram of the picked runs: accuracy against confidence, one line per run and view;
     the diagonal is perfect calibration."""
+    curves = calibration_curves(details)
     if curves.empty:
         st.info("These runs have no calibration curves (runs logged before calibration was reported).")
         return

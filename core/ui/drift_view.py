@@ -16,7 +16,7 @@ import streamlit as st
 
 from core.errors import RakutenError
 from core.storage.drift_reports import DriftSummary, list_reports, report_html
-from core.ui.data import settings
+from core.ui.cached import settings
 
 if TYPE_CHECKING:
     from core.serving.client import Backend
@@ -87,7 +87,7 @@ def _traffic_backend() -> tuple[Backend | None, str]:
     """Where held-back products go: the API when one is configured (it must answer), else the
     console's own model. The second value says where — or exactly what is missing."""
     from core.serving.client import ApiBackend, ApiRejected, ApiUnavailable
-    from core.ui.predict import in_process
+    from core.ui.prediction_view import in_process
 
     s = settings()
     if s.api_url:

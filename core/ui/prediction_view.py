@@ -11,14 +11,17 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.errors import DataFormatError, ImageDecodeError
 from core.serving.client import ApiBackend, ApiRejected, ApiUnavailable, Backend, InProcessBackend, Outcome
 from core.serving.holder import ModelHolder
-from core.serving.predictor import Answer, ImageLimits
+from core.serving.predictor import Answer, ImageLimits, NoImageModelError
 from core.storage.inference_log import InferenceLogWriter
-from core.ui.data import settings
+from core.ui.cached import settings
 
 # Lazy imports: the inference log's engine opens on the first in-process prediction.
 
+# What the page says instead of an answer: a bad photo or CSV, no image view, the API refusing or down.
+FAILURES: Final = (ImageDecodeError, NoImageModelError, ApiRejected, ApiUnavailable, DataFormatError)
 EXAMPLES: Final[dict[str, tuple[str, str]]] = {
     "Swimming pool": (
         "Piscine tubulaire Intex 366 x 122 cm",
