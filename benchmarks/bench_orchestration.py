@@ -164,8 +164,8 @@ def measure() -> dict[str, Any]:
     """In the child: what the console does, timed. The process's Prefect API is warmed first, as the
     page's first render does before anyone can click."""
     from core.config import get_settings
+    from core.orchestration.flow_runs import read_run, recent_runs, run_logs
     from core.orchestration.launcher import active_training, start_training
-    from core.orchestration.runs import read_run, recent_runs, run_logs
 
     settings = get_settings()
     recent_runs(settings, limit=1)

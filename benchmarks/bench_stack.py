@@ -227,7 +227,7 @@ def _start(root: Path, env: dict[str, str], url: str, browser: Any, label: str) 
 def _first_model(root: Path, env: dict[str, str], first: dict[str, Any]) -> float:
     """Seconds from `up` until the first training (started by `up` on the worker) has ended."""
     from core.config import Settings
-    from core.orchestration.runs import read_run
+    from core.orchestration.flow_runs import read_run
 
     said = (root / ".stack" / "logs" / "prepare.log").read_text(errors="replace")
     found = re.search(r"the first training runs on the worker \((training-[0-9a-f]{8})\)", said)
@@ -236,7 +236,7 @@ def _first_model(root: Path, env: dict[str, str], first: dict[str, Any]) -> floa
     settings = Settings(root=root, prefect_port=int(env["RAKUTEN_PREFECT_PORT"]))
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
-    from core.orchestration.runs import prefect_client
+    from core.orchestration.flow_runs import prefect_client
 
     with prefect_client(settings) as client:
         run_id = str(
@@ -260,7 +260,7 @@ def _first_model(root: Path, env: dict[str, str], first: dict[str, Any]) -> floa
 
 def _retrain(root: Path, env: dict[str, str], url: str, browser: Any) -> dict[str, float]:
     from core.config import Settings
-    from core.orchestration.runs import read_run
+    from core.orchestration.flow_runs import read_run
 
     settings = Settings(root=root, prefect_port=int(env["RAKUTEN_PREFECT_PORT"]))
     context = browser.new_context(viewport={"width": 1300, "height": 1000})

@@ -152,6 +152,14 @@ def test_pages_import_only_the_console_layer_and_domain_modules() -> None:
     assert not found, found
 
 
+# Registered models are pickles that name these modules (the views' classes, the text cleaning and image
+# encoders they carry): renamed, every model already in a registry would no longer load.
+_PICKLED_NAMES = {
+    "text": ["core/features/text.py", "core/models/text.py"],
+    "image": ["core/features/image.py", "core/models/image.py"],
+}
+
+
 def test_no_module_name_is_shared_by_two_packages() -> None:
     """`core.ui.runs_view`, not a third `runs.py`: a name says which room it is in."""
     seen: dict[str, list[str]] = {}
@@ -159,4 +167,4 @@ def test_no_module_name_is_shared_by_two_packages() -> None:
         if path.name != "__init__.py":
             seen.setdefault(path.stem, []).append(path.relative_to(ROOT).as_posix())
     shared = {name: paths for name, paths in seen.items() if len(paths) > 1}
-    assert not shared, shared
+    assert shared == _PICKLED_NAMES

@@ -16,7 +16,7 @@ from core.config import Settings, get_settings
 from core.errors import RakutenError
 
 if TYPE_CHECKING:
-    from core.orchestration.runs import RunInfo
+    from core.orchestration.flow_runs import RunInfo
 
 # Lazy imports: each command imports what it runs: the flows and Prefect's client (~3 s) are not loaded for
 # `--help`.
@@ -50,7 +50,7 @@ def flow_run(
     Recorded by the configured Prefect server, or the local stack's (`make console`). To hand a
     training to the worker instead (as the console does), use `flow start`."""
     settings = get_settings()
-    from core.orchestration.runs import check_prefect
+    from core.orchestration.flow_runs import check_prefect
 
     try:
         overrides = _overrides(set_ or [])
@@ -58,7 +58,7 @@ def flow_run(
     except (ValueError, RakutenError) as exc:
         raise fail(exc) from exc
     from core.orchestration import flows
-    from core.orchestration.runs import prefect_api
+    from core.orchestration.flow_runs import prefect_api
 
     options = {"flow_run_name": name} if name else {}
     with prefect_api(settings):
@@ -121,7 +121,7 @@ def flow_status(
 ) -> None:
     """A flow run's state, duration, steps (n of N) and latest log lines."""
     settings = get_settings()
-    from core.orchestration.runs import read_run, run_logs
+    from core.orchestration.flow_runs import read_run, run_logs
 
     try:
         if follow:
@@ -155,7 +155,7 @@ def _print_run(run: RunInfo) -> None:
 def _follow(settings: Settings, run_id: str, every_s: float = 1.0) -> None:
     """Live progress bar (step n of N, current step) and new log lines until the run ends; Ctrl-C
     stops following, not the run. Exit code 2 unless it completed."""
-    from core.orchestration.runs import read_run, run_logs, run_summary
+    from core.orchestration.flow_runs import read_run, run_logs, run_summary
 
     seen = 0
     try:
@@ -217,7 +217,7 @@ def flow_cancel(run_id: Annotated[str, typer.Argument(help="Flow run id")]) -> N
 def flow_runs(limit: Annotated[int, typer.Option(help="How many runs", min=1)] = 20) -> None:
     """Recent runs of the platform's flows (newest first) and, on a server, the next scheduled ones."""
     settings = get_settings()
-    from core.orchestration.runs import recent_runs
+    from core.orchestration.flow_runs import recent_runs
 
     try:
         runs = recent_runs(settings, limit=limit)

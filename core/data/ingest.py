@@ -30,7 +30,7 @@ from core.data.challenge import (
     locate,
     read_table,
 )
-from core.data.images import ImageCheck, check_images
+from core.data.image_files import ImageCheck, check_images
 from core.data.validation import Problem, ValidationReport, check_rows, image_problems, problem, sort_problems
 from core.errors import DataNotFoundError
 from core.progress import StageProgress, silent

@@ -19,7 +19,7 @@ from filelock import FileLock
 
 from core.config import Settings
 from core.errors import RakutenError
-from core.orchestration.runs import (
+from core.orchestration.flow_runs import (
     PrefectUnavailable,
     RunInfo,
     RunNotFound,

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Final, Literal
 
 from core.config import Settings
+from core.orchestration.flow_runs import prefect_environment
 from core.orchestration.forkserver import SOCKET_ENV
 from core.orchestration.launcher import WORK_POOL
-from core.orchestration.runs import prefect_environment
 
 REPO: Final = Path(__file__).resolve().parents[2]  # the checkout: prefect.yaml, app/, the flows' code
 ProgramName = Literal["prefect", "runner", "worker", "api", "console"]

@@ -28,8 +28,8 @@ from core.config import Settings
 from core.errors import RakutenError
 from core.io import write_text
 from core.net import refused
+from core.orchestration.flow_runs import prefect_client, prefect_environment
 from core.orchestration.launcher import WORK_POOL
-from core.orchestration.runs import prefect_client, prefect_environment
 from core.stack.programs import (
     ORCHESTRATION_NICE,
     PROGRAMS,

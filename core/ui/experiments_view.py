@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.config import EXPERIMENT_NAME
-from core.tracking.runs import (
+from core.tracking.training_runs import (
     LOWER_IS_BETTER,
     RUN_COLUMNS,
     RunDetail,

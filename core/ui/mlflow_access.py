@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.tracking import store
 from core.tracking.registry import Registry, open_registry
-from core.tracking.runs import tracking_store_missing
+from core.tracking.training_runs import tracking_store_missing
 from core.ui.cached import settings
 
 if TYPE_CHECKING:  # MLflow loads when a client is made

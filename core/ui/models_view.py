@@ -19,7 +19,7 @@ import streamlit as st
 from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS
 from core.params import ParamsError, PromotionParams, load_params
 from core.tracking.registry import RegistryError, VersionInfo
-from core.tracking.runs import challenger_of, champion_of, history_table, manual_gate, versions_table
+from core.tracking.training_runs import challenger_of, champion_of, history_table, manual_gate, versions_table
 from core.ui import lock, mlflow_access
 from core.ui.cached import settings
 from core.ui.mlflow_access import registry

@@ -52,7 +52,7 @@ class LastRun:
 # --- reading ----------------------------------------------------------------------------------------
 def champion() -> ChampionCard | None:
     """The serving model as the registry says (None: nothing trained or no champion yet)."""
-    from core.tracking.runs import champion_of, champion_since, weighted_f1
+    from core.tracking.training_runs import champion_of, champion_since, weighted_f1
 
     problem = mlflow_access.tracking_problem()
     if problem:
@@ -70,8 +70,8 @@ def champion() -> ChampionCard | None:
 
 def last_training() -> LastRun | None:
     """The newest training run Prefect knows (raises RakutenError when its API cannot be reached)."""
+    from core.orchestration.flow_runs import recent_runs
     from core.orchestration.launcher import FLOW
-    from core.orchestration.runs import recent_runs
 
     found = recent_runs(settings(), limit=1, flows=[FLOW])
     if not found:

@@ -50,7 +50,7 @@ def mode_caption() -> str:
 
 def problem() -> str | None:
     """Why runs cannot be started or read right now (the Prefect server is down…), else None."""
-    from core.orchestration.runs import check_prefect
+    from core.orchestration.flow_runs import check_prefect
 
     try:
         check_prefect(settings())
@@ -160,7 +160,7 @@ def cancel(run_id: str) -> None:
 
 def live(run_id: str, *, key: str = "live") -> bool:
     """Draw the run; whether it is over and drawn whole (a completed run, with its summary)."""
-    from core.orchestration.runs import read_run, run_logs, run_summary
+    from core.orchestration.flow_runs import read_run, run_logs, run_summary
 
     run = read_run(settings(), run_id)
     done, total, current = run.progress
@@ -209,7 +209,7 @@ def live(run_id: str, *, key: str = "live") -> bool:
 
 
 def history_frame() -> pd.DataFrame:
-    from core.orchestration.runs import recent_runs
+    from core.orchestration.flow_runs import recent_runs
 
     runs = recent_runs(settings(), limit=25)
     frame = pd.DataFrame(
@@ -236,7 +236,7 @@ HISTORY_CONFIG: Final = {
 
 def scheduled() -> pd.DataFrame:
     """The next runs the deployments' schedules created."""
-    from core.orchestration.runs import recent_runs
+    from core.orchestration.flow_runs import recent_runs
 
     runs = recent_runs(settings(), limit=5, scheduled=True)
     return pd.DataFrame(

@@ -38,9 +38,9 @@ MODULES: Final = (
     "mlflow",
     "mlflow.store.tracking.sqlalchemy_store",
     "prefect.client.orchestration",
-    "core.orchestration.runs",
+    "core.orchestration.flow_runs",
     "core.tracking.registry",
-    "core.tracking.runs",
+    "core.tracking.training_runs",
     "core.monitoring.health",
     "core.storage.drift_reports",
 )
@@ -51,7 +51,7 @@ log = logging.getLogger("core.ui.serve")
 def warm(settings: Settings) -> list[str]:
     """Import what the first page needs and open the tracking store once (only one that exists:
     looking must not create it); the problems met, for the log."""
-    from core.tracking.runs import tracking_store_missing
+    from core.tracking.training_runs import tracking_store_missing
 
     problems = []
     for module in MODULES:

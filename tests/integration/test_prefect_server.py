@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings, get_settings
-from core.orchestration.runs import RunInfo, read_run
+from core.orchestration.flow_runs import RunInfo, read_run
 from tests.integration.conftest import REPO, PrefectStack
 
 pytestmark = pytest.mark.slow
@@ -47,14 +47,14 @@ def _finished(settings: Settings, run_id: str, timeout_s: float = 300) -> RunInf
 
 def _logs(settings: Settings, run_id: str) -> str:
     """All the run's log lines (they reach the API in batches, shortly after the state)."""
-    from core.orchestration.runs import run_logs
+    from core.orchestration.flow_runs import run_logs
 
     time.sleep(3)
     return "\n".join(line.message for line in run_logs(settings, run_id))
 
 
 def test_deployments_from_prefect_yaml(settings: Settings) -> None:
-    from core.orchestration.runs import prefect_client, recent_runs
+    from core.orchestration.flow_runs import prefect_client, recent_runs
 
     with prefect_client(settings) as client:
         training = client.read_deployment_by_name("training-pipeline/training")
@@ -73,8 +73,8 @@ def test_deployments_from_prefect_yaml(settings: Settings) -> None:
 
 
 def test_launcher_starts_on_the_worker_and_refuses_a_second_start(settings: Settings) -> None:
+    from core.orchestration.flow_runs import run_summary
     from core.orchestration.launcher import AlreadyRunning, active_training, start_training, worker_ready
-    from core.orchestration.runs import run_summary
 
     assert worker_ready(settings) is True or _worker_ready_soon(settings)
     launch = start_training(settings, {"text.C": 0.5}, actor="test")
@@ -111,7 +111,7 @@ def test_a_scheduled_monitoring_run_is_executed_by_the_worker(settings: Settings
     """What the daily schedule does at 09:00, due in two seconds: the worker picks it up and runs it."""
     from prefect.states import Scheduled
 
-    from core.orchestration.runs import prefect_client, run_summary
+    from core.orchestration.flow_runs import prefect_client, run_summary
 
     with prefect_client(settings) as client:
         deployment = client.read_deployment_by_name("monitor-and-retrain/monitor-and-retrain")

@@ -22,8 +22,8 @@ import pandas as pd
 
 from core.categories import CATEGORIES, CODES
 from core.data.challenge import IMAGE_DIRS, X_NAMES, Y_NAMES, image_name
-from core.data.demo.images import product_jpeg
-from core.data.demo.text import TextGenerator, TextStyle, related_classes
+from core.data.demo.product_images import product_jpeg
+from core.data.demo.product_text import TextGenerator, TextStyle, related_classes
 from core.errors import RakutenError
 from core.progress import StageProgress, silent
 

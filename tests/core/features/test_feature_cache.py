@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data.demo.images import product_jpeg
+from core.data.demo.product_images import product_jpeg
 from core.features.cache import ImageFeatureCache
 from core.features.image import ColourEdgeEncoder, get_encoder, load_small
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data.demo.images import product_jpeg
+from core.data.demo.product_images import product_jpeg
 from core.errors import ImageDecodeError
 from core.features.image import get_encoder, open_image
 from core.features.text import model_text

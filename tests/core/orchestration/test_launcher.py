@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from core.config import Settings
-from core.orchestration.runs import RunInfo
+from core.orchestration.flow_runs import RunInfo
 from tests.conftest import LocalStack
 
 pytestmark = pytest.mark.slow
@@ -47,8 +47,8 @@ def test_start_follow_and_refuse_a_second_start(project: Settings) -> None:
 
 
 def test_cancel_stops_the_run_on_the_worker(project: Settings) -> None:
+    from core.orchestration.flow_runs import read_run
     from core.orchestration.launcher import active_training, cancel, start_training
-    from core.orchestration.runs import read_run
 
     launch = start_training(project, actor="test")
     deadline = time.monotonic() + 60
@@ -82,7 +82,7 @@ def _flow_processes(project: Settings) -> list[psutil.Process]:
 
 
 def _wait_final(project: Settings, run_id: str, within_s: float = 300) -> RunInfo:
-    from core.orchestration.runs import read_run
+    from core.orchestration.flow_runs import read_run
 
     deadline = time.monotonic() + within_s
     while not (run := read_run(project, run_id)).final:

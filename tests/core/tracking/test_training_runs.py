@@ -14,7 +14,7 @@ from core.models.evaluate import Evaluation
 from core.params import PromotionParams
 from core.tracking import store
 from core.tracking.registry import Registry, VersionInfo, open_registry
-from core.tracking.runs import (
+from core.tracking.training_runs import (
     RUN_COLUMNS,
     RunDetail,
     best_runs,
@@ -189,7 +189,7 @@ def test_tracking_store_missing_only_for_absent_sqlite_files(tmp_path: Path) -> 
 
 def test_champion_since_is_the_last_move_that_gave_it_the_alias() -> None:
     from core.tracking.registry import AliasMove
-    from core.tracking.runs import champion_since, weighted_f1
+    from core.tracking.training_runs import champion_since, weighted_f1
 
     created = datetime(2026, 1, 1, tzinfo=UTC)
     v2 = VersionInfo(2, "r2", created, ["champion"], {"weighted_f1": "0.8123"})

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-from core.orchestration import runs
-from core.orchestration.runs import PrefectUnavailable, prefect_client
+from core.orchestration import flow_runs as runs
+from core.orchestration.flow_runs import PrefectUnavailable, prefect_client
 from tests.conftest import free_port
 
 
