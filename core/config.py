@@ -211,6 +211,26 @@ class Settings(BaseSettings):
         return self.processed_dir / "probabilities.csv"
 
     @property
+    def figures_dir(self) -> Path:
+        """The evaluation's figures (per-class F1, confusion, calibration)."""
+        return self.evaluation_dir / "figures"
+
+    @property
+    def behaviour_file(self) -> Path:
+        """The behavioural checks' results (a DVC metric)."""
+        return self.evaluation_dir / "behaviour.json"
+
+    @property
+    def image_cache_dir(self) -> Path:
+        """Image features by content hash and encoder."""
+        return self.cache_dir / "image_features"
+
+    @property
+    def embedding_cache_dir(self) -> Path:
+        """Passage embeddings by content hash and text encoder."""
+        return self.cache_dir / "text_embeddings"
+
+    @property
     def registry_lock(self) -> Path:
         """Serialises alias moves (promote, roll back) between processes."""
         return self.models_dir / ".registry.lock"
@@ -229,6 +249,21 @@ class Settings(BaseSettings):
     def drift_dir(self) -> Path:
         """Evidently drift reports, their index and the reference cache."""
         return self.reports_dir / "evidently"
+
+    @property
+    def drift_reference_dir(self) -> Path:
+        """The drift reference, cached per champion version."""
+        return self.drift_dir / "reference"
+
+    @property
+    def drift_labels_dir(self) -> Path:
+        """True classes of simulated traffic (`python -m core simulate`), for drift reports with accuracy."""
+        return self.drift_dir / "labels"
+
+    @property
+    def prefect_home(self) -> Path:
+        """The local stack's Prefect state (its server's database, profiles)."""
+        return self.root / ".prefect"
 
     @property
     def stack_dir(self) -> Path:

@@ -118,7 +118,7 @@ def simulate(
         console.print(f"  {count:,} × {reason}")
     if labelled:
         first = sent["request_id"].iloc[0]
-        labels_file = labels_out or settings.drift_dir / "labels" / f"{first}.csv"
+        labels_file = labels_out or settings.drift_labels_dir / f"{first}.csv"
         truth = sent[["request_id", "label"]].rename(columns={"label": "prdtypecode"})
         write_text(labels_file, truth.to_csv(index=False))
         console.print(

@@ -49,7 +49,7 @@ class PrepareOutcome:
 
 
 def is_default_data_dir(settings: Settings) -> bool:
-    return settings.data_dir == settings.root / "data" / "raw"
+    return settings.data_dir == settings.root / Settings.model_fields["data_dir"].default
 
 
 def _is_current(report: ValidationReport | None, files: ChallengeFiles) -> bool:

@@ -110,7 +110,8 @@ class FeatureSet:
 
 def build_features(
     interim_dir: Path,
-    cache_dir: Path,
+    image_cache: Path,
+    embedding_cache: Path,
     *,
     encoder: str = "colour_edge",
     embedder: str = NONE,
@@ -138,7 +139,7 @@ def build_features(
     encoder = resolve_encoder(encoder)
     image_encoder = get_encoder(encoder)
     matrix = np.zeros((len(raw), image_encoder.n_features), dtype=np.float32)
-    cache = ImageFeatureCache(cache_dir / "image_features", image_encoder)
+    cache = ImageFeatureCache(image_cache, image_encoder)
     if usable.any():
         paths = raw.loc[usable, "image_path"].astype(str).tolist()
         encoded, ok = cache.features(paths, workers=workers, progress=progress)
@@ -159,7 +160,7 @@ def build_features(
     )
     embeddings = None
     if text_encoder is not None:
-        store = TextEmbeddingCache(cache_dir / "text_embeddings", text_encoder)
+        store = TextEmbeddingCache(embedding_cache, text_encoder)
         embeddings = store.features(text["passage"].tolist(), progress=progress)
     return FeatureSet(
         products, matrix, encoder, embeddings, embedder, max_tokens if embeddings is not None else 0

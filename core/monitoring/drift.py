@@ -169,7 +169,7 @@ def held_out_ids(settings: Settings, table: pd.DataFrame) -> pd.Index:
 
 
 def _reference_dir(settings: Settings) -> Path:
-    return settings.drift_dir / "reference"
+    return settings.drift_reference_dir
 
 
 def current_window(settings: Settings, *, now: datetime | None = None) -> tuple[pd.DataFrame, datetime]:

@@ -58,7 +58,7 @@ def prefect_environment(settings: Settings) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
     if settings.local_prefect:
-        env["PREFECT_HOME"] = str(settings.root / ".prefect")
+        env["PREFECT_HOME"] = str(settings.prefect_home)
     return env
 
 

@@ -153,8 +153,8 @@ def _evaluate_outputs(s: Settings) -> list[Path]:
     written = [s.evaluation_dir / name for name in FILES.values()]
     return [
         *written,
-        s.evaluation_dir / "figures",
-        s.evaluation_dir / "behaviour.json",
+        s.figures_dir,
+        s.behaviour_file,
         s.registry_outcome_file,
     ]
 

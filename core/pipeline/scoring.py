@@ -54,7 +54,7 @@ def image_features_for(
     (a champion trained with another encoder gets its features from the content cache)."""
     if classifier.encoder == part.encoder:
         return part.image_features, part.has_image
-    cache = ImageFeatureCache(settings.cache_dir / "image_features", get_encoder(classifier.encoder))
+    cache = ImageFeatureCache(settings.image_cache_dir, get_encoder(classifier.encoder))
     has = part.has_image.copy()
     out = np.zeros((len(has), cache.encoder.n_features), dtype=np.float32)
     if has.any():
@@ -73,6 +73,6 @@ def embeddings_for(classifier: ProductClassifier, part: FeatureSet, settings: Se
     if part.embeddings is not None and (part.embedder, part.max_tokens) == (model.encoder, model.max_tokens):
         return part.embeddings
     cache = TextEmbeddingCache(
-        settings.cache_dir / "text_embeddings", get_text_encoder(model.encoder, model.max_tokens)
+        settings.embedding_cache_dir, get_text_encoder(model.encoder, model.max_tokens)
     )
     return cache.features(part.products["passage"].astype(str).tolist())

@@ -92,7 +92,8 @@ def features_step(
 ) -> FeatureSet:
     features = build_features(
         settings.interim_dir,
-        settings.cache_dir,
+        settings.image_cache_dir,
+        settings.embedding_cache_dir,
         encoder=params.image.encoder,
         embedder=params.embedding.encoder,
         max_tokens=params.embedding.max_tokens,
@@ -138,9 +139,9 @@ def evaluate_step(
         trained.classifier, test, params, settings, 1, text_scores=text_scores_for(trained, "holdout", test)
     )
     evaluation.save(settings.evaluation_dir)
-    save_figures(evaluation, settings.evaluation_dir / "figures")
+    save_figures(evaluation, settings.figures_dir)
     behaviour = run_behaviour(trained.classifier)
-    write_text(settings.evaluation_dir / "behaviour.json", json.dumps(behaviour.to_dict(), indent=2))
+    write_text(settings.behaviour_file, json.dumps(behaviour.to_dict(), indent=2))
     step("evaluate", 1, 4)
 
     client = store.connect(settings)

@@ -160,7 +160,9 @@ def test_features_step_embeds_each_passage(tmp_path: Path, demo_dir: Path) -> No
 
     interim = tmp_path / "interim"
     ingest(demo_dir, interim)
-    features = build_features(interim, tmp_path / "cache", embedder="e5_small", max_tokens=32)
+    features = build_features(
+        interim, tmp_path / "image_features", tmp_path / "text_embeddings", embedder="e5_small", max_tokens=32
+    )
     assert features.embeddings is not None and features.embeddings.shape == (len(features.products), 384)
     assert (features.embedder, features.max_tokens) == ("e5_small", 32)
     folder = tmp_path / "features"
