@@ -32,7 +32,7 @@ import time
 import traceback
 from typing import Any, Final
 
-PRELOAD: Final = ("prefect.engine", "prefect.flow_engine", "core.orchestration.flows", "core.pipeline")
+PRELOAD: Final = ("prefect.engine", "prefect.flow_engine", "core.orchestration.flows", "core.pipeline.steps")
 SOCKET_ENV: Final = "RAKUTEN_FORKSERVER_SOCKET"
 _HEADER: Final = struct.Struct("!I")
 log = logging.getLogger("core.orchestration.forkserver")
