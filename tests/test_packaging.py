@@ -4,6 +4,7 @@ it that pyproject does not ask for)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,9 @@ def test_a_clean_install_of_the_package_runs_its_cli(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "core", source / "core", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean)
     python = venv / "bin" / "python"
     install = subprocess.run(
         [
@@ -38,18 +40,28 @@ def test_a_clean_install_of_the_package_runs_its_cli(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=1500,
+        env=clean,
     )
     assert install.returncode == 0, install.stderr[-3000:]
     outside = tmp_path / "elsewhere"  # not the checkout: `core` must come from the installed package
     outside.mkdir()
     for args in (["--help"], ["serve", "--help"], ["flow", "--help"]):
         run = subprocess.run(
-            [str(python), "-m", "core", *args], cwd=outside, capture_output=True, text=True, timeout=120
+            [str(python), "-m", "core", *args],
+            cwd=outside,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=clean,
         )
         assert run.returncode == 0, (args, run.stderr[-3000:])
         assert "Usage" in run.stdout
     where = subprocess.run(
-        [str(python), "-c", "import core; print(core.__file__)"], cwd=outside, capture_output=True, text=True
+        [str(python), "-c", "import core; print(core.__file__)"],
+        cwd=outside,
+        capture_output=True,
+        text=True,
+        env=clean,
     )
     assert str(venv) in where.stdout, where.stdout
     # every module imports with only the declared distributions (the extras' encoders load lazily);
@@ -61,6 +73,6 @@ def test_a_clean_install_of_the_package_runs_its_cli(tmp_path: Path) -> None:
         "        importlib.import_module(m.name)\n"
     )
     imported = subprocess.run(
-        [str(python), "-c", check], cwd=outside, capture_output=True, text=True, timeout=300
+        [str(python), "-c", check], cwd=outside, capture_output=True, text=True, timeout=300, env=clean
     )
     assert imported.returncode == 0, imported.stderr[-3000:]

@@ -20,7 +20,7 @@ from core.storage.inference_log import (
     read_inference_log,
     write,
 )
-from tests.core.serving.test_inference_log import record
+from tests.core.storage.test_inference_log import record
 
 
 def fresh(url: str) -> sa.Engine:
