@@ -143,12 +143,7 @@ def log_training_run(
         run = client.create_run(experiment_id, run_name=training.name, tags=training.tags)
         run_id = run.info.run_id
         try:
-            now = int(time.time() * 1000)
-            client.log_batch(
-                run_id,
-                metrics=[Metric(k, float(v), now, 0) for k, v in training.metrics.items()],
-                params=[Param(k, _param(v)) for k, v in training.params.items()],
-            )
+            _log_values(client, run_id, training)
             for path, folder in training.artifact_dirs.items():
                 client.log_artifacts(run_id, str(folder), artifact_path=path)
             for path, file in training.artifact_files.items():
@@ -180,6 +175,17 @@ def log_training_run(
         ) from exc
     log.info("run %s registered as %s v%s", run_id, registered_model, version.version)
     return RunRecord(run_id, f"models:/{model.model_id}", int(version.version), experiment_id)
+
+
+def _log_values(client: MlflowClient, run_id: str, training: TrainingRun) -> None:
+    """Params and metrics in as few requests as MLflow's batch limits allow (100 params, 1,000 metrics)."""
+    now = int(time.time() * 1000)
+    params = [Param(k, _param(v)) for k, v in training.params.items()]
+    metrics = [Metric(k, float(v), now, 0) for k, v in training.metrics.items()]
+    for start in range(0, len(params), 100):
+        client.log_batch(run_id, params=params[start : start + 100])
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
 
 def _save_pyfunc(
