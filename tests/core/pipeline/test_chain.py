@@ -4,8 +4,11 @@ trained project's own run shows the order it really ran in)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from core.cli import app
@@ -63,3 +66,31 @@ def test_a_step_reads_only_what_an_earlier_step_writes_or_the_download(tmp_path:
 def test_only_idempotent_steps_are_retried() -> None:
     retried = {step.name for step in STEPS if step.retries}
     assert retried == {"ingest", "predict"}  # evaluate registers a version: it never runs twice
+
+
+def test_run_pipeline_runs_the_chain_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run_pipeline` is the chain run in this process: each step of `STEPS`, in order, timed."""
+    from dataclasses import replace
+
+    from core.params import Params
+    from core.pipeline import chain
+
+    ran: list[str] = []
+
+    def recorder(name: str) -> Callable[[chain.Chain, Any], list[chain.Note]]:
+        """Stands in for the step: records it and leaves a result for the next."""
+
+        def run(state: chain.Chain, progress: Any) -> list[chain.Note]:
+            ran.append(name)
+            slot = {"ingest": "prepared", "evaluate": "evaluated", "predict": "predicted"}.get(name)
+            if slot:
+                setattr(state, slot, name)
+            return []
+
+        return run
+
+    steps = tuple(replace(step, run=recorder(step.name)) for step in STEPS)
+    monkeypatch.setattr(chain, "STEPS", steps)
+    result = chain.run_pipeline(Settings(root=tmp_path), Params(), workers=1)
+    assert ran == list(STEP_NAMES)
+    assert list(result.timings) == list(STEP_NAMES)
