@@ -9,6 +9,7 @@ artifact summarising what happened.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
@@ -58,9 +59,10 @@ def _logged(every_s: float = 2.0) -> StageProgress:
 
 
 def _tell(notes: list[Note] | list[str]) -> None:
+    """A step's notes (or plain messages, at INFO) into the run's log."""
     logger = get_run_logger()
     for note in notes:
-        level, message = note if isinstance(note, tuple) else (20, note)
+        level, message = note if isinstance(note, tuple) else (logging.INFO, note)
         logger.log(level, "%s", message)
 
 
