@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(
         default=Path("data/cache"), description="Image features, text embeddings by content."
     )
+    corrections_dir: Path = Field(
+        default=Path("data/corrections"),
+        description="Reviewed labels (labels.csv) and their photos: the overlay ingestion applies (DVC).",
+    )
+    review_inputs_dir: Path = Field(
+        default=Path("data/review_inputs"),
+        description="Photos of served predictions kept for review (by content hash).",
+    )
 
     # --- demo data (used when the data directory holds no challenge files) ---------------------
     demo_rows: int = Field(default=3000, ge=50, le=500_000)
@@ -94,6 +102,11 @@ class Settings(BaseSettings):
         default=None,
         description="When set, the console's mutating actions (retrain, cancel, promote, roll back, reload, "
         "re-ingest) stay locked until this token is entered in its sidebar.",
+    )
+
+    review_token: SecretStr | None = Field(
+        default=None,
+        description="A reviewer's token for the Review page and POST /feedback (the admin tokens also work).",
     )
 
     # --- prediction service -----------------------------------------------------------------------
@@ -148,6 +161,20 @@ class Settings(BaseSettings):
     retrain_confidence_drop: float = Field(default=0.10, gt=0, le=1, description="Mean confidence fall.")
     retrain_drifted_share: float = Field(
         default=0.5, gt=0, le=1, description="Share of drifted columns that means drift (and a retrain)."
+    )
+    retrain_corrections: int = Field(
+        default=50, ge=1, description="New corrections since the champion's training that call for a retrain."
+    )
+
+    # --- review -----------------------------------------------------------------------------------
+    review_confidence: float = Field(
+        default=0.5, gt=0, lt=1, description="Served answers less confident than this are queued for review."
+    )
+    review_keep_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Share of the other served predictions whose photo is kept too (reviewable later).",
     )
 
     @model_validator(mode="after")
@@ -261,6 +288,16 @@ class Settings(BaseSettings):
         return self.drift_dir / "labels"
 
     @property
+    def corrections_file(self) -> Path:
+        """The exported corrections ingestion applies over the raw labels (`python -m core review export`)."""
+        return self.corrections_dir / "labels.csv"
+
+    @property
+    def label_issues_file(self) -> Path:
+        """The last label-issue scan of the training data (`python -m core review scan`)."""
+        return self.reports_dir / "review" / "label_issues.parquet"
+
+    @property
     def prefect_home(self) -> Path:
         """The local stack's Prefect state (its server's database, profiles)."""
         return self.root / ".prefect"
@@ -306,7 +343,16 @@ class Settings(BaseSettings):
         return self.workers or max(1, os.cpu_count() or 1)
 
 
-_DIRS: Final = ("data_dir", "interim_dir", "processed_dir", "models_dir", "reports_dir", "cache_dir")
+_DIRS: Final = (
+    "data_dir",
+    "interim_dir",
+    "processed_dir",
+    "models_dir",
+    "reports_dir",
+    "cache_dir",
+    "corrections_dir",
+    "review_inputs_dir",
+)
 
 
 def _resolve(value: Path, root: Path) -> Path:

@@ -6,6 +6,7 @@ anything is written, so the previous outputs stay as they were.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -31,9 +32,11 @@ from core.data.challenge import (
     read_table,
 )
 from core.data.image_files import ImageCheck, check_images
+from core.data.overlay import EXCLUDED_REASON, Overlay, apply_corrections
 from core.data.validation import Problem, ValidationReport, check_rows, image_problems, problem, sort_problems
 from core.errors import DataNotFoundError
 from core.progress import StageProgress, silent
+from core.storage.corrections import read_corrections_file
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +62,13 @@ def ingest(
     *,
     image_check: ImageCheck = "decode",
     workers: int = 1,
+    corrections: Path | None = None,
     progress: StageProgress | None = None,
 ) -> IngestResult:
-    """Validate the challenge files in `data_dir` and write the merged tables to `out_dir`."""
+    """Validate the challenge files in `data_dir` and write the merged tables to `out_dir`, with the
+    reviewed labels of the `corrections` file (when it exists) applied over the downloaded ones."""
     files = locate(data_dir)
-    tables, quarantine, problems, stats = _check_all(files, image_check, workers, progress)
+    tables, quarantine, problems, stats = _check_all(files, image_check, workers, corrections, progress)
     report = ValidationReport(
         source_dir=str(files.root),
         naming=files.naming,
@@ -79,7 +84,11 @@ def ingest(
 
 
 def _check_all(
-    files: ChallengeFiles, image_check: ImageCheck, workers: int, progress: StageProgress | None
+    files: ChallengeFiles,
+    image_check: ImageCheck,
+    workers: int,
+    corrections: Path | None,
+    progress: StageProgress | None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, list[Problem], dict]:
     """Read and check both splits. Everything fatal is raised here, before any write."""
     step: StageProgress = progress or silent
@@ -87,6 +96,8 @@ def _check_all(
     x_train = read_table(files.x_train, X_COLUMNS)
     y_train = read_table(files.y_train, Y_COLUMNS)
     x_test = read_table(files.x_test, X_COLUMNS) if files.x_test else None
+    reviewed = corrections if corrections is not None and corrections.is_file() else None
+    corrected = read_corrections_file(reviewed) if reviewed else None  # a bad file stops here
     step("read", 1, 1)
 
     checks = {
@@ -103,22 +114,61 @@ def _check_all(
 
     problems = [p for c in checks.values() for p in c.problems]
     tables: dict[str, pd.DataFrame] = {}
+    raw_version = fingerprint(files)
     stats: dict = {
-        "fingerprint": fingerprint(files),
+        "fingerprint": raw_version,
+        "data_version": raw_version,
         "file_state": file_state(files),
         "image_state": image_state(files),
     }
+    set_aside: list[pd.DataFrame] = []
     for split, check in checks.items():
         kept = _attach_images(check.kept, files, split, image_check, workers, step)  # type: ignore[arg-type]
         problems += image_problems(split, kept[ID], kept["image_status"])
+        quarantined = check.quarantined
+        if split == "train" and corrected is not None and reviewed is not None:
+            ids = [x_train.frame, *([x_test.frame] if x_test is not None else [])]
+            overlay = _overlay(kept, corrected, reviewed, ids)
+            kept, problems = overlay.train, problems + _overlay_problems(overlay)
+            set_aside.append(overlay.excluded)
+            quarantined = pd.concat([quarantined, overlay.excluded], ignore_index=True)
+            stats["corrections"] = {
+                "file": str(reviewed),
+                **overlay.summary,
+                "conflict_list": overlay.conflicts,
+            }
+            stats["data_version"] = hashlib.sha256(
+                f"{raw_version}:{overlay.summary['file_sha256']}".encode()
+            ).hexdigest()[:16]
         tables[split] = kept
-        stats[split] = _split_stats(kept, check.quarantined, image_check)
+        stats[split] = _split_stats(kept, quarantined, image_check)
+        stats[split]["rows_read"] -= stats.get("corrections", {}).get("added", 0) if split == "train" else 0
     if "test" in tables:
         overlap = set(tables["test"][ID]) & set(tables["train"][ID])
         if overlap:
             problems.append(problem("test_id_overlaps_train", "test", overlap))
-    quarantine = pd.concat([c.quarantined for c in checks.values()], ignore_index=True)
+    quarantine = pd.concat([c.quarantined for c in checks.values()] + set_aside, ignore_index=True)
     return tables, quarantine, problems, stats
+
+
+def _overlay(
+    kept: pd.DataFrame, corrected: pd.DataFrame, path: Path, id_frames: list[pd.DataFrame]
+) -> Overlay:
+    ids = pd.concat([pd.to_numeric(f[ID], errors="coerce") for f in id_frames])
+    first_new = int(ids.max()) + 1 if ids.notna().any() else 0
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return apply_corrections(kept, corrected, corrections_dir=path.parent, first_new_id=first_new, sha256=sha)
+
+
+def _overlay_problems(overlay: Overlay) -> list[Problem]:
+    out = []
+    if not overlay.excluded.empty:
+        out.append(problem(EXCLUDED_REASON, "train", overlay.excluded[ID]))
+    if overlay.conflicts:
+        out.append(
+            problem("correction_conflict", "train", [int(c["correction_id"] or 0) for c in overlay.conflicts])
+        )
+    return out
 
 
 def _attach_images(

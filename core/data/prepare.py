@@ -6,7 +6,9 @@ the challenge files is an error, never silently filled with generated products.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from core.config import Settings
@@ -52,9 +54,12 @@ def is_default_data_dir(settings: Settings) -> bool:
     return settings.data_dir == settings.root / Settings.model_fields["data_dir"].default
 
 
-def _is_current(report: ValidationReport | None, files: ChallengeFiles) -> bool:
-    """Same folder, same image folders, same CSV contents (hashed only if size or time changed)."""
+def _is_current(report: ValidationReport | None, files: ChallengeFiles, corrections: Path) -> bool:
+    """Same folder, same image folders, same CSV contents (hashed only if size or time changed), same
+    corrections file."""
     if report is None or report.source_dir != str(files.root):
+        return False
+    if report.stats.get("corrections", {}).get("file_sha256") != _sha256(corrections):
         return False
     if report.stats.get("image_state") != image_state(files):
         return False
@@ -79,8 +84,11 @@ def data_state(settings: Settings) -> DataState:
         return DataState("not_ingested", f"The challenge files in {raw} have not been ingested yet.")
     if report.source_dir != str(files.root):
         return DataState("stale", f"The data shown was ingested from {report.source_dir}, not from {raw}.")
-    if not _is_current(report, files):
-        return DataState("stale", f"The files in {raw} changed since the last ingest ({report.created_at}).")
+    if not _is_current(report, files, settings.corrections_file):
+        return DataState(
+            "stale",
+            f"The files in {raw} or the reviewed labels changed since the last ingest ({report.created_at}).",
+        )
     return DataState("ready", f"Ingested {report.created_at} from {raw}.")
 
 
@@ -102,9 +110,19 @@ def prepare(
         files = locate(raw)
 
     report = load_report(settings.interim_dir)
-    if not force and report is not None and _is_current(report, files):
+    if not force and report is not None and _is_current(report, files, settings.corrections_file):
         return PrepareOutcome(generated, False, report.status)
     result = ingest(
-        raw, settings.interim_dir, image_check=settings.image_check, workers=workers, progress=progress
+        raw,
+        settings.interim_dir,
+        image_check=settings.image_check,
+        workers=workers,
+        corrections=settings.corrections_file,
+        progress=progress,
     )
     return PrepareOutcome(generated, True, result.report.status)
+
+
+def _sha256(path: Path) -> str | None:
+    """The corrections file's hash, None when there is none (as a report without corrections says)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None

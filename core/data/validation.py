@@ -41,6 +41,12 @@ RULES: Final[dict[str, tuple[Severity, str]]] = {
     "corrupt_image": ("warning", "image file cannot be decoded (kept: text can still be used)"),
     "unexpected_image_size": ("info", "image is not 500×500 pixels"),
     "test_id_overlaps_train": ("warning", "a test row id is also a train row id"),
+    "review_excluded": ("info", "set aside by a reviewer (not a product / unclear): moved to the quarantine"),
+    "correction_conflict": (
+        "warning",
+        "a reviewed label no longer fits the download (row gone or label changed): not applied; ids are "
+        "correction ids",
+    ),
 }
 
 
@@ -124,6 +130,16 @@ class ValidationReport:
                     f"{st['empty_descriptions']:,} empty descriptions, "
                     f"{st['images_missing']:,} missing and {st['images_corrupt']:,} corrupt images"
                 )
+        fixed = s.get("corrections")
+        if fixed:
+            lines.append(
+                f"- Reviewed labels (`{fixed['file']}`, sha256 {fixed['file_sha256'][:12]}): "
+                f"{fixed['corrections']:,} corrections — {fixed['relabelled']:,} relabelled, "
+                f"{fixed['confirmed']:,} confirmed, {fixed['excluded']:,} set aside, "
+                f"{fixed['added']:,} served products added, {fixed['conflicts']:,} conflicts not applied"
+            )
+            lines += [f"  - conflict: {c['product_key']}: {c['reason']}" for c in fixed["conflict_list"][:20]]
+        lines.append(f"- Data version: `{s.get('data_version', s.get('fingerprint', 'unknown'))}`")
         lines += [f"- Note: {n}" for n in self.notes]
         lines += ["", "## Problems", ""]
         if not self.problems:

@@ -166,7 +166,7 @@ def _tables(s: Settings) -> list[Path]:
 
 
 STEPS: Final[tuple[Step, ...]] = (
-    Step("ingest", _ingest, lambda s: [s.data_dir], _ingest_outputs, retries=2),
+    Step("ingest", _ingest, lambda s: [s.data_dir, s.corrections_dir], _ingest_outputs, retries=2),
     # the tables name the photos, whose pixels are read here: the raw folder is an input too
     Step("features", _features, lambda s: [*_tables(s), s.data_dir], lambda s: [s.features_dir]),
     Step("train", _train, lambda s: [s.features_dir], lambda s: [s.candidate_dir]),

@@ -66,7 +66,9 @@ def run_tags(
     stats = report.stats if report else {}
     return {
         **git,
-        "data.fingerprint": str(stats.get("fingerprint", "unknown")),
+        "data.fingerprint": str(stats.get("data_version", stats.get("fingerprint", "unknown"))),
+        "data.corrections": str(stats.get("corrections", {}).get("corrections", 0)),
+        "data.corrections_sha256": str(stats.get("corrections", {}).get("file_sha256", "")),
         "data.rows": str(rows),
         "data.images": str(images),
         "data.source": report.source_dir if report else "",

@@ -141,7 +141,8 @@ def data_card(*, starting: bool = False) -> None:
             f"{found.total('rows_quarantined'):,} quarantined"
         )
         st.caption(
-            f"Version `{str(found.stats.get('fingerprint', '—'))[:12]}` · ingested {ago(found.created_at)}"
+            f"Version `{str(found.stats.get('data_version', found.stats.get('fingerprint', '—')))[:12]}` "
+            f"· ingested {ago(found.created_at)}"
         )
         st.page_link(PAGES["data"], label="Data explorer", icon=":material/table_view:")
 

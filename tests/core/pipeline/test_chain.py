@@ -56,7 +56,7 @@ def test_each_dvc_stage_runs_its_step_on_the_step_s_inputs_and_outputs(tmp_path:
 
 def test_a_step_reads_only_what_an_earlier_step_writes_or_the_download(tmp_path: Path) -> None:
     settings = Settings(root=tmp_path)
-    available = {settings.data_dir}
+    available = {settings.data_dir, settings.corrections_dir}  # the download and the reviewed labels
     for step in STEPS:
         for path in step.inputs(settings):
             assert path in available or any(path.is_relative_to(p) for p in available), (step.name, path)

@@ -89,6 +89,15 @@ def test_the_run_records_its_params_data_lineage_and_verdict() -> None:
         "data.rows": "600",
         "data.images": "540",
         "data.source": "/data/raw",
+        "data.corrections": "0",
+        "data.corrections_sha256": "",
         "gate.promote": "true",
     }
+    report.stats.update(data_version="def", corrections={"corrections": 3, "file_sha256": "0a1b"})
+    tags = record.run_tags({}, report, rows=600, images=540, decision=decision)
+    assert (tags["data.fingerprint"], tags["data.corrections"], tags["data.corrections_sha256"]) == (
+        "def",
+        "3",
+        "0a1b",
+    )
     assert record.run_tags({}, None, rows=0, images=0, decision=decision)["data.fingerprint"] == "unknown"
