@@ -8,6 +8,7 @@ from __future__ import annotations
 from core.cli import champion, monitor, service, stack
 from core.cli.commands import app
 from core.cli.flow import flow_app
+from core.cli.review import review_app
 
 app.command()(champion.models)
 app.command()(champion.promote)
@@ -20,6 +21,7 @@ app.command()(stack.up)
 app.command()(stack.down)
 app.command()(stack.status)
 app.add_typer(flow_app, name="flow")
+app.add_typer(review_app, name="review")
 
 __all__ = ["app", "main"]
 

@@ -1,0 +1,103 @@
+"""`python -m core review scan|stats|export|import`: the label-issue scan, the corrections store's
+counts, and its file (the overlay the next ingest applies)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from core.cli._shared import WorkersOpt, console, fail, progress
+from core.config import get_settings
+from core.errors import RakutenError
+
+# Lazy imports: each command imports what it runs (the scan's cleanlab and scikit-learn take ~2 s).
+
+review_app = typer.Typer(help="Review and correct: label-issue scan, corrections store, corrections file.")
+
+
+@review_app.command()
+def scan(workers: WorkersOpt = None) -> None:
+    """Find suspicious training labels (confident learning on the last training's out-of-fold
+    probabilities) and identical products labelled differently; the Review page's training queue."""
+    from core.review.label_issues import scan as run_scan
+
+    settings = get_settings()
+    try:
+        with progress() as update:
+            result = run_scan(settings, workers=workers or settings.n_workers, progress=update)
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    meta = result.meta
+    console.print(
+        f"[bold]{meta['label_issues']:,}[/] label issues among {meta['rows_scanned']:,} out-of-fold rows, "
+        f"{meta['duplicate_rows']:,} rows in {meta['duplicate_groups']:,} groups of identical products "
+        f"labelled differently ({meta['seconds']} s) → {settings.label_issues_file}"
+    )
+
+
+@review_app.command()
+def stats() -> None:
+    """How many corrections, by source, verdict and reviewer."""
+    from core.review.inbox import open_store
+
+    store = open_store(get_settings())
+    try:
+        counts = store.stats()
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    finally:
+        store.close()
+    console.print(
+        f"[bold]{counts['active']:,}[/] active corrections ({counts['undone']:,} undone), "
+        f"last {counts['last']}"
+    )
+    for title in ("by_source", "by_verdict", "by_reviewer"):
+        table = Table(title.replace("_", " "), "corrections")
+        for name, n in counts[title].items():
+            table.add_row(name, f"{n:,}")
+        console.print(table)
+
+
+@review_app.command("export")
+def export_corrections() -> None:
+    """Write the active corrections to data/corrections/labels.csv (with the photos of corrected served
+    products): the next ingest applies it over the downloaded labels."""
+    from core.review.inbox import export, open_store
+
+    settings = get_settings()
+    store = open_store(settings)
+    try:
+        done = export(settings, store)
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    finally:
+        store.close()
+    console.print(f"{done.rows:,} corrections, {done.photos:,} photos → {done.path}")
+    if done.photos_missing:
+        console.print(
+            f"[yellow]{done.photos_missing:,} corrected served products have no kept photo (text only).[/]"
+        )
+    console.print("The next ingest applies it (`python -m core ingest`, `dvc repro`, or Retrain).")
+
+
+@review_app.command("import")
+def import_corrections(
+    path: Annotated[
+        Path, typer.Argument(help="A corrections file (labels.csv format)", exists=True, dir_okay=False)
+    ],
+) -> None:
+    """Add a corrections file's rows to the store: all of them, or none when any row is bad,
+    duplicated or conflicting."""
+    from core.review.inbox import import_file, open_store
+
+    store = open_store(get_settings())
+    try:
+        added = import_file(store, path)
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    finally:
+        store.close()
+    console.print(f"{added:,} corrections imported from {path}.")
