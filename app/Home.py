@@ -14,7 +14,10 @@ st.set_page_config(page_title="Rakuten MLOps console", page_icon=":material/cate
 page = st.navigation(
     {
         "Console": [st.Page(PAGES / "overview.py", title="Overview", icon=":material/home:", default=True)],
-        "Data": [st.Page(PAGES / "data_explorer.py", title="Data explorer", icon=":material/table_view:")],
+        "Data": [
+            st.Page(PAGES / "data_explorer.py", title="Data explorer", icon=":material/table_view:"),
+            st.Page(PAGES / "review.py", title="Review", icon=":material/rule:"),
+        ],
         "Serving": [
             st.Page(PAGES / "predict.py", title="Live prediction", icon=":material/online_prediction:"),
         ],

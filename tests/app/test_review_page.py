@@ -1,0 +1,139 @@
+"""Review page through AppTest: the training queue after a scan, decisions recorded with the reviewer's
+name (accept, another class, unclear), undo, export; the production queue from the inference log; the
+reviewer lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core.config import Settings, get_settings
+from core.review.inbox import open_store
+from core.storage.corrections import read_corrections_file
+from core.storage.inference_log import InferenceRecord, open_engine, write
+from tests.conftest import build_trained_project, clean_env
+
+HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
+
+
+@pytest.fixture(scope="module")
+def reviewed_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("review") / "project"
+    root.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        clean_env(mp, root)
+        build_trained_project(root)
+    get_settings.cache_clear()
+    return root
+
+
+@pytest.fixture
+def reviewed(reviewed_source: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(reviewed_source)
+    clean_env(monkeypatch, reviewed_source)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield reviewed_source
+    get_settings.cache_clear()
+
+
+def _open(kind: str = "production") -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=90).run()
+    at.switch_page("../pages/review.py").run()
+    assert not at.exception, at.exception
+    if kind != "production":
+        at.session_state["review_kind"] = kind
+        at.run()
+    return at
+
+
+def _act(at: AppTest, key: str) -> AppTest:
+    at.button(key=key).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _shown_key(at: AppTest) -> str:
+    return next(c.value for c in at.caption if "`" in c.value and "·" in c.value).split("`")[1]
+
+
+def test_training_queue_decisions_undo_and_export(reviewed: Path) -> None:
+    at = _open("training")
+    assert any("python -m core review scan" in c.value for c in at.code)  # before the first scan
+    _act(at, "review_scan")
+    assert any("Scan done" in s.value for s in at.success)
+    first = _shown_key(at)
+    assert first.startswith("train:")
+    assert at.button(key="review_accept").disabled  # no reviewer name yet
+    at.text_input(key="reviewer").input("ana").run()
+
+    _act(at, "review_accept")
+    second = _shown_key(at)
+    assert second != first
+    at.selectbox(key="review_class").select(2705).run()
+    _act(at, "review_relabel")
+    third = _shown_key(at)
+    _act(at, "review_unclear")
+    stored = open_store(Settings()).table()
+    assert stored["product_key"].tolist() == [first, second, third]
+    assert stored["verdict"].tolist()[1:] == [
+        "relabel" if stored["old_code"].iloc[1] != 2705 else "confirm",
+        "unclear",
+    ]
+    assert set(stored["reviewer"]) == {"ana"}
+
+    _act(at, "review_undo_button")
+    assert _shown_key(at) == third  # back in its queue
+    assert open_store(Settings()).table()["product_key"].tolist() == [first, second]
+
+    _act(at, "review_export")
+    exported = read_corrections_file(Settings().corrections_file)
+    assert exported["product_key"].tolist() == [first, second]
+    audit = next(d.value for d in at.dataframe if "undone_by" in d.value.columns)
+    assert len(audit) == 3 and (audit["state"] == "undone").sum() == 1
+
+
+def test_production_queue_shows_unsure_answers(reviewed: Path) -> None:
+    engine = open_engine(str(Settings().inference_log_url))
+    now = datetime.now(UTC)
+    write(
+        engine,
+        [
+            InferenceRecord(now, f"req-{i}", "text", 0, 1, title, 0, False, code, confidence, 1.0)
+            for i, (title, code, confidence) in enumerate(
+                [
+                    ("Peluche lapin", 1280, 0.21),
+                    ("Piscine tubulaire", 2583, 0.97),
+                    ("Carte Pokémon", 1160, 0.33),
+                ]
+            )
+        ],
+    )
+    engine.dispose()
+    at = _open()
+    assert _shown_key(at) in {"req-0:0", "req-2:0"}  # the sure answer is not queued
+    at.text_input(key="reviewer").input("bo").run()
+    _act(at, "review_accept")
+    _act(at, "review_skip")
+    assert any("Nothing to review" in i.value for i in at.info)
+    stored = open_store(Settings()).table().query("source == 'production'")
+    assert stored["reviewer"].tolist() == ["bo"] and stored["verdict"].tolist() == ["confirm"]
+
+
+def test_reviewing_needs_the_token_when_one_is_set(reviewed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAKUTEN_REVIEW_TOKEN", "s3cret-review")
+    get_settings.cache_clear()
+    at = _open()
+    assert not at.segmented_control  # nothing to review while locked
+    at.text_input(key="review_token_input").input("wrong").run()
+    _act(at, "review_unlock")
+    assert any("Wrong reviewer token" in e.value for e in at.error)
+    at.text_input(key="review_token_input").input("s3cret-review").run()
+    _act(at, "review_unlock")
+    assert at.text_input(key="reviewer")
