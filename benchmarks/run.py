@@ -68,13 +68,14 @@ def _full_scale(root: Path, workers: int) -> list[Row]:
     ]
 
 
-SECTIONS = ("data", "pipeline", "serving", "orchestration", "monitoring", "console", "stack")
+SECTIONS = ("data", "pipeline", "serving", "orchestration", "monitoring", "review", "console", "stack")
 TITLES = {
     "data": "Data: demo generation, ingestion, explorer, difficulty",
     "pipeline": "Training pipeline",
     "serving": "Prediction service",
     "orchestration": "Orchestration",
     "monitoring": "Drift monitoring",
+    "review": "Review and correct: label issues, corrections, the Review page",
     "console": "Operations console: every page",
     "stack": "The local stack (`make console`): first run, cold Overview, Retrain, stop",
 }
@@ -93,6 +94,8 @@ def run(
         module = importlib.import_module(f"bench_{name}")  # beside this script
         with tempfile.TemporaryDirectory() as tmp:
             extra = {"rows": 20_000 if quick else 85_000} if name in ("pipeline", "console") else {}
+            if name == "review":
+                extra = {"rows": 3_000 if quick else 10_000}
             out[name] = module.run(Path(tmp), workers, **extra)
     return out
 

@@ -197,12 +197,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
         token = self.api_admin_token.get_secret_value() if self.api_admin_token else None
-        placeholder = token is None or token.strip().lower() in _PLACEHOLDER_SECRETS
-        placeholder = placeholder or "replace-with" in str(token)
+        placeholder = token is None or _is_placeholder(token)
         if self.environment != "local" and placeholder:
             raise ValueError(
                 "RAKUTEN_API_ADMIN_TOKEN must be set to a real secret outside local development "
                 "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+            )
+        review = self.review_token.get_secret_value() if self.review_token else None
+        if self.environment != "local" and review is not None and _is_placeholder(review):
+            raise ValueError(
+                "RAKUTEN_REVIEW_TOKEN is a placeholder: set a real secret outside local development, "
+                "or unset it."
             )
         return self
 
@@ -353,6 +358,10 @@ _DIRS: Final = (
     "corrections_dir",
     "review_inputs_dir",
 )
+
+
+def _is_placeholder(token: str) -> bool:
+    return token.strip().lower() in _PLACEHOLDER_SECRETS or "replace-with" in token
 
 
 def _resolve(value: Path, root: Path) -> Path:

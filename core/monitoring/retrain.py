@@ -18,6 +18,8 @@ from core.errors import RakutenError
 from core.progress import StageProgress, silent
 from core.storage.inference_log import read_inference_log
 
+# Lazy imports: the registry (MLflow, ~1 s) and the corrections store load when signals are read.
+
 if TYPE_CHECKING:
     from core.storage.drift_reports import DriftSummary
 
@@ -30,6 +32,7 @@ class Signals:
     drift_detected: bool | None = None  # None: no drift report available
     drifted_share: float | None = None
     notes: list[str] = field(default_factory=list)
+    corrections: int | None = None  # corrections made since the champion was registered (None: unknown)
 
     @property
     def confidence_drop(self) -> float | None:
@@ -43,11 +46,15 @@ class Thresholds:
     min_rows: int = 200
     confidence_drop: float = 0.10
     drifted_share: float = 0.5
+    corrections: int = 50
 
     @classmethod
     def of(cls, settings: Settings) -> Thresholds:
         return cls(
-            settings.monitor_min_rows, settings.retrain_confidence_drop, settings.retrain_drifted_share
+            settings.monitor_min_rows,
+            settings.retrain_confidence_drop,
+            settings.retrain_drifted_share,
+            settings.retrain_corrections,
         )
 
 
@@ -62,15 +69,25 @@ class RetrainDecision:
 
 
 def decide_retrain(signals: Signals, thresholds: Thresholds) -> RetrainDecision:
-    """Retrain when drift is detected or the share of drifted columns crosses its threshold, or when
-    recent confidence fell by more than the threshold — only with enough recent predictions."""
+    """Retrain when reviewers made enough corrections since the champion's training; or, with enough
+    recent predictions, when drift is detected or the share of drifted columns crosses its threshold, or
+    when recent confidence fell by more than the threshold."""
     reasons: list[str] = list(signals.notes)
+    retrain = False
+    if signals.corrections is not None:
+        if signals.corrections >= thresholds.corrections:
+            retrain = True
+            reasons.append(
+                f"{signals.corrections} new corrections since the champion's training "
+                f"(≥ {thresholds.corrections})"
+            )
+        else:
+            reasons.append(f"{signals.corrections} new corrections (< {thresholds.corrections})")
     if signals.rows < thresholds.min_rows:
         reasons.append(
-            f"only {signals.rows} predictions in the window (< {thresholds.min_rows}): no decision"
+            f"only {signals.rows} predictions in the window (< {thresholds.min_rows}): no decision on traffic"
         )
-        return RetrainDecision(False, reasons, signals)
-    retrain = False
+        return RetrainDecision(retrain, reasons, signals)
     if signals.drift_detected:
         retrain = True
         reasons.append("drift detected in the latest report")
@@ -112,7 +129,32 @@ def read_signals(settings: Settings, *, now: datetime | None = None) -> Signals:
     recent = read_inference_log(settings, since=since, last=settings.monitor_window_rows)
     path = settings.probabilities_file
     reference = pd.read_csv(path, index_col=0) if path.is_file() else None
-    return signals_from(recent, reference)
+    found = signals_from(recent, reference)
+    corrections, note = new_corrections(settings)
+    return replace(found, corrections=corrections, notes=found.notes + ([note] if note else []))
+
+
+def new_corrections(settings: Settings) -> tuple[int | None, str | None]:
+    """Active corrections made since the champion was registered (all of them before any champion),
+    or None and why when the registry or the store cannot be read."""
+    import sqlalchemy as sa
+    from mlflow.exceptions import MlflowException
+
+    from core.storage.corrections import CorrectionsStore
+    from core.tracking.registry import open_registry
+
+    try:
+        registry = open_registry(settings)
+        champion = registry.champion()
+        since = next((v.created_at for v in registry.versions() if v.version == champion), None)
+        store = CorrectionsStore.open(str(settings.inference_log_url))
+        try:
+            return store.count_since(since), None
+        finally:
+            store.close()
+    except (RakutenError, MlflowException, sa.exc.SQLAlchemyError, OSError) as exc:
+        # the registry or the database is down: the other signals still decide
+        return None, f"corrections not counted: {exc}"
 
 
 def with_drift(signals: Signals, report: DriftSummary | None) -> Signals:

@@ -5,6 +5,7 @@ stage); `core.pipeline.chain` puts them in order for `python -m core pipeline` a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -199,6 +200,14 @@ def _artifact_files(settings: Settings) -> dict[str, Path]:
             files[name] = settings.interim_dir / name
     if settings.params_file.is_file():
         files["params"] = settings.params_file
+    report = load_report(settings.interim_dir)
+    applied = report.stats.get("corrections", {}) if report else {}
+    exported = settings.corrections_file
+    if applied and exported.is_file():
+        if hashlib.sha256(exported.read_bytes()).hexdigest() == applied.get("file_sha256"):
+            files["corrections"] = exported  # the reviewed labels this model was trained with
+        else:
+            log.warning("the corrections file changed since ingest: not logged with the run")
     return files
 
 

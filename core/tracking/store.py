@@ -224,7 +224,14 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
 
 
 def _lineage(tags: dict[str, str]) -> dict[str, str]:
-    keep = ("git.commit", "git.dirty", "data.fingerprint", "data.rows")
+    keep = (
+        "git.commit",
+        "git.dirty",
+        "data.fingerprint",
+        "data.rows",
+        "data.corrections",
+        "data.corrections_sha256",
+    )
     return {k: v for k, v in tags.items() if k in keep}
 
 

@@ -245,11 +245,22 @@ def versions_table(versions: Sequence[VersionInfo]) -> pd.DataFrame:
             "run_id": v.run_id or "",
             "commit": (v.tags.get("git.commit") or "")[:8],
             "data": v.tags.get("data.fingerprint", ""),
+            "corrections": int(v.tags.get("data.corrections") or 0),
             "gate": v.tags.get("gate", ""),
         }
         for v in versions
     ]
-    columns = ["version", "aliases", "weighted_f1", "created", "run_id", "commit", "data", "gate"]
+    columns = [
+        "version",
+        "aliases",
+        "weighted_f1",
+        "created",
+        "run_id",
+        "commit",
+        "data",
+        "corrections",
+        "gate",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -45,6 +45,11 @@ VERSIONS_CONFIG: Final = {
     "run_id": st.column_config.TextColumn("run", width="small"),
     "commit": st.column_config.TextColumn("git commit", width="small"),
     "data": st.column_config.TextColumn("data version", width=105),
+    "corrections": st.column_config.NumberColumn(
+        "corrections",
+        help="Reviewed labels the version was trained with (its run keeps the file)",
+        format="%d",
+    ),
     "gate": st.column_config.TextColumn("gate verdict", width="large"),
 }
 HISTORY_CONFIG: Final = {

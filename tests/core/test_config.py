@@ -80,3 +80,11 @@ def test_invalid_values_are_rejected_with_the_field_name(
 
 def test_names_are_written_once() -> None:
     assert REGISTERED_MODEL_NAME == "rakuten-product-classifier"
+
+
+def test_a_placeholder_reviewer_token_is_refused_outside_local(tmp_path: Path) -> None:
+    real = "a-real-admin-token-0123456789"
+    with pytest.raises(ValueError, match="RAKUTEN_REVIEW_TOKEN is a placeholder"):
+        Settings(root=tmp_path, environment="production", api_admin_token=real, review_token="replace-with-x")
+    ok = Settings(root=tmp_path, environment="production", api_admin_token=real, review_token="r-0123456789")
+    assert ok.review_token is not None

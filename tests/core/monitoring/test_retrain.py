@@ -80,6 +80,41 @@ def test_thresholds_come_from_settings(tmp_path: Path) -> None:
     from core.config import Settings
 
     settings = Settings(
-        root=tmp_path, monitor_min_rows=50, retrain_confidence_drop=0.2, retrain_drifted_share=0.3
+        root=tmp_path,
+        monitor_min_rows=50,
+        retrain_confidence_drop=0.2,
+        retrain_drifted_share=0.3,
+        retrain_corrections=7,
     )
-    assert Thresholds.of(settings) == Thresholds(min_rows=50, confidence_drop=0.2, drifted_share=0.3)
+    assert Thresholds.of(settings) == Thresholds(
+        min_rows=50, confidence_drop=0.2, drifted_share=0.3, corrections=7
+    )
+
+
+def test_enough_new_corrections_retrain_even_without_traffic() -> None:
+    quiet = Signals(rows=0, recent_confidence=None, reference_confidence=None, corrections=60)
+    d = decide_retrain(quiet, Thresholds(corrections=50))
+    assert d.retrain and "60 new corrections since the champion's training (≥ 50)" in d.reasons
+    few = decide_retrain(Signals(rows=500, recent_confidence=0.8, reference_confidence=0.8, corrections=3), T)
+    assert not few.retrain and "3 new corrections (< 50)" in few.reasons
+
+
+def test_new_corrections_are_counted_since_the_champion(trained_project: Path) -> None:
+    """Before any correction: 0; a correction made now (after the champion's registration) counts."""
+    from core.config import Settings
+    from core.monitoring.retrain import new_corrections
+    from core.storage.corrections import Correction, CorrectionsStore
+
+    settings = Settings()
+    assert new_corrections(settings) == (0, None)
+    store = CorrectionsStore.open(str(settings.inference_log_url))
+    try:
+        cid = store.add(Correction.for_training(1, 10, 2705, "ana"))
+        assert new_corrections(settings) == (1, None)
+        store.undo(cid, by="ana")  # leave the shared project as it was (an undone correction does not count)
+        assert new_corrections(settings) == (0, None)
+    finally:
+        store.close()
+    down = settings.model_copy(update={"inference_log_url": "postgresql://nobody@127.0.0.1:9/none"})
+    count, note = new_corrections(down)
+    assert count is None and note is not None and note.startswith("corrections not counted")
