@@ -56,7 +56,7 @@ labels = dict(zip(table["report"], when + " · " + table["decision"], strict=Tru
 picked = st.selectbox("Report", table["report"], format_func=labels.get, key="pick")
 summary = next(r for r in found if r.html == picked)
 
-if summary.quality:
+if summary.quality and "current" in summary.quality:
     now, before = summary.quality["current"], summary.quality["reference"]
     q1, q2 = st.columns(2)
     q1.metric(
@@ -66,6 +66,14 @@ if summary.quality:
         help=f"{int(now['rows']):,} predictions with their true class (drift --labels)",
     )
     q2.metric("Accuracy", f"{now['accuracy']:.3f}", delta=f"{now['accuracy'] - before['accuracy']:+.3f}")
+if summary.quality and "reviewed" in summary.quality:
+    checked = summary.quality["reviewed"]
+    st.metric(
+        "Accuracy of the reviewed predictions",
+        f"{checked['accuracy']:.3f}",
+        help=f"{int(checked['rows']):,} predictions of the window that a reviewer labelled (Review page): "
+        "reviewers see the unsure answers first, so this is a floor, not the window's accuracy",
+    )
 
 st.subheader("Columns")
 st.dataframe(

@@ -45,6 +45,7 @@ from core.models.train import FILES
 from core.progress import StageProgress
 from core.serving.predictor import ImageLimits, Product, predict
 from core.serving.records import records
+from core.storage.corrections import CorrectionsStore
 from core.storage.drift_reports import ColumnDrift, DriftSummary, add_to_index
 from core.storage.inference_log import read_inference_log
 from core.tracking.registry import NoChampionError, open_registry
@@ -249,6 +250,17 @@ def quality(frame: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def reviewed_quality(current: pd.DataFrame, reviewed: pd.Series) -> dict[str, float] | None:
+    """Accuracy and weighted F1 of the window's predictions that a reviewer labelled (None: none was).
+    Reviewers see the unsure answers first: this is a floor for the window, not its accuracy."""
+    keys = current["request_id"].astype(str) + ":" + current["item"].astype(int).astype(str)
+    target = keys.map(reviewed)
+    labelled = current.assign(target=target).dropna(subset=["target"])
+    if labelled.empty:
+        return None
+    return quality(labelled.assign(target=labelled["target"].astype(int)))
+
+
 def _columns(data: dict[str, Any], numeric: Sequence[str]) -> tuple[list[ColumnDrift], float]:
     failed = {
         t["metric_config"]["metric_id"]
@@ -296,12 +308,15 @@ def run_drift(
     *,
     current: pd.DataFrame | None = None,
     labels: pd.Series | None = None,
+    reviewed: pd.Series | None = None,
     now: datetime | None = None,
     progress: StageProgress | None = None,
 ) -> DriftSummary:
     """Compare the inference log's window with the reference; write the HTML report, its summary and
     the index. `current` (inference-log rows) replaces the window when given. `labels` (true class by
-    request id) restricts the report to the labelled predictions and adds classification quality."""
+    request id) restricts the report to the labelled predictions and adds classification quality.
+    `reviewed` (true class by prediction key `request_id:item`, from reviewers' corrections) adds the
+    accuracy of the window's reviewed predictions, without restricting the report to them."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     window_start: datetime | None = None
@@ -335,6 +350,9 @@ def run_drift(
         max_rows=settings.drift_max_rows,
     )
     scores = {"current": quality(described), "reference": quality(reference)} if labels is not None else None
+    checked = reviewed_quality(current, reviewed) if reviewed is not None else None
+    if checked is not None:
+        scores = {**(scores or {}), "reviewed": checked}
     if progress:
         progress("drift report", 1, 1)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
@@ -383,4 +401,18 @@ def report_now(
     if version is None:
         raise NoChampionError("No champion model yet: train one first (`python -m core pipeline`).")
     classifier = load_classifier(settings, version=version)
-    return run_drift(settings, classifier, version, labels=labels, progress=progress)
+    reviewed = reviewed_labels(settings)
+    return run_drift(settings, classifier, version, labels=labels, reviewed=reviewed, progress=progress)
+
+
+def reviewed_labels(settings: Settings) -> pd.Series | None:
+    """True classes of served predictions from reviewers' corrections (by `request_id:item`)."""
+    store = CorrectionsStore.open(str(settings.inference_log_url))
+    try:
+        table = store.table()
+    finally:
+        store.close()
+    served = table[(table["source"] == "production") & table["new_code"].notna()]
+    if served.empty:
+        return None
+    return pd.Series(served["new_code"].astype(int).to_numpy(), index=served["product_key"].to_numpy())

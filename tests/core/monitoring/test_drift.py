@@ -164,3 +164,15 @@ def test_labels_file_errors_are_clear(tmp_path: Path) -> None:
         read_labels(bad)
     bad.write_text("request_id,prdtypecode\nr1,10\nr2,2583\n")
     assert read_labels(bad).to_dict() == {"r1": 10, "r2": 2583}
+
+
+def test_reviewed_predictions_give_the_window_a_real_accuracy() -> None:
+    from core.monitoring.drift import reviewed_quality
+
+    window = pd.DataFrame(
+        {"request_id": ["a", "b", "c", "c"], "item": [0, 0, 0, 1], "predicted_code": [10, 40, 50, 2705]}
+    )
+    reviewed = pd.Series([10, 2705, 2705], index=["a:0", "b:0", "c:1"])  # b was wrong
+    found = reviewed_quality(window, reviewed)
+    assert found is not None and found["rows"] == 3 and abs(found["accuracy"] - 2 / 3) < 1e-9
+    assert reviewed_quality(window, pd.Series([10], index=["z:0"])) is None
