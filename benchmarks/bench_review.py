@@ -167,12 +167,14 @@ def _page(settings: Settings) -> list[Row]:
     first = time.perf_counter()
     at.run()
     first_s = time.perf_counter() - first
+    if not any("Top 5 of champion" in m.value for m in at.markdown):
+        raise RuntimeError("The Review page shows no champion's view of the item: nothing measured.")
     per_item = []
     for _ in range(10):
         started = time.perf_counter()
         at.button(key="review_accept").click().run()
         per_item.append(time.perf_counter() - started)
-        if at.exception:
+        if at.exception or not any("Top 5 of champion" in m.value for m in at.markdown):
             raise RuntimeError(f"Review page failed: {at.exception}")
     return [
         ("Review page: first load of the training queue (champion loaded)", f"{first_s:.2f} s", "—"),

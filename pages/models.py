@@ -34,6 +34,7 @@ c3.metric("Registered versions", len(shown.versions))
 
 st.subheader("Versions")
 st.dataframe(shown.table, key="versions", hide_index=True, column_config=ui.VERSIONS_CONFIG)
+st.caption(ui.corrections_note(shown.versions))
 
 st.subheader("Promotion history")
 ui.history_timeline(shown.history)

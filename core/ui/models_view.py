@@ -88,6 +88,19 @@ def registered() -> Registered | None:
     )
 
 
+def corrections_note(versions: list[VersionInfo]) -> str:
+    """What reviewed labels the newest version was trained with (its run keeps the file)."""
+    newest = versions[0]
+    count = int(newest.tags.get("data.corrections") or 0)
+    if not count:
+        return f"v{newest.version} was trained on the downloaded labels alone (no reviewed labels)."
+    sha = newest.tags.get("data.corrections_sha256", "")[:12]
+    return (
+        f"v{newest.version} was trained with {count:,} reviewed labels (corrections file `{sha}`, kept in "
+        "its run's artifacts under `corrections/`)."
+    )
+
+
 def promotion_rules() -> PromotionParams:
     """The gate's rules from params.yaml (the defaults, with a warning, when the file is invalid)."""
     try:
