@@ -5,6 +5,8 @@ after the other, on the same machine, under the same load from `wrk` (a C load g
 clients cost little CPU): one client sending text requests back to back, then 16 concurrent clients,
 then batches of 1,000 products. Requests rotate over 200 real demo products. Products with a photo
 (title + JPEG, multipart) are timed by one Python client (httpx, keep-alive), request after request.
+Review feedback (`POST /feedback`) is timed with 16 concurrent clients (wrk), each request correcting
+another logged prediction (distinct request ids, made by predictions first).
 Needs `wrk` on PATH
 (Debian/Ubuntu: `apt-get install wrk`; macOS: `brew install wrk`); without it the section says so.
 """
@@ -22,9 +24,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
 
 import pandas as pd
 
@@ -51,6 +54,34 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout))
 end
 """
+
+
+# Requests numbered by one counter (`wrk` runs one thread, its 16 connections share it): predictions with
+# distinct request ids (`X-Request-ID`), then one correction of each. The thread stops when the numbers
+# run out, before wrk's clock does, so no request is ever sent twice.
+RANGE_LUA = Template("""
+$preamble
+local i, last = $first - 1, $last
+wrk.method = "POST"
+request = function()
+  i = i + 1
+  if i > last then wrk.thread:stop() end
+  local headers = {["Content-Type"] = "application/json"$auth}
+  $request
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %f %f %f %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), e.status,
+    e.connect + e.read + e.write + e.timeout))
+end
+""")
+PREDICT_LUA = """headers["X-Request-ID"] = "$prefix" .. i
+  return wrk.format(nil, nil, headers, bodies[i % #bodies + 1])"""
+FEEDBACK_LUA = """local body = '{"request_id": "$prefix' .. i .. '", "true_code": ' .. codes[i % #codes + 1]
+    .. ', "reviewer": "bench"}'
+  return wrk.format(nil, nil, headers, body)"""
+BENCH_TOKEN = "bench-review-token-not-a-secret"
 
 
 @dataclass(frozen=True)
@@ -112,8 +143,8 @@ def _script(bodies: list[str], folder: Path, name: str) -> Path:
     return path
 
 
-def _wrk(url: str, script: Path, connections: int, seconds: int = SECONDS) -> Load:
-    threads = min(connections, 2)
+def _wrk(url: str, script: Path, connections: int, seconds: int = SECONDS, threads: int = 2) -> Load:
+    threads = min(connections, threads)
     cmd = [
         "wrk",
         f"-t{threads}",
@@ -136,6 +167,53 @@ def _wrk(url: str, script: Path, connections: int, seconds: int = SECONDS) -> Lo
         float(p99) / 1e3,
         int(status) + int(socket_errors),
     )
+
+
+def _range_script(folder: Path, name: str, request: str, preamble: str, first: int, last: int) -> Path:
+    path = folder / f"{name}.lua"
+    auth = f', ["Authorization"] = "Bearer {BENCH_TOKEN}"' if "codes" in preamble else ""
+    path.write_text(
+        RANGE_LUA.substitute(preamble=preamble, first=first, last=last, auth=auth, request=request)
+    )
+    return path
+
+
+def _logged(database: Path, prefix: str) -> int:
+    """How many predictions the log holds for request ids starting with `prefix`."""
+    import sqlite3
+
+    with closing(sqlite3.connect(database)) as db:
+        return int(
+            db.execute(
+                "SELECT count(*) FROM predictions WHERE request_id LIKE ?", (f"{prefix}%",)
+            ).fetchone()[0]
+        )
+
+
+def _feedback_latency(
+    base: str, database: Path, folder: Path, products: list[dict[str, str]], prefix: str
+) -> Load:
+    """`POST /feedback` under 16 concurrent clients for `SECONDS`, each request correcting another logged
+    prediction: 16 clients make predictions for `3 × SECONDS` first (request ids `<prefix><n>`)."""
+    from core.categories import CODES
+
+    bodies = "local bodies = {" + ",".join(f"[==[{json.dumps(p)}]==]" for p in products) + "}"
+    predict = Template(PREDICT_LUA).substitute(prefix=prefix)
+    _wrk(
+        f"{base}/predict", _range_script(folder, "fb_predict", predict, bodies, 1, 10**9), 16, 3 * SECONDS, 1
+    )
+    deadline, previous, made = time.monotonic() + 60, -1, _logged(database, prefix)
+    while made != previous or made == 0:  # the log is written in the background: until it settles
+        if time.monotonic() > deadline:
+            raise RuntimeError("the predictions made for the feedback benchmark were not all logged")
+        time.sleep(0.5)
+        previous, made = made, _logged(database, prefix)
+    codes = "local codes = {" + ",".join(str(c) for c in CODES) + "}"
+    correct = Template(FEEDBACK_LUA).substitute(prefix=prefix)
+    warm = _wrk(f"{base}/feedback", _range_script(folder, "fb_warm", correct, codes, 1, made), 16, 2, 1)
+    first = warm.requests + 100  # past those still in flight when the warm-up stopped
+    timed = _range_script(folder, "fb", correct, codes, first, made)
+    return _wrk(f"{base}/feedback", timed, 16, SECONDS, 1)
 
 
 def _measure(url_one: str, url_batch: str, one: Path, batch: Path, batch_clients: int) -> dict[str, Load]:
@@ -204,6 +282,7 @@ def run(tmp: Path, workers: int) -> list[Row]:
     (root / "params.yaml").write_bytes((repo / "params.yaml").read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
     env |= {"RAKUTEN_ROOT": str(root), "RAKUTEN_DATA_DIR": str(raw), "RAKUTEN_API_ALIAS_CHECK_S": "0"}
+    env |= {"RAKUTEN_REVIEW_TOKEN": BENCH_TOKEN}
     _train(root, raw, env)
 
     products = _products(raw, 200 + BATCH)
@@ -222,6 +301,7 @@ def run(tmp: Path, workers: int) -> list[Row]:
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     results: dict[tuple[str, int], dict[str, Load]] = {}
     photo: tuple[float, float, str] | None = None
+    feedback: dict[int, Load] = {}
     for n_workers in (1, 2):
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
@@ -247,6 +327,8 @@ def run(tmp: Path, workers: int) -> list[Row]:
             )
             if n_workers == 1:
                 photo = _photo_latency(base, raw)
+            log = root / "data" / "inference.db"
+            feedback[n_workers] = _feedback_latency(base, log, tmp, single, f"bench-fb-{n_workers}-")
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         serve = [
@@ -277,7 +359,21 @@ def run(tmp: Path, workers: int) -> list[Row]:
         p50, p95, views = photo
         label = f"Serving: this API, 1 client, title + photo requests (1 worker; views: {views})"
         rows.insert(1, (label, f"p50 {p50:.1f} / p95 {p95:.1f} ms", "p50 < 25 ms"))
+    failed = int(rows[-1][1]) + sum(load.errors for load in feedback.values())
+    rows[-1:] = [*_feedback_rows(feedback), (rows[-1][0], f"{failed}", "0")]
     return rows
+
+
+def _feedback_rows(feedback: dict[int, Load]) -> list[Row]:
+    return [
+        (
+            f"Review: POST /feedback, 16 concurrent clients, a distinct prediction each "
+            f"({n} worker{'s' if n > 1 else ''})",
+            f"{load.latency()}, {load.rps:,.0f} req/s",
+            "p99 < 20 ms" if n == 2 else "—",
+        )
+        for n, load in sorted(feedback.items())
+    ]
 
 
 def _rows(r: dict[tuple[str, int], dict[str, Load]]) -> list[Row]:

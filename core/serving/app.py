@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -68,12 +69,15 @@ def create_app(settings: Settings | None = None, *, source: RegistrySource | Non
         state.pool = BatchPool(settings.batch_processes).start()
         await run_in_threadpool(holder.start)
         engine = open_engine(str(settings.inference_log_url), create=False)
+        state.engine = engine
+        await run_in_threadpool(_open_review_store, state)
         state.writer = InferenceLogWriter(
             engine,
             retention_days=settings.inference_log_retention_days,
             on_written=metrics.log_written.inc,
             on_failure=metrics.log_failures.inc,
             on_dropped=metrics.log_dropped.inc,
+            inputs_dir=settings.review_inputs_dir,
         ).start()
         stop = threading.Event()
         watcher = _start_alias_watcher(state, stop)
@@ -122,6 +126,15 @@ def settle_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def _open_review_store(state: ServiceState) -> None:
+    """The corrections store POST /feedback writes to, on the inference log's database. The service
+    starts without it if that database is unreachable (the first feedback opens it)."""
+    try:
+        state.review_store()
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("corrections store not opened (the first feedback will retry): %s", exc)
 
 
 def _start_alias_watcher(state: ServiceState, stop: threading.Event) -> threading.Thread | None:

@@ -17,7 +17,7 @@ import httpx
 from core.errors import RakutenError
 from core.serving.holder import ServedModel
 from core.serving.predictor import Answer, BatchRow, ImageLimits, Product, Ranked, ViewAnswer, predict
-from core.serving.records import records
+from core.serving.records import PhotoPolicy, records
 from core.storage.inference_log import ORIGIN_HEADER, InferenceLogWriter
 
 BackendName = Literal["api", "in-process"]
@@ -64,9 +64,10 @@ class InProcessBackend:
         *,
         writer: InferenceLogWriter | None = None,
         origin: str = "console",
+        photos: PhotoPolicy | None = None,
     ) -> None:
         self.model, self.limits = model, limits
-        self.writer, self.origin = writer, origin
+        self.writer, self.origin, self.photos = writer, origin, photos
 
     def predict(self, product: Product, *, k: int = 5, request_id: str | None = None) -> Outcome:
         start = time.perf_counter()
@@ -96,7 +97,7 @@ class InProcessBackend:
         if self.writer is not None:
             rid = rid or f"{self.origin}-{uuid.uuid4().hex[:16]}"
             self.writer.record(
-                records(route, self.model.version, products, answers, elapsed, rid, self.origin)
+                records(route, self.model.version, products, answers, elapsed, rid, self.origin, self.photos)
             )
 
 

@@ -1,18 +1,23 @@
-"""FastAPI dependencies: the service state, the served model, admin auth, content-type checks."""
+"""FastAPI dependencies: the service state, the served model, admin and reviewer auth, content types."""
 
 from __future__ import annotations
 
 import hmac
+import threading
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
+from pydantic import SecretStr
 
 from core.config import Settings
 from core.serving.batch import BatchPool
 from core.serving.holder import ModelHolder, ServedModel
 from core.serving.metrics import ServiceMetrics
 from core.serving.predictor import ImageLimits
+from core.serving.records import PhotoPolicy
+from core.storage.corrections import CorrectionsStore
 from core.storage.inference_log import ORIGIN_HEADER, ORIGINS, InferenceLogWriter
 
 
@@ -30,11 +35,27 @@ class ServiceState:
     holder: ModelHolder
     metrics: ServiceMetrics
     writer: InferenceLogWriter | None = None
+    engine: sa.Engine | None = None  # the inference log's database (the corrections table is there too)
+    corrections: CorrectionsStore | None = None
     pool: BatchPool = field(default_factory=lambda: BatchPool(0))
     limits: ImageLimits = field(init=False)
+    photos: PhotoPolicy = field(init=False)
+    _opening: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.limits = ImageLimits.of(self.settings)
+        self.photos = PhotoPolicy.of(self.settings)
+
+    def review_store(self) -> CorrectionsStore:
+        """The corrections store: opened at start-up, or now if the database was unreachable then.
+        Raises `sqlalchemy.exc.SQLAlchemyError` while it still is."""
+        if self.corrections is None:
+            with self._opening:
+                if self.corrections is None:
+                    if self.engine is None:
+                        raise ApiError(503, "starting", "The service is starting: try again in a moment.")
+                    self.corrections = CorrectionsStore(self.engine)
+        return self.corrections
 
 
 async def get_state(request: Request) -> ServiceState:
@@ -71,24 +92,50 @@ Origin = Annotated[str, Depends(origin)]
 
 async def require_admin(request: Request, state: State) -> None:
     """Bearer token from `RAKUTEN_API_ADMIN_TOKEN`, compared in constant time."""
-    expected = state.settings.api_admin_token
-    if expected is None or not expected.get_secret_value():
+    expected = _configured(state.settings.api_admin_token)
+    if not expected:
         raise ApiError(
             403,
             "admin_disabled",
             "Admin routes are disabled: set RAKUTEN_API_ADMIN_TOKEN for the API and send it as "
             "'Authorization: Bearer <token>'.",
         )
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(
-            401,
-            "unauthenticated",
-            "Admin routes need 'Authorization: Bearer <RAKUTEN_API_ADMIN_TOKEN>'.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not hmac.compare_digest(token.strip().encode(), expected.get_secret_value().encode()):
+    token = _bearer(request, "Admin routes need 'Authorization: Bearer <RAKUTEN_API_ADMIN_TOKEN>'.")
+    if not _matches(token, expected):
         raise ApiError(403, "forbidden", "The admin token is not valid.")
+
+
+def check_reviewer(request: Request, s: Settings) -> None:
+    """Bearer token from `RAKUTEN_REVIEW_TOKEN` or `RAKUTEN_API_ADMIN_TOKEN`, compared in constant time."""
+    expected = _configured(s.review_token, s.api_admin_token)
+    if not expected:
+        raise ApiError(
+            403,
+            "review_disabled",
+            "Review routes are disabled: set RAKUTEN_REVIEW_TOKEN (or RAKUTEN_API_ADMIN_TOKEN) for the API "
+            "and send it as 'Authorization: Bearer <token>'.",
+        )
+    token = _bearer(request, "Review routes need 'Authorization: Bearer <RAKUTEN_REVIEW_TOKEN>'.")
+    if not _matches(token, expected):
+        raise ApiError(403, "forbidden", "The reviewer token is not valid.")
+
+
+def _configured(*secrets: SecretStr | None) -> list[bytes]:
+    return [s.get_secret_value().encode() for s in secrets if s is not None and s.get_secret_value()]
+
+
+def _bearer(request: Request, needs: str) -> bytes:
+    """The request's bearer token, or 401 saying what to send."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthenticated", needs, headers={"WWW-Authenticate": "Bearer"})
+    return token.strip().encode()
+
+
+def _matches(token: bytes, expected: list[bytes]) -> bool:
+    """Compared with every accepted token (no early exit: the time says nothing about which matched)."""
+    results = [hmac.compare_digest(token, candidate) for candidate in expected]
+    return any(results)
 
 
 def media_type(request: Request) -> str:

@@ -1,12 +1,48 @@
-"""What the inference log keeps of a request: one `InferenceRecord` per product and its answer."""
+"""What the inference log keeps of a request: one `InferenceRecord` per product and its answer, and —
+for the predictions review will look at — the photo (`PhotoPolicy`)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from core.config import Settings
 from core.serving.predictor import Answer, Product
-from core.storage.inference_log import InferenceRecord
+from core.storage.inference_log import TOP_CODES, InferenceRecord
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoPolicy:
+    """Which served photos are kept for review: those answered below `confidence`, those whose text
+    and photo views disagree, and a `share` of the others (a sample every worker process agrees on)."""
+
+    confidence: float
+    share: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> PhotoPolicy:
+        return cls(settings.review_confidence, settings.review_keep_share)
+
+    def keeps(
+        self, request_id: str, item: int, confidence: float, text_code: int | None, image_code: int | None
+    ) -> bool:
+        if confidence < self.confidence:
+            return True
+        if text_code is not None and image_code is not None and text_code != image_code:
+            return True
+        return sampled(request_id, item, self.share)
+
+
+def sampled(request_id: str, item: int, share: float) -> bool:
+    """Whether a product is in a `share` sample: from a hash of its request id and item, not a random
+    draw, so every worker process (and a rerun) decides the same."""
+    if share <= 0:
+        return False
+    digest = hashlib.blake2b(f"{request_id}:{item}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < share * 2**64
 
 
 def records(
@@ -17,13 +53,22 @@ def records(
     elapsed: float,
     rid: str,
     origin: str = "api",
+    photos: PhotoPolicy | None = None,
 ) -> list[InferenceRecord]:
     """What the log keeps of one request's products and their answers (`elapsed`: seconds for all).
-    Drift references are described by the same function, so both sides compare like with like."""
+    Drift references are described by the same function, so both sides compare like with like.
+    With `photos`, the photos it keeps ride on their records (the log's writer stores them)."""
     now, latency = datetime.now(UTC), elapsed * 1000
     out = []
     for i, (product, answer) in enumerate(zip(products, answers, strict=True)):
         image = answer.image
+        own = {view.view: view.top_k[0].code for view in answer.views if view.top_k}
+        text_code, image_code = own.get("text"), own.get("image")
+        keep = (
+            photos is not None
+            and product.image is not None
+            and photos.keeps(rid, i, answer.probability, text_code, image_code)
+        )
         out.append(
             InferenceRecord(
                 ts=now,
@@ -46,6 +91,15 @@ def records(
                 image_green=image.green if image else None,
                 image_blue=image.blue if image else None,
                 origin=origin,
+                description=product.description or None,
+                text_code=text_code,
+                image_code=image_code,
+                top_codes=_top_codes(answer),
+                photo=product.image if keep else None,
             )
         )
     return out
+
+
+def _top_codes(answer: Answer) -> str:
+    return json.dumps([[r.code, round(r.probability, 4)] for r in answer.top_k[:TOP_CODES]])

@@ -131,6 +131,37 @@ class ReloadResponse(BaseModel):
     detail: str
 
 
+class Feedback(BaseModel):
+    """A reviewer's (or an external tool's) correct class for one served prediction."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"request_id": "5f0c1d9e2b7a4c38a1e6f2d4b9c07e15", "item": 0, "true_code": 2583}]
+        }
+    )
+
+    request_id: str = Field(
+        min_length=1, max_length=64, description="The prediction's request id (its X-Request-ID)."
+    )
+    item: int = Field(default=0, ge=0, description="The product's position in the request (batches).")
+    true_code: int = Field(description="The right product type code (prdtypecode).", examples=[2583])
+    reviewer: str | None = Field(
+        default=None, max_length=64, description="Who says so (default: api).", examples=["alice"]
+    )
+    note: str | None = Field(default=None, max_length=2_000, description="Why, for the audit trail.")
+
+
+class FeedbackResponse(BaseModel):
+    correction_id: int = Field(description="The correction's id in the corrections store.")
+    request_id: str
+    item: int
+    predicted_code: int = Field(description="What the service answered.")
+    true_code: int
+    verdict: Literal["relabel", "confirm"] = Field(
+        description="relabel: the answer was wrong; confirm: it was right."
+    )
+
+
 class ErrorBody(BaseModel):
     """Every error: what went wrong, a reason code for clients and metrics, and the request id."""
 

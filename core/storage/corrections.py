@@ -221,19 +221,19 @@ class CorrectionsStore:
         checked = [c.checked() for c in batch]
         _refuse_repeats(checked)
         now = datetime.now(UTC)
-        try:
+        try:  # the unique index decides: a clash fails the insert, and the transaction with it
             with self.engine.begin() as conn:
-                existing = _active_for(conn, [c.product_key for c in checked])
-                for c in checked:
-                    if c.product_key in existing:
-                        raise _clash(c, existing[c.product_key])
                 ids = []
                 for c in checked:
-                    values = {**_clipped(asdict(c)), "created_at": now, "active": True}
-                    inserted = conn.execute(corrections.insert().values(values)).inserted_primary_key
+                    values = {
+                        **_clipped({f: getattr(c, f) for f in _FIELDS}),
+                        "created_at": now,
+                        "active": True,
+                    }
+                    inserted = conn.execute(_INSERT, values).inserted_primary_key
                     ids.append(int(inserted[0]))  # type: ignore[index]
                 return ids
-        except sa.exc.IntegrityError as exc:  # another reviewer's correction landed in between
+        except sa.exc.IntegrityError as exc:  # the product already has a correction: say which
             with self.engine.connect() as conn:
                 existing = _active_for(conn, [c.product_key for c in checked])
             for c in checked:
@@ -314,8 +314,18 @@ def _refuse_repeats(batch: Sequence[Correction]) -> None:
         seen[c.product_key] = c
 
 
+# Statements built once: SQLAlchemy then reuses their compiled form (POST /feedback makes one each call).
+_INSERT: Final = corrections.insert()
+_ACTIVE_ONE: Final = sa.select(corrections).where(
+    corrections.c.active.is_(True), corrections.c.product_key == sa.bindparam("key")
+)
+
+
 def _active_for(conn: sa.Connection, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
     keys = list(dict.fromkeys(keys))
+    if len(keys) == 1:
+        found = conn.execute(_ACTIVE_ONE, {"key": keys[0]}).mappings().first()
+        return {keys[0]: dict(found)} if found is not None else {}
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
         query = sa.select(corrections).where(

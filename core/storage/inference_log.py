@@ -5,17 +5,22 @@ for the database, records are inserted in batches, a failed insert is retried (r
 failures are counted) and closing the writer flushes everything. SQLite in WAL mode by default —
 several API worker processes can write the same file — or any SQLAlchemy URL (PostgreSQL in the
 full stack). `read_inference_log` is the one way to read it back (drift monitoring uses it).
+
+What review needs is kept too: the description, each view's own answer, the top codes and, for the
+predictions review will look at, the photo — written by the same background thread into the review
+inputs folder, named by its content hash (`keep_photo`), so a request never waits for the disk.
 """
 # Size: schema, background writer, retention and readers of one table, for SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -25,10 +30,13 @@ import sqlalchemy as sa
 
 from core.config import Settings
 from core.errors import RakutenError
+from core.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 TITLE_CHARS: Final = 512  # the title is kept for text drift; longer ones are cut
+DESCRIPTION_CHARS: Final = 2_000  # enough for a reviewer to judge; longer ones are cut
+TOP_CODES: Final = 5  # the ranked codes kept per prediction (`top_codes`)
 # Who asked: any API client, the console (through the API or in its own process), the traffic simulator.
 ORIGINS: Final = ("api", "console", "simulator")
 ORIGIN_HEADER: Final = "X-Rakuten-Origin"
@@ -39,7 +47,7 @@ predictions = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),  # POST /feedback looks it up
     sa.Column("route", sa.String(32), nullable=False),
     sa.Column("item", sa.Integer, nullable=False),
     sa.Column("model_version", sa.Integer),
@@ -58,6 +66,12 @@ predictions = sa.Table(
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("origin", sa.String(16)),  # NULL in logs written before it existed: read as "api"
+    # What review needs (NULL in logs written before them):
+    sa.Column("description", sa.Text),
+    sa.Column("text_code", sa.Integer),  # the TF-IDF text view's own answer
+    sa.Column("image_code", sa.Integer),  # the photo view's own answer
+    sa.Column("top_codes", sa.String(400)),  # JSON: [[code, probability], ...], best first
+    sa.Column("image_file", sa.String(128)),  # the kept photo, in the review inputs folder
 )
 COLUMNS: Final = tuple(c.name for c in predictions.columns if c.name != "id")
 
@@ -88,10 +102,18 @@ class InferenceRecord:
     image_green: float | None = None
     image_blue: float | None = None
     origin: str = "api"
+    description: str | None = None
+    text_code: int | None = None
+    image_code: int | None = None
+    top_codes: str | None = None
+    image_file: str | None = None
+    # The photo to keep for review (not a column): the writer stores it and names it in `image_file`.
+    photo: bytes | None = field(default=None, repr=False, compare=False)
 
     def values(self) -> tuple[Any, ...]:
         """Column values in `COLUMNS` order (a plain tuple: the writer binds them without copies)."""
         title = self.designation[:TITLE_CHARS] if self.designation is not None else None
+        description = self.description[:DESCRIPTION_CHARS] if self.description is not None else None
         return (
             self.ts,
             self.request_id,
@@ -113,6 +135,11 @@ class InferenceRecord:
             self.confidence,
             self.latency_ms,
             self.origin,
+            description,
+            self.text_code,
+            self.image_code,
+            self.top_codes,
+            self.image_file,
         )
 
 
@@ -136,7 +163,8 @@ def open_engine(url: str, *, create: bool = True) -> sa.Engine:
 
 
 def create_tables(engine: sa.Engine) -> None:
-    """The log's table, and the columns later versions added to a log an older version created."""
+    """The log's table, and the columns and indexes later versions added to a log an older version
+    created (an index on a large old log takes a while, once: the writer's thread waits, not requests)."""
     metadata.create_all(engine, checkfirst=True)
     present = {c["name"] for c in sa.inspect(engine).get_columns(predictions.name)}
     missing = [c for c in predictions.columns if c.name not in present]
@@ -144,6 +172,9 @@ def create_tables(engine: sa.Engine) -> None:
         for column in missing:  # nullable, no default: a cheap ALTER on SQLite and PostgreSQL alike
             kind = column.type.compile(dialect=engine.dialect)
             conn.exec_driver_sql(f"ALTER TABLE {predictions.name} ADD COLUMN {column.name} {kind}")
+        for index in predictions.indexes:
+            columns = ", ".join(c.name for c in index.columns)
+            conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {index.name} ON {predictions.name} ({columns})")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -246,16 +277,81 @@ def read_inference_log(
             engine.dispose()
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     frame["origin"] = frame["origin"].fillna("api")
-    numeric = [c.name for c in predictions.columns if c.name.startswith("image_")]
-    frame[numeric] = frame[numeric].astype("float64")  # all-NULL columns would read as objects
+    frame[_IMAGE_NUMBERS] = frame[_IMAGE_NUMBERS].astype("float64")  # all-NULL columns would read as objects
+    frame[["text_code", "image_code"]] = frame[["text_code", "image_code"]].astype("Int64")
     return frame.iloc[::-1].reset_index(drop=True)
+
+
+_IMAGE_NUMBERS: Final = [
+    c.name
+    for c in predictions.columns
+    if c.name.startswith("image_") and c.name not in ("image_code", "image_file")
+]
+_FOUND: Final = ("predicted_code", "model_version", "designation", "description", "image_file")
+_FIND: Final = (
+    sa.select(*[predictions.c[name] for name in _FOUND])
+    .where(predictions.c.request_id == sa.bindparam("rid"), predictions.c.item == sa.bindparam("item"))
+    .order_by(predictions.c.id.desc())
+    .limit(1)
+)
+
+
+def find_prediction(engine: sa.Engine, request_id: str, item: int) -> dict[str, Any] | None:
+    """The logged prediction of one product of one request (the latest, should a client have reused a
+    request id): its predicted code, model version, title, description and kept photo; None if absent.
+    One indexed SELECT (its compiled form cached by SQLAlchemy): POST /feedback waits on it."""
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(_FIND, {"rid": request_id, "item": item}).mappings().first()
+    except sa.exc.SQLAlchemyError as exc:
+        if not _has_table(engine):  # nothing logged yet: the writer makes the table on its first write
+            return None
+        raise InferenceLogError(f"Cannot read the inference log: {exc}") from exc
+    return None if row is None else dict(row)
+
+
+def _has_table(engine: sa.Engine) -> bool:
+    try:
+        return sa.inspect(engine).has_table(predictions.name)
+    except sa.exc.SQLAlchemyError:
+        return True  # the database itself is unreachable: say so, not "unknown request"
+
+
+_MAGIC: Final = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"))
+
+
+def photo_name(data: bytes) -> str | None:
+    """A photo's file name in the review inputs folder: the first 32 hex digits of its SHA-256 and its
+    kind's suffix from the magic bytes (jpg, png, webp); None for bytes that are none of those."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        suffix = "webp"
+    else:
+        suffix = next((kind for magic, kind in _MAGIC if data.startswith(magic)), "")
+    return f"{hashlib.sha256(data).hexdigest()[:32]}.{suffix}" if suffix else None
+
+
+def keep_photo(data: bytes, folder: Path) -> str | None:
+    """Store a photo in `folder` under `photo_name` (atomically: a reader never sees half a file; once:
+    the same photo sent again is not rewritten); its file name, None when it is not a photo.
+    Raises `OSError` when the folder cannot be written."""
+    name = photo_name(data)
+    if name is None:
+        return None
+    target = folder / name
+    if not target.exists():
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
+    return name
 
 
 class InferenceLogWriter:
     """Queue + background thread inserting records in batches. `record` never blocks or raises.
 
     `on_failure(n)` / `on_written(n)` / `on_dropped(n)` let the service count what happens (metrics);
-    records beyond `max_pending` while the database is unreachable are dropped oldest first, and counted."""
+    records beyond `max_pending` while the database is unreachable are dropped oldest first, and counted.
+    A record's photo is stored in `inputs_dir` (`keep_photo`) before the record is queued for insertion,
+    then dropped from memory; a photo that cannot be written is logged and counted (`photo_failures`,
+    `on_photo_failure`), and its record written without it. Without `inputs_dir` photos are not kept."""
 
     def __init__(
         self,
@@ -268,8 +364,13 @@ class InferenceLogWriter:
         on_written: Callable[[int], None] = lambda n: None,
         on_failure: Callable[[int], None] = lambda n: None,
         on_dropped: Callable[[int], None] = lambda n: None,
+        inputs_dir: Path | None = None,
+        on_photo_failure: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.engine = engine
+        self.inputs_dir = inputs_dir
+        self.on_photo_failure = on_photo_failure
+        self.photo_failures = 0
         self.batch = batch
         self.retry_s = retry_s
         self.max_pending = max_pending
@@ -326,7 +427,7 @@ class InferenceLogWriter:
                 elif isinstance(item, threading.Event):
                     waiters.append(item)
                 else:
-                    self._pending.append(item)
+                    self._pending.append(item if item.photo is None else self._keep_photo(item))
             self._cap()
             if self._pending and not self._write_pending():
                 if stopping and time.monotonic() > self._deadline:
@@ -353,6 +454,19 @@ class InferenceLogWriter:
                 yield self._queue.get_nowait()
             except queue.Empty:
                 return
+
+    def _keep_photo(self, record: InferenceRecord) -> InferenceRecord:
+        """The record naming its stored photo, without the bytes (or without either, if not stored)."""
+        if self.inputs_dir is None or record.photo is None:
+            return replace(record, photo=None)
+        try:
+            name = keep_photo(record.photo, self.inputs_dir)
+        except OSError as exc:  # a full or read-only disk: the record still goes to the log
+            self.photo_failures += 1
+            self.on_photo_failure(1)
+            log.warning("review photo of %s:%d not kept: %s", record.request_id, record.item, exc)
+            name = None
+        return replace(record, photo=None, image_file=name)
 
     def _cap(self) -> None:
         extra = len(self._pending) - self.max_pending

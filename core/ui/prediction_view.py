@@ -15,6 +15,7 @@ from core.errors import DataFormatError, ImageDecodeError
 from core.serving.client import ApiBackend, ApiRejected, ApiUnavailable, Backend, InProcessBackend, Outcome
 from core.serving.holder import ModelHolder
 from core.serving.predictor import Answer, ImageLimits, NoImageModelError
+from core.serving.records import PhotoPolicy
 from core.storage.inference_log import InferenceLogWriter
 from core.ui.cached import settings
 
@@ -69,7 +70,9 @@ def _log_writer(url: str) -> InferenceLogWriter:
 
     from core.storage.inference_log import open_engine
 
-    writer = InferenceLogWriter(open_engine(url, create=False)).start()
+    writer = InferenceLogWriter(
+        open_engine(url, create=False), inputs_dir=settings().review_inputs_dir
+    ).start()
     atexit.register(writer.close, timeout=5.0)
     return writer
 
@@ -86,7 +89,7 @@ def in_process(origin: str = "console") -> InProcessBackend | None:
     if model is None:
         return None
     writer = _log_writer(str(s.inference_log_url))
-    return InProcessBackend(model, ImageLimits.of(s), writer=writer, origin=origin)
+    return InProcessBackend(model, ImageLimits.of(s), writer=writer, origin=origin, photos=PhotoPolicy.of(s))
 
 
 def choose_backend() -> Choice:

@@ -11,16 +11,19 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from core.config import Settings
 from core.serving.app import create_app
+from core.storage.corrections import CorrectionsStore
 from core.storage.inference_log import read_inference_log
 from tests.core.serving.conftest import picture
 
 TOKEN = "test-admin-token-1234567890"
+REVIEW_TOKEN = "test-review-token-0987654321"
 POOL = {"designation": "Piscine tubulaire Intex 366 x 122 cm", "description": "Avec pompe de filtration."}
 
 
@@ -33,6 +36,9 @@ def settings(trained_source: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         reports_dir=here / "reports",
         inference_log_url=f"sqlite:///{here / 'inference.db'}",
         api_admin_token=TOKEN,  # type: ignore[arg-type]
+        review_token=REVIEW_TOKEN,  # type: ignore[arg-type]
+        review_inputs_dir=here / "review_inputs",
+        review_confidence=0.99,  # every photo the demo model answers is kept: below 99 %
         api_alias_check_s=0,
         api_max_text_chars=500,
         api_max_batch=20,
@@ -140,6 +146,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         "/model",
         "/admin/reload",
         "/metrics",
+        "/feedback",
     ):
         assert path in schema["paths"], path
     batch = schema["paths"]["/predict/batch"]["post"]["requestBody"]["content"]
@@ -170,7 +177,9 @@ def test_admin_reload_needs_the_token(client: TestClient) -> None:
     assert r.json() == {"outcome": "unchanged", "version": 1, "previous": 1, "detail": "v1 is the champion"}
 
 
-def test_admin_is_disabled_without_a_configured_token(trained_source: Path, tmp_path: Path) -> None:
+def test_admin_and_review_are_disabled_without_configured_tokens(
+    trained_source: Path, tmp_path: Path
+) -> None:
     settings = Settings(
         root=trained_source,
         models_dir=tmp_path,
@@ -181,6 +190,105 @@ def test_admin_is_disabled_without_a_configured_token(trained_source: Path, tmp_
         r = c.post("/admin/reload", headers={"Authorization": "Bearer anything"})
         assert r.status_code == 403 and error_of(r) == "admin_disabled"
         assert "RAKUTEN_API_ADMIN_TOKEN" in r.json()["detail"]
+        r = c.post("/feedback", json={"request_id": "x", "true_code": 10}, headers=bearer("anything"))
+        assert r.status_code == 403 and error_of(r) == "review_disabled"
+        assert "RAKUTEN_REVIEW_TOKEN" in r.json()["detail"]
+
+
+# --- review feedback ----------------------------------------------------------------------------------
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def other_code(code: int) -> int:
+    return 10 if code != 10 else 40
+
+
+def test_feedback_records_a_correction_with_what_the_log_kept(client: TestClient, settings: Settings) -> None:
+    files = {"file": ("p.jpg", picture(), "image/jpeg")}
+    served = client.post("/predict/product", data=POOL, files=files, headers={"X-Request-ID": "fb-ok"}).json()
+    wrong = other_code(served["code"])
+    # Sent at once: the log is written in the background, the route waits for it when it must.
+    body = {"request_id": "fb-ok", "true_code": wrong, "reviewer": "alice", "note": "a pool, not a toy"}
+    r = client.post("/feedback", json=body, headers=bearer(TOKEN))
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["correction_id"] >= 1 and out["verdict"] == "relabel"
+    assert (out["request_id"], out["item"], out["predicted_code"], out["true_code"]) == (
+        "fb-ok",
+        0,
+        served["code"],
+        wrong,
+    )
+    logged = read_inference_log(settings).set_index("request_id").loc["fb-ok"]
+    store = CorrectionsStore.open(str(settings.inference_log_url))
+    try:
+        row = store.table().set_index("id").loc[out["correction_id"]]
+    finally:
+        store.close()
+    assert row["product_key"] == "fb-ok:0" and row["queue"] == "feedback" and row["source"] == "production"
+    assert (row["old_code"], row["new_code"], row["reviewer"]) == (served["code"], wrong, "alice")
+    assert row["designation"] == POOL["designation"] and row["description"] == POOL["description"]
+    assert row["image_file"] == logged["image_file"] and row["model_version"] == 1
+    assert row["note"] == "a pool, not a toy"
+    assert (settings.review_inputs_dir / row["image_file"]).read_bytes() == picture()
+
+
+def test_feedback_refuses_what_it_cannot_record(client: TestClient) -> None:
+    served = client.post("/predict", json=POOL, headers={"X-Request-ID": "fb-refused"}).json()
+    r = client.post("/feedback", json={"request_id": "never-served", "true_code": 10}, headers=bearer(TOKEN))
+    assert r.status_code == 404 and error_of(r) == "unknown_request"
+    assert "X-Request-ID" in r.json()["detail"]
+    r = client.post(
+        "/feedback", json={"request_id": "fb-refused", "item": 3, "true_code": 10}, headers=bearer(TOKEN)
+    )
+    assert r.status_code == 404 and error_of(r) == "unknown_request"  # a single prediction has item 0 only
+    r = client.post("/feedback", json={"request_id": "fb-refused", "true_code": 12345}, headers=bearer(TOKEN))
+    assert r.status_code == 422 and error_of(r) == "unknown_class"
+    assert "12345" in r.json()["detail"]
+    r = client.post("/feedback", json={"request_id": "fb-refused"}, headers=bearer(TOKEN))
+    assert r.status_code == 422 and error_of(r) == "invalid_request"  # no true_code
+    body = {"request_id": "fb-refused", "true_code": other_code(served["code"])}
+    assert client.post("/feedback", json=body, headers=bearer(TOKEN)).status_code == 201
+    r = client.post("/feedback", json=body, headers=bearer(TOKEN))
+    assert r.status_code == 409 and error_of(r) == "duplicate_correction"
+    r = client.post("/feedback", json=body | {"true_code": served["code"]}, headers=bearer(TOKEN))
+    assert r.status_code == 409 and error_of(r) == "conflicting_correction"
+    assert "undo" in r.json()["detail"]
+
+
+def test_feedback_needs_a_reviewer_or_admin_token(client: TestClient) -> None:
+    client.post(
+        "/predict/batch", json=[POOL, POOL, {"designation": "Livre"}], headers={"X-Request-ID": "fb-auth"}
+    )
+    body = {"request_id": "fb-auth", "item": 2, "true_code": 2403}
+    r = client.post("/feedback", json=body)
+    assert r.status_code == 401 and error_of(r) == "unauthenticated"
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = client.post("/feedback", json=body, headers=bearer("wrong-token"))
+    assert r.status_code == 403 and error_of(r) == "forbidden"
+    r = client.post("/feedback", json=body, headers=bearer(REVIEW_TOKEN))  # the reviewer's own token
+    assert r.status_code == 201, r.text
+    served = client.post("/predict", json={"designation": "Livre"}).json()["code"]  # the same product
+    assert r.json()["predicted_code"] == served and r.json()["item"] == 2
+    assert r.json()["verdict"] == ("confirm" if served == 2403 else "relabel")
+
+
+def test_a_low_confidence_photo_is_kept_for_review(client: TestClient, settings: Settings) -> None:
+    writer = client.app.state.service.writer  # type: ignore[attr-defined]
+    photo = picture("PNG", colour=(200, 30, 30))
+    r = client.post(
+        "/predict/image", files={"file": ("p.png", photo, "image/png")}, headers={"X-Request-ID": "keep-1"}
+    )
+    assert r.status_code == 200 and r.json()["probability"] < settings.review_confidence
+    client.post("/predict", json=POOL, headers={"X-Request-ID": "keep-2"})  # no photo: nothing to keep
+    assert writer.flush()
+    log = read_inference_log(settings).set_index("request_id")
+    name = log.loc["keep-1", "image_file"]
+    assert name.endswith(".png") and (settings.review_inputs_dir / name).read_bytes() == photo
+    assert pd.isna(log.loc["keep-2", "image_file"])
+    assert log.loc["keep-1", "image_code"] == r.json()["views"][0]["top_k"][0]["code"]
+    assert json.loads(log.loc["keep-1", "top_codes"])[0][0] == r.json()["code"]
 
 
 # --- bad input -----------------------------------------------------------------------------------------
