@@ -88,7 +88,7 @@ def test_review_correct_export_retrain(page: Any, console: Console, screenshots:
     page.get_by_role("button", name="Set this class (L)").click()
     _decided(page, low)
 
-    page.get_by_role("button", name="Training data", exact=True).click()
+    page.get_by_text("Training data", exact=True).first.click()  # the queue switch
     page.get_by_role("button", name="Scan the training labels").click()
     page.get_by_text(re.compile(r"^Scan done in")).first.wait_for()
     _, label_issue = _current(page)  # 2. the most suspicious training label: set the suggested class
@@ -97,7 +97,7 @@ def test_review_correct_export_retrain(page: Any, console: Console, screenshots:
     page.get_by_role("button", name="Set this class (L)").click()
     _decided(page, label_issue)
 
-    page.get_by_role("button", name="Production", exact=True).click()
+    page.get_by_text("Production", exact=True).first.click()
     split = _until(page, NAMES["views_disagree"])  # 3. text and photo disagree: accept the answer
     snapshot(page, screenshots / "review-production.png")
     page.get_by_role("button", name="Accept answer (A)").click()
