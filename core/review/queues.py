@@ -167,20 +167,24 @@ def _why_served(row: dict[Hashable, Any]) -> str:
     if queue == VIEWS_DISAGREE:
         return (
             f"text says {int(row['text_code'])}, photo says {int(row['image_code'])} "
-            f"(answer {confidence:.0%} sure)"
+            f"(answer {_pct(confidence)} sure)"
         )
     if queue == LOW_CONFIDENCE:
-        return f"answer only {confidence:.0%} sure"
+        return f"answer only {_pct(confidence)} sure"
     return f"served in a drifted window (answer {confidence:.0%} sure)"
 
 
 def _why_training(row: dict[Hashable, Any]) -> str:
     score = row["self_confidence"]
-    sure = f"the model gives the label {float(score):.0%}" if pd.notna(score) else "not scored (hold-out)"
+    sure = f"the model gives the label {_pct(float(score))}" if pd.notna(score) else "not scored (hold-out)"
     if row["reason"] == "duplicate":
         return f"an identical product is labelled otherwise (labels {row['group_labels']}); {sure}"
     suggested = row["suggested"]
     return f"{sure}; it suggests {int(suggested)}" if pd.notna(suggested) else sure
+
+
+def _pct(p: float) -> str:
+    return "< 1%" if p < 0.005 else f"{p:.0%}"
 
 
 def _column(frame: pd.DataFrame, name: str, default: object = pd.NA) -> pd.Series:

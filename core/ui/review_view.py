@@ -307,21 +307,10 @@ def _undo() -> None:
 
 
 def decision_bar(item: dict[str, Any]) -> None:
+    """Pick a class (preset to the model's suggestion) and set it; or accept, set aside, skip, undo —
+    each with a one-key shortcut."""
     disabled = locked() or not reviewer()
     current = None if pd.isna(item["current"]) else int(item["current"])
-    accept = "Accept label" if item["source"] == "training" else "Accept answer"
-    cols = st.columns([2, 3, 2, 2, 1, 1], vertical_alignment="bottom")
-    cols[0].button(
-        f"{accept} (A)",
-        key="review_accept",
-        type="primary",
-        disabled=disabled or current is None,
-        on_click=_record,
-        args=(item, current),
-        shortcut="a",
-        width="stretch",
-        help="The current label (or served answer) is right.",
-    )
     codes = sorted(CODES, key=lambda c: names()[c])
     suggested = item.get("suggested")
     preset = (
@@ -329,41 +318,59 @@ def decision_bar(item: dict[str, Any]) -> None:
         if suggested is not None and not pd.isna(suggested) and int(suggested) != current
         else None
     )
-    cols[1].selectbox(
+    if st.session_state.get("review_class_for") != item["key"]:  # a new item: its own preset
+        st.session_state["review_class_for"] = item["key"]
+        st.session_state["review_class"] = preset
+    pick, apply = st.columns([3, 1], vertical_alignment="bottom")
+    pick.selectbox(
         "Right class",
         codes,
-        index=codes.index(preset) if preset in codes else None,
         format_func=label,
         key="review_class",
         placeholder="Search a class by name or code…",
         disabled=disabled,
     )
-    cols[2].button(
-        "Set this class (L)",
+    apply.button(
+        "Set this class",
         key="review_relabel",
         disabled=disabled,
         on_click=_relabel,
         args=(item,),
         shortcut="l",
         width="stretch",
+        help="Record the class picked on the left (shortcut L).",
     )
-    cols[3].button(
-        "Not a product / unclear (U)",
+    accept, unclear, skip, undo = st.columns([2, 2, 1, 1])
+    accept.button(
+        "Accept label" if item["source"] == "training" else "Accept answer",
+        key="review_accept",
+        type="primary",
+        disabled=disabled or current is None,
+        on_click=_record,
+        args=(item, current),
+        shortcut="a",
+        width="stretch",
+        help="The current label (or served answer) is right (shortcut A).",
+    )
+    unclear.button(
+        "Not a product / unclear",
         key="review_unclear",
         disabled=disabled,
         on_click=_record,
         args=(item, None),
         shortcut="u",
         width="stretch",
+        help="Set the product aside: it leaves the training data (shortcut U).",
     )
-    cols[4].button("Skip (S)", key="review_skip", on_click=_skip, args=(item,), shortcut="s", width="stretch")
-    cols[5].button(
-        "Undo (Z)",
+    skip.button("Skip", key="review_skip", on_click=_skip, args=(item,), shortcut="s", width="stretch")
+    undo.button(
+        "Undo",
         key="review_undo_button",
         on_click=_undo,
         disabled=not st.session_state.get(_UNDO),
         shortcut="z",
         width="stretch",
+        help="Withdraw your last decision (shortcut Z): the item comes back.",
     )
     st.text_input("Note (optional)", key="review_note", placeholder="Why — kept with the correction")
 

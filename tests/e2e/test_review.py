@@ -62,7 +62,7 @@ def _until(page: Any, queue: str) -> str:
         shown, key = _current(page)
         if shown == queue:
             return key
-        page.get_by_role("button", name="Skip (S)").click()
+        page.get_by_role("button", name="Skip").click()
         page.wait_for_timeout(700)
     raise AssertionError(f"no {queue} item in the queue")
 
@@ -85,7 +85,7 @@ def test_review_correct_export_retrain(page: Any, console: Console, screenshots:
 
     low = _until(page, NAMES["low_confidence"])  # 1. an unsure answer: the right class is a toy
     _pick_class(page, "1280")
-    page.get_by_role("button", name="Set this class (L)").click()
+    page.get_by_role("button", name="Set this class").click()
     _decided(page, low)
 
     page.get_by_text("Training data", exact=True).first.click()  # the queue switch
@@ -94,15 +94,15 @@ def test_review_correct_export_retrain(page: Any, console: Console, screenshots:
     _, label_issue = _current(page)  # 2. the most suspicious training label: set the suggested class
     assert label_issue.startswith("train:")
     snapshot(page, screenshots / "review-training.png")
-    page.get_by_role("button", name="Set this class (L)").click()
+    page.get_by_role("button", name="Set this class").click()
     _decided(page, label_issue)
 
     page.get_by_text("Production", exact=True).first.click()
     split = _until(page, NAMES["views_disagree"])  # 3. text and photo disagree: accept the answer
     snapshot(page, screenshots / "review-production.png")
-    page.get_by_role("button", name="Accept answer (A)").click()
+    page.get_by_role("button", name="Accept answer").click()
     _decided(page, split)
-    page.get_by_role("button", name="Undo (Z)").click()  # … and take it back
+    page.get_by_role("button", name="Undo").click()  # … and take it back
     page.get_by_text(re.compile(rf"of `?{re.escape(split)}`? undone")).first.wait_for()
 
     page.get_by_role("button", name="Export corrections").click()
