@@ -3,6 +3,7 @@ correction (who, when, why) that the next training applies."""
 
 import streamlit as st
 
+from core.ui import lock
 from core.ui import review_view as ui
 from core.ui.components import empty_state
 
@@ -12,8 +13,8 @@ st.caption(
     "data. Each decision is recorded with your name; export, then retrain, and the next model learns from it."
 )
 ui.show_flash()
-if ui.locked():
-    ui.unlock_form()
+if lock.review_locked():
+    lock.review_unlock_form()
     st.stop()
 
 top = st.columns([2, 3, 2], vertical_alignment="bottom")
@@ -68,7 +69,7 @@ with left, st.container(border=True):
             f"products labelled differently (model trained {meta.get('model_trained_at')})."
         )
     if st.button(
-        "Scan the training labels", key="review_scan", icon=":material/search:", disabled=ui.locked()
+        "Scan the training labels", key="review_scan", icon=":material/search:", disabled=lock.review_locked()
     ):
         ui.scan_now()
         st.rerun()

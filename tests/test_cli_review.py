@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from core.cli import app
 from core.config import Settings
-from core.storage.corrections import read_corrections_file
+from core.storage.corrections_file import read_corrections_file
 
 runner = CliRunner()
 HEADER = "product_key,source,verdict,old_code,new_code,reviewer,row_id\n"

@@ -36,7 +36,7 @@ from core.data.overlay import EXCLUDED_REASON, Overlay, apply_corrections
 from core.data.validation import Problem, ValidationReport, check_rows, image_problems, problem, sort_problems
 from core.errors import DataNotFoundError
 from core.progress import StageProgress, silent
-from core.storage.corrections import read_corrections_file
+from core.storage.corrections_file import read_corrections_file
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,8 @@ from core.data.ingest import load_table
 from core.errors import DataNotFoundError
 from core.review.label_issues import load_scan
 from core.review.queues import Window, production_queue, training_queue
-from core.storage.corrections import (
-    Correction,
-    CorrectionsStore,
+from core.storage.corrections import Correction, CorrectionsStore
+from core.storage.corrections_file import (
     corrections_from_file,
     read_corrections_file,
     to_file_frame,

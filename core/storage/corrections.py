@@ -1,31 +1,26 @@
 """The corrections store: every label a reviewer fixed, confirmed or set aside, with who, when and why.
 
-A table beside the inference log (same database: SQLite by default, PostgreSQL in the full stack), and
-the file it is exported to (`data/corrections/labels.csv`) that ingestion applies over the raw labels.
+A table beside the inference log (same database: SQLite by default, PostgreSQL in the full stack); the
+file it is exported to, which ingestion applies over the raw labels, is `core.storage.corrections_file`.
 
 One *active* correction per product at most — enforced by the database (a unique index on the product
 key and an `active` flag that undoing clears), so two reviewers racing on one product cannot both win.
 Undo keeps the row (audit), marked with who undid it and when. Imports are all or nothing.
 """
-# Size: one table's schema, its rules (duplicates, conflicts, undo) and its file format belong together.
+# Size: one table's schema and its rules (checks, duplicates, conflicts, undo, audit) belong together.
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final, Literal
 
 import pandas as pd
 import sqlalchemy as sa
 
 from core.categories import CODES
-from core.errors import DataFormatError, RakutenError
-from core.io import atomic_path
+from core.errors import RakutenError
 from core.storage.inference_log import open_engine
 
 Source = Literal["training", "production"]
@@ -188,6 +183,9 @@ class Correction:
         return self
 
 
+FIELDS: Final = tuple(f.name for f in fields(Correction))
+
+
 def training_key(row_id: int) -> str:
     return f"train:{int(row_id)}"
 
@@ -219,14 +217,14 @@ class CorrectionsStore:
     def add_many(self, batch: Sequence[Correction]) -> list[int]:
         """Record several corrections in one transaction: all of them, or (on any error) none."""
         checked = [c.checked() for c in batch]
-        _refuse_repeats(checked)
+        refuse_repeats(checked)
         now = datetime.now(UTC)
         try:  # the unique index decides: a clash fails the insert, and the transaction with it
             with self.engine.begin() as conn:
                 ids = []
                 for c in checked:
                     values = {
-                        **_clipped({f: getattr(c, f) for f in _FIELDS}),
+                        **_clipped({f: getattr(c, f) for f in FIELDS}),
                         "created_at": now,
                         "active": True,
                     }
@@ -304,7 +302,7 @@ class CorrectionsStore:
         }
 
 
-def _refuse_repeats(batch: Sequence[Correction]) -> None:
+def refuse_repeats(batch: Sequence[Correction]) -> None:
     seen: dict[str, Correction] = {}
     for c in batch:
         if c.product_key in seen:
@@ -360,154 +358,3 @@ def _clipped(values: dict[str, Any]) -> dict[str, Any]:
         if isinstance(values.get(key), str):
             values[key] = values[key][:TEXT_CHARS]
     return values
-
-
-# --- the file ingestion applies ------------------------------------------------------------------------
-FILE_COLUMNS: Final = (
-    "correction_id",
-    "created_at",
-    "product_key",
-    "source",
-    "queue",
-    "verdict",
-    "old_code",
-    "new_code",
-    "reviewer",
-    "note",
-    "row_id",
-    "request_id",
-    "item",
-    "model_version",
-    "productid",
-    "imageid",
-    "designation",
-    "description",
-    "image_file",
-)
-_INTEGERS: Final = (
-    "correction_id",
-    "old_code",
-    "new_code",
-    "row_id",
-    "item",
-    "model_version",
-    "productid",
-    "imageid",
-)
-_FIELDS: Final = tuple(f.name for f in fields(Correction))
-
-
-def to_file_frame(active: pd.DataFrame) -> pd.DataFrame:
-    """The file's rows from the store's active corrections (`CorrectionsStore.table()`)."""
-    out = active.rename(columns={"id": "correction_id"}).copy()
-    out["created_at"] = pd.to_datetime(out["created_at"], utc=True).map(
-        lambda t: t.isoformat(timespec="seconds")
-    )
-    for column in _INTEGERS:
-        out[column] = out[column].astype("Int64")
-    return out.loc[:, list(FILE_COLUMNS)].sort_values("correction_id").reset_index(drop=True)
-
-
-def write_corrections_file(frame: pd.DataFrame, path: Path) -> Path:
-    """Write the file atomically (a reader sees the old file or the new one, never half of one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        frame.loc[:, list(FILE_COLUMNS)].to_csv(
-            tmp, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n"
-        )
-    return path
-
-
-def read_corrections_file(path: Path) -> pd.DataFrame:
-    """The file's corrections, checked row by row; `DataFormatError` naming every bad line (up to 10)
-    when any row is unusable — a file is applied whole or not at all."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(
-            f"{path} is not UTF-8 text: save it as UTF-8.", problem="encoding", path=str(path)
-        ) from exc
-    if not text.strip():
-        return pd.DataFrame(columns=list(FILE_COLUMNS))
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(
-            f"{path} cannot be parsed as CSV: {exc}", problem="malformed_csv", path=str(path)
-        ) from exc
-    missing = [c for c in ("product_key", "source", "verdict", "new_code") if c not in frame.columns]
-    if missing:
-        raise DataFormatError(
-            f"{path} lacks the column(s) {', '.join(missing)}: "
-            "export it with `python -m core review export`.",
-            problem="missing_column",
-            path=str(path),
-        )
-    for column in FILE_COLUMNS:
-        if column not in frame.columns:
-            frame[column] = ""
-    bad: list[str] = []
-    parsed: list[Correction] = []
-    for line, row in enumerate(frame.to_dict("records"), start=2):
-        try:
-            parsed.append(_from_row({str(k): v for k, v in row.items()}).checked())
-        except (CorrectionError, ValueError) as exc:
-            bad.append(f"line {line}: {exc}")
-    if not bad:
-        try:
-            _refuse_repeats(parsed)
-        except CorrectionError as exc:
-            bad.append(str(exc))
-    if bad:
-        shown = "; ".join(bad[:10]) + (f"; … {len(bad) - 10} more" if len(bad) > 10 else "")
-        raise DataFormatError(
-            f"{path}: {len(bad)} unusable row(s), so none was applied — {shown}",
-            problem="bad_corrections",
-            path=str(path),
-        )
-    out = frame.loc[:, list(FILE_COLUMNS)].copy()
-    for column in _INTEGERS:
-        out[column] = pd.array([_int(v) for v in out[column]], dtype="Int64")
-    return out
-
-
-def corrections_from_file(frame: pd.DataFrame, *, queue: str | None = None) -> list[Correction]:
-    """The file's rows as corrections to import (their queue replaced by `queue` when given)."""
-    out = []
-    for row in frame.to_dict("records"):
-        c = _from_row({str(k): ("" if v is None or v is pd.NA else v) for k, v in row.items()})
-        out.append(c if queue is None else Correction(**{**asdict(c), "queue": queue}))
-    return out
-
-
-def _from_row(row: dict[str, Any]) -> Correction:
-    values: dict[str, Any] = {}
-    for name in _FIELDS:
-        raw = row.get(name, "")
-        if name in _INTEGERS:
-            try:
-                values[name] = _int(raw)
-            except ValueError:
-                raise ValueError(f"{name} {raw!r} is not an integer") from None
-        else:
-            text = "" if raw is None else str(raw)
-            values[name] = (
-                text if text or name in ("product_key", "reviewer", "source", "verdict", "queue") else None
-            )
-    values["queue"] = values["queue"] or "import"
-    return Correction(**values)
-
-
-def _int(value: Any) -> int | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        number = float(text)  # "12.0", as spreadsheets write integers
-    if not number.is_integer():
-        raise ValueError(f"{text!r} is not an integer")
-    return int(number)

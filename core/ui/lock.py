@@ -1,6 +1,8 @@
-"""The console's admin lock: with `RAKUTEN_CONSOLE_ADMIN_TOKEN` set, actions that change the platform
-(retrain, cancel, promote, roll back, reload the served model, re-ingest) stay disabled until the token
-is entered in the sidebar. Unlocking lasts for the browser session; a changed token locks it again.
+"""The console's locks. The admin lock: with `RAKUTEN_CONSOLE_ADMIN_TOKEN` set, actions that change the
+platform (retrain, cancel, promote, roll back, reload the served model, re-ingest) stay disabled until
+the token is entered in the sidebar. The review lock: with `RAKUTEN_REVIEW_TOKEN` or the admin token set,
+the Review page asks for either (an unlocked admin may review). Unlocking lasts for the browser session;
+a changed token locks it again.
 
 Buttons are drawn disabled while locked, and their callbacks check again (`refused`), so a stale page
 cannot slip an action through."""
@@ -89,3 +91,45 @@ def sidebar() -> None:
         error = st.session_state.pop("admin_error", None)
         if error:
             st.error(error)
+
+
+# --- the review lock -------------------------------------------------------------------------------
+_REVIEW_KEY: Final = "review_unlocked"
+
+
+def _review_tokens() -> list[str]:
+    s = settings()
+    found = [t.get_secret_value() for t in (s.review_token, s.console_admin_token) if t is not None]
+    return [t for t in found if t]
+
+
+def review_locked() -> bool:
+    """Reviewing needs the reviewer token or the console's admin token, when either is set."""
+    tokens = _review_tokens()
+    if not tokens or (enabled() and not locked()):
+        return False
+    digest = st.session_state.get(_REVIEW_KEY)
+    return not any(digest == _digest(t) for t in tokens)
+
+
+def _review_unlock() -> None:
+    typed = st.session_state.get("review_token_input", "")
+    st.session_state["review_token_input"] = ""
+    for token in _review_tokens():
+        if hmac.compare_digest(typed.encode(), token.encode()):
+            st.session_state[_REVIEW_KEY] = _digest(token)
+            st.session_state.pop("review_lock_error", None)
+            return
+    time.sleep(1.0)  # slows guessing down
+    st.session_state["review_lock_error"] = "Wrong reviewer token."
+
+
+def review_unlock_form() -> None:
+    """The Review page's token field, while reviewing is locked."""
+    error = st.session_state.pop("review_lock_error", None)
+    if error:
+        st.error(error)
+    st.info("Reviewing is locked: enter the reviewer token (RAKUTEN_REVIEW_TOKEN) or the admin token.")
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    left.text_input("Reviewer token", type="password", key="review_token_input")
+    right.button("Unlock", key="review_unlock", on_click=_review_unlock, width="stretch")

@@ -11,9 +11,6 @@ cached per item.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -46,7 +43,6 @@ _FLASH: Final = "review_flash"
 _DONE: Final = "review_done"  # keys decided in this session: out of the cached queue
 _SKIPPED: Final = "review_skipped"
 _UNDO: Final = "review_undo"  # (correction id, key) of this session's decisions, newest last
-_UNLOCKED: Final = "review_unlocked"
 
 
 # --- the store and the queues -----------------------------------------------------------------------
@@ -84,44 +80,7 @@ def session_count() -> int:
     return len(st.session_state.get(_UNDO, []))
 
 
-# --- the reviewer and the lock ------------------------------------------------------------------------
-def _tokens() -> list[str]:
-    s = settings()
-    found = [t.get_secret_value() for t in (s.review_token, s.console_admin_token) if t is not None]
-    return [t for t in found if t]
-
-
-def locked() -> bool:
-    """Reviewing needs the reviewer token or the console's admin token, when either is set."""
-    tokens = _tokens()
-    if not tokens or (lock.enabled() and not lock.locked()):
-        return False
-    digest = st.session_state.get(_UNLOCKED)
-    return not any(digest == _digest(t) for t in tokens)
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _unlock() -> None:
-    typed = st.session_state.get("review_token_input", "")
-    st.session_state["review_token_input"] = ""
-    for token in _tokens():
-        if hmac.compare_digest(typed.encode(), token.encode()):
-            st.session_state[_UNLOCKED] = _digest(token)
-            return
-    time.sleep(1.0)  # slows guessing down
-    st.session_state[_FLASH] = ("error", "Wrong reviewer token.")
-
-
-def unlock_form() -> None:
-    st.info("Reviewing is locked: enter the reviewer token (RAKUTEN_REVIEW_TOKEN) or the admin token.")
-    left, right = st.columns([3, 1], vertical_alignment="bottom")
-    left.text_input("Reviewer token", type="password", key="review_token_input")
-    right.button("Unlock", key="review_unlock", on_click=_unlock, width="stretch")
-
-
+# --- the reviewer ------------------------------------------------------------------------
 def reviewer() -> str:
     """Who is reviewing (recorded with every correction): asked once per session."""
     return str(st.session_state.get("reviewer", "")).strip()
@@ -255,7 +214,7 @@ def _why(rows: list[tuple[str, str, float]], title: str) -> None:
 
 # --- decisions ------------------------------------------------------------------------------------------
 def _record(item: dict[str, Any], code: int | None) -> None:
-    if locked():
+    if lock.review_locked():
         st.session_state[_FLASH] = ("error", "Reviewing is locked: enter the reviewer token first.")
         return
     who = reviewer()
@@ -309,7 +268,7 @@ def _undo() -> None:
 def decision_bar(item: dict[str, Any]) -> None:
     """Pick a class (preset to the model's suggestion) and set it; or accept, set aside, skip, undo —
     each with a one-key shortcut."""
-    disabled = locked() or not reviewer()
+    disabled = lock.review_locked() or not reviewer()
     current = None if pd.isna(item["current"]) else int(item["current"])
     codes = sorted(CODES, key=lambda c: names()[c])
     suggested = item.get("suggested")
@@ -410,7 +369,7 @@ def audit_table() -> pd.DataFrame:
 
 
 def export_now() -> None:
-    if locked():
+    if lock.review_locked():
         st.session_state[_FLASH] = ("error", "Reviewing is locked: enter the reviewer token first.")
         return
     try:

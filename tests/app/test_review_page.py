@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import Settings, get_settings
 from core.review.inbox import open_store
-from core.storage.corrections import read_corrections_file
+from core.storage.corrections_file import read_corrections_file
 from core.storage.inference_log import InferenceRecord, open_engine, write
 from tests.conftest import build_trained_project, clean_env
 

@@ -16,7 +16,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from core.storage.corrections import read_corrections_file
+from core.storage.corrections_file import read_corrections_file
 from tests.e2e.conftest import Console, choose, exceptions, open_page, snapshot
 from tests.e2e.test_operations import RUN_TIMEOUT_S, _client, registered_versions, wait_until
 

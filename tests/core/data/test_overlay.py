@@ -11,7 +11,8 @@ import pytest
 from core.data.ingest import OUTPUTS, ingest, load_report, load_table
 from core.data.overlay import LABELLED_BY
 from core.errors import DataFormatError
-from core.storage.corrections import Correction, CorrectionsStore, to_file_frame, write_corrections_file
+from core.storage.corrections import Correction, CorrectionsStore
+from core.storage.corrections_file import to_file_frame, write_corrections_file
 
 
 def _digest(folder: Path) -> dict[str, str]:

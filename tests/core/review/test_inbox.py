@@ -8,7 +8,8 @@ import pytest
 from core.config import Settings
 from core.errors import DataFormatError
 from core.review.inbox import decide, export, import_file, open_store, since
-from core.storage.corrections import ConflictingCorrectionError, read_corrections_file
+from core.storage.corrections import ConflictingCorrectionError
+from core.storage.corrections_file import read_corrections_file
 
 
 @pytest.fixture

@@ -1,0 +1,80 @@
+"""The corrections file: a round trip through the store keeps every field (quotes, newlines, large
+ids); a file with any bad row, or one product corrected twice, is refused whole with every bad line named."""
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import DataFormatError
+from core.storage.corrections import Correction, CorrectionsStore
+from core.storage.corrections_file import (
+    corrections_from_file,
+    read_corrections_file,
+    to_file_frame,
+    write_corrections_file,
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> CorrectionsStore:
+    return CorrectionsStore.open(f"sqlite:///{tmp_path / 'review.db'}")
+
+
+def test_the_file_round_trips(store: CorrectionsStore, tmp_path: Path) -> None:
+    store.add(Correction.for_training(1, 10, 2705, "ana", note='comma, "quotes"\nand a newline'))
+    store.add(
+        Correction.for_prediction(
+            "req-9",
+            2,
+            10,
+            40,
+            "ana",
+            "views_disagree",
+            designation="Manette PS4",
+            image_file="images/ab.jpg",
+            productid=2**40 + 1,
+        )
+    )
+    path = write_corrections_file(to_file_frame(store.table()), tmp_path / "corrections" / "labels.csv")
+    frame = read_corrections_file(path)
+    assert frame["product_key"].tolist() == ["train:1", "req-9:2"]
+    assert frame["note"].iloc[0] == 'comma, "quotes"\nand a newline'
+    assert int(frame["productid"].iloc[1]) == 2**40 + 1  # large ids survive (no float round trip)
+    again = CorrectionsStore.open(f"sqlite:///{tmp_path / 'other.db'}")
+    again.add_many(corrections_from_file(frame))
+    assert again.table()["product_key"].tolist() == ["train:1", "req-9:2"]
+
+
+def test_a_file_with_bad_rows_is_refused_whole(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "product_key,source,verdict,old_code,new_code,reviewer,row_id,queue\n"
+        "train:1,training,relabel,10,2705,ana,1,label_issue\n"
+        "train:2,training,relabel,10,9999,ana,2,label_issue\n"
+        "train:3,training,maybe,10,40,ana,3,label_issue\n"
+        "train:4,training,relabel,10,40,,4,label_issue\n"
+        "train:5,training,relabel,10,40,ana,five,label_issue\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataFormatError) as caught:
+        read_corrections_file(path)
+    message = str(caught.value)
+    assert "4 unusable row(s), so none was applied" in message
+    for expected in ("line 3", "9999", "line 4", "'maybe'", "line 5", "who made it", "line 6", "'five'"):
+        assert expected in message
+    assert caught.value.problem == "bad_corrections"
+
+
+def test_a_file_correcting_one_product_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "product_key,source,verdict,old_code,new_code,reviewer,row_id\n"
+        "train:1,training,relabel,10,2705,ana,1\n"
+        "train:1,training,relabel,10,40,bo,1\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataFormatError, match="corrected twice"):
+        read_corrections_file(path)
+    path.write_text("designation\nx\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="lacks the column"):
+        read_corrections_file(path)
