@@ -4,10 +4,11 @@ for the predictions review will look at — the photo (`PhotoPolicy`)."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import orjson
 
 from core.config import Settings
 from core.serving.predictor import Answer, Product
@@ -102,4 +103,4 @@ def records(
 
 
 def _top_codes(answer: Answer) -> str:
-    return json.dumps([[r.code, round(r.probability, 4)] for r in answer.top_k[:TOP_CODES]])
+    return orjson.dumps([[r.code, round(r.probability, 4)] for r in answer.top_k[:TOP_CODES]]).decode()
