@@ -168,6 +168,7 @@ def test_a_locked_callback_refuses_even_if_called(
 ALL_PAGES = (
     "overview.py",
     "data_explorer.py",
+    "review.py",
     "predict.py",
     "pipeline_runs.py",
     "drift.py",

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
 PAGES = {  # url path → the page's title
     "": "Rakuten product classification",
     "data_explorer": "Data explorer",
+    "review": "Review",
     "predict": "Live prediction",
     "pipeline_runs": "Pipeline runs",
     "drift": "Drift",

@@ -33,7 +33,15 @@ VENV_BIN = Path(sys.executable).parent
 DVC = VENV_BIN / "dvc"
 STAGES = ("ingest", "features", "train", "evaluate", "predict")
 # What a fresh clone holds that the pipeline needs: DVC's config, the pipeline, the params and the code.
-CLONED_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore")
+CLONED_FILES = (
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    "data/corrections/.gitkeep",  # the reviewed labels' folder, a dependency of the ingest stage
+)
 # Settings a developer's shell may carry that would send the stages elsewhere (or to a real server).
 _FOREIGN_ENV = ("RAKUTEN_", "MLFLOW_", "PREFECT_", "DVC_", "AWS_")
 
