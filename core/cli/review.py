@@ -3,8 +3,10 @@ counts, and its file (the overlay the next ingest applies)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,6 +14,9 @@ from rich.table import Table
 from core.cli._shared import WorkersOpt, console, fail, progress
 from core.config import get_settings
 from core.errors import RakutenError
+
+if TYPE_CHECKING:
+    from core.storage.corrections import CorrectionsStore
 
 # Lazy imports: each command imports what it runs (the scan's cleanlab and scikit-learn take ~2 s).
 
@@ -41,15 +46,8 @@ def scan(workers: WorkersOpt = None) -> None:
 @review_app.command()
 def stats() -> None:
     """How many corrections, by source, verdict and reviewer."""
-    from core.review.inbox import open_store
-
-    store = open_store(get_settings())
-    try:
+    with _store() as store:
         counts = store.stats()
-    except RakutenError as exc:
-        raise fail(exc) from exc
-    finally:
-        store.close()
     console.print(
         f"[bold]{counts['active']:,}[/] active corrections ({counts['undone']:,} undone), "
         f"last {counts['last']}"
@@ -65,16 +63,10 @@ def stats() -> None:
 def export_corrections() -> None:
     """Write the active corrections to data/corrections/labels.csv (with the photos of corrected served
     products): the next ingest applies it over the downloaded labels."""
-    from core.review.inbox import export, open_store
+    from core.review.inbox import export
 
-    settings = get_settings()
-    store = open_store(settings)
-    try:
-        done = export(settings, store)
-    except RakutenError as exc:
-        raise fail(exc) from exc
-    finally:
-        store.close()
+    with _store() as store:
+        done = export(get_settings(), store)
     console.print(f"{done.rows:,} corrections, {done.photos:,} photos → {done.path}")
     if done.photos_missing:
         console.print(
@@ -91,13 +83,28 @@ def import_corrections(
 ) -> None:
     """Add a corrections file's rows to the store: all of them, or none when any row is bad,
     duplicated or conflicting."""
-    from core.review.inbox import import_file, open_store
+    from core.review.inbox import import_file
 
-    store = open_store(get_settings())
-    try:
+    with _store() as store:
         added = import_file(store, path)
-    except RakutenError as exc:
+    console.print(f"{added:,} corrections imported from {path}.")
+
+
+@contextmanager
+def _store() -> Iterator[CorrectionsStore]:
+    """The corrections store, closed after the command; its errors (and a database that cannot be
+    reached) end the command with the message and exit code 2."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.review.inbox import open_store
+
+    try:
+        store = open_store(get_settings())
+    except (RakutenError, SQLAlchemyError) as exc:
+        raise fail(exc) from exc
+    try:
+        yield store
+    except (RakutenError, SQLAlchemyError) as exc:
         raise fail(exc) from exc
     finally:
         store.close()
-    console.print(f"{added:,} corrections imported from {path}.")
