@@ -399,7 +399,9 @@ def scan_now() -> None:
         bar.progress(done / max(total, 1), text=stage)
 
     try:
-        result = scan(settings(), workers=settings().n_workers, progress=show)
+        # one process: cleanlab's workers are forked, and a fork of the console's many-threaded server
+        # can hang on a lock another thread held (the CLI, single-threaded, scans with every core)
+        result = scan(settings(), workers=1, progress=show)
     except RakutenError as exc:
         bar.empty()
         st.session_state[_FLASH] = ("error", str(exc))

@@ -27,6 +27,25 @@ class Console:
     api_url: str  # the prediction API it sends predictions to
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed browser test's report carries what the page showed then (its address, alerts and text):
+    a CI log is often all there is to go on."""
+    outcome = yield
+    report = outcome.get_result()
+    page = getattr(item, "funcargs", {}).get("page")
+    if report.when != "call" or not report.failed or page is None:
+        return
+    try:
+        alerts = page.get_by_role("alert").all_inner_texts()
+        text = page.locator('[data-testid="stMain"]').first.inner_text(timeout=5_000)
+    except Exception as exc:  # the page itself may be what broke
+        report.sections.append(("page at failure", f"unreadable: {exc}"))
+        return
+    shown = f"url: {page.url}\nalerts: {alerts}\n--- text ---\n{text[-6_000:]}"
+    report.sections.append(("page at failure", shown))
+
+
 @pytest.fixture(scope="session")
 def e2e_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Demo data with images; v1 champion, v2 registered and refused by the gate (promotable by hand)."""

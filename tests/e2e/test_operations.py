@@ -119,7 +119,11 @@ def test_retrain_runs_to_completed(page: Any, console: Console, screenshots: Pat
     new = max(before) + 1
     assert registered_versions(console.root) == [*before, new]
     page.get_by_role("heading", name=re.compile(rf"^Model v{new}: ")).wait_for()  # the run's summary
-    page.get_by_role("button", name="Re-run with its parameters").wait_for()
+    from playwright.sync_api import expect
+
+    # once the page settles: while the whole page is drawn again after the run ended, Streamlit keeps
+    # the previous drawing's elements (faded) beside the new ones until the script finishes
+    expect(page.get_by_role("button", name="Re-run with its parameters")).to_have_count(1)
     assert not exceptions(page)
     snapshot(page, screenshots / "retrain-completed.png")
 
