@@ -82,6 +82,20 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default=0, ge=0, description="Worker processes for parallel work (0: all cores).")
 
+    # --- scale-out -------------------------------------------------------------------------------
+    dask_address: str | None = Field(
+        default=None,
+        description=(
+            "A Dask scheduler (tcp://host:8786) that image encoding, text embedding, cross-validation and "
+            "batch scoring fan out to; `local`: a temporary cluster of `workers` processes on this machine; "
+            "unset: one machine, no Dask."
+        ),
+    )
+    dask_connect_timeout_s: float = Field(default=10.0, gt=0, description="Reaching the Dask scheduler.")
+    batch_chunk_rows: int = Field(
+        default=20_000, ge=10, description="Products per batch-scoring task (bounds each worker's memory)."
+    )
+
     # --- MLflow ----------------------------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(default=None, validation_alias=_env("MLFLOW_TRACKING_URI"))
     mlflow_artifact_location: str | None = None
@@ -184,6 +198,7 @@ class Settings(BaseSettings):
             setattr(self, name, _resolve(getattr(self, name), self.root))
         if self.prefect_api_url and self.prefect_api_url.rstrip("/") == self._local_prefect_url:
             self.prefect_api_url = None  # the local stack's own server (its programs get it exported)
+        self.dask_address = (self.dask_address or "").strip() or None
         if self.inference_log_url is None:
             self.inference_log_url = f"sqlite:///{self.root / 'data' / 'inference.db'}"
         if self.mlflow_tracking_uri is None:

@@ -254,8 +254,37 @@ def _print_outcome(outcome: Any) -> None:
 
 
 @app.command()
-def predict(workers: WorkersOpt = None) -> None:
-    """Predict X_test with the champion: predictions.csv (submission format) and probabilities."""
+def predict(
+    workers: WorkersOpt = None,
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="A catalogue to score instead of X_test: a CSV or Parquet file, or a folder of them "
+            "(streamed, any size; on the Dask cluster when RAKUTEN_DASK_ADDRESS is set).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where the answers go (.parquet or .csv), with --input."),
+    ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            help="The photos' folder, for inputs with productid and imageid "
+            "(image_<imageid>_product_<productid>.jpg)."
+        ),
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="A registered version instead of the champion.", min=1)
+    ] = None,
+) -> None:
+    """Predict X_test with the champion: predictions.csv (submission format) and probabilities; or, with
+    --input and --output, score a catalogue of any size."""
+    if source is not None or output is not None:
+        _score_catalogue(source, output, images, version)
+        return
     from core.pipeline.steps import predict_step
 
     settings = get_settings()
@@ -267,6 +296,41 @@ def predict(workers: WorkersOpt = None) -> None:
     console.print(
         f"[green]Predicted[/] {out.rows:,} products with champion v{out.version}: {out.predictions}"
     )
+
+
+def _score_catalogue(
+    source: Path | None, output: Path | None, images: Path | None, version: int | None
+) -> None:
+    from core.pipeline.batch import NO_INPUT, report_path
+    from core.pipeline.steps import batch_score_step
+
+    if source is None or output is None:
+        console.print(
+            "[bold red]Error:[/] --input and --output go together (what to score, and where to write)."
+        )
+        raise typer.Exit(code=2)
+    settings = get_settings()
+    try:
+        with progress() as update:
+            report = batch_score_step(
+                settings, source, output, images_dir=images, version=version, progress=update
+            )
+    except RakutenError as exc:
+        raise fail(exc) from exc
+    where = report.cluster or "this process"
+    console.print(
+        f"[green]Scored[/] {report.rows_written:,} products with v{report.version} in {report.seconds:.1f} s "
+        f"({report.rows_per_s:,.0f}/s, {where}): {output}"
+    )
+    for problem, n in sorted(report.problems.items()):
+        colour = "yellow" if problem != NO_INPUT else "red"
+        console.print(f"  [{colour}]{n:,}[/] {problem}")
+    if report.unreadable_lines:
+        console.print(
+            f"  [red]{report.unreadable_lines:,}[/] CSV lines could not be read (wrong number of fields): "
+            f"not scored, quoted in {report_path(output)}"
+        )
+    console.print(f"  report: {report_path(output)}")
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from core.features.sentence import NONE, TextEmbeddingCache, get_text_encoder
 from core.features.text import model_text
 from core.io import atomic_path, write_text
 from core.progress import StageProgress, silent
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 FILES: Final = {
     "products": "products.parquet",
@@ -118,10 +121,12 @@ def build_features(
     max_tokens: int = 128,
     workers: int = 1,
     progress: StageProgress | None = None,
+    client: Client | None = None,
 ) -> FeatureSet:
     """Clean the text of both splits, encode every readable image (cached by content) with the encoder
     named `encoder` (`auto`: the pretrained one when the vision extra is installed) and, unless `embedder`
-    is "none", embed every product's passage with that text encoder (cached by content too)."""
+    is "none", embed every product's passage with that text encoder (cached by content too). With a Dask
+    `client`, what is not cached yet is encoded and embedded on its workers."""
     step: StageProgress = progress or silent
     # A missing extra fails here, before minutes of image encoding.
     text_encoder = None if embedder == NONE else get_text_encoder(embedder, max_tokens)
@@ -142,7 +147,7 @@ def build_features(
     cache = ImageFeatureCache(image_cache, image_encoder)
     if usable.any():
         paths = raw.loc[usable, "image_path"].astype(str).tolist()
-        encoded, ok = cache.features(paths, workers=workers, progress=progress)
+        encoded, ok = cache.features(paths, workers=workers, progress=progress, client=client)
         matrix[usable] = encoded
         usable[usable] = ok
     products = pd.DataFrame(
@@ -161,7 +166,7 @@ def build_features(
     embeddings = None
     if text_encoder is not None:
         store = TextEmbeddingCache(embedding_cache, text_encoder)
-        embeddings = store.features(text["passage"].tolist(), progress=progress)
+        embeddings = store.features(text["passage"].tolist(), progress=progress, client=client)
     return FeatureSet(
         products, matrix, encoder, embeddings, embedder, max_tokens if embeddings is not None else 0
     )

@@ -18,16 +18,20 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from filelock import FileLock
 from PIL import Image
 
+from core.compute.cluster import map_ordered, task_window
 from core.errors import ImageDecodeError
 from core.features.image import ENCODERS, ImageEncoder, get_encoder, open_image
 from core.io import atomic_path
 from core.progress import StageProgress, silent
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ _KEY_DTYPE: Final = f"S{_DIGEST_SIZE * 2}"  # hex digest: fixed width, and never
 _HASH_THREADS: Final = 8
 _BATCH: Final = 32  # pictures per network forward pass
 _FLUSH: Final = 512  # new features written to a chunk file at least this often
+_TASK: Final = _BATCH * 4  # pictures per cluster task (whole batches: the same forward passes as here)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,27 @@ def _encode_file(job: tuple[str, str]) -> np.ndarray | None:
     """Process-pool worker: features of the image at `path` with the registered encoder `name`."""
     path, name = job
     return _encode_with(_worker_encoder(name), path)
+
+
+def _encode_pictures(
+    encoder: ImageEncoder, pictures: Sequence[Image.Image | None]
+) -> list[np.ndarray | None]:
+    """One network forward pass over the readable pictures of a batch (None stays None)."""
+    readable = [p for p in pictures if p is not None]
+    encoded = iter(encoder.encode_batch(readable) if readable else [])
+    return [None if p is None else np.asarray(next(encoded), dtype=np.float32) for p in pictures]
+
+
+def _encode_task(paths: list[str], name: str) -> list[np.ndarray | None]:
+    """Cluster task: features of `paths` with the registered encoder `name` (loaded once per worker
+    process), in the batches this process would have made of them."""
+    encoder = _worker_encoder(name)
+    if not encoder.batched:
+        return [_encode_with(encoder, path) for path in paths]
+    out: list[np.ndarray | None] = []
+    for at in range(0, len(paths), _BATCH):
+        out.extend(_encode_pictures(encoder, [_open(p, encoder.side) for p in paths[at : at + _BATCH]]))
+    return out
 
 
 class FeatureStore:
@@ -230,12 +256,14 @@ class ImageFeatureCache(FeatureStore):
         *,
         workers: int = 1,
         progress: StageProgress | None = None,
+        client: Client | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """`(matrix (n, n_features) float32, ok (n,) bool)` for `paths`, in order.
 
         Unreadable, corrupt or missing images give `ok=False` and a zero row; they are never cached.
         New features reach the store in chunks as they are encoded (an interruption keeps them) and
-        are merged into its two files at the end.
+        are merged into its two files at the end. With a Dask `client`, the pictures not cached yet are
+        encoded on its workers (which read them from the same paths: shared storage), in order.
         """
         step: StageProgress = progress or silent
         names = [str(p) for p in paths]
@@ -258,7 +286,7 @@ class ImageFeatureCache(FeatureStore):
 
         failed_contents = 0
         pending: list[tuple[str, np.ndarray]] = []
-        for digest, row in zip(todo, self._encode(list(todo.values()), workers), strict=True):
+        for digest, row in zip(todo, self._encode(list(todo.values()), workers, client), strict=True):
             if row is None:
                 failed_contents += 1
             else:
@@ -288,11 +316,20 @@ class ImageFeatureCache(FeatureStore):
         log.info("%s (%s)", self.last_stats.summary(), self.store.name)
         return matrix, ok
 
-    def _encode(self, paths: list[str], workers: int) -> Iterator[np.ndarray | None]:
-        """Features of `paths` in order (None where unreadable): a network runs on batches in this
-        process (pictures decoded by threads meanwhile); other encoders one picture at a time, across
-        `workers` processes when the encoder is a registered one."""
-        if self.encoder.batched:
+    def _encode(
+        self, paths: list[str], workers: int, client: Client | None = None
+    ) -> Iterator[np.ndarray | None]:
+        """Features of `paths` in order (None where unreadable): on the cluster's workers when there is
+        one (the encoder rebuilt there by name); else a network runs on batches in this process
+        (pictures decoded by threads meanwhile), other encoders one picture at a time, across `workers`
+        processes when the encoder is a registered one."""
+        if client is not None and paths and self._registered():
+            tasks = [paths[at : at + _TASK] for at in range(0, len(paths), _TASK)]
+            for rows in map_ordered(
+                client, _encode_task, tasks, self.encoder.name, window=task_window(client)
+            ):
+                yield from rows
+        elif self.encoder.batched:
             yield from self._encode_batches(paths, workers)
         elif workers > 1 and len(paths) > 1 and self._registered():
             chunksize = max(1, min(64, len(paths) // (workers * 4)))
@@ -316,10 +353,7 @@ class ImageFeatureCache(FeatureStore):
             for i in range(len(batches)):
                 pictures = [f.result() for f in ahead]
                 ahead = decode(batches[i + 1]) if i + 1 < len(batches) else []  # decoded while we encode
-                readable = [p for p in pictures if p is not None]
-                encoded = iter(self.encoder.encode_batch(readable) if readable else [])
-                for picture in pictures:
-                    yield None if picture is None else np.asarray(next(encoded), dtype=np.float32)
+                yield from _encode_pictures(self.encoder, pictures)
 
     def _registered(self) -> bool:
         # Worker processes rebuild the encoder by name: only right if the registry gives this very encoder.

@@ -21,15 +21,16 @@ import logging
 import re
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import numpy as np
 
 from core import extras
+from core.compute.cluster import map_ordered, task_window
 from core.features.cache import FeatureStore
 from core.progress import StageProgress, silent
 
@@ -38,6 +39,9 @@ from core.progress import StageProgress, silent
 log = logging.getLogger(__name__)
 
 NONE: Final = "none"
+if TYPE_CHECKING:
+    from distributed import Client
+
 STAGE: Final = "text embeddings"
 INSTALL: Final = (
     "make install-embeddings  (or: pip install -e '.[embeddings]' --extra-index-url "
@@ -132,8 +136,11 @@ class TextEmbeddingCache(FeatureStore):
         self.last_hits = 0
         self.last_encoded = 0
 
-    def features(self, texts: Sequence[str], *, progress: StageProgress | None = None) -> np.ndarray:
-        """`(n, n_features)` float32 embeddings of `texts`, in order."""
+    def features(
+        self, texts: Sequence[str], *, progress: StageProgress | None = None, client: Client | None = None
+    ) -> np.ndarray:
+        """`(n, n_features)` float32 embeddings of `texts`, in order; the texts not cached yet embedded on
+        the workers of the Dask `client` when there is one (the same batches: the same numbers)."""
         step: StageProgress = progress or silent
         keys = self._load()
         n_stored = len(keys)
@@ -151,17 +158,26 @@ class TextEmbeddingCache(FeatureStore):
         step(STAGE, done, total)
         # Longest first within each flush, so a batch pads little; order does not change an embedding.
         pending = sorted(todo.items(), key=lambda item: -len(item[1]))
-        for start in range(0, len(pending), _FLUSH):
-            chunk = pending[start : start + _FLUSH]
-            rows: list[tuple[str, np.ndarray]] = []
-            for at in range(0, len(chunk), _BATCH * 4):
-                part = chunk[at : at + _BATCH * 4]
-                matrix = self.encoder.encode([text for _, text in part])
-                for (digest, _), row in zip(part, matrix, strict=True):
-                    self._append(digest, row)
-                    rows.append((digest, row))
-                    done += waiting[digest]
-                step(STAGE, done, total)
+        flushes = [pending[start : start + _FLUSH] for start in range(0, len(pending), _FLUSH)]
+        parts = [chunk[at : at + _BATCH * 4] for chunk in flushes for at in range(0, len(chunk), _BATCH * 4)]
+        texts_of = ([text for _, text in part] for part in parts)
+        matrices: Iterator[np.ndarray]
+        if client is None:
+            matrices = map(self.encoder.encode, texts_of)
+        else:
+            name, length = self.encoder.name, self.encoder.max_tokens
+            matrices = map_ordered(client, _embed_task, texts_of, name, length, window=task_window(client))
+        rows: list[tuple[str, np.ndarray]] = []
+        for part, matrix in zip(parts, matrices, strict=True):
+            for (digest, _), row in zip(part, matrix, strict=True):
+                self._append(digest, row)
+                rows.append((digest, row))
+                done += waiting[digest]
+            step(STAGE, done, total)
+            if len(rows) >= _FLUSH:
+                self._write_part(rows)
+                rows = []
+        if rows:
             self._write_part(rows)
         if len(self._keys or []) > n_stored or self._parts():
             self._save()
@@ -172,6 +188,11 @@ class TextEmbeddingCache(FeatureStore):
         for i, digest in enumerate(digests):
             out[i] = self._rows[self._index[digest]]
         return out
+
+
+def _embed_task(texts: list[str], name: str, max_tokens: int) -> np.ndarray:
+    """Cluster task: embeddings of `texts` by the registered encoder (its weights load once per worker)."""
+    return get_text_encoder(name, max_tokens).encode(texts)
 
 
 def _digest(text: str) -> str:

@@ -4,26 +4,35 @@ scores the hyper-parameter search asks of one fold. Used by `core.models.train`.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import delayed
 from scipy import sparse
 from sklearn.base import clone
 from sklearn.metrics import f1_score, log_loss
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
+from core.compute.cluster import parallel
 from core.features.build import FeatureSet
 from core.models.image import ImageModel
 from core.models.search import stop_early
 from core.models.text import TextModel
 from core.progress import StageProgress
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+# liblinear draws from the C library's one random state: two fits on threads of one process (a Dask worker
+# with several threads) would interleave their draws and not give the same model twice
+_LIBLINEAR = threading.Lock()
 
 
 @dataclass
@@ -54,10 +63,12 @@ def cross_fit(
     workers: int,
     step: StageProgress,
     timings: dict[str, float],
+    client: Client | None = None,
 ) -> CrossFitted:
     """Every fold's fit and the refits, `workers` at a time in worker processes (liblinear draws from
     the C library's one random state, so two fits on threads of one process would not give the same
-    model twice); meanwhile a thread here vectorises the rows scored later."""
+    model twice), or on the Dask cluster of `client`; meanwhile a thread here vectorises the rows
+    scored later."""
     y = fit.labels
     n_classes = len(np.unique(y))
     text_oof = np.zeros((len(y), n_classes))
@@ -80,7 +91,7 @@ def cross_fit(
     step("cross-fitting", 0, len(jobs))
     with ThreadPoolExecutor(max_workers=1) as side:
         scoring = side.submit(lambda: {name: text.transform(frame) for name, frame in to_score.items()})
-        runner = Parallel(n_jobs=max(1, workers), backend="loky", return_as="generator_unordered")
+        runner = parallel(workers, client, return_as="generator_unordered")
         tagged = runner(delayed(_tagged)(i, job) for i, (_, job) in enumerate(jobs))
         for done, (i, result) in enumerate(tagged, start=1):
             name = names[i]
@@ -111,7 +122,8 @@ def fit_svm(
     svm: LinearSVC, matrix: sparse.csr_matrix, y: np.ndarray, fit_at: np.ndarray, held_at: np.ndarray | None
 ) -> Any:
     """A worker's job: an SVM fitted on `fit_at`, or the margins it gives the `held_at` rows."""
-    fitted = clone(svm).fit(matrix[fit_at], y[fit_at])
+    with _LIBLINEAR:
+        fitted = clone(svm).fit(matrix[fit_at], y[fit_at])
     return fitted if held_at is None else (held_at, TextModel.margins(fitted, matrix[held_at]))
 
 
@@ -138,7 +150,8 @@ def svm_f1(
     c: float, fit_at: np.ndarray, held_at: np.ndarray, svm: LinearSVC, matrix: Any, y: np.ndarray
 ) -> float:
     """The search's score for `text.C`: weighted F1 of an SVM with that C."""
-    fitted = clone(svm).set_params(C=c).fit(matrix[fit_at], y[fit_at])
+    with _LIBLINEAR:
+        fitted = clone(svm).set_params(C=c).fit(matrix[fit_at], y[fit_at])
     pred = fitted.classes_[TextModel.margins(fitted, matrix[held_at]).argmax(1)]
     return float(f1_score(y[held_at], pred, average="weighted", zero_division=0))
 

@@ -16,11 +16,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import delayed
 from sklearn.model_selection import StratifiedKFold
+
+from core.compute.cluster import parallel
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +74,17 @@ def search_c(
     workers: int = 1,
     processes: bool = False,
     max_rows: int = MAX_ROWS,
+    client: Client | None = None,
 ) -> Search:
     """The candidate with the best mean score over `FOLDS` stratified folds of at most `max_rows` rows
     (a single candidate is returned without fitting anything). `fit_score` gets `data` after the rows;
     `processes` runs the fits in worker processes (a module-level `fit_score`; big arrays in `data`
-    are shared with them through memory maps), else on threads."""
+    are shared with them through memory maps) or on the Dask cluster of `client`, else on threads."""
     plan = _plan(name, grid, y, metric, seed, max_rows)
     if isinstance(plan, Search):
         return plan
     values, pairs = plan
-    runner = Parallel(n_jobs=max(1, workers), backend="loky" if processes else "threading")
+    runner = parallel(workers, client if processes else None, backend="loky" if processes else "threading")
     results = runner(
         delayed(fit_score)(c, fit_at, held_at, *data) for c in values for fit_at, held_at in pairs
     )
@@ -97,6 +103,7 @@ def search_path(
     data: tuple[Any, ...] = (),
     workers: int = 1,
     max_rows: int = MAX_ROWS,
+    client: Client | None = None,
 ) -> Search:
     """`search_c` along a regularisation path: one job per fold (in worker processes) scores the
     candidates in ascending order until `stop_early` says so; the winner is the best mean score over
@@ -105,7 +112,7 @@ def search_path(
     if isinstance(plan, Search):
         return plan
     values, pairs = plan
-    runner = Parallel(n_jobs=max(1, workers), backend="loky")
+    runner = parallel(workers, client)
     paths = runner(delayed(fit_path)(values, fit_at, held_at, *data) for fit_at, held_at in pairs)
     reached = min(len(path) for path in paths)
     scores = {c: float(np.mean([path[i] for path in paths])) for i, c in enumerate(values[:reached])}

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,9 @@ from core.models.stacking import fit_stacking
 from core.models.text import TextModel
 from core.params import Params
 from core.progress import StageProgress, silent
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +131,16 @@ class TrainResult:
 
 
 def train(
-    features: FeatureSet, params: Params, *, workers: int = 1, progress: StageProgress | None = None
+    features: FeatureSet,
+    params: Params,
+    *,
+    workers: int = 1,
+    progress: StageProgress | None = None,
+    client: Client | None = None,
 ) -> TrainResult:
-    """Cross-fit and refit every view, calibrate them, fit the stacked fusion."""
+    """Cross-fit and refit every view, calibrate them, fit the stacked fusion. The searches' and the
+    cross-fitting's fits run on the Dask cluster of `client` when there is one (the same fits: the same
+    model)."""
     step: StageProgress = progress or silent
     labelled = features.part("train")
     labels = labelled.products["prdtypecode"].astype("int64")
@@ -180,6 +190,7 @@ def train(
             seed=params.seed,
             workers=workers,
             processes=True,
+            client=client,
         )
     ]
     text.pipeline.named_steps["svm"].set_params(C=searches[0].best)
@@ -196,6 +207,7 @@ def train(
             metric="-log loss",
             seed=params.seed,
             workers=workers,
+            client=client,
         )
         view.model.pipeline.set_params(logisticregression__C=found.best)
         searches.append(found)
@@ -206,7 +218,7 @@ def train(
     if len(unlabelled.products):
         to_score["predict"] = unlabelled.products
     crossed = cross_fit(
-        text, matrix, dense, fit, pairs, to_score, workers=workers, step=step, timings=timings
+        text, matrix, dense, fit, pairs, to_score, workers=workers, step=step, timings=timings, client=client
     )
     del matrix
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.compute.cluster import cluster, describe
 from core.config import Settings
 from core.data.ingest import load_report
 from core.data.prepare import PrepareOutcome, prepare
@@ -27,6 +28,7 @@ from core.models.figures import save_figures
 from core.models.train import TrainResult, classifier_file, train
 from core.params import Params
 from core.pipeline import record
+from core.pipeline.batch import BatchReport, score_file
 from core.pipeline.scoring import embeddings_for, image_features_for, score, text_scores_for
 from core.progress import StageProgress, silent
 from core.tracking import store
@@ -91,16 +93,18 @@ def ingest_step(
 def features_step(
     settings: Settings, params: Params, *, workers: int, progress: StageProgress | None = None
 ) -> FeatureSet:
-    features = build_features(
-        settings.interim_dir,
-        settings.image_cache_dir,
-        settings.embedding_cache_dir,
-        encoder=params.image.encoder,
-        embedder=params.embedding.encoder,
-        max_tokens=params.embedding.max_tokens,
-        workers=workers,
-        progress=progress,
-    )
+    with cluster(settings) as client:  # RAKUTEN_DASK_ADDRESS: encoding and embedding on its workers
+        features = build_features(
+            settings.interim_dir,
+            settings.image_cache_dir,
+            settings.embedding_cache_dir,
+            encoder=params.image.encoder,
+            embedder=params.embedding.encoder,
+            max_tokens=params.embedding.max_tokens,
+            workers=workers,
+            progress=progress,
+            client=client,
+        )
     features.save(settings.features_dir)
     return features
 
@@ -114,7 +118,10 @@ def train_step(
     progress: StageProgress | None = None,
 ) -> TrainResult:
     features = features or FeatureSet.load(settings.features_dir)
-    result = train(features, params, workers=workers, progress=progress)
+    with cluster(settings) as client:  # RAKUTEN_DASK_ADDRESS: the searches' and folds' fits on its workers
+        result = train(features, params, workers=workers, progress=progress, client=client)
+        if client is not None:
+            result.summary["cluster"] = describe(client).summary()
     result.save(settings.candidate_dir)
     return result
 
@@ -256,3 +263,24 @@ def predict_step(
         probabilities.rename_axis("id").round(6).to_csv(tmp)
     step("predict", len(test.products), len(test.products))
     return PredictOutcome(version, len(test.products), settings.predictions_file, settings.probabilities_file)
+
+
+def batch_score_step(
+    settings: Settings,
+    source: Path,
+    output: Path,
+    *,
+    images_dir: Path | None = None,
+    version: int | None = None,
+    progress: StageProgress | None = None,
+) -> BatchReport:
+    """Score a catalogue file (or folder) with the champion (or `version`) into `output`, streamed, on the
+    configured Dask cluster when there is one (`core.pipeline.batch`)."""
+    client = store.connect(settings)
+    chosen = version if version is not None else open_registry(settings, client).champion()
+    if chosen is None:
+        raise NoChampionError(
+            "No champion model yet: run `python -m core pipeline` (or promote a version on the Models page)."
+        )
+    classifier = store.load_classifier(settings, version=chosen)
+    return score_file(classifier, chosen, source, output, settings, images_dir=images_dir, progress=progress)

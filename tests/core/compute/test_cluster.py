@@ -1,0 +1,65 @@
+"""The cluster setting: unset = this process; `local` = a temporary cluster; an address that does not
+answer = an error that names the setting; `map_ordered` answers every item once, in order."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from joblib import delayed
+
+from core.compute.cluster import ClusterUnavailable, cluster, describe, map_ordered, parallel, probe
+from core.config import Settings
+from tests.conftest import free_port
+
+
+def _slow_square(x: int) -> int:
+    time.sleep(0.05 * (x % 3))  # later items finish first now and then: the order is map_ordered's
+    return x * x
+
+
+def _fail_on(x: int, bad: int) -> int:
+    if x == bad:
+        raise ValueError(f"item {x} is bad")
+    return x
+
+
+def test_unset_or_empty_means_this_process(tmp_path: Path) -> None:
+    for value in (None, "", "  "):
+        settings = Settings(root=tmp_path, dask_address=value)
+        assert settings.dask_address is None
+        with cluster(settings) as client:
+            assert client is None
+        assert probe(settings) is None
+    assert list(map_ordered(None, _slow_square, range(5), window=1)) == [0, 1, 4, 9, 16]
+
+
+def test_an_unreachable_scheduler_names_the_setting(tmp_path: Path) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = Settings(root=tmp_path, dask_address=address, dask_connect_timeout_s=1)
+    with pytest.raises(ClusterUnavailable) as caught, cluster(settings):
+        pass
+    message = str(caught.value)
+    assert "RAKUTEN_DASK_ADDRESS" in message and address in message and "dask scheduler" in message
+    with pytest.raises(ClusterUnavailable):
+        probe(settings)
+
+
+@pytest.mark.slow
+def test_a_temporary_local_cluster_answers_in_order_and_goes_away(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path, dask_address="local", workers=2)
+    with cluster(settings) as client:
+        assert client is not None
+        assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2
+        assert list(map_ordered(client, _slow_square, range(20), window=4)) == [x * x for x in range(20)]
+        with pytest.raises(ValueError, match="item 7 is bad"):  # a task's own error, as raised there
+            list(map_ordered(client, _fail_on, range(10), 7, window=3))
+        pids = set(parallel(2, client)(delayed(os.getpid)() for _ in range(6)))
+        assert os.getpid() not in pids  # joblib's jobs ran on the cluster's processes
+        address = describe(client).address
+    assert client.status == "closed"
+    gone = Settings(root=tmp_path, dask_address=address, dask_connect_timeout_s=1)
+    with pytest.raises(ClusterUnavailable), cluster(gone):  # the temporary cluster left with its client
+        pass
