@@ -301,8 +301,7 @@ def predict(
 def _score_catalogue(
     source: Path | None, output: Path | None, images: Path | None, version: int | None
 ) -> None:
-    from core.pipeline.batch import NO_INPUT, report_path
-    from core.pipeline.steps import batch_score_step
+    from core.pipeline.catalogue import NO_INPUT, report_path, score_catalogue
 
     if source is None or output is None:
         console.print(
@@ -312,7 +311,7 @@ def _score_catalogue(
     settings = get_settings()
     try:
         with progress() as update:
-            report = batch_score_step(
+            report = score_catalogue(
                 settings, source, output, images_dir=images, version=version, progress=update
             )
     except RakutenError as exc:

@@ -3,6 +3,7 @@ unset = this process as before, no Dask; `local` = a temporary cluster of `worke
 machine for the length of the work; an address = that scheduler (`dask scheduler` + `dask worker`s,
 or the full stack's services). `cluster()` opens a client (the process's default, which joblib's
 `dask` backend and the `map_ordered` helper use) and closes it; `probe()` is the health check."""
+# Lazy imports: `distributed` (~1 s, and a thread pool) loads only where a cluster is configured.
 
 from __future__ import annotations
 

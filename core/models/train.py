@@ -27,6 +27,7 @@ import pandas as pd
 from sklearn.metrics import f1_score
 from threadpoolctl import threadpool_limits
 
+from core.compute.cluster import describe
 from core.errors import DataNotFoundError
 from core.features.build import FeatureSet
 from core.io import atomic_path, load_model, save_model, write_text
@@ -271,6 +272,7 @@ def train(
         "encoder": features.encoder,
         "embedder": features.embedder,
         "timings": timings,
+        "cluster": describe(client).summary() if client is not None else None,
     }
     classifier.info = {
         k: summary[k]

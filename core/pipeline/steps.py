@@ -1,7 +1,7 @@
 """The training pipeline's steps, each a function of Settings and params that reads the previous
 step's files (or its in-memory result) and writes its own: `python -m core <step>` runs one (a DVC
-stage); `core.pipeline.chain` puts them in order for `python -m core pipeline` and the Prefect flow.
-"""
+stage); `core.pipeline.chain` puts them in order for `python -m core pipeline` and the Prefect flow."""
+# Size: six short steps side by side, as the chain and dvc.yaml list them; each wires core functions only.
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.compute.cluster import cluster, describe
+from core.compute.cluster import cluster
 from core.config import Settings
 from core.data.ingest import load_report
 from core.data.prepare import PrepareOutcome, prepare
@@ -28,7 +28,6 @@ from core.models.figures import save_figures
 from core.models.train import TrainResult, classifier_file, train
 from core.params import Params
 from core.pipeline import record
-from core.pipeline.batch import BatchReport, score_file
 from core.pipeline.scoring import embeddings_for, image_features_for, score, text_scores_for
 from core.progress import StageProgress, silent
 from core.tracking import store
@@ -120,8 +119,6 @@ def train_step(
     features = features or FeatureSet.load(settings.features_dir)
     with cluster(settings) as client:  # RAKUTEN_DASK_ADDRESS: the searches' and folds' fits on its workers
         result = train(features, params, workers=workers, progress=progress, client=client)
-        if client is not None:
-            result.summary["cluster"] = describe(client).summary()
     result.save(settings.candidate_dir)
     return result
 
@@ -263,24 +260,3 @@ def predict_step(
         probabilities.rename_axis("id").round(6).to_csv(tmp)
     step("predict", len(test.products), len(test.products))
     return PredictOutcome(version, len(test.products), settings.predictions_file, settings.probabilities_file)
-
-
-def batch_score_step(
-    settings: Settings,
-    source: Path,
-    output: Path,
-    *,
-    images_dir: Path | None = None,
-    version: int | None = None,
-    progress: StageProgress | None = None,
-) -> BatchReport:
-    """Score a catalogue file (or folder) with the champion (or `version`) into `output`, streamed, on the
-    configured Dask cluster when there is one (`core.pipeline.batch`)."""
-    client = store.connect(settings)
-    chosen = version if version is not None else open_registry(settings, client).champion()
-    if chosen is None:
-        raise NoChampionError(
-            "No champion model yet: run `python -m core pipeline` (or promote a version on the Models page)."
-        )
-    classifier = store.load_classifier(settings, version=chosen)
-    return score_file(classifier, chosen, source, output, settings, images_dir=images_dir, progress=progress)

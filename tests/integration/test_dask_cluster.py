@@ -29,7 +29,7 @@ from core.features.sentence import INSTALL as EMBEDDINGS_INSTALL
 from core.features.sentence import TextEmbeddingCache, embeddings_installed, get_text_encoder
 from core.models.train import train
 from core.params import Params
-from core.pipeline.batch import score_file
+from core.pipeline.catalogue import score_file
 from core.tracking import store
 from tests.conftest import free_port, require_extra
 

@@ -354,3 +354,26 @@ def _count_rows(files: Sequence[Path]) -> int:
             lines = max(sample.count(b"\n"), 1)
             total += int(size / max(len(sample), 1) * lines) - 1
     return max(total, 0)
+
+
+def score_catalogue(
+    settings: Settings,
+    source: Path,
+    output: Path,
+    *,
+    images_dir: Path | None = None,
+    version: int | None = None,
+    progress: StageProgress | None = None,
+) -> BatchReport:
+    """`score_file` with the champion (or `version`) from the registry."""
+    # here, not above: a worker imports this module for `score_chunk` and needs no MLflow
+    from core.tracking import store
+    from core.tracking.registry import NoChampionError, open_registry
+
+    chosen = version if version is not None else open_registry(settings, store.connect(settings)).champion()
+    if chosen is None:
+        raise NoChampionError(
+            "No champion model yet: run `python -m core pipeline` (or promote a version on the Models page)."
+        )
+    classifier = store.load_classifier(settings, version=chosen)
+    return score_file(classifier, chosen, source, output, settings, images_dir=images_dir, progress=progress)

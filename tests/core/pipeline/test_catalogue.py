@@ -14,7 +14,7 @@ import pytest
 from core.config import Settings
 from core.errors import DataFormatError, DataNotFoundError
 from core.models.classifier import ProductClassifier
-from core.pipeline.batch import BAD_PHOTO, NO_INPUT, NO_PHOTO_FILE, report_path, score_file
+from core.pipeline.catalogue import BAD_PHOTO, NO_INPUT, NO_PHOTO_FILE, report_path, score_file
 from core.tracking import store
 
 
