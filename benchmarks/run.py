@@ -6,9 +6,10 @@ responsiveness on 85,000 rows, how hard the demo data is, and the training pipel
 (`benchmarks/bench_serving.py`), how soon a Retrain shows progress (`benchmarks/bench_orchestration.py`),
 how long a drift report takes (`benchmarks/bench_monitoring.py`) and how fast every console page
 renders on 85,000 products after its first load (`benchmarks/bench_console.py`), and the local stack
-as a new user meets it — first run, cold Overview, Retrain, stop (`benchmarks/bench_stack.py`)
-— on this machine, and writes Markdown tables with the targets beside the numbers. Everything runs in
-a temporary folder.
+as a new user meets it — first run, cold Overview, Retrain, stop (`benchmarks/bench_stack.py`),
+and scale-out on Dask — a million products scored, photos encoded on 1 and 2 workers
+(`benchmarks/bench_scaling.py`) — on this machine, and writes Markdown tables with the targets beside
+the numbers. Everything runs in a temporary folder.
 """
 
 from __future__ import annotations
@@ -68,7 +69,17 @@ def _full_scale(root: Path, workers: int) -> list[Row]:
     ]
 
 
-SECTIONS = ("data", "pipeline", "serving", "orchestration", "monitoring", "review", "console", "stack")
+SECTIONS = (
+    "data",
+    "pipeline",
+    "serving",
+    "orchestration",
+    "monitoring",
+    "review",
+    "console",
+    "stack",
+    "scaling",
+)
 TITLES = {
     "data": "Data: demo generation, ingestion, explorer, difficulty",
     "pipeline": "Training pipeline",
@@ -78,6 +89,7 @@ TITLES = {
     "review": "Review and correct: label issues, corrections, the Review page",
     "console": "Operations console: every page",
     "stack": "The local stack (`make console`): first run, cold Overview, Retrain, stop",
+    "scaling": "Scale-out on Dask: batch scoring of 1,000,000 products, image encoding on 1 and 2 workers",
 }
 
 
@@ -96,6 +108,8 @@ def run(
             extra = {"rows": 20_000 if quick else 85_000} if name in ("pipeline", "console") else {}
             if name == "review":
                 extra = {"rows": 3_000 if quick else 10_000}
+            if name == "scaling":
+                extra = {"rows": 200_000 if quick else 1_000_000}
             out[name] = module.run(Path(tmp), workers, **extra)
     return out
 

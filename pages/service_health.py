@@ -18,6 +18,12 @@ if down:
         "(each program's state and log); full stack: `docker compose ps`."
     )
 
+workers = ui.dask_workers(probes)
+if workers is not None:
+    st.subheader("Dask cluster")
+    st.caption("Where image encoding, cross-validation and batch scoring run (RAKUTEN_DASK_ADDRESS).")
+    st.dataframe(workers, hide_index=True, column_config=ui.WORKERS_CONFIG, key="dask_workers")
+
 st.subheader("Prediction service")
 source, data = ui.metrics(probes)
 if source == "prometheus":

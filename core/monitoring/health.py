@@ -17,6 +17,7 @@ import httpx
 import pandas as pd
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.compute.cluster import LOCAL, ClusterUnavailable, probe
 from core.config import Settings
 from core.errors import RakutenError
 
@@ -62,7 +63,7 @@ def _http(
 
 
 def probe_all(settings: Settings, *, timeout: float = TIMEOUT_S) -> list[Probe]:
-    """Every service, in a fixed order: API, MLflow, Prefect, Prometheus, Grafana."""
+    """Every service, in a fixed order: API, MLflow, Prefect, Prometheus, Grafana, Dask."""
     links = settings.ui_links
     uri = str(settings.mlflow_tracking_uri)
     checks: list[Callable[[], Probe]] = []
@@ -97,8 +98,31 @@ def probe_all(settings: Settings, *, timeout: float = TIMEOUT_S) -> list[Probe]:
             )
         else:
             checks.append(partial(_fixed, name, "not configured", f"set RAKUTEN_{name.upper()}_URL"))
+    checks.append(partial(_dask, settings, links.get("dask"), timeout))
     with ThreadPoolExecutor(max_workers=len(checks)) as pool:
         return list(pool.map(lambda check: check(), checks))
+
+
+def _dask(settings: Settings, link: str | None, timeout: float) -> Probe:
+    """The Dask scheduler of RAKUTEN_DASK_ADDRESS: its workers, threads and memory in use."""
+    address = settings.dask_address
+    if not address:
+        return _fixed("Dask", "not configured", "one machine; set RAKUTEN_DASK_ADDRESS to scale out")
+    if address == LOCAL:
+        return _fixed("Dask", "embedded", "a temporary cluster of this machine's cores for each run")
+    start = time.perf_counter()
+    try:
+        found = probe(settings.model_copy(update={"dask_connect_timeout_s": timeout}))
+    except ClusterUnavailable as exc:
+        return Probe("Dask", "down", None, str(exc), link)
+    ms = (time.perf_counter() - start) * 1000
+    assert found is not None
+    if not found.workers:
+        return Probe(
+            "Dask", "starting", ms, f"scheduler {address} has no worker yet (start `dask worker`)", link
+        )
+    used = sum(w.memory_used for w in found.workers) / 2**30
+    return Probe("Dask", "up", ms, f"{found.summary()}, {used:.1f} GiB in use", link or found.dashboard)
 
 
 def _fixed(service: str, state: State, detail: str) -> Probe:

@@ -97,6 +97,7 @@ class TrainingSummary:
     metrics: dict[str, float]
     predictions: str | None
     timings: dict[str, float] = field(default_factory=dict)
+    cluster: str | None = None  # the Dask cluster the fits ran on (RAKUTEN_DASK_ADDRESS), None on one machine
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,6 +118,7 @@ class TrainingSummary:
             },
             predictions=str(chain.predicted.predictions) if chain.predicted else None,
             timings=dict(chain.timings),
+            cluster=chain.trained.summary.get("cluster") if chain.trained else None,
         )
 
 
@@ -199,7 +201,8 @@ def _training_markdown(s: TrainingSummary, settings: Settings) -> str:
         f"## Model v{s.version}: {verdict}\n\n{reasons}\n\n| metric | value |\n|---|---:|\n{rows}\n\n"
         f"MLflow run: {_run_link(settings, s.run_id)}  \n"
         f"Champion: v{s.champion_before} → v{s.champion_after}  \n"
-        f"Predictions: `{s.predictions or 'not written'}`  \nSteps: {steps}\n"
+        f"Predictions: `{s.predictions or 'not written'}`  \nSteps: {steps}  \n"
+        f"Ran on: {s.cluster or 'this machine (RAKUTEN_DASK_ADDRESS unset)'}\n"
     )
 
 

@@ -9,6 +9,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.categories import label
+from core.compute.cluster import ClusterUnavailable, probe
 from core.monitoring.health import (
     MetricsUnavailable,
     Probe,
@@ -20,7 +21,13 @@ from core.monitoring.health import (
 from core.ui.cached import settings
 
 # A plain "●" coloured by the table's style: emoji need an emoji font, which many machines lack
-_COLOUR: Final = {"up": "#1a9850", "down": "#d73027", "embedded": "#2166ac", "not configured": "#888888"}
+_COLOUR: Final = {
+    "up": "#1a9850",
+    "down": "#d73027",
+    "starting": "#f46d43",
+    "embedded": "#2166ac",
+    "not configured": "#888888",
+}
 
 
 def probes() -> list[Probe]:
@@ -50,6 +57,35 @@ def probes_styled(found: list[Probe]) -> Any:
 PROBES_CONFIG: Final = {
     "latency": st.column_config.TextColumn("latency"),
     "open": st.column_config.LinkColumn("UI"),
+}
+
+
+def dask_workers(found: list[Probe]) -> pd.DataFrame | None:
+    """The Dask cluster's workers and their memory, when its scheduler answered the probe."""
+    if not any(p.service == "Dask" and p.state == "up" for p in found):
+        return None
+    try:
+        cluster = probe(settings())
+    except ClusterUnavailable:  # gone since the probe: the table above says so at the next probe
+        return None
+    if cluster is None:
+        return None
+    return pd.DataFrame(
+        {
+            "worker": [w.name for w in cluster.workers],
+            "address": [w.address for w in cluster.workers],
+            "threads": [w.threads for w in cluster.workers],
+            "memory": [w.memory_used / w.memory_limit if w.memory_limit else 0.0 for w in cluster.workers],
+            "in use": [f"{w.memory_used / 2**30:.2f} GiB" for w in cluster.workers],
+            "limit": [
+                f"{w.memory_limit / 2**30:.1f} GiB" if w.memory_limit else "none" for w in cluster.workers
+            ],
+        }
+    )
+
+
+WORKERS_CONFIG: Final = {
+    "memory": st.column_config.ProgressColumn("memory", format="percent", min_value=0.0, max_value=1.0),
 }
 
 

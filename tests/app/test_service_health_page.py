@@ -17,8 +17,9 @@ def test_embedded_mode(project: Path) -> None:
     at.switch_page("../pages/service_health.py").run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
-    assert table["service"].tolist() == ["API", "MLflow", "Prefect", "Prometheus", "Grafana"]
-    assert table["status"].tolist() == ["● embedded"] * 2 + ["● down"] + ["● not configured"] * 2
+    assert table["service"].tolist() == ["API", "MLflow", "Prefect", "Prometheus", "Grafana", "Dask"]
+    assert table["status"].tolist() == ["● embedded"] * 2 + ["● down"] + ["● not configured"] * 3
+    assert "RAKUTEN_DASK_ADDRESS" in table["detail"].iloc[5]
     assert "local stack" in table["detail"].iloc[2]  # the stack's Prefect server, not started here
     assert table["latency"].iloc[0] == "" and "None" not in table.to_string()  # empty cells, never "None"
     assert any("python -m core status" in w.value for w in at.warning)
@@ -33,10 +34,38 @@ def test_a_service_that_is_down_is_reported_not_raised(
 
     monkeypatch.setenv("RAKUTEN_API_URL", f"http://127.0.0.1:{_free_port()}")
     monkeypatch.setenv("RAKUTEN_PROMETHEUS_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("RAKUTEN_DASK_ADDRESS", f"tcp://127.0.0.1:{_free_port()}")
     get_settings.cache_clear()
     at = AppTest.from_file(HOME, default_timeout=60).run()
     at.switch_page("../pages/service_health.py").run()
     assert not at.exception, at.exception
     status = dict(zip(at.dataframe[0].value["service"], at.dataframe[0].value["status"], strict=True))
-    assert status["API"] == "● down" and status["Prometheus"] == "● down"
-    assert any("Not answering: API, Prefect, Prometheus" in w.value for w in at.warning)
+    assert status["API"] == "● down" and status["Prometheus"] == "● down" and status["Dask"] == "● down"
+    detail = dict(zip(at.dataframe[0].value["service"], at.dataframe[0].value["detail"], strict=True))
+    assert "RAKUTEN_DASK_ADDRESS" in detail["Dask"]
+    assert any("Not answering: API, Prefect, Prometheus, Dask" in w.value for w in at.warning)
+    assert not [h for h in at.subheader if h.value == "Dask cluster"]
+
+
+def test_a_dask_cluster_shows_its_workers_and_their_memory(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed import LocalCluster
+
+    from core.config import get_settings
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        monkeypatch.setenv("RAKUTEN_DASK_ADDRESS", cluster.scheduler_address)
+        get_settings.cache_clear()
+        at = AppTest.from_file(HOME, default_timeout=60).run()
+        at.switch_page("../pages/service_health.py").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value.set_index("service")
+    assert table.loc["Dask", "status"] == "● up"
+    assert (
+        table.loc["Dask", "detail"].startswith("2 Dask workers (2 threads, ")
+        and cluster.scheduler_address in table.loc["Dask", "detail"]
+    )
+    workers = at.dataframe[1].value
+    assert len(workers) == 2 and workers["threads"].tolist() == [1, 1]
+    assert ((workers["memory"] > 0) & (workers["memory"] < 1)).all()
