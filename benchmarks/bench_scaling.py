@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
 
 import pandas as pd
 import psutil
@@ -67,8 +68,29 @@ def run(root: Path, workers: int, rows: int = 1_000_000) -> list[Row]:
             "< 2 GiB per worker",
         ),
     ]
-    out += _encoding(project, root, workers)
-    return out
+    encoding, per_photo, efficiency = _encoding(project, root, workers)
+    return out + encoding + projection(per_photo, alone.seconds / rows, efficiency)
+
+
+SIZES: Final = (84_916, 1_000_000, 10_000_000)
+WORKERS: Final = (1, 8, 32)
+
+
+def projection(photo_s: float, product_s: float, efficiency: float) -> list[Row]:
+    """Hours to encode every photo and score every product (photos included) of catalogues of `SIZES`
+    on `WORKERS` one-core workers: the measured per-item costs × size ÷ (workers × efficiency), the
+    efficiency measured on two workers (capped at 1; one worker is 1 by definition)."""
+    rows: list[Row] = []
+    for size in SIZES:
+        cells = []
+        for n in WORKERS:
+            speed = n * (1.0 if n == 1 else min(efficiency, 1.0))
+            hours = size * (photo_s + product_s) / speed / 3600
+            cells.append(f"{hours:,.1f} h on {n}" if hours >= 1 else f"{hours * 60:,.0f} min on {n}")
+        rows.append(
+            (f"Projection: {size:,} products with photos, encoded and scored", " · ".join(cells), "—")
+        )
+    return rows
 
 
 def _catalogue(folder: Path, rows: int) -> Path:
@@ -184,7 +206,7 @@ def _cluster(folder: Path, n_workers: int) -> Iterator[tuple[str, tuple[int, ...
                 process.kill()
 
 
-def _encoding(project: Path, root: Path, workers: int) -> list[Row]:
+def _encoding(project: Path, root: Path, workers: int) -> tuple[list[Row], float, float]:
     """Photos/s of the pretrained encoder (colour/edge without the vision extra): this process (its own
     batches and threads), then a cluster of one worker, then of two."""
     from distributed import Client
@@ -208,7 +230,7 @@ def _encoding(project: Path, root: Path, workers: int) -> list[Row]:
         with _cluster(root / f"dask-enc{n}", n) as (address, _), Client(address) as client:
             rates[n] = rate(f"cluster{n}", client)
     efficiency = rates[2] / (2 * rates[1])
-    return [
+    rows = [
         (
             f"Image encoding ({name}), {len(paths)} photos, this process ({workers} threads)",
             f"{here:.1f} photos/s",
@@ -221,3 +243,4 @@ def _encoding(project: Path, root: Path, workers: int) -> list[Row]:
             "efficiency reported",
         ),
     ]
+    return rows, 1 / rates[1], efficiency

@@ -115,6 +115,19 @@ class EfficientNetLiteEncoder:
         return np.concatenate([self._run(batch[i : i + _MICRO]) for i in range(0, len(batch), _MICRO)])
 
 
+def _worker_threads() -> int | None:
+    """Inside a Dask worker, the threads it runs tasks on: its network should use no more (the machine's
+    cores are shared among its workers; ONNX Runtime would start one spinning thread per core in each)."""
+    try:
+        from distributed import get_worker
+    except ImportError:
+        return None
+    try:
+        return int(get_worker().state.nthreads)
+    except ValueError:  # not in a worker
+        return None
+
+
 def _load_lite0(side: int, threads: int | None) -> Any:
     """The network up to its global average pool, exported to ONNX and opened by ONNX Runtime."""
     import onnxruntime
@@ -150,6 +163,6 @@ def _load_lite0(side: int, threads: int | None) -> Any:
         )
         model = graph.read_bytes()
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or 0  # 0: every core
+    options.intra_op_num_threads = threads or _worker_threads() or 0  # 0: every core
     options.log_severity_level = 3  # errors only
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])

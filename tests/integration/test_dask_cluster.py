@@ -181,6 +181,14 @@ def test_a_worker_killed_mid_run_loses_and_repeats_no_row(
         client.wait_for_workers(2, timeout=120)
 
 
+def test_a_network_on_a_worker_uses_the_worker_s_threads_not_every_core(dask_address: str) -> None:
+    from core.features.pretrained import _worker_threads
+
+    with Client(dask_address, timeout=30) as client:
+        assert client.submit(_worker_threads, pure=False).result() == 1  # `--nthreads 1`
+    assert _worker_threads() is None  # here, not in a worker: ONNX Runtime takes every core
+
+
 def _photos(root: Path, n: int) -> list[str]:
     return [str(p) for p in sorted((root / "data" / "raw" / "images" / "image_train").glob("*.jpg"))[:n]]
 
