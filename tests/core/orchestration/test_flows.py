@@ -107,6 +107,28 @@ def test_a_failing_step_fails_the_run_and_keeps_the_champion(
     assert champion(flow_project) == before
 
 
+def test_an_unreachable_dask_scheduler_fails_the_run_naming_the_setting(
+    harness: None, flow_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.orchestration.flows import training_pipeline
+    from tests.conftest import free_port
+
+    before = champion(flow_project)
+    monkeypatch.setenv("RAKUTEN_DASK_ADDRESS", f"tcp://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("RAKUTEN_DASK_CONNECT_TIMEOUT_S", "1")
+    get_settings.cache_clear()
+    try:
+        state = training_pipeline(workers=2, return_state=True)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert state.is_failed()
+    assert "RAKUTEN_DASK_ADDRESS" in str(state.message) and "Cannot reach the Dask scheduler" in str(
+        state.message
+    )
+    assert champion(flow_project) == before
+
+
 def test_bad_overrides_fail_before_any_work(harness: None, flow_project: Path) -> None:
     from core.orchestration.flows import training_pipeline
 
