@@ -48,6 +48,7 @@ ANSWER: Final = ("prdtypecode", "category", "confidence", "problem")
 NO_INPUT: Final = "no title and no readable photo"
 BAD_PHOTO: Final = "photo unreadable, answered from the text"
 NO_PHOTO_FILE: Final = "photo not found, answered from the text"
+BAD_IDS: Final = "productid / imageid not whole numbers: no photo, answered from the text"
 _SHOWN: Final = 20  # bad lines quoted in the report
 
 
@@ -184,12 +185,19 @@ def read_chunks(files: Sequence[Path], rows: int, unreadable: _Unreadable) -> It
 
 
 # --- scoring (runs on a worker) --------------------------------------------------------------------------
+def _given(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
+
+
 def _photo(row: Mapping[Any, Any], images_dir: str | None) -> str | None:
-    path = str(row.get("image_path") or "").strip()
+    """The product's photo: its `image_path`, else the download's name for its ids under `images_dir`
+    (ValueError when those ids are not whole numbers)."""
+    path = _given(row.get("image_path"))
     if path:
         return path
-    if images_dir and str(row.get("productid") or "").strip() and str(row.get("imageid") or "").strip():
-        return str(Path(images_dir) / image_name(int(row["imageid"]), int(row["productid"])))
+    product, image = _given(row.get("productid")), _given(row.get("imageid"))
+    if images_dir and product and image:
+        return str(Path(images_dir) / image_name(int(float(image)), int(float(product))))
     return None
 
 
@@ -208,13 +216,14 @@ def score_chunk(chunk: pd.DataFrame, classifier: ProductClassifier, images_dir: 
     image_columns = [c for c in IMAGE_COLUMNS if c in chunk.columns]
     records = chunk[image_columns].to_dict("records") if image_columns else [{}] * len(chunk)
     for i, row in enumerate(records):
-        path = _photo(row, images_dir) if classifier.image is not None else None
         picture = None
-        if path is not None:
-            try:
-                picture = open_image(path, side)
-            except ImageDecodeError as exc:
-                problems[i] = NO_PHOTO_FILE if exc.reason == "no such file" else BAD_PHOTO
+        try:
+            path = _photo(row, images_dir) if classifier.image is not None else None
+            picture = open_image(path, side) if path is not None else None
+        except ValueError:
+            problems[i] = BAD_IDS
+        except ImageDecodeError as exc:
+            problems[i] = NO_PHOTO_FILE if exc.reason == "no such file" else BAD_PHOTO
         pictures.append(picture)
     features, has_image = classifier.encode_pictures(pictures)
     answered = has_text | has_image
@@ -253,7 +262,14 @@ class _Writer:
             frame.to_csv(self.tmp, mode="w" if self._header else "a", header=self._header, index=False)
             self._header = False
             return
-        table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+        try:
+            table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise DataFormatError(
+                f"A column of the input changes type between its parts ({exc}): give every part the same "
+                "columns and types, or write the answers as .csv.",
+                problem="changing_types",
+            ) from exc
         if self._parquet is None:
             self._schema = table.schema
             self._parquet = pq.ParquetWriter(self.tmp, self._schema)

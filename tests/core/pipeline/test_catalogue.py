@@ -14,7 +14,7 @@ import pytest
 from core.config import Settings
 from core.errors import DataFormatError, DataNotFoundError
 from core.models.classifier import ProductClassifier
-from core.pipeline.catalogue import BAD_PHOTO, NO_INPUT, NO_PHOTO_FILE, report_path, score_file
+from core.pipeline.catalogue import BAD_IDS, BAD_PHOTO, NO_INPUT, NO_PHOTO_FILE, report_path, score_file
 from core.tracking import store
 
 
@@ -85,7 +85,8 @@ def test_bad_lines_and_empty_products_are_reported_not_dropped(
     products.loc[products.index[1], "designation"] = ""  # no title, a photo: answered from the photo
     products.loc[products.index[2], ["designation", "productid"]] = ["", 1]  # nothing to read at all
     products.loc[products.index[3], "productid"] = 2  # its photo file is not there
-    products = products.astype({"productid": "int64"})
+    products = products.astype({"productid": "int64", "imageid": str})
+    products.loc[products.index[4], "imageid"] = "x12"  # not an id: no photo, said so
     source = tmp_path / "catalogue.csv"
     text = products.to_csv()
     lines = text.splitlines()
@@ -112,7 +113,8 @@ def test_bad_lines_and_empty_products_are_reported_not_dropped(
     assert answers.loc[1, "prdtypecode"] != "" and answers.loc[1, "problem"] == ""
     assert answers.loc[2, "prdtypecode"] == "" and answers.loc[2, "problem"] == NO_INPUT
     assert answers.loc[3, "problem"] == NO_PHOTO_FILE and answers.loc[3, "prdtypecode"] != ""
-    assert report.problems == {NO_INPUT: 1, NO_PHOTO_FILE: 1}  # nothing to read says so, whatever else
+    assert answers.loc[4, "problem"] == BAD_IDS and answers.loc[4, "prdtypecode"] != ""
+    assert report.problems == {NO_INPUT: 1, NO_PHOTO_FILE: 1, BAD_IDS: 1}  # nothing to read says so first
     assert report.answered == 29
 
     folder = score_file(
