@@ -108,11 +108,6 @@ def parallel(
         return Parallel(**options)
 
 
-def wanted(settings: Settings) -> bool:
-    """Whether the settings send work to a cluster."""
-    return bool(settings.dask_address)
-
-
 @contextmanager
 def cluster(settings: Settings) -> Iterator[Client | None]:
     """A client of the configured cluster (None when none is configured: the caller works in this

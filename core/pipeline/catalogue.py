@@ -388,8 +388,6 @@ def score_catalogue(
 
     chosen = version if version is not None else open_registry(settings, store.connect(settings)).champion()
     if chosen is None:
-        raise NoChampionError(
-            "No champion model yet: run `python -m core pipeline` (or promote a version on the Models page)."
-        )
+        raise NoChampionError(NoChampionError.TRAIN_FIRST)
     classifier = store.load_classifier(settings, version=chosen)
     return score_file(classifier, chosen, source, output, settings, images_dir=images_dir, progress=progress)

@@ -230,9 +230,7 @@ def predict_step(
     client = store.connect(settings)
     version = open_registry(settings, client).champion()
     if version is None:  # checked first: on a fresh project this, not "no features", is what to fix
-        raise NoChampionError(
-            "No champion model yet: run `python -m core pipeline` (or promote a version on the Models page)."
-        )
+        raise NoChampionError(NoChampionError.TRAIN_FIRST)
     features = features or FeatureSet.load(settings.features_dir)
     test = features.part("test")
     if test.products.empty:

@@ -49,6 +49,10 @@ class PromotionConflict(RegistryError):
 class NoChampionError(RakutenError):
     """No model has been promoted to champion yet."""
 
+    TRAIN_FIRST = (
+        "No champion model yet: run `python -m core pipeline` (or promote a version on the Models page)."
+    )
+
 
 @dataclass(frozen=True)
 class AliasMove:
