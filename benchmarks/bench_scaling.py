@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Final
 
 import pandas as pd
 import psutil
+from bench_serving import _free_port  # beside this script, as run.py imports both
 
 from core.config import Settings
 from core.data.demo.generator import DemoSpec, generate_tables, write_demo
@@ -144,12 +144,6 @@ def _poll_peaks(pids: list[int], done: Callable[[], bool]) -> list[float]:
             peaks[i] = max(peaks[i], rss / 2**20)
         time.sleep(0.2)
     return peaks
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

@@ -29,7 +29,8 @@ from core.features.sentence import INSTALL as EMBEDDINGS_INSTALL
 from core.features.sentence import TextEmbeddingCache, embeddings_installed, get_text_encoder
 from core.models.train import train
 from core.params import Params
-from core.pipeline.catalogue import score_file
+from core.pipeline.catalogue import BatchReport, score_file
+from core.progress import StageProgress
 from core.tracking import store
 from tests.conftest import free_port, require_extra
 
@@ -115,23 +116,23 @@ def _catalogue(root: Path, folder: Path, copies: int) -> Path:
     return path
 
 
+def _score(
+    root: Path, source: Path, output: Path, address: str | None, progress: StageProgress | None = None
+) -> BatchReport:
+    """Score `source` with the project's v1 and its test photos, on the cluster at `address` (None: here)."""
+    classifier = store.load_classifier(Settings(root=root), version=1)
+    images = root / "data" / "raw" / "images" / "image_test"
+    return score_file(
+        classifier, 1, source, output, _settings(root, address), images_dir=images, progress=progress
+    )
+
+
 def test_batch_scoring_on_the_cluster_gives_the_numbers_of_one_process(
     trained_project: Path, dask_address: str, tmp_path: Path
 ) -> None:
     source = _catalogue(trained_project, tmp_path, 2)
-    images = trained_project / "data" / "raw" / "images" / "image_test"
-    classifier = store.load_classifier(Settings(root=trained_project), version=1)
-    alone = score_file(
-        classifier, 1, source, tmp_path / "alone.parquet", _settings(trained_project, None), images_dir=images
-    )
-    spread = score_file(
-        classifier,
-        1,
-        source,
-        tmp_path / "cluster.parquet",
-        _settings(trained_project, dask_address),
-        images_dir=images,
-    )
+    alone = _score(trained_project, source, tmp_path / "alone.parquet", None)
+    spread = _score(trained_project, source, tmp_path / "cluster.parquet", dask_address)
     assert (
         alone.cluster is None and spread.cluster is not None and spread.cluster.startswith("2 Dask workers")
     )
@@ -145,11 +146,7 @@ def test_a_worker_killed_mid_run_loses_and_repeats_no_row(
     trained_project: Path, dask_address: str, tmp_path: Path
 ) -> None:
     source = _catalogue(trained_project, tmp_path, 8)
-    images = trained_project / "data" / "raw" / "images" / "image_test"
-    classifier = store.load_classifier(Settings(root=trained_project), version=1)
-    score_file(
-        classifier, 1, source, tmp_path / "alone.parquet", _settings(trained_project, None), images_dir=images
-    )
+    _score(trained_project, source, tmp_path / "alone.parquet", None)
 
     with Client(dask_address, timeout=30) as client:
         pids = client.run(os.getpid)  # worker address -> the worker process (its nanny restarts it)
@@ -161,15 +158,7 @@ def test_a_worker_killed_mid_run_loses_and_repeats_no_row(
             os.kill(victim, signal.SIGKILL)
             killed.append(done)
 
-    report = score_file(
-        classifier,
-        1,
-        source,
-        tmp_path / "cluster.parquet",
-        _settings(trained_project, dask_address),
-        images_dir=images,
-        progress=kill_once,
-    )
+    report = _score(trained_project, source, tmp_path / "cluster.parquet", dask_address, kill_once)
     assert killed, "the worker was not killed mid-run"
     with pytest.raises(ProcessLookupError):
         os.kill(victim, 0)
