@@ -130,7 +130,8 @@ class Settings(BaseSettings):
     api_batch_processes: int | None = Field(
         default=None,
         ge=0,
-        description="Extra processes per API worker scoring large batches (default: idle cores, ≤ 4).",
+        description="Extra processes per API worker scoring large batches (default: the idle cores shared "
+        "among the workers, ≤ 4).",
     )
     api_cors_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:8501", "http://localhost:8501"],
@@ -356,7 +357,8 @@ class Settings(BaseSettings):
     def batch_processes(self) -> int:
         if self.api_batch_processes is not None:
             return self.api_batch_processes
-        return max(0, min(4, (os.cpu_count() or 1) - self.api_workers))  # each holds a model copy
+        # the idle cores shared among the API's workers; each process holds a model copy
+        return max(0, min(4, ((os.cpu_count() or 1) - self.api_workers) // self.api_workers))
 
     @property
     def n_workers(self) -> int:

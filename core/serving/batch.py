@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from core.io import load_model
 from core.models.classifier import ProductClassifier
@@ -49,6 +50,7 @@ def _score(file: str, designations: Sequence[str], descriptions: Sequence[str]) 
     if model is None:
         _loaded.clear()  # one version at a time per worker
         model = _loaded[file] = load_model(Path(file))
+        threadpool_limits(1)  # as in the service's own processes (`app.single_threaded_math`)
         gc.collect()
         gc.freeze()  # keep the model out of the cyclic collector's scans (see `app.settle_heap`)
     return model.proba_from_texts(designations, descriptions)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import threading
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -13,12 +13,16 @@ from pydantic import SecretStr
 
 from core.config import Settings
 from core.serving.batch import BatchPool
+from core.serving.coalesce import Coalescer
 from core.serving.holder import ModelHolder, ServedModel
 from core.serving.metrics import ServiceMetrics
-from core.serving.predictor import ImageLimits
+from core.serving.predictor import Answer, ImageLimits
 from core.serving.records import PhotoPolicy
 from core.storage.corrections import CorrectionsStore
 from core.storage.inference_log import ORIGIN_HEADER, ORIGINS, InferenceLogWriter
+
+if TYPE_CHECKING:
+    from core.serving.routes import Asked
 
 
 class ApiError(Exception):
@@ -38,6 +42,8 @@ class ServiceState:
     engine: sa.Engine | None = None  # the inference log's database (the corrections table is there too)
     corrections: CorrectionsStore | None = None
     pool: BatchPool = field(default_factory=lambda: BatchPool(0))
+    texts: Coalescer[Asked, Answer] = field(init=False)  # `/predict` requests together (set by the app)
+    batches: int = 0  # `/predict/batch` requests being scored in this process now
     limits: ImageLimits = field(init=False)
     photos: PhotoPolicy = field(init=False)
     _opening: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -71,6 +71,12 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.coalesced = Histogram(
+            "rakuten_coalesced_requests",
+            "Title requests (/predict) answered by one model call: 1 when alone, more under load.",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
         self.model_info = Gauge(
             "rakuten_model_info",
             "1 for the model version this service answers with (labels: version, run id, source).",

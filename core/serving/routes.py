@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Annotated, Any, Final
 
@@ -88,7 +89,7 @@ async def predict_text(
     product: ProductText, model: Model, state: State, rid: RequestId, origin: Origin, k: TopK = 5
 ) -> Response:
     item = _checked(state, product.designation, product.description)
-    (answer,) = _run(state, model, "text", [item], k, rid, origin)  # ~1 ms: cheaper inline than a thread hop
+    answer = await state.texts(Asked(model, item, k, rid, origin))
     return _response(answer, model, rid)
 
 
@@ -183,13 +184,23 @@ async def predict_batch(
             "(RAKUTEN_API_MAX_BATCH): split the file into several requests.",
         )
     products = [_checked(state, d, e, at=i) for i, (_, d, e) in enumerate(rows)]
-    answers = await run_in_threadpool(_run, state, model, "batch", products, k, rid, origin)
+    state.batches += 1
+    try:
+        answers = await run_in_threadpool(_run, state, model, "batch", products, k, rid, origin)
+    finally:
+        state.batches -= 1
     results = [
         {"id": row_id, **_fields(answer)} for (row_id, _, _), answer in zip(rows, answers, strict=True)
     ]
-    return _json(
+    response = _json(
         {"model_version": model.version, "request_id": rid, "count": len(results), "results": results}
     )
+    if state.batches and state.settings.api_workers > 1:
+        # Another batch is running in this worker: the client's next one, on a new connection, goes to
+        # whichever worker accepts it first — an idle one. Kept alive, two clients' connections can
+        # stay on one worker while the other idles (each worker accepts connections as they come).
+        response.headers["Connection"] = "close"
+    return response
 
 
 # --- review ------------------------------------------------------------------------------------------
@@ -432,17 +443,53 @@ def _run(
     pooled = partial(state.pool.text_proba, model) if route == "batch" else None
     answers = predict(model.classifier, products, state.limits, k=k, text_proba=pooled)
     elapsed = time.perf_counter() - start
+    _count(state, route, answers, elapsed)
+    if state.writer is not None:
+        state.writer.record(
+            records(route, model.version, products, answers, elapsed, rid, origin, state.photos)
+        )
+    return answers
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """One `/predict` request waiting in the service's `Coalescer` to be answered with others."""
+
+    model: ServedModel
+    product: Product
+    k: int
+    rid: str
+    origin: str
+
+
+def run_texts(state: ServiceState, asked: list[Asked]) -> list[Answer]:
+    """Answers to `/predict` requests that arrived together: one model call per served model among them
+    (a reload may land between two requests), then each request counted and logged as its own."""
+    out: dict[int, Answer] = {}
+    for model in {id(a.model): a.model for a in asked}.values():
+        mine = [i for i, a in enumerate(asked) if a.model is model]
+        k = max(asked[i].k for i in mine)
+        start = time.perf_counter()
+        answers = predict(model.classifier, [asked[i].product for i in mine], state.limits, k=k)
+        elapsed = time.perf_counter() - start
+        state.metrics.coalesced.observe(len(mine))
+        for i, answer in zip(mine, answers, strict=True):
+            a = asked[i]
+            out[i] = replace(answer, top_k=answer.top_k[: a.k])
+            _count(state, "text", [out[i]], elapsed)
+            if state.writer is not None:
+                logged = records("text", model.version, [a.product], [out[i]], elapsed, a.rid, a.origin)
+                state.writer.record(logged)
+    return [out[i] for i in range(len(asked))]
+
+
+def _count(state: ServiceState, route: str, answers: Sequence[Answer], elapsed: float) -> None:
     m = state.metrics
     m.inference_seconds.labels(route).observe(elapsed)
     confidence = m.confidence.labels(route)
     for answer in answers:
         m.predictions.labels(route, str(answer.code)).inc()
         confidence.observe(answer.probability)
-    if state.writer is not None:
-        state.writer.record(
-            records(route, model.version, products, answers, elapsed, rid, origin, state.photos)
-        )
-    return answers
 
 
 def _fields(answer: Answer) -> dict[str, Any]:

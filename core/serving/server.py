@@ -17,6 +17,7 @@ import uvicorn
 from core.serving.logs import uvicorn_log_config
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+WORKERS_ENV: Final = "RAKUTEN_API_WORKERS"
 
 
 def run_server(*, host: str, port: int, workers: int, log_level: str = "info") -> None:
@@ -24,10 +25,12 @@ def run_server(*, host: str, port: int, workers: int, log_level: str = "info") -
 
     Several workers share their metrics through Prometheus's multiprocess directory, which each worker
     reads from its environment when it imports the client: without one, the server runs as a child
-    process started with a fresh directory in its environment, removed when it ends."""
+    process started with a fresh directory in its environment, removed when it ends. Its environment
+    also says how many workers there are (`RAKUTEN_API_WORKERS`: each worker's share of the idle
+    cores for batches, `Settings.batch_processes`, depends on it)."""
     if workers > 1 and not os.environ.get(MULTIPROC_ENV):
         command = [sys.executable, "-m", "core", "serve", "--host", host, "--port", str(port)]
-        _run_with_metrics_dir([*command, "--workers", str(workers), "--log-level", log_level])
+        _run_with_metrics_dir([*command, "--workers", str(workers), "--log-level", log_level], workers)
         return
     uvicorn.run(
         "core.serving.app:create_app",
@@ -41,10 +44,11 @@ def run_server(*, host: str, port: int, workers: int, log_level: str = "info") -
     )
 
 
-def _run_with_metrics_dir(command: list[str]) -> None:
+def _run_with_metrics_dir(command: list[str], workers: int) -> None:
     metrics_dir = Path(tempfile.mkdtemp(prefix="rakuten-metrics-"))
     try:
-        child = subprocess.Popen(command, env={**os.environ, MULTIPROC_ENV: str(metrics_dir)})
+        env = {**os.environ, MULTIPROC_ENV: str(metrics_dir), WORKERS_ENV: str(workers)}
+        child = subprocess.Popen(command, env=env)
 
         def forward(signum: int, frame: FrameType | None) -> None:
             child.send_signal(signum)  # uvicorn's graceful shutdown, in the child

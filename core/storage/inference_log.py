@@ -345,7 +345,8 @@ def keep_photo(data: bytes, folder: Path) -> str | None:
 
 
 class InferenceLogWriter:
-    """Queue + background thread inserting records in batches. `record` never blocks or raises.
+    """Queue + background thread inserting records in batches (a record waits up to `linger_s` for
+    others, so a busy service makes one insert per batch, not per request). `record` never blocks or raises.
 
     `on_failure(n)` / `on_written(n)` / `on_dropped(n)` let the service count what happens (metrics);
     records beyond `max_pending` while the database is unreachable are dropped oldest first, and counted.
@@ -358,6 +359,7 @@ class InferenceLogWriter:
         engine: sa.Engine,
         *,
         batch: int = 500,
+        linger_s: float = 0.05,
         retry_s: float = 1.0,
         max_pending: int = 100_000,
         retention_days: int = 0,
@@ -372,6 +374,7 @@ class InferenceLogWriter:
         self.on_photo_failure = on_photo_failure
         self.photo_failures = 0
         self.batch = batch
+        self.linger_s = linger_s
         self.retry_s = retry_s
         self.max_pending = max_pending
         self.retention_days = retention_days
@@ -445,15 +448,21 @@ class InferenceLogWriter:
             waiter.set()
 
     def _drain(self, *, block: bool) -> Iterator[InferenceRecord | threading.Event | None]:
+        """What is queued: after a first item, more for up to `linger_s` while a batch is not full, so
+        that many small requests make one insert, not one each (a flush or close ends the wait)."""
         try:
-            yield self._queue.get(timeout=0.5) if block else self._queue.get_nowait()
+            item = self._queue.get(timeout=0.5) if block else self._queue.get_nowait()
         except queue.Empty:
             return
-        for _ in range(self.batch * 4):
+        yield item
+        until = time.monotonic() + self.linger_s
+        for got in range(1, self.batch * 4):
+            wait = until - time.monotonic() if isinstance(item, InferenceRecord) and got < self.batch else 0
             try:
-                yield self._queue.get_nowait()
+                item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
                 return
+            yield item
 
     def _keep_photo(self, record: InferenceRecord) -> InferenceRecord:
         """The record naming its stored photo, without the bytes (or without either, if not stored)."""

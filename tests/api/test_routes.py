@@ -6,11 +6,13 @@ easy to cross; its inference log and local model copy live in the module's own f
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -457,6 +459,61 @@ def test_every_prediction_is_in_the_inference_log(client: TestClient, settings: 
     assert new["designation"].iloc[0] == POOL["designation"]
     assert new["description_length"].iloc[0] == len(POOL["description"])
     assert set(new["origin"]) == {"api"}  # no origin header: any client of the API
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+def test_concurrent_title_requests_are_answered_together_each_as_if_alone(
+    client: TestClient, settings: Settings
+) -> None:
+    """Requests arriving while the model runs go to it together (the coalescer): each still gets what
+    it would have alone — its own top k, its own request id in the answer and in the log."""
+    x = pd.read_csv(settings.data_dir / "X_test_update.csv", index_col=0, keep_default_na=False).head(24)
+    products = [  # within this app's 500-character limit
+        {"designation": d[:400], "description": e[:400]}
+        for d, e in zip(x["designation"], x["description"], strict=True)
+    ]
+    ks = [1 + i % 5 for i in range(len(products))]
+    alone = [
+        client.post("/predict", json=p, params={"k": k}).json() for p, k in zip(products, ks, strict=True)
+    ]
+    before = client.get("/metrics").text
+
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as together:
+            return await asyncio.gather(
+                *(
+                    together.post("/predict", json=p, params={"k": k}, headers={"X-Request-ID": f"burst-{i}"})
+                    for i, (p, k) in enumerate(zip(products, ks, strict=True))
+                )
+            )
+
+    responses = client.portal.call(burst)  # type: ignore[union-attr]
+    for i, (response, single) in enumerate(zip(responses, alone, strict=True)):
+        body = response.json()
+        assert response.status_code == 200 and body["request_id"] == f"burst-{i}"
+        assert [r["code"] for r in body["top_k"]] == [r["code"] for r in single["top_k"]]
+        assert [r["probability"] for r in body["top_k"]] == pytest.approx(
+            [r["probability"] for r in single["top_k"]]
+        )
+        assert len(body["top_k"]) == ks[i] and body["views"] == single["views"]
+    after = client.get("/metrics").text
+    calls = _metric(after, "rakuten_coalesced_requests_count") - _metric(
+        before, "rakuten_coalesced_requests_count"
+    )
+    answered = _metric(after, "rakuten_coalesced_requests_sum") - _metric(
+        before, "rakuten_coalesced_requests_sum"
+    )
+    assert answered == len(products) and calls < len(products)  # some model calls answered several
+    writer = client.app.state.service.writer  # type: ignore[attr-defined]
+    assert writer.flush()
+    log = read_inference_log(settings).set_index("request_id")
+    assert log.loc[[f"burst-{i}" for i in range(len(products))], "predicted_code"].tolist() == [
+        r.json()["code"] for r in responses
+    ]
 
 
 def test_the_origin_a_client_names_is_logged(client: TestClient, settings: Settings) -> None:
