@@ -516,6 +516,30 @@ def test_concurrent_title_requests_are_answered_together_each_as_if_alone(
     ]
 
 
+def test_a_worker_busy_with_another_batch_closes_the_connection(settings: Settings) -> None:
+    """With several workers, a batch answered while another still runs in the same worker ends its
+    connection, so the client's next batch goes to whichever worker accepts it first; the last one
+    keeps its connection (one worker: always kept, there is nowhere else to go)."""
+    products = [
+        {"designation": f"{POOL['designation']} {i}", "description": POOL["description"]} for i in range(800)
+    ]
+    limits = {"api_max_batch": 1000, "api_max_body_bytes": 10_000_000}
+
+    async def two_batches(app: object) -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as together:
+            return list(
+                await asyncio.gather(*(together.post("/predict/batch", json=products) for _ in range(2)))
+            )
+
+    for workers, closed in ((2, ["close", None]), (1, [None, None])):
+        app = create_app(settings.model_copy(update={"api_workers": workers, **limits}))
+        with TestClient(app) as client:
+            responses = client.portal.call(two_batches, app)  # type: ignore[union-attr]
+        assert [r.status_code for r in responses] == [200, 200]
+        assert sorted((r.headers.get("connection") for r in responses), key=str) == sorted(closed, key=str)
+
+
 def test_the_origin_a_client_names_is_logged(client: TestClient, settings: Settings) -> None:
     writer = client.app.state.service.writer  # type: ignore[attr-defined]
     for origin, rid in (("console", "origin-1"), ("Simulator", "origin-2"), ("anything-else", "origin-3")):

@@ -88,3 +88,15 @@ def test_a_placeholder_reviewer_token_is_refused_outside_local(tmp_path: Path) -
         Settings(root=tmp_path, environment="production", api_admin_token=real, review_token="replace-with-x")
     ok = Settings(root=tmp_path, environment="production", api_admin_token=real, review_token="r-0123456789")
     assert ok.review_token is not None
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "expected"),
+    [(2, 1, 1), (2, 2, 0), (8, 1, 4), (8, 2, 3), (8, 3, 1), (4, 8, 0)],
+)
+def test_batch_processes_share_the_cores_the_workers_leave_idle(
+    project: Path, monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, expected: int
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert Settings(api_workers=workers).batch_processes == expected
+    assert Settings(api_workers=workers, api_batch_processes=2).batch_processes == 2  # as asked
