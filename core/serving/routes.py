@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -488,8 +489,9 @@ def _count(state: ServiceState, route: str, answers: Sequence[Answer], elapsed: 
     m.inference_seconds.labels(route).observe(elapsed)
     confidence = m.confidence.labels(route)
     for answer in answers:
-        m.predictions.labels(route, str(answer.code)).inc()
         confidence.observe(answer.probability)
+    for code, n in Counter(answer.code for answer in answers).items():  # one increment per code, not per row
+        m.predictions.labels(route, str(code)).inc(n)
 
 
 def _fields(answer: Answer) -> dict[str, Any]:
