@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from core.config import Settings, get_settings
 from core.errors import ImageDecodeError, ImageTooLargeError, MissingExtraError, UnsupportedImageError
+from core.serving.answering import run_texts
 from core.serving.batch import BatchPool
 from core.serving.coalesce import Coalescer
 from core.serving.deps import ApiError, ServiceState
@@ -36,7 +37,7 @@ from core.serving.holder import ModelHolder, NoModelError, RegistrySource, Serve
 from core.serving.metrics import LATENCY_BUCKETS, ServiceMetrics
 from core.serving.middleware import RequestContext
 from core.serving.predictor import NoImageModelError
-from core.serving.routes import router, run_texts
+from core.serving.routes import router
 from core.storage.inference_log import InferenceLogWriter, open_engine
 
 log = logging.getLogger(__name__)

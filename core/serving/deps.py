@@ -22,7 +22,7 @@ from core.storage.corrections import CorrectionsStore
 from core.storage.inference_log import ORIGIN_HEADER, ORIGINS, InferenceLogWriter
 
 if TYPE_CHECKING:
-    from core.serving.routes import Asked
+    from core.serving.answering import Asked
 
 
 class ApiError(Exception):

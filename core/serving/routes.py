@@ -1,13 +1,8 @@
-"""HTTP routes: thin — check the request, call `core.serving.predictor.predict`, shape the answer."""
+"""HTTP routes: thin — check the request, have it answered (`core.serving.answering`), shape the answer."""
 # Size: every route of the API, each a few thin lines; one file reads as the API's table of contents.
 
 from __future__ import annotations
 
-import time
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from functools import partial
 from typing import Annotated, Any, Final
 
 import orjson
@@ -19,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import DataFormatError
+from core.serving.answering import Asked, predict_and_log
 from core.serving.deps import (
     ApiError,
     Model,
@@ -40,9 +36,7 @@ from core.serving.predictor import (
     Answer,
     Product,
     parse_batch_csv,
-    predict,
 )
-from core.serving.records import records
 from core.serving.schemas import (
     BatchItem,
     BatchRequest,
@@ -113,7 +107,9 @@ async def predict_image(
     image = await _image_bytes(state, file)
     if image is None:
         raise ApiError(422, "empty_image", "The uploaded file is empty: attach a JPEG, PNG or WebP photo.")
-    (answer,) = await run_in_threadpool(_run, state, model, "image", [Product(image=image)], k, rid, origin)
+    (answer,) = await run_in_threadpool(
+        predict_and_log, state, model, "image", [Product(image=image)], k, rid, origin
+    )
     return _response(answer, model, rid)
 
 
@@ -138,7 +134,7 @@ async def predict_product(
     item = _checked(state, designation, description)
     image = await _image_bytes(state, file)
     product = Product(item.designation, item.description, image)
-    (answer,) = await run_in_threadpool(_run, state, model, "product", [product], k, rid, origin)
+    (answer,) = await run_in_threadpool(predict_and_log, state, model, "product", [product], k, rid, origin)
     return _response(answer, model, rid)
 
 
@@ -187,7 +183,7 @@ async def predict_batch(
     products = [_checked(state, d, e, at=i) for i, (_, d, e) in enumerate(rows)]
     state.batches += 1
     try:
-        answers = await run_in_threadpool(_run, state, model, "batch", products, k, rid, origin)
+        answers = await run_in_threadpool(predict_and_log, state, model, "batch", products, k, rid, origin)
     finally:
         state.batches -= 1
     results = [
@@ -428,70 +424,6 @@ async def _batch_rows(request: Request, state: ServiceState) -> list[tuple[Any, 
         return [(r.id, r.designation, r.description) for r in parse_batch_csv(data)]
     except DataFormatError as exc:
         raise ApiError(422, f"csv_{exc.problem}", str(exc)) from exc
-
-
-def _run(
-    state: ServiceState,
-    model: ServedModel,
-    route: str,
-    products: Sequence[Product],
-    k: int,
-    rid: str,
-    origin: str = "api",
-) -> list[Answer]:
-    """Predict, then count and log every answer (the log write is queued, never awaited)."""
-    start = time.perf_counter()
-    pooled = partial(state.pool.text_proba, model) if route == "batch" else None
-    answers = predict(model.classifier, products, state.limits, k=k, text_proba=pooled)
-    elapsed = time.perf_counter() - start
-    _count(state, route, answers, elapsed)
-    if state.writer is not None:
-        state.writer.record(
-            records(route, model.version, products, answers, elapsed, rid, origin, state.photos)
-        )
-    return answers
-
-
-@dataclass(frozen=True, slots=True)
-class Asked:
-    """One `/predict` request waiting in the service's `Coalescer` to be answered with others."""
-
-    model: ServedModel
-    product: Product
-    k: int
-    rid: str
-    origin: str
-
-
-def run_texts(state: ServiceState, asked: list[Asked]) -> list[Answer]:
-    """Answers to `/predict` requests that arrived together: one model call per served model among them
-    (a reload may land between two requests), then each request counted and logged as its own."""
-    out: dict[int, Answer] = {}
-    for model in {id(a.model): a.model for a in asked}.values():
-        mine = [i for i, a in enumerate(asked) if a.model is model]
-        k = max(asked[i].k for i in mine)
-        start = time.perf_counter()
-        answers = predict(model.classifier, [asked[i].product for i in mine], state.limits, k=k)
-        elapsed = time.perf_counter() - start
-        state.metrics.coalesced.observe(len(mine))
-        for i, answer in zip(mine, answers, strict=True):
-            a = asked[i]
-            out[i] = replace(answer, top_k=answer.top_k[: a.k])
-            _count(state, "text", [out[i]], elapsed)
-            if state.writer is not None:
-                logged = records("text", model.version, [a.product], [out[i]], elapsed, a.rid, a.origin)
-                state.writer.record(logged)
-    return [out[i] for i in range(len(asked))]
-
-
-def _count(state: ServiceState, route: str, answers: Sequence[Answer], elapsed: float) -> None:
-    m = state.metrics
-    m.inference_seconds.labels(route).observe(elapsed)
-    confidence = m.confidence.labels(route)
-    for answer in answers:
-        confidence.observe(answer.probability)
-    for code, n in Counter(answer.code for answer in answers).items():  # one increment per code, not per row
-        m.predictions.labels(route, str(code)).inc(n)
 
 
 def _fields(answer: Answer) -> dict[str, Any]:
