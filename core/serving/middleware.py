@@ -107,7 +107,7 @@ def _request_id(scope: Scope) -> str:
                 return candidate
             break
     # 32 random hex digits, as uuid4().hex gives, without its system call: that releases the GIL, and
-    # under load taking it back from the scoring thread stalled each request by up to 5 ms
+    # under load taking it back from the scoring thread can cost up to the 5 ms switch interval
     return f"{random.getrandbits(128):032x}"
 
 

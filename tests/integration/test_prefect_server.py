@@ -42,6 +42,12 @@ def _finished(settings: Settings, run_id: str, timeout_s: float = 300) -> RunInf
     while not (run := read_run(settings, run_id)).final:
         assert time.monotonic() < deadline, f"run {run_id} still {run.state} after {timeout_s:.0f} s"
         time.sleep(0.5)
+    settle = (
+        time.monotonic() + 15
+    )  # task runs report their states as events: the last may come after the run's
+    while run.state == "COMPLETED" and run.progress[0] < run.progress[1] and time.monotonic() < settle:
+        time.sleep(0.5)
+        run = read_run(settings, run_id)
     return run
 
 
