@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -20,6 +20,8 @@ from core.errors import RakutenError
 if TYPE_CHECKING:
     from distributed import Client
     from joblib import Parallel
+
+    from core.progress import StageProgress  # a sibling of the foundations layer: for typing only
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,26 @@ def describe(client: Client) -> ClusterInfo:
         for address, w in sorted(info.get("workers", {}).items())
     )
     return ClusterInfo(str(info.get("address", "")), client.dashboard_link, workers)
+
+
+def tasks_stage(client: Client) -> str:
+    """The progress stage of work on the cluster, naming it: `Dask tasks (2 workers)`."""
+    workers = len(describe(client).workers)
+    return f"Dask tasks ({workers} worker{'' if workers == 1 else 's'})"
+
+
+def reported(
+    results: Iterable[R], client: Client | None, total: int, progress: StageProgress | None
+) -> Iterator[R]:
+    """`results` (a joblib generator's: one job, one cluster task) as they come, each reported as one
+    more of `total` tasks done on the cluster (`tasks_stage`); nothing is reported without a client."""
+    if client is None or progress is None:
+        yield from results
+        return
+    stage = tasks_stage(client)
+    for done, result in enumerate(results, start=1):
+        progress(stage, done, total)
+        yield result
 
 
 def task_window(client: Client) -> int:
@@ -157,11 +179,17 @@ def map_ordered(
     items: Iterable[T],
     *args: Any,
     window: int,
+    progress: StageProgress | None = None,
+    tasks: int | None = None,
 ) -> Iterator[R]:
     """`function(item, *args)` for each item, yielded in the items' order. On a cluster at most `window`
     tasks are in flight (and so in memory); a worker lost mid-task has its tasks run again elsewhere
     (the scheduler's own retry), so every item is answered exactly once. `args` may hold futures (a
-    model scattered once to every worker). Without a client: this process, one item at a time."""
+    model scattered once to every worker). Without a client: this process, one item at a time.
+
+    On a cluster, `progress` hears `tasks_stage(client)`: tasks done of `len(items)`, of the `tasks`
+    hint for items read as they come (a chunked file), else of the tasks submitted so far. Without a
+    client it hears nothing: the callers report their own rows."""
     if client is None:
         for item in items:
             yield function(item, *args)
@@ -169,14 +197,27 @@ def map_ordered(
     from distributed import CancelledError
     from distributed.scheduler import KilledWorker
 
+    stage = tasks_stage(client) if progress is not None else ""
+    expected = len(items) if isinstance(items, Sized) else (tasks or 0)
     pending: deque[Any] = deque()
+    submitted = done = 0
+
+    def answer() -> R:
+        nonlocal done
+        result: R = pending.popleft().result()
+        done += 1
+        if progress is not None:  # a low hint is outgrown rather than overshot
+            progress(stage, done, max(expected, submitted))
+        return result
+
     try:
         for item in items:
             pending.append(client.submit(function, item, *args, pure=False))
+            submitted += 1
             if len(pending) >= window:
-                yield pending.popleft().result()
+                yield answer()
         while pending:
-            yield pending.popleft().result()
+            yield answer()
     except KilledWorker as exc:
         raise ClusterError(
             f"A task kept losing its Dask worker ({exc}): the workers may be running out of memory. Give "

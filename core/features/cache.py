@@ -286,7 +286,8 @@ class ImageFeatureCache(FeatureStore):
 
         failed_contents = 0
         pending: list[tuple[str, np.ndarray]] = []
-        for digest, row in zip(todo, self._encode(list(todo.values()), workers, client), strict=True):
+        encoded = self._encode(list(todo.values()), workers, client, progress)
+        for digest, row in zip(todo, encoded, strict=True):
             if row is None:
                 failed_contents += 1
             else:
@@ -317,7 +318,11 @@ class ImageFeatureCache(FeatureStore):
         return matrix, ok
 
     def _encode(
-        self, paths: list[str], workers: int, client: Client | None = None
+        self,
+        paths: list[str],
+        workers: int,
+        client: Client | None = None,
+        progress: StageProgress | None = None,
     ) -> Iterator[np.ndarray | None]:
         """Features of `paths` in order (None where unreadable): on the cluster's workers when there is
         one (the encoder rebuilt there by name); else a network runs on batches in this process
@@ -326,7 +331,7 @@ class ImageFeatureCache(FeatureStore):
         if client is not None and paths and self._registered():
             tasks = [paths[at : at + _TASK] for at in range(0, len(paths), _TASK)]
             for rows in map_ordered(
-                client, _encode_task, tasks, self.encoder.name, window=task_window(client)
+                client, _encode_task, tasks, self.encoder.name, window=task_window(client), progress=progress
             ):
                 yield from rows
         elif self.encoder.batched:

@@ -166,7 +166,10 @@ class TextEmbeddingCache(FeatureStore):
             matrices = map(self.encoder.encode, texts_of)
         else:
             name, length = self.encoder.name, self.encoder.max_tokens
-            matrices = map_ordered(client, _embed_task, texts_of, name, length, window=task_window(client))
+            window, tasks = task_window(client), len(parts)
+            matrices = map_ordered(
+                client, _embed_task, texts_of, name, length, window=window, progress=progress, tasks=tasks
+            )
         rows: list[tuple[str, np.ndarray]] = []
         for part, matrix in zip(parts, matrices, strict=True):
             for (digest, _), row in zip(part, matrix, strict=True):

@@ -20,7 +20,7 @@ from sklearn.metrics import f1_score, log_loss
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
-from core.compute.cluster import parallel
+from core.compute.cluster import parallel, reported
 from core.features.build import FeatureSet
 from core.models.image import ImageModel
 from core.models.search import stop_early
@@ -93,7 +93,7 @@ def cross_fit(
         scoring = side.submit(lambda: {name: text.transform(frame) for name, frame in to_score.items()})
         runner = parallel(workers, client, return_as="generator_unordered")
         tagged = runner(delayed(_tagged)(i, job) for i, (_, job) in enumerate(jobs))
-        for done, (i, result) in enumerate(tagged, start=1):
+        for done, (i, result) in enumerate(reported(tagged, client, len(jobs), step), start=1):
             name = names[i]
             if name.startswith("tfidf fold"):
                 held_at, margins = result

@@ -22,7 +22,8 @@ import numpy as np
 from joblib import delayed
 from sklearn.model_selection import StratifiedKFold
 
-from core.compute.cluster import parallel
+from core.compute.cluster import parallel, reported
+from core.progress import StageProgress
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -75,19 +76,21 @@ def search_c(
     processes: bool = False,
     max_rows: int = MAX_ROWS,
     client: Client | None = None,
+    progress: StageProgress | None = None,
 ) -> Search:
     """The candidate with the best mean score over `FOLDS` stratified folds of at most `max_rows` rows
     (a single candidate is returned without fitting anything). `fit_score` gets `data` after the rows;
     `processes` runs the fits in worker processes (a module-level `fit_score`; big arrays in `data`
-    are shared with them through memory maps) or on the Dask cluster of `client`, else on threads."""
+    are shared with them through memory maps) or on the Dask cluster of `client`, else on threads;
+    on the cluster `progress` hears its fits done (`reported`)."""
     plan = _plan(name, grid, y, metric, seed, max_rows)
     if isinstance(plan, Search):
         return plan
     values, pairs = plan
-    runner = parallel(workers, client if processes else None, backend="loky" if processes else "threading")
-    results = runner(
-        delayed(fit_score)(c, fit_at, held_at, *data) for c in values for fit_at, held_at in pairs
-    )
+    on = client if processes else None
+    runner = parallel(workers, on, backend="loky" if processes else "threading", return_as="generator")
+    jobs = [delayed(fit_score)(c, fit_at, held_at, *data) for c in values for fit_at, held_at in pairs]
+    results = list(reported(runner(jobs), on, len(jobs), progress))
     scores = {c: float(np.mean(results[i * len(pairs) : (i + 1) * len(pairs)])) for i, c in enumerate(values)}
     return _chosen(name, scores, metric)
 
@@ -104,16 +107,19 @@ def search_path(
     workers: int = 1,
     max_rows: int = MAX_ROWS,
     client: Client | None = None,
+    progress: StageProgress | None = None,
 ) -> Search:
     """`search_c` along a regularisation path: one job per fold (in worker processes) scores the
     candidates in ascending order until `stop_early` says so; the winner is the best mean score over
-    the candidates every fold reached (the others are not reported)."""
+    the candidates every fold reached (the others are not reported). On the cluster `progress` hears
+    its jobs done."""
     plan = _plan(name, grid, y, metric, seed, max_rows)
     if isinstance(plan, Search):
         return plan
     values, pairs = plan
-    runner = parallel(workers, client)
-    paths = runner(delayed(fit_path)(values, fit_at, held_at, *data) for fit_at, held_at in pairs)
+    runner = parallel(workers, client, return_as="generator")
+    jobs = [delayed(fit_path)(values, fit_at, held_at, *data) for fit_at, held_at in pairs]
+    paths = list(reported(runner(jobs), client, len(jobs), progress))
     reached = min(len(path) for path in paths)
     scores = {c: float(np.mean([path[i] for path in paths])) for i, c in enumerate(values[:reached])}
     return _chosen(name, scores, metric)

@@ -192,6 +192,7 @@ def train(
             workers=workers,
             processes=True,
             client=client,
+            progress=step,
         )
     ]
     text.pipeline.named_steps["svm"].set_params(C=searches[0].best)
@@ -209,6 +210,7 @@ def train(
             seed=params.seed,
             workers=workers,
             client=client,
+            progress=step,
         )
         view.model.pipeline.set_params(logisticregression__C=found.best)
         searches.append(found)

@@ -1,6 +1,6 @@
-"""The read side of orchestration: a flow run's state, its steps (n of N), its logs, recent and
-scheduled runs — read from the Prefect API, so whoever asks (CLI, console, after a browser reload) sees
-the same truth.
+"""The read side of orchestration: a flow run's state, its steps (n of N), the running step's own
+progress, its logs, recent and scheduled runs — read from the Prefect API, so whoever asks (CLI,
+console, after a browser reload) sees the same truth.
 
 Every call goes through `prefect_client(settings)`, which talks to the Prefect API the settings name —
 a server of your own (`PREFECT_API_URL`) or the local stack's (`python -m core up`, on
@@ -25,6 +25,7 @@ import httpx
 from core.config import Settings
 from core.errors import RakutenError
 from core.net import refused
+from core.orchestration.step_progress import description_lines
 from core.pipeline.chain import STEP_NAMES
 
 # Lazy imports: Prefect (~2–4 s to import on 2 cores) loads in the calls that use it: the console's first
@@ -158,12 +159,16 @@ def check_prefect(settings: Settings) -> None:
         client.hello()
 
 
+RUNNING: frozenset[str] = frozenset({"RUNNING", "RETRYING"})
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
     state: str
     started: datetime | None
     seconds: float | None
+    task_run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,8 +193,22 @@ class RunInfo:
         """(steps done, steps in the flow, the step running now)."""
         planned = STEPS.get(self.flow, tuple(s.name for s in self.steps))
         done = sum(1 for s in self.steps if s.state == "COMPLETED" and s.name in planned)
-        running = next((s.name for s in reversed(self.steps) if s.state in {"RUNNING", "RETRYING"}), None)
+        running = next((s.name for s in reversed(self.steps) if s.state in RUNNING), None)
         return done, len(planned), running
+
+    @property
+    def running_tasks(self) -> set[str]:
+        """The task run ids of the steps running now."""
+        return {s.task_run_id for s in self.steps if s.state in RUNNING and s.task_run_id}
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """A step's own progress, as its task run last published it (`core.orchestration.step_progress`)."""
+
+    percent: float  # 0–100, of the stage on the first line
+    lines: tuple[str, ...]  # e.g. "Dask tasks (2 workers): 12 / 40", newest stage first
+    task_run_id: str | None
 
 
 @dataclass(frozen=True)
@@ -256,10 +275,33 @@ def read_run(settings: Settings, run_id: str | UUID) -> RunInfo:
                 state=t.state_type.value if t.state_type else "PENDING",
                 started=t.start_time,
                 seconds=_seconds(t.start_time, t.end_time),
+                task_run_id=str(t.id),
             )
             for t in sorted(tasks, key=lambda t: (t.start_time is None, t.start_time or t.created))
         ]
         return run_info(client, run, steps)
+
+
+def step_progress(settings: Settings, run_id: str | UUID) -> StepProgress | None:
+    """The progress a step of the run published last (its latest-updated progress artifact), if any."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    uid = run_uuid(run_id)
+    with prefect_client(settings) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[uid]), type=ArtifactFilterType(any_=["progress"])
+            ),
+            sort=ArtifactSort.UPDATED_DESC,
+            limit=1,
+        )
+    if not found:
+        return None
+    latest = found[0]
+    percent = float(latest.data) if isinstance(latest.data, int | float) else 0.0
+    task = str(latest.task_run_id) if latest.task_run_id else None
+    return StepProgress(percent, description_lines(latest.description), task)
 
 
 def run_logs(

@@ -3,7 +3,8 @@
 The training flow is derived from the chain (`core.pipeline.chain.STEPS`): one task per step, retried
 where the step says it is idempotent, so a run shows each step's state, logs and duration in Prefect and
 means what `python -m core pipeline` and the DVC stages mean. The monitoring flow wires the signals, a
-drift report and the retrain decision of `core.monitoring.retrain`. Each run ends with a Markdown
+drift report and the retrain decision of `core.monitoring.retrain`. A long step's progress goes to the
+run's log and to a progress artifact of its task run, updated as it goes; each run ends with a Markdown
 artifact summarising what happened.
 """
 
@@ -29,6 +30,7 @@ from core.monitoring.retrain import (
     read_signals,
     with_drift,
 )
+from core.orchestration.step_progress import LiveProgress
 from core.params import load_params, with_overrides
 from core.pipeline.chain import STEPS, Chain, Note, Step, not_promoted, run_step
 from core.progress import StageProgress
@@ -45,15 +47,18 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def _logged(every_s: float = 2.0) -> StageProgress:
-    """Progress of a long step as log lines (at most one per stage every `every_s`, plus the last)."""
+    """Progress of a long step as log lines (at most one per stage every `every_s`, plus the last) and as
+    the task run's progress artifact (`LiveProgress`: what the console draws under the steps' bar)."""
     logger = get_run_logger()
     last: dict[str, float] = {}
+    live = LiveProgress()
 
     def report(stage: str, done: int, total: int) -> None:
         now = time.monotonic()
         if done >= total or now - last.get(stage, 0.0) >= every_s:
             last[stage] = now
             logger.info("%s: %s / %s", stage, f"{done:,}", f"{total:,}")
+        live(stage, done, total)
 
     return report
 

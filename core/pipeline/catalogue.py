@@ -323,8 +323,17 @@ def score_file(
         writer = _Writer(tmp, kind)
         chunks = read_chunks(files, settings.batch_chunk_rows, unreadable)
         try:
+            # the rows are estimated (`_count_rows`), and so are the chunks: a hint, outgrown if low
+            tasks = -(-total // settings.batch_chunk_rows) if total else None
             for answers in map_ordered(
-                client, score_chunk, _counted(chunks, report), model, _dir(images_dir), window=window
+                client,
+                score_chunk,
+                _counted(chunks, report),
+                model,
+                _dir(images_dir),
+                window=window,
+                progress=step,
+                tasks=tasks,
             ):
                 writer.write(answers)
                 report.chunks += 1

@@ -1,9 +1,9 @@
-"""Pipeline runs page pieces: the retrain action (one at a time), the live view of a run (progress,
-current step, streaming logs), the outcome, and the run history — all read from Prefect."""
+"""Pipeline runs page pieces: the retrain action (one at a time), the live view of a run (steps, the
+running one's own progress, streaming logs), the outcome, and the run history — all read from Prefect."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 import streamlit as st
@@ -11,6 +11,9 @@ import streamlit as st
 from core.errors import RakutenError
 from core.ui import lock
 from core.ui.cached import settings
+
+if TYPE_CHECKING:
+    from core.orchestration.flow_runs import RunInfo
 
 # Lazy imports: Prefect's launcher and runs (~2–4 s) load with the actions and the live view, not for the
 # page's first drawing.
@@ -174,6 +177,7 @@ def live(run_id: str, *, key: str = "live") -> bool:
         label = "starting… (waiting for the worker)"
     st.progress(done / total if total else 0.0, text=label)
     if not run.final:
+        _step_progress(run)
         st.button(
             "Cancel this run",
             key=f"{key}_cancel",
@@ -206,6 +210,18 @@ def live(run_id: str, *, key: str = "live") -> bool:
     with st.expander("Logs", expanded=not run.final):
         st.code("\n".join(f"{ln.at:%H:%M:%S} {ln.level:<7} {ln.message}" for ln in lines) or "no logs yet")
     return settled
+
+
+def _step_progress(run: RunInfo) -> None:
+    """The running step's own progress (rows, cluster tasks): its newest stage as a bar, others below."""
+    from core.orchestration.flow_runs import step_progress
+
+    shown = step_progress(settings(), run.id)
+    if shown is None or not shown.lines or shown.task_run_id not in run.running_tasks:
+        return  # none yet, or a finished step's
+    st.progress(min(max(shown.percent / 100, 0.0), 1.0), text=shown.lines[0])
+    if len(shown.lines) > 1:
+        st.caption(" · ".join(shown.lines[1:]))
 
 
 def history_frame() -> pd.DataFrame:

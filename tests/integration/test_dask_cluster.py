@@ -1,7 +1,8 @@
 """Scale-out on a real Dask cluster: a `dask scheduler` and two `dask worker` processes (each a nanny and
 its worker, one thread) started here, as a user starts them on their machines. Image encoding, text
-embedding, the cross-validated training and batch scoring give the numbers one process gives; a worker
-killed mid-run loses and repeats no output row."""
+embedding, the cross-validated training and batch scoring give the numbers one process gives, and report
+their tasks done / total on the cluster besides their own progress; a worker killed mid-run loses and
+repeats no output row."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from core.features.sentence import INSTALL as EMBEDDINGS_INSTALL
 from core.features.sentence import TextEmbeddingCache, embeddings_installed, get_text_encoder
 from core.models.train import train
 from core.params import Params
+from core.pipeline.catalogue import STAGE as SCORING
 from core.pipeline.catalogue import BatchReport, score_file
 from core.progress import StageProgress
 from core.tracking import store
@@ -37,6 +39,24 @@ from tests.conftest import free_port, require_extra
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 CHUNK = 50
+TASKS = "Dask tasks (2 workers)"
+
+
+class Heard:
+    """A progress callback that keeps what it hears (not a list: an empty one would be falsy, and
+    `progress or silent` would drop it)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, int]] = []
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self.calls.append((stage, done, total))
+
+    def of(self, stage: str) -> list[tuple[int, int]]:
+        return [(done, total) for s, done, total in self.calls if s == stage]
+
+    def besides(self, stage: str) -> list[tuple[str, int, int]]:
+        return [heard for heard in self.calls if heard[0] != stage]
 
 
 def _wait_for_port(port: int, timeout: float) -> None:
@@ -132,7 +152,14 @@ def test_batch_scoring_on_the_cluster_gives_the_numbers_of_one_process(
 ) -> None:
     source = _catalogue(trained_project, tmp_path, 2)
     alone = _score(trained_project, source, tmp_path / "alone.parquet", None)
-    spread = _score(trained_project, source, tmp_path / "cluster.parquet", dask_address)
+    heard = Heard()
+    spread = _score(trained_project, source, tmp_path / "cluster.parquet", dask_address, heard)
+    chunks = [done for done, _ in heard.of(TASKS)]
+    assert chunks == list(range(1, spread.chunks + 1)) and heard.of(TASKS)[-1] == (
+        spread.chunks,
+        spread.chunks,
+    )
+    assert heard.of(SCORING)[-1] == (spread.rows_written, spread.rows_written)
     assert (
         alone.cluster is None and spread.cluster is not None and spread.cluster.startswith("2 Dask workers")
     )
@@ -154,7 +181,7 @@ def test_a_worker_killed_mid_run_loses_and_repeats_no_row(
     killed: list[int] = []
 
     def kill_once(stage: str, done: int, total: int) -> None:
-        if done >= 2 * CHUNK and not killed:  # a few chunks written, several in flight
+        if stage == SCORING and done >= 2 * CHUNK and not killed:  # a few chunks written, several in flight
             os.kill(victim, signal.SIGKILL)
             killed.append(done)
 
@@ -192,9 +219,12 @@ def test_image_encoding_on_the_cluster_gives_the_numbers_of_one_process(
     paths.append(str(tmp_path / "missing.jpg"))  # an unreadable one: ok=False on both paths
     here, ok_here = ImageFeatureCache(tmp_path / "here", get_encoder(encoder)).features(paths, workers=1)
     cache = ImageFeatureCache(tmp_path / "cluster", get_encoder(encoder))
+    heard = Heard()
     with Client(dask_address, timeout=30) as client, get_task_stream(client) as stream:
-        there, ok_there = cache.features(paths, client=client)
-    assert len(stream.data) == -(-len(paths) // 128)  # tasks of 128 photos, run by the workers
+        there, ok_there = cache.features(paths, client=client, progress=heard)
+    tasks = -(-len(paths) // 128)
+    assert len(stream.data) == tasks  # tasks of 128 photos, run by the workers
+    assert heard.of(TASKS) == [(done, tasks) for done in range(1, tasks + 1)]
     np.testing.assert_array_equal(ok_here, ok_there)
     assert ok_here[:-1].all() and not ok_here[-1]
     np.testing.assert_allclose(there, here, rtol=1e-5, atol=1e-6)
@@ -223,10 +253,16 @@ def test_cross_validated_training_on_the_cluster_gives_the_model_of_one_process(
 ) -> None:
     features = FeatureSet.load(Settings(root=trained_project).features_dir)
     params = Params()
-    alone = train(features, params, workers=2)
+    here, there = Heard(), Heard()
+    alone = train(features, params, workers=2, progress=here)
     with Client(dask_address, timeout=30) as client, get_task_stream(client) as stream:
-        spread = train(features, params, workers=2, client=client)
+        spread = train(features, params, workers=2, client=client, progress=there)
     assert len({task["worker"] for task in stream.data}) == 2  # the fits ran on both workers
+    assert (
+        not here.of(TASKS) and there.besides(TASKS) == here.calls
+    )  # the step's own progress as in one process
+    fits = [total for done, total in there.of(TASKS) if done == total]  # each search's, then the folds'
+    assert fits and fits[-1] == here.of("cross-fitting")[-1][1]
     assert spread.summary["search"] == alone.summary["search"]  # the same hyper-parameters chosen
     assert alone.out_of_fold is not None and spread.out_of_fold is not None
     for view, proba in alone.out_of_fold.probas.items():

@@ -1,5 +1,6 @@
 """The cluster setting: unset = this process; `local` = a temporary cluster; an address that does not
-answer = an error that names the setting; `map_ordered` answers every item once, in order."""
+answer = an error that names the setting; `map_ordered` answers every item once, in order, and on a
+cluster reports its tasks done / total (`tasks_stage`), as `reported` does for joblib's jobs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from pathlib import Path
 import pytest
 from joblib import delayed
 
-from core.compute.cluster import ClusterUnavailable, cluster, describe, map_ordered, parallel, probe
+from core.compute.cluster import (
+    ClusterUnavailable,
+    cluster,
+    describe,
+    map_ordered,
+    parallel,
+    probe,
+    reported,
+    tasks_stage,
+)
 from core.config import Settings
 from tests.conftest import free_port
 
@@ -26,6 +36,16 @@ def _fail_on(x: int, bad: int) -> int:
     return x
 
 
+class _Heard:
+    """A progress callback that keeps what it hears (not a list: an empty one would be falsy)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, int]] = []
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self.calls.append((stage, done, total))
+
+
 def test_unset_or_empty_means_this_process(tmp_path: Path) -> None:
     for value in (None, "", "  "):
         settings = Settings(root=tmp_path, dask_address=value)
@@ -33,7 +53,40 @@ def test_unset_or_empty_means_this_process(tmp_path: Path) -> None:
         with cluster(settings) as client:
             assert client is None
         assert probe(settings) is None
-    assert list(map_ordered(None, _slow_square, range(5), window=1)) == [0, 1, 4, 9, 16]
+    heard = _Heard()
+    assert list(map_ordered(None, _slow_square, range(5), window=1, progress=heard)) == [0, 1, 4, 9, 16]
+    assert list(reported(iter([1, 2]), None, 2, heard)) == [1, 2]
+    assert heard.calls == []  # no cluster: the callers report their own rows
+
+
+def test_cluster_tasks_are_reported_done_of_total_in_order() -> None:
+    from distributed import Client, LocalCluster
+
+    heard = _Heard()
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local,
+        Client(local) as client,
+    ):
+        stage = tasks_stage(client)
+        assert stage == "Dask tasks (2 workers)"
+        assert list(map_ordered(client, _slow_square, range(6), window=2, progress=heard)) == [
+            x * x for x in range(6)
+        ]
+        assert heard.calls == [(stage, done, 6) for done in range(1, 7)]
+
+        heard.calls.clear()  # items read as they come: of the hint, outgrown when it was low
+        assert list(map_ordered(client, _slow_square, iter(range(5)), window=2, progress=heard, tasks=3)) == [
+            x * x for x in range(5)
+        ]
+        assert heard.calls == [(stage, 1, 3), (stage, 2, 3), (stage, 3, 4), (stage, 4, 5), (stage, 5, 5)]
+        heard.calls.clear()  # no hint: of the tasks submitted so far
+        list(map_ordered(client, _slow_square, iter(range(3)), window=2, progress=heard))
+        assert heard.calls == [(stage, 1, 2), (stage, 2, 3), (stage, 3, 3)]
+
+        heard.calls.clear()  # joblib's jobs on the cluster, one task each
+        jobs = parallel(2, client, return_as="generator")(delayed(_slow_square)(x) for x in range(4))
+        assert list(reported(jobs, client, 4, heard)) == [0, 1, 4, 9]
+        assert heard.calls == [(stage, done, 4) for done in range(1, 5)]
 
 
 def test_an_unreachable_scheduler_names_the_setting(tmp_path: Path) -> None:

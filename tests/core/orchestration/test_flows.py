@@ -1,12 +1,17 @@
 """Both flows end to end under Prefect's test harness (a temporary local Prefect API) on tiny demo data:
 a registered champion and predictions afterwards, one task per step, the summary artifact; a failing
-step fails the run and leaves the champion as it was; monitor-and-retrain decides from the inference log."""
+step fails the run and leaves the champion as it was; monitor-and-retrain decides from the inference log.
+A step's live progress is one progress artifact of its task run, updated as it goes and read back as the
+console reads it; a Prefect API error while publishing it does not fail the step."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -45,6 +50,25 @@ def flow_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     get_settings.cache_clear()
 
 
+@pytest.fixture
+def harness_settings(harness: None, flow_project: Path) -> Settings:
+    """The project's settings pointing at the harness's Prefect API (what the console reads)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return Settings(root=flow_project, prefect_api_url=PREFECT_API_URL.value())
+
+
+def progress_artifacts(flow_run_id: object) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType
+
+    by_run = ArtifactFilter(
+        flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]), type=ArtifactFilterType(any_=["progress"])
+    )
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=by_run)
+
+
 def champion(root: Path) -> int | None:
     settings = Settings(root=root)
     return open_registry(settings).champion()
@@ -75,6 +99,10 @@ def test_training_pipeline_registers_promotes_and_predicts(harness: None, flow_p
     assert task_names(state.state_details.flow_run_id) == list(STEP_NAMES)
     artifact = Artifact.get(SUMMARY_KEY)
     assert artifact is not None and "Model v1" in str(artifact.data) and "champion" in str(artifact.data)
+    live = progress_artifacts(state.state_details.flow_run_id)  # the steps that reported progress
+    tasks = [a.task_run_id for a in live]
+    assert live and None not in tasks and len(set(tasks)) == len(tasks)  # one per step, each its step's
+    assert all(a.description and 0 <= a.data <= 100 for a in live)
 
 
 def test_overrides_and_a_refused_model(harness: None, flow_project: Path) -> None:
@@ -177,3 +205,88 @@ def test_monitor_retrains_when_it_decides_to(harness: None, flow_project: Path) 
     result = monitor_and_retrain(workers=2)
     assert result["decision"]["retrain"] is True
     assert result["training"]["version"] == versions_before + 1
+
+
+CLUSTER = "Dask tasks (2 workers)"
+
+
+def test_a_step_s_progress_is_one_artifact_updated_as_it_goes(harness_settings: Settings) -> None:
+    from prefect import flow, task
+    from prefect.context import TaskRunContext
+
+    from core.orchestration.flow_runs import StepProgress, step_progress
+    from core.orchestration.step_progress import LiveProgress
+
+    now = [0.0]
+    read: list[StepProgress | None] = []
+
+    @task
+    def encode() -> tuple[object, str]:
+        context = TaskRunContext.get()
+        assert context is not None and context.task_run is not None
+        run_id = context.task_run.flow_run_id
+        live = LiveProgress(clock=lambda: now[0])
+
+        def report(stage: str, done: int, total: int, at: float) -> None:
+            now[0] = at
+            live(stage, done, total)
+            read.append(step_progress(harness_settings, run_id))
+
+        # the first report from another thread (a callback of a pool): Prefect's run context is per thread
+        first = threading.Thread(target=report, args=("images (train)", 0, 100, 0.0))
+        first.start()
+        first.join()
+        report("images (train)", 50, 100, 0.5)  # within the second: not published
+        report(CLUSTER, 1, 4, 1.2)
+        report(CLUSTER, 4, 4, 1.3)  # a stage's last report: published at once
+        return live.artifact_id, str(context.task_run.id)
+
+    @flow
+    def stepping() -> tuple[object, str]:
+        return encode()
+
+    state = stepping(return_state=True)
+    assert state.is_completed(), state.message
+    artifact_id, task_run_id = state.result()
+    assert read == [
+        StepProgress(0.0, ("images (train): 0 / 100",), task_run_id),
+        StepProgress(0.0, ("images (train): 0 / 100",), task_run_id),
+        StepProgress(25.0, (f"{CLUSTER}: 1 / 4", "images (train): 50 / 100"), task_run_id),
+        StepProgress(100.0, (f"{CLUSTER}: 4 / 4", "images (train): 50 / 100"), task_run_id),
+    ]
+    assert [a.id for a in progress_artifacts(state.state_details.flow_run_id)] == [artifact_id]
+
+
+def test_a_prefect_api_error_does_not_fail_the_step(
+    harness_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prefect import flow, task
+
+    from core.orchestration.flow_runs import prefect_client
+    from core.orchestration.step_progress import LiveProgress
+
+    now = [0.0]
+
+    @task
+    def score() -> str:
+        live = LiveProgress(clock=lambda: now[0], pause_s=30)
+        live("batch scoring", 1, 3)
+        assert live.artifact_id is not None
+        with prefect_client(harness_settings) as client:  # gone: its next update is answered 404
+            client.delete_artifact(live.artifact_id)
+        live("batch scoring", 3, 3)
+        now[0] = 10.0
+        live("batch scoring", 3, 3)  # paused after the error: the API is not asked again yet
+        return "scored"
+
+    @flow
+    def scoring() -> str:
+        return score()
+
+    with caplog.at_level(logging.DEBUG, logger="core.orchestration.step_progress"):
+        state = scoring(return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result() == "scored"
+    failures = [r for r in caplog.records if "step progress not published" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].levelno == logging.DEBUG
+    assert progress_artifacts(state.state_details.flow_run_id) == []
