@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
@@ -41,6 +41,7 @@ from core.serving.routes import router
 from core.storage.inference_log import InferenceLogWriter, open_engine
 
 log = logging.getLogger(__name__)
+WARM_TIMEOUT_S: Final = 120  # start-up waits this long at most for the batch processes to load the model
 
 DESCRIPTION = """
 Classifies Rakuten France products into the challenge's 27 product type codes with the **champion**
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, *, source: RegistrySource | Non
         metrics.model_loaded.set(0)
         state.pool = BatchPool(settings.batch_processes).start()
         await run_in_threadpool(holder.start)
+        await run_in_threadpool(state.pool.wait_warm, WARM_TIMEOUT_S)
         engine = open_engine(str(settings.inference_log_url), create=False)
         state.engine = engine
         await run_in_threadpool(_open_review_store, state)

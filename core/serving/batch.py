@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from itertools import pairwise
 from pathlib import Path
@@ -62,6 +62,7 @@ class BatchPool:
     def __init__(self, processes: int) -> None:
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
+        self._warming: list[Future[np.ndarray]] = []
 
     def start(self, model: ServedModel | None = None) -> BatchPool:
         if self.processes > 0:
@@ -77,8 +78,14 @@ class BatchPool:
     def warm(self, model: ServedModel) -> None:
         """Load `model` in the workers now (in the background), not on the first big batch."""
         if self._pool is not None and model.file is not None:
-            for _ in range(self.processes):
-                self._pool.submit(_score, str(model.file), ["warm-up"], [""])
+            self._warming = [
+                self._pool.submit(_score, str(model.file), ["warm-up"], [""]) for _ in range(self.processes)
+            ]
+
+    def wait_warm(self, timeout: float) -> None:
+        """Wait until the workers have loaded the model (at start-up: a service that says it is ready
+        then answers at full speed, the workers' loading no longer taking CPU from its requests)."""
+        wait(self._warming, timeout)
 
     def text_proba(
         self, model: ServedModel, designations: Sequence[str], descriptions: Sequence[str]

@@ -9,6 +9,7 @@ promotion with no admin call at all.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.client import HTTPConnection
 from pathlib import Path
 
 import httpx
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "integration-admin-token-0123456789"
 CLIENTS = 16
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +226,57 @@ def test_two_workers_share_one_metrics_view_and_one_log(
         stop_server(server)
     assert answered == 40.0  # merged over the worker processes
     assert len(read_inference_log(clean_log)) == 40
+
+
+def test_two_workers_share_connections_that_open_at_once(
+    project: Path, clean_log: Settings, tmp_path: Path
+) -> None:
+    """Each worker listens on its own socket of the port (SO_REUSEPORT): the kernel spreads 32
+    connections opened together over both, where a shared socket let one worker take nearly all."""
+    import psutil
+
+    server = start_server(project, tmp_path / "api.log", alias_check_s=0, workers=2)
+    port = int(server.url.rsplit(":", 1)[1])
+    workers = psutil.Process(server.process.pid).children(recursive=True)
+
+    def held(status: str) -> dict[int, int]:
+        return {
+            w.pid: sum(c.status == status and c.laddr.port == port for c in w.net_connections("tcp"))
+            for w in workers
+        }
+
+    connections = [HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(32)]
+    try:
+        deadline = time.monotonic() + 90  # /ready answers once one worker listens; wait for both
+        while sum(n > 0 for n in held(psutil.CONN_LISTEN).values()) < 2:
+            assert time.monotonic() < deadline, held(psutil.CONN_LISTEN)
+            time.sleep(0.2)
+        for connection in connections:  # all waiting to be accepted at once, as a client pool opens
+            connection.connect()
+        for connection in connections:
+            connection.request("POST", "/predict", b'{"designation": "Livre"}', JSON)
+            assert connection.getresponse().read() and connection.sock is not None
+        shares = sorted(n for n in held(psutil.CONN_ESTABLISHED).values() if n)
+    finally:
+        for connection in connections:
+            connection.close()
+        stop_server(server)
+    assert len(shares) == 2 and sum(shares) == 32, shares
+    assert shares[0] >= 6, shares  # a fair coin per connection falls this far below 16 once in ~10,000
+
+
+def test_a_port_in_use_stops_a_multi_worker_server_with_a_clear_error(project: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "RAKUTEN_ROOT": str(project)}
+        command = [sys.executable, "-m", "core", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        done = subprocess.run(
+            [*command, "--workers", "2"], env=env, cwd=project, capture_output=True, text=True, timeout=120
+        )
+    assert done.returncode != 0
+    assert f"Cannot listen on 127.0.0.1:{port}" in done.stdout + done.stderr
 
 
 def _predict_count(metrics: str) -> float:

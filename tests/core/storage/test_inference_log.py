@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +73,21 @@ def test_concurrent_records_are_all_written_once(tmp_path: Path) -> None:
     assert len(log) == threads * per_thread == sum(written)
     assert log["request_id"].is_unique
     assert log["designation"].str.len().max() <= 512  # long titles are cut, not refused
+
+
+def test_records_arriving_one_by_one_within_the_linger_make_one_insert(tmp_path: Path) -> None:
+    engine = open_engine(str(settings_for(tmp_path).inference_log_url))
+    written: list[int] = []
+    writer = InferenceLogWriter(engine, linger_s=2.0, on_written=written.append).start()
+    writer.record(record(0))
+    for i in range(1, 20):  # a busy service: single requests a few ms apart
+        time.sleep(0.005)
+        writer.record(record(i))
+    started = time.monotonic()
+    assert writer.flush(timeout=10)
+    assert time.monotonic() - started < 1.0  # a flush ends the linger, it does not wait it out
+    assert written == [20]
+    writer.close()
 
 
 def test_two_writers_on_one_sqlite_file_lose_nothing(tmp_path: Path) -> None:
