@@ -161,8 +161,14 @@ class HalfSpeed:
         workers and batch processes) first, so that two of them never share a core while one is free."""
         import psutil
 
-        tree = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
-        tree.sort(key=lambda p: p.memory_info().rss, reverse=True)
+        sizes: dict[int, int] = {}
+        for _ in range(120):  # until every process has loaded what it loads (ready = the first worker)
+            tree = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+            before, sizes = sizes, {p.pid: p.memory_info().rss for p in tree}
+            if before and all(abs(sizes[pid] - before.get(pid, 0)) < 2**20 for pid in sizes):
+                break
+            time.sleep(0.5)
+        tree.sort(key=lambda p: sizes[p.pid], reverse=True)
         for i, process in enumerate(tree):
             core = i % len(self.cores)
             with suppress(psutil.NoSuchProcess, ProcessLookupError):
