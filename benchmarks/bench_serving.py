@@ -130,14 +130,14 @@ def _wait(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float 
 @contextmanager
 def _server(
     cmd: list[str], env: dict[str, str], cwd: Path, ready: str, log: Path, slow: HalfSpeed | None = None
-) -> Iterator[None]:
+) -> Iterator[int]:
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait(ready, process, log)
         if slow is not None:
             slow.place(process.pid)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         try:
@@ -314,12 +314,52 @@ def _feedback_latency(
 
 
 def _measure(
-    url_one: str, url_batch: str, one: Path, batch: Path, batch_clients: int, *, sequential: bool = True
+    server: int,
+    url_one: str,
+    url_batch: str,
+    one: Path,
+    batch: Path,
+    batch_clients: int,
+    *,
+    sequential: bool = True,
 ) -> dict[str, Load]:
     _wrk(url_one, one, 4, seconds=3)  # warm-up: first requests load lazy imports
     _wrk(url_batch, batch, batch_clients, seconds=3)  # and the batch processes load their model
-    out = {"sequential": _wrk(url_one, one, 1)} if sequential else {}
-    return out | {"concurrent": _wrk(url_one, one, 16), "batch": _wrk(url_batch, batch, batch_clients)}
+    out: dict[str, Load] = {}
+    for name, url, script, clients in (
+        *([("sequential", url_one, one, 1)] if sequential else []),
+        ("concurrent", url_one, one, 16),
+        ("batch", url_batch, batch, batch_clients),
+    ):
+        _settle(server)
+        out[name] = _wrk(url, script, clients)
+    return out
+
+
+def _settle(root: int, timeout: float = 60) -> None:
+    """Wait until the server's processes are idle (under 5 % of a core for half a second): each load
+    is measured on its own, not on the previous one's tail — the inference log still writing the
+    thousands of records a batch load left (on slowed cores that took seconds, and doubled the 16
+    clients' p99 that followed)."""
+    import psutil
+
+    def busy() -> float:
+        tree = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+        total = 0.0
+        for process in tree:
+            with suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    deadline = time.monotonic() + timeout
+    before = busy()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        after = busy()
+        if after - before < 0.025:
+            return
+        before = after
 
 
 def _train(root: Path, raw: Path, env: dict[str, str]) -> None:
@@ -410,8 +450,9 @@ def run(tmp: Path, workers: int) -> list[Row]:
                 api = [sys.executable, "-m", "core", "serve", "--port", str(port)]
                 api += ["--workers", str(n_workers), "--log-level", "warning"]
                 log = tmp / f"api-{cpu}-{n_workers}.log"
-                with _server(api, env, root, f"{base}/ready", log, slow):
+                with _server(api, env, root, f"{base}/ready", log, slow) as pid:
                     results[("api", cpu, n_workers)] = _measure(
+                        pid,
                         f"{base}/predict",
                         f"{base}/predict/batch",
                         scripts["api_one"],
@@ -430,8 +471,9 @@ def run(tmp: Path, workers: int) -> list[Row]:
                 serve = [mlflow, "models", "serve", "-m", MODEL_URI, "--env-manager", "local"]
                 serve += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(n_workers)]
                 log = tmp / f"mlflow-{cpu}-{n_workers}.log"
-                with _server(serve, mlflow_env, root, f"{base}/ping", log, slow):
+                with _server(serve, mlflow_env, root, f"{base}/ping", log, slow) as pid:
                     results[("mlflow", cpu, n_workers)] = _measure(
+                        pid,
                         f"{base}/invocations",
                         f"{base}/invocations",
                         scripts["mlflow_one"],
