@@ -23,6 +23,15 @@ CHAMPION_ALIAS: Final = "champion"
 CHALLENGER_ALIAS: Final = "challenger"
 EXPERIMENT_NAME: Final = "rakuten-product-classification"
 
+ROLE_NAMES: Final = ("viewer", "reviewer", "operator", "admin")  # core.identity.roles.Role's values
+# Refused outside local when they hold a placeholder.
+_SECRETS: Final = (
+    "api_admin_token",
+    "console_admin_token",
+    "token",
+    "oidc_client_secret",
+    "oidc_cookie_secret",
+)
 _PLACEHOLDER_SECRETS: Final = frozenset({"changeme", "change-me", "changethis", "secret", "admin", ""})
 
 
@@ -111,16 +120,70 @@ class Settings(BaseSettings):
     api_url: str | None = Field(
         default=None, description="Prediction API the console calls (unset: it predicts in-process)."
     )
-    api_admin_token: SecretStr | None = None
+    api_admin_token: SecretStr | None = Field(
+        default=None,
+        description="Break-glass: a bearer token the API takes as an admin (audited as `break-glass`), for "
+        "when the identity provider is down. Unset: none.",
+    )
     console_admin_token: SecretStr | None = Field(
         default=None,
-        description="When set, the console's mutating actions (retrain, cancel, promote, roll back, reload, "
-        "re-ingest) stay locked until this token is entered in its sidebar.",
+        description="Break-glass: entered on the console's sign-in screen, signs in as an admin (audited as "
+        "`break-glass`) while the identity provider is down. Unset: none.",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="The credential this process presents (RAKUTEN_TOKEN): a service token or an access "
+        "token; the CLI acts as its owner outside local, the console sends it to the API's admin routes.",
     )
 
-    review_token: SecretStr | None = Field(
+    # --- identity: sign-in, roles, tokens, audit -------------------------------------------------------
+    oidc_server_metadata_url: str | None = Field(
         default=None,
-        description="A reviewer's token for the Review page and POST /feedback (the admin tokens also work).",
+        description="The identity provider's discovery document (…/.well-known/openid-configuration). Set: "
+        "the console requires sign-in and the API accepts the provider's access tokens.",
+    )
+    oidc_client_id: str | None = Field(default=None, description="The console's client id at the provider.")
+    oidc_client_secret: SecretStr | None = Field(default=None, description="The console's client secret.")
+    oidc_redirect_uri: str | None = Field(
+        default=None,
+        description="Where the provider sends people back: the console's address + /oauth2callback "
+        "(default: http://localhost:<console_port>/oauth2callback).",
+    )
+    oidc_cookie_secret: SecretStr | None = Field(
+        default=None, description="Signs the console's sign-in cookie (32+ random characters)."
+    )
+    oidc_roles_claim: str = Field(
+        default="groups",
+        description="The token claim holding the provider's group or role names (dotted for nested: "
+        "realm_access.roles).",
+    )
+    oidc_role_map: dict[str, str] = Field(
+        default_factory=lambda: {
+            "rakuten-viewers": "viewer",
+            "rakuten-reviewers": "reviewer",
+            "rakuten-operators": "operator",
+            "rakuten-admins": "admin",
+        },
+        description="Provider group/role name → role (viewer, reviewer, operator, admin), JSON.",
+    )
+    oidc_audience: list[str] = Field(
+        default_factory=list,
+        description="Audiences the API accepts in access tokens (default: the client id).",
+    )
+    oidc_issuer: str | None = Field(
+        default=None, description="The issuer tokens must name (default: the discovery document's)."
+    )
+    oidc_timeout_s: float = Field(default=5.0, gt=0, description="Each call to the identity provider.")
+    service_tokens_file: Path = Field(
+        default=Path("secrets/service_tokens.json"),
+        description="Named service tokens, stored hashed (`python -m core token create`); re-read on change.",
+    )
+    api_predict_requires_token: bool = Field(
+        default=False,
+        description="Public deployments: /predict* need a bearer token too (any role; viewers may predict).",
+    )
+    audit_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the audit trail (default: the inference log's database)."
     )
 
     # --- prediction service -----------------------------------------------------------------------
@@ -202,6 +265,8 @@ class Settings(BaseSettings):
         self.dask_address = (self.dask_address or "").strip() or None
         if self.inference_log_url is None:
             self.inference_log_url = f"sqlite:///{self.root / 'data' / 'inference.db'}"
+        if self.audit_url is None:
+            self.audit_url = self.inference_log_url
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.root / 'mlflow.db'}"
         if self.mlflow_artifact_location is None and not _is_remote(self.mlflow_tracking_uri):
@@ -212,20 +277,59 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
-        token = self.api_admin_token.get_secret_value() if self.api_admin_token else None
-        placeholder = token is None or _is_placeholder(token)
-        if self.environment != "local" and placeholder:
+        if self.environment == "local":
+            return self
+        for name in _SECRETS:
+            secret: SecretStr | None = getattr(self, name)
+            if secret is not None and _is_placeholder(secret.get_secret_value()):
+                raise ValueError(
+                    f"RAKUTEN_{name.upper()} is a placeholder: set a real secret outside local "
+                    "development, or unset it (generate one: "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))').",
+                )
+        cookie = self.oidc_cookie_secret
+        if self.sign_in and cookie is not None and len(cookie.get_secret_value()) < 32:
+            raise ValueError("RAKUTEN_OIDC_COOKIE_SECRET must be at least 32 characters long.")
+        return self
+
+    @model_validator(mode="after")
+    def _complete_sign_in(self) -> Self:
+        if self.oidc_server_metadata_url and not self.oidc_client_id:
             raise ValueError(
-                "RAKUTEN_API_ADMIN_TOKEN must be set to a real secret outside local development "
-                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+                "RAKUTEN_OIDC_SERVER_METADATA_URL is set without RAKUTEN_OIDC_CLIENT_ID: sign-in needs both "
+                "(and, for the console, RAKUTEN_OIDC_CLIENT_SECRET and RAKUTEN_OIDC_COOKIE_SECRET)."
             )
-        review = self.review_token.get_secret_value() if self.review_token else None
-        if self.environment != "local" and review is not None and _is_placeholder(review):
+        unknown = sorted({r for r in self.oidc_role_map.values()} - set(ROLE_NAMES))
+        if unknown:
             raise ValueError(
-                "RAKUTEN_REVIEW_TOKEN is a placeholder: set a real secret outside local development, "
-                "or unset it."
+                f"RAKUTEN_OIDC_ROLE_MAP maps to unknown roles {unknown}: use {', '.join(ROLE_NAMES)}."
             )
         return self
+
+    @property
+    def sign_in(self) -> bool:
+        """Whether people sign in through an identity provider (OpenID Connect)."""
+        return bool(self.oidc_server_metadata_url and self.oidc_client_id)
+
+    @property
+    def sign_in_missing(self) -> list[str]:
+        """The settings the console's sign-in still needs (empty: complete)."""
+        needed = {
+            "RAKUTEN_OIDC_SERVER_METADATA_URL": self.oidc_server_metadata_url,
+            "RAKUTEN_OIDC_CLIENT_ID": self.oidc_client_id,
+            "RAKUTEN_OIDC_CLIENT_SECRET": self.oidc_client_secret,
+            "RAKUTEN_OIDC_COOKIE_SECRET": self.oidc_cookie_secret,
+        }
+        return [name for name, value in needed.items() if not value]
+
+    @property
+    def api_audiences(self) -> list[str]:
+        """What the API accepts as an access token's audience."""
+        return self.oidc_audience or ([self.oidc_client_id] if self.oidc_client_id else [])
+
+    @property
+    def console_redirect_uri(self) -> str:
+        return self.oidc_redirect_uri or f"http://localhost:{self.console_port}/oauth2callback"
 
     # --- paths derived from the folders above: each written here once -------------------------------
     @property
@@ -374,6 +478,7 @@ _DIRS: Final = (
     "cache_dir",
     "corrections_dir",
     "review_inputs_dir",
+    "service_tokens_file",
 )
 
 

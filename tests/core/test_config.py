@@ -51,13 +51,12 @@ def test_dotenv_in_working_directory_is_read(project: Path) -> None:
     assert s.api_url == "http://127.0.0.1:8000"
 
 
-@pytest.mark.parametrize("token", [None, "changeme", "  ", "admin", "replace-with-a-generated-token"])
+@pytest.mark.parametrize("token", ["changeme", "  ", "admin", "replace-with-a-generated-token"])
 def test_placeholder_admin_token_refused_outside_local(
-    project: Path, monkeypatch: pytest.MonkeyPatch, token: str | None
+    project: Path, monkeypatch: pytest.MonkeyPatch, token: str
 ) -> None:
     monkeypatch.setenv("RAKUTEN_ENVIRONMENT", "production")
-    if token is not None:
-        monkeypatch.setenv("RAKUTEN_API_ADMIN_TOKEN", token)
+    monkeypatch.setenv("RAKUTEN_API_ADMIN_TOKEN", token)
     with pytest.raises(ValidationError, match="RAKUTEN_API_ADMIN_TOKEN"):
         Settings()
 
@@ -82,12 +81,33 @@ def test_names_are_written_once() -> None:
     assert REGISTERED_MODEL_NAME == "rakuten-product-classifier"
 
 
-def test_a_placeholder_reviewer_token_is_refused_outside_local(tmp_path: Path) -> None:
-    real = "a-real-admin-token-0123456789"
-    with pytest.raises(ValueError, match="RAKUTEN_REVIEW_TOKEN is a placeholder"):
-        Settings(root=tmp_path, environment="production", api_admin_token=real, review_token="replace-with-x")
-    ok = Settings(root=tmp_path, environment="production", api_admin_token=real, review_token="r-0123456789")
-    assert ok.review_token is not None
+@pytest.mark.parametrize(
+    "name", ["api_admin_token", "console_admin_token", "token", "oidc_client_secret", "oidc_cookie_secret"]
+)
+def test_a_placeholder_secret_is_refused_outside_local_naming_the_variable(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match=f"RAKUTEN_{name.upper()} is a placeholder"):
+        Settings(root=tmp_path, environment="production", **{name: "replace-with-x"})
+    assert Settings(root=tmp_path, environment="local", **{name: "replace-with-x"}) is not None
+
+
+def test_sign_in_needs_its_client_and_known_roles(tmp_path: Path) -> None:
+    url = "http://127.0.0.1:9400/.well-known/openid-configuration"
+    with pytest.raises(ValueError, match="RAKUTEN_OIDC_CLIENT_ID"):
+        Settings(root=tmp_path, oidc_server_metadata_url=url)
+    with pytest.raises(ValueError, match="unknown roles"):
+        Settings(root=tmp_path, oidc_role_map={"ops": "superuser"})
+    s = Settings(root=tmp_path, oidc_server_metadata_url=url, oidc_client_id="console")
+    assert s.sign_in and s.api_audiences == ["console"]
+    assert s.sign_in_missing == ["RAKUTEN_OIDC_CLIENT_SECRET", "RAKUTEN_OIDC_COOKIE_SECRET"]
+    with pytest.raises(ValueError, match="at least 32"):
+        Settings(
+            root=tmp_path,
+            environment="production",
+            oidc_server_metadata_url=url,
+            oidc_client_id="console",
+            oidc_cookie_secret="short-but-not-placeholder",
+        )
+    assert Settings(root=tmp_path).audit_url == Settings(root=tmp_path).inference_log_url
 
 
 @pytest.mark.parametrize(
