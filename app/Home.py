@@ -4,13 +4,23 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.ui import lock
+from core.identity.guard import console_refusal
+from core.ui import identity
 from core.ui.cached import settings
 from core.ui.components import environment_sidebar
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
 st.set_page_config(page_title="Rakuten MLOps console", page_icon=":material/category:", layout="wide")
+# unset under AppTest (no socket); a real server's address was checked at start by core.ui.serve
+refusal = console_refusal(settings(), st.get_option("server.address") or "127.0.0.1")
+if refusal:
+    st.error(refusal, icon=":material/gpp_bad:")
+    st.stop()
+who = identity.user()
+if who is None:
+    identity.sign_in_screen()
+    st.stop()
 page = st.navigation(
     {
         "Console": [st.Page(PAGES / "overview.py", title="Overview", icon=":material/home:", default=True)],
@@ -31,9 +41,10 @@ page = st.navigation(
         "Tracking": [
             st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/science:"),
             st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:"),
+            st.Page(PAGES / "audit.py", title="Audit trail", icon=":material/history:"),
         ],
     }
 )
 environment_sidebar(settings())
-lock.sidebar()
+identity.sidebar(who)
 page.run()

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
+from core.identity.roles import Action
 from core.ui import drift_view as ui
-from core.ui import lock
+from core.ui import identity
 from core.ui import runs_view as runs_ui
 from core.ui.components import ago
 
@@ -12,7 +13,13 @@ st.caption(
     "Evidently reports comparing the inference log's recent window with held-out training products "
     "scored by the champion (title text and descriptors, description, image statistics, predictions)."
 )
-if st.button("Generate report now", key="generate", icon=":material/analytics:"):
+if st.button(
+    "Generate report now",
+    key="generate",
+    icon=":material/analytics:",
+    disabled=identity.disabled(Action.DRIFT_REPORT),
+    help=identity.why(Action.DRIFT_REPORT),
+):
     ui.generate()
 ui.show_flash()
 runs_ui.show_flash()
@@ -36,8 +43,10 @@ if latest.drift_detected:
         key="retrain",
         on_click=runs_ui.retrain,
         args=({},),
-        disabled=lock.locked(),
-        help=lock.help_text("Starts the training pipeline (follow it on the Pipeline runs page)."),
+        disabled=identity.disabled(Action.RETRAIN),
+        help=identity.why(
+            Action.RETRAIN, "Starts the training pipeline (follow it on the Pipeline runs page)."
+        ),
     )
 else:
     st.success("**No drift** in the latest report — " + latest.reasons[0])

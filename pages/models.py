@@ -44,6 +44,7 @@ st.dataframe(
     hide_index=True,
     column_config=ui.HISTORY_CONFIG,
 )
+ui.audit_links(shown.versions, champion)
 
 st.subheader("Actions")
 left, right = st.columns(2)

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from core.errors import RakutenError
-from core.ui import lock
+from core.identity.roles import Action
+from core.ui import identity
 from core.ui import runs_view as ui
 from core.ui.components import error_state
 
@@ -34,8 +35,8 @@ with st.container(border=True):
         key="retrain",
         on_click=ui.retrain,
         args=(overrides,),
-        disabled=lock.locked() or problem is not None,
-        help=lock.help_text(problem or steps),
+        disabled=identity.disabled(Action.RETRAIN) or problem is not None,
+        help=identity.why(Action.RETRAIN, problem or steps),
     )
 if problem:
     st.stop()

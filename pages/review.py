@@ -3,7 +3,8 @@ correction (who, when, why) that the next training applies."""
 
 import streamlit as st
 
-from core.ui import lock
+from core.identity.roles import Action
+from core.ui import identity
 from core.ui import review_view as ui
 from core.ui.components import empty_state
 
@@ -13,19 +14,17 @@ st.caption(
     "data. Each decision is recorded with your name; export, then retrain, and the next model learns from it."
 )
 ui.show_flash()
-if lock.review_locked():
-    lock.review_unlock_form()
-    st.stop()
+if not ui.may_review():
+    st.info(identity.why(Action.REVIEW) or "", icon=":material/visibility:")
 
-top = st.columns([2, 3, 2], vertical_alignment="bottom")
-top[0].text_input("Your name", key="reviewer", placeholder="recorded with each correction")
+top = st.columns([3, 2], vertical_alignment="bottom")
 kind = (
-    top[1].segmented_control(
+    top[0].segmented_control(
         "Queue", list(ui.KINDS), format_func=ui.KINDS.get, key="review_kind", default="production"
     )
     or "production"
 )
-top[2].button("Refresh the queue", key="review_refresh", on_click=ui.refresh, icon=":material/refresh:")
+top[1].button("Refresh the queue", key="review_refresh", on_click=ui.refresh, icon=":material/refresh:")
 
 items = ui.queue(kind)
 done = ui.session_count()
@@ -51,8 +50,6 @@ if items.empty:
         )
 else:
     item = items.iloc[0].to_dict()
-    if not ui.reviewer():
-        st.warning("Enter your name above to record decisions.", icon=":material/badge:")
     with st.container(border=True):
         ui.item_card(item, ui.model_view(item))
         ui.decision_bar(item)
@@ -69,7 +66,11 @@ with left, st.container(border=True):
             f"products labelled differently (model trained {meta.get('model_trained_at')})."
         )
     if st.button(
-        "Scan the training labels", key="review_scan", icon=":material/search:", disabled=lock.review_locked()
+        "Scan the training labels",
+        key="review_scan",
+        icon=":material/search:",
+        disabled=identity.disabled(Action.SCAN_LABELS),
+        help=identity.why(Action.SCAN_LABELS),
     ):
         ui.scan_now()
         st.rerun()
@@ -77,11 +78,16 @@ with right, st.container(border=True):
     st.markdown("**Export for the next training**")
     st.caption("Writes data/corrections/labels.csv; the next ingest (Retrain) applies it over the download.")
     st.button(
-        "Export corrections", key="review_export", on_click=ui.export_now, icon=":material/upload_file:"
+        "Export corrections",
+        key="review_export",
+        on_click=ui.export_now,
+        icon=":material/upload_file:",
+        disabled=identity.disabled(Action.EXPORT_CORRECTIONS),
+        help=identity.why(Action.EXPORT_CORRECTIONS),
     )
     exported = ui.corrections_file()
     if exported:
         st.download_button("Download labels.csv", exported, "labels.csv", "text/csv", key="review_download")
 
-with st.expander("Audit trail: every correction, undone ones included"):
+with st.expander("Corrections history: every correction, undone ones included"):
     st.dataframe(ui.audit_table(), hide_index=True, width="stretch", key="review_audit")

@@ -186,6 +186,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
         "RAKUTEN_API_URL",
         "RAKUTEN_ENVIRONMENT",
         "RAKUTEN_API_ADMIN_TOKEN",
+        "RAKUTEN_CONSOLE_ADMIN_TOKEN",
+        "RAKUTEN_TOKEN",
+        "RAKUTEN_AUDIT_URL",
+        "RAKUTEN_SERVICE_TOKENS_FILE",
+        "RAKUTEN_OIDC_SERVER_METADATA_URL",
+        "RAKUTEN_OIDC_CLIENT_ID",
+        "RAKUTEN_OIDC_CLIENT_SECRET",
+        "RAKUTEN_OIDC_COOKIE_SECRET",
+        "RAKUTEN_OIDC_REDIRECT_URI",
+        "RAKUTEN_API_PREDICT_REQUIRES_TOKEN",
     ):
         monkeypatch.delenv(var, raising=False)
     get_settings.cache_clear()

@@ -181,6 +181,31 @@ class Guard:
 
 
 ANONYMOUS: Final = Principal(name="anonymous", roles=frozenset(), via="none")
+_LOOPBACK: Final = ("localhost", "::1", "[::1]")
+
+
+def console_refusal(settings: Settings, address: str | None) -> str | None:
+    """Why the console must not serve anyone (None: it may). Sign-in may be off only in local
+    development on a loopback address; half-configured sign-in is refused everywhere."""
+    if settings.sign_in:
+        missing = settings.sign_in_missing
+        if not missing:
+            return None
+        return f"Sign-in is configured only in part: set {', '.join(missing)} (docs/security.md)."
+    host = (address or "").strip()
+    loopback = host in _LOOPBACK or host.startswith("127.")
+    if settings.environment == "local" and loopback:
+        return None
+    exposed = (
+        f"RAKUTEN_ENVIRONMENT is {settings.environment}"
+        if settings.environment != "local"
+        else f"it listens on {host or 'every network interface'}, beyond this machine"
+    )
+    return (
+        f"The console refuses to start without sign-in: {exposed}. Configure the identity provider "
+        "(RAKUTEN_OIDC_SERVER_METADATA_URL, RAKUTEN_OIDC_CLIENT_ID, RAKUTEN_OIDC_CLIENT_SECRET, "
+        "RAKUTEN_OIDC_COOKIE_SECRET: docs/security.md), or run it on 127.0.0.1 in local development."
+    )
 
 
 def _host() -> str:

@@ -9,7 +9,7 @@ Refusals are recorded too: "operator bob tried to promote v7 without the role" i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -82,7 +82,7 @@ class AuditEvent:
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def row(self) -> dict[str, Any]:
-        values = asdict(self)
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in ("reason", "detail"):
             values[name] = str(values[name] or "")[:_TEXT]
         for column in ("actor", "roles", "via", "action", "target", "entry", "origin", "outcome"):

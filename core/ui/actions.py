@@ -9,7 +9,8 @@ import streamlit as st
 from core.data.prepare import DataState, data_state, prepare
 from core.data.validation import ValidationReport
 from core.errors import RakutenError
-from core.ui import lock
+from core.identity.roles import Action, Forbidden
+from core.ui import identity
 from core.ui.cached import report, settings
 from core.ui.components import empty_state
 
@@ -36,8 +37,8 @@ def data_action(state: DataState, key: str = "prepare") -> None:
         key=key,
         type="primary" if primary else "secondary",
         icon=":material/play_arrow:",
-        disabled=lock.locked(),
-        help=lock.help_text(),
+        disabled=identity.disabled(Action.REINGEST),
+        help=identity.why(Action.REINGEST),
     ):
         return
     s = settings()
@@ -50,8 +51,10 @@ def data_action(state: DataState, key: str = "prepare") -> None:
             bars[stage].progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done:,}/{total:,}")
 
         try:
-            outcome = prepare(s, workers=s.n_workers, force=state.name == "ready", progress=update)
-        except RakutenError as exc:
+            with identity.acting(Action.REINGEST, target=f"data:{s.data_dir.name}", reason=state.name) as act:
+                outcome = prepare(s, workers=s.n_workers, force=state.name == "ready", progress=update)
+                act.detail = outcome.summary
+        except (Forbidden, RakutenError) as exc:
             box.update(label="Preparation failed", state="error")
             st.error(str(exc))
             return

@@ -15,7 +15,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.errors import RakutenError
+from core.identity.roles import Action, Forbidden
 from core.storage.drift_reports import DriftSummary, list_reports, report_html
+from core.ui import identity
 from core.ui.cached import settings
 
 if TYPE_CHECKING:
@@ -49,7 +51,14 @@ def generate() -> None:
             bar.progress(done / total if total else 1.0, text=text)
 
         try:
-            summary = report_now(settings(), progress=progress)
+            with identity.acting(Action.DRIFT_REPORT, target="drift:window") as act:
+                summary = report_now(settings(), progress=progress)
+                act.target = f"drift:{summary.created_at}"
+                act.detail = "; ".join(summary.reasons)
+        except Forbidden as exc:
+            status.update(label="Not allowed", state="error")
+            st.session_state[_FLASH] = ("error", str(exc))
+            return
         except RakutenError as exc:
             status.update(label="No report", state="error")
             st.session_state[_FLASH] = ("warning", str(exc))

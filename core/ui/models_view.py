@@ -17,10 +17,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS
+from core.identity.roles import Action, Forbidden
 from core.params import ParamsError, PromotionParams, load_params
 from core.tracking.registry import RegistryError, VersionInfo
 from core.tracking.training_runs import challenger_of, champion_of, history_table, manual_gate, versions_table
-from core.ui import lock, mlflow_access
+from core.ui import identity, mlflow_access
 from core.ui.cached import settings
 from core.ui.mlflow_access import registry
 
@@ -29,8 +30,8 @@ if TYPE_CHECKING:  # MLflow loads when a client is made
 
 # Lazy imports: the API client and the in-process model load with the reload action, not to draw the page.
 
-ACTOR: Final = "console"
 _FLASH: Final = "models_flash"
+AUDIT_PAGE: Final = "../pages/audit.py"
 _BADGE: Final = {CHAMPION_ALIAS: "green", CHALLENGER_ALIAS: "orange"}
 VERSIONS_CONFIG: Final = {
     "version": st.column_config.NumberColumn("version", format="v%d", width="small"),
@@ -171,6 +172,22 @@ def history_timeline(history: pd.DataFrame) -> None:
     st.plotly_chart(fig, width="stretch", key="history_chart")
 
 
+def audit_links(versions: list[VersionInfo], champion: VersionInfo | None) -> None:
+    """One click from a version to who moved it, with which role, and why (the audit trail)."""
+    numbers = [v.version for v in versions]
+    if not numbers:
+        return
+    pick, link = st.columns([1, 3], vertical_alignment="bottom")
+    start = numbers.index(champion.version) if champion is not None and champion.version in numbers else 0
+    number = pick.selectbox("Version", numbers, index=start, format_func=lambda n: f"v{n}", key="audit_v")
+    link.page_link(
+        AUDIT_PAGE,
+        label=f"Who promoted or rolled back v{number}, and why?",
+        icon=":material/history:",
+        query_params={"target": f"model:v{number}"},
+    )
+
+
 def show_flash() -> None:
     """The outcome of the last action, once."""
     flash = st.session_state.pop(_FLASH, None)
@@ -215,8 +232,8 @@ def promote_panel(versions: list[VersionInfo], champion: VersionInfo | None) -> 
         key="promote",
         type="primary",
         icon=":material/upgrade:",
-        disabled=lock.locked() or not (reason.strip() and confirm),
-        help=lock.help_text(),
+        disabled=identity.disabled(Action.PROMOTE) or not (reason.strip() and confirm),
+        help=identity.why(Action.PROMOTE),
         on_click=_promote,
         args=(chosen.version, champion.version if champion else None, override),
     )
@@ -237,8 +254,8 @@ def rollback_panel(champion: VersionInfo | None, previous: int | None) -> None:
         "Roll back",
         key="rollback",
         icon=":material/undo:",
-        disabled=lock.locked() or not (reason.strip() and confirm),
-        help=lock.help_text(),
+        disabled=identity.disabled(Action.ROLLBACK) or not (reason.strip() and confirm),
+        help=identity.why(Action.ROLLBACK),
         on_click=_rollback,
     )
 
@@ -258,8 +275,8 @@ def reload_panel() -> None:
         key="reload",
         icon=":material/sync:",
         on_click=_reload,
-        disabled=lock.locked(),
-        help=lock.help_text(),
+        disabled=identity.disabled(Action.RELOAD),
+        help=identity.why(Action.RELOAD),
     )
 
 
@@ -267,36 +284,42 @@ def _reload() -> None:
     from core.serving.client import ApiBackend, ApiRejected, ApiUnavailable
     from core.ui.prediction_view import reload_in_process
 
-    if lock.refused(_FLASH):
-        return
     s = settings()
+    credential = s.token or s.api_admin_token
     try:
-        if not s.api_url:
-            st.session_state[_FLASH] = ("success", reload_in_process())
-            return
-        if s.api_admin_token is None:
-            st.session_state[_FLASH] = (
-                "error",
-                "Set RAKUTEN_API_ADMIN_TOKEN for the console too (the API's "
-                "admin token) to reload the API from here.",
-            )
-            return
-        result = ApiBackend(s.api_url).reload(s.api_admin_token.get_secret_value())
-    except (ApiUnavailable, ApiRejected) as exc:
+        with identity.acting(Action.RELOAD, target="model:champion") as act:
+            if not s.api_url:
+                act.detail = reload_in_process()
+                st.session_state[_FLASH] = ("success", act.detail)
+                return
+            if credential is None:
+                act.outcome, act.detail = "failed", "no credential for the API"
+                st.session_state[_FLASH] = (
+                    "error",
+                    "The console has no credential for the API's admin routes: set RAKUTEN_TOKEN for the "
+                    "console (a service token with the operator role: `python -m core token create console "
+                    "--role operator` where the API runs).",
+                )
+                return
+            result = ApiBackend(s.api_url).reload(credential.get_secret_value())
+            act.detail = f"API: {result['outcome']}, serving v{result['version']}"
+    except (Forbidden, ApiUnavailable, ApiRejected) as exc:
         st.session_state[_FLASH] = ("error", str(exc))
         return
     st.session_state[_FLASH] = ("success", f"API: {result['outcome']} — serving v{result['version']}.")
 
 
 def _promote(version: int, expected: int | None, override: str | None) -> None:
-    if lock.refused(_FLASH):
-        return
     reason = st.session_state.get("promote_reason", "").strip()
     if override:
         reason = f"{reason} [gate override: {override}]"
     try:
-        move = registry().promote(version, actor=ACTOR, reason=reason, expected_champion=expected)
-    except RegistryError as exc:
+        with identity.acting(Action.PROMOTE, target=f"model:v{version}", reason=reason) as act:
+            move = registry().promote(
+                version, actor=identity.actor(), reason=reason, expected_champion=expected
+            )
+            act.detail = f"champion v{move.from_version} → v{move.to_version}"
+    except (Forbidden, RegistryError) as exc:
         st.session_state[_FLASH] = ("error", str(exc))
         return
     st.session_state[_FLASH] = (
@@ -307,12 +330,13 @@ def _promote(version: int, expected: int | None, override: str | None) -> None:
 
 
 def _rollback() -> None:
-    if lock.refused(_FLASH):
-        return
     reason = st.session_state.get("rollback_reason", "").strip()
     try:
-        move = registry().rollback(actor=ACTOR, reason=reason)
-    except RegistryError as exc:
+        with identity.acting(Action.ROLLBACK, target="model:champion", reason=reason) as act:
+            move = registry().rollback(actor=identity.actor(), reason=reason)
+            act.target = f"model:v{move.to_version}"
+            act.detail = f"champion v{move.from_version} → v{move.to_version}"
+    except (Forbidden, RegistryError) as exc:
         st.session_state[_FLASH] = ("error", str(exc))
         return
     st.session_state[_FLASH] = ("success", f"Rolled back: v{move.to_version} is champion again.")

@@ -11,9 +11,10 @@ from typing import Final
 import streamlit as st
 
 from core.errors import RakutenError
+from core.identity.roles import Action
 from core.monitoring.health import Probe, probe_all
 from core.ui import drift_view as drift_ui
-from core.ui import lock, mlflow_access
+from core.ui import identity, mlflow_access
 from core.ui import runs_view as runs_ui
 from core.ui.actions import current_state, data_action
 from core.ui.cached import report, settings
@@ -237,9 +238,9 @@ def quick_actions(has_champion: bool) -> None:
             icon=":material/model_training:",
             on_click=runs_ui.retrain,
             args=({},),
-            disabled=lock.locked(),
+            disabled=identity.disabled(Action.RETRAIN),
             width="stretch",
-            help=lock.help_text("Starts the training pipeline; follow it on Pipeline runs."),
+            help=identity.why(Action.RETRAIN, "Starts the training pipeline; follow it on Pipeline runs."),
         )
     with report_now:
         generate = st.button(
@@ -247,8 +248,8 @@ def quick_actions(has_champion: bool) -> None:
             key="home_drift",
             icon=":material/analytics:",
             width="stretch",
-            disabled=not has_champion,
-            help="Compares recent predictions with the reference.",
+            disabled=not has_champion or identity.disabled(Action.DRIFT_REPORT),
+            help=identity.why(Action.DRIFT_REPORT, "Compares recent predictions with the reference."),
         )
     with predict:
         st.page_link(PAGES["predict"], label="Try a prediction", icon=":material/online_prediction:")

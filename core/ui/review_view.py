@@ -1,6 +1,6 @@
 """Review page pieces: the two queues, the item card (photo, text, label, top 5, why), the decisions
-(accept, another class, not a product / unclear, skip, undo), the reviewer's lock, the audit trail, the
-export and the label-issue scan.
+(accept, another class, not a product / unclear, skip, undo) made as the signed-in reviewer, the
+corrections' history, the export and the label-issue scan.
 
 Queues are read once (cached ~2 min) and the items decided in this session are filtered out in memory,
 so the next item shows without re-reading the inference log. The model's view of an item (its top 5,
@@ -21,11 +21,12 @@ import streamlit as st
 from core.categories import CODES, label, names
 from core.errors import RakutenError
 from core.features.text import clean_text
+from core.identity.roles import Action, Forbidden
 from core.review import inbox
 from core.review.explain import explain_text
 from core.serving.predictor import ImageLimits, Product, predict
 from core.storage.corrections import CorrectionError, CorrectionsStore
-from core.ui import lock
+from core.ui import identity
 from core.ui.cached import settings
 from core.ui.prediction_view import in_process
 
@@ -82,8 +83,12 @@ def session_count() -> int:
 
 # --- the reviewer ------------------------------------------------------------------------
 def reviewer() -> str:
-    """Who is reviewing (recorded with every correction): asked once per session."""
-    return str(st.session_state.get("reviewer", "")).strip()
+    """Who is reviewing (recorded with every correction): the signed-in user."""
+    return identity.actor()
+
+
+def may_review() -> bool:
+    return identity.allowed(Action.REVIEW)
 
 
 # --- the model's view of an item ---------------------------------------------------------------------
@@ -214,16 +219,15 @@ def _why(rows: list[tuple[str, str, float]], title: str) -> None:
 
 # --- decisions ------------------------------------------------------------------------------------------
 def _record(item: dict[str, Any], code: int | None) -> None:
-    if lock.review_locked():
-        st.session_state[_FLASH] = ("error", "Reviewing is locked: enter the reviewer token first.")
-        return
-    who = reviewer()
-    if not who:
-        st.session_state[_FLASH] = ("error", "Enter your name first: every correction records who made it.")
-        return
     note = str(st.session_state.get("review_note", "")).strip() or None
+    what = "set aside as unclear" if code is None else f"labelled {label(code)}"
     try:
-        correction_id = store().add(inbox.decide(item, code, who, note))
+        with identity.acting(Action.REVIEW, target=f"product:{item['key']}", reason=note or "") as act:
+            correction_id = store().add(inbox.decide(item, code, reviewer(), note))
+            act.detail = f"correction #{correction_id}: {what}"
+    except Forbidden as exc:
+        st.session_state[_FLASH] = ("error", str(exc))
+        return
     except CorrectionError as exc:
         st.session_state[_FLASH] = ("error", str(exc))
         st.session_state.setdefault(_SKIPPED, set()).add(item["key"])  # decided elsewhere: move on
@@ -231,7 +235,6 @@ def _record(item: dict[str, Any], code: int | None) -> None:
     st.session_state.setdefault(_DONE, set()).add(item["key"])
     st.session_state.setdefault(_UNDO, []).append((correction_id, item["key"]))
     st.session_state["review_note"] = ""
-    what = "set aside as unclear" if code is None else f"labelled {label(code)}"
     st.session_state[_FLASH] = ("success", f"`{item['key']}` {what} (correction #{correction_id}).")
 
 
@@ -251,12 +254,15 @@ def _undo() -> None:
     stack = st.session_state.get(_UNDO, [])
     if not stack:
         return
-    correction_id, key = stack.pop()
+    correction_id, key = stack[-1]
     try:
-        store().undo(correction_id, by=reviewer() or "console")
-    except CorrectionError as exc:
+        with identity.acting(Action.REVIEW, target=f"product:{key}", reason="undo") as act:
+            store().undo(correction_id, by=reviewer())
+            act.detail = f"correction #{correction_id} undone"
+    except (Forbidden, CorrectionError) as exc:
         st.session_state[_FLASH] = ("error", str(exc))
         return
+    stack.pop()
     st.session_state.get(_DONE, set()).discard(key)
     st.session_state.get(_SKIPPED, set()).discard(key)
     st.session_state[_FLASH] = (
@@ -268,7 +274,7 @@ def _undo() -> None:
 def decision_bar(item: dict[str, Any]) -> None:
     """Pick a class (preset to the model's suggestion) and set it; or accept, set aside, skip, undo —
     each with a one-key shortcut."""
-    disabled = lock.review_locked() or not reviewer()
+    disabled = not may_review()
     current = None if pd.isna(item["current"]) else int(item["current"])
     codes = sorted(CODES, key=lambda c: names()[c])
     suggested = item.get("suggested")
@@ -297,7 +303,7 @@ def decision_bar(item: dict[str, Any]) -> None:
         args=(item,),
         shortcut="l",
         width="stretch",
-        help="Record the class picked on the left (shortcut L).",
+        help=identity.why(Action.REVIEW, "Record the class picked on the left (shortcut L)."),
     )
     accept, unclear, skip, undo = st.columns([2, 2, 1, 1])
     accept.button(
@@ -309,7 +315,7 @@ def decision_bar(item: dict[str, Any]) -> None:
         args=(item, current),
         shortcut="a",
         width="stretch",
-        help="The current label (or served answer) is right (shortcut A).",
+        help=identity.why(Action.REVIEW, "The current label (or served answer) is right (shortcut A)."),
     )
     unclear.button(
         "Not a product / unclear",
@@ -319,17 +325,17 @@ def decision_bar(item: dict[str, Any]) -> None:
         args=(item, None),
         shortcut="u",
         width="stretch",
-        help="Set the product aside: it leaves the training data (shortcut U).",
+        help=identity.why(Action.REVIEW, "Set the product aside: it leaves the training data (shortcut U)."),
     )
     skip.button("Skip", key="review_skip", on_click=_skip, args=(item,), shortcut="s", width="stretch")
     undo.button(
         "Undo",
         key="review_undo_button",
         on_click=_undo,
-        disabled=not st.session_state.get(_UNDO),
+        disabled=disabled or not st.session_state.get(_UNDO),
         shortcut="z",
         width="stretch",
-        help="Withdraw your last decision (shortcut Z): the item comes back.",
+        help=identity.why(Action.REVIEW, "Withdraw your last decision (shortcut Z): the item comes back."),
     )
     st.text_input("Note (optional)", key="review_note", placeholder="Why — kept with the correction")
 
@@ -369,11 +375,13 @@ def audit_table() -> pd.DataFrame:
 
 
 def export_now() -> None:
-    if lock.review_locked():
-        st.session_state[_FLASH] = ("error", "Reviewing is locked: enter the reviewer token first.")
-        return
     try:
-        done = inbox.export(settings(), store())
+        with identity.acting(Action.EXPORT_CORRECTIONS, target="corrections:labels.csv") as act:
+            done = inbox.export(settings(), store())
+            act.detail = f"{done.rows} corrections, {done.photos} photos"
+    except Forbidden as exc:
+        st.session_state[_FLASH] = ("error", str(exc))
+        return
     except (RakutenError, OSError) as exc:
         st.session_state[_FLASH] = ("error", f"Export failed, the previous file stands: {exc}")
         return
@@ -399,9 +407,11 @@ def scan_now() -> None:
         bar.progress(done / max(total, 1), text=stage)
 
     try:
-        # one process: cleanlab's workers are forked, and a fork of the console's many-threaded server
-        # can hang on a lock another thread held (the CLI, single-threaded, scans with every core)
-        result = scan(settings(), workers=1, progress=show)
+        with identity.acting(Action.SCAN_LABELS, target="training:labels") as act:
+            # one process: cleanlab's workers are forked, and a fork of the console's many-threaded server
+            # can hang on a lock another thread held (the CLI, single-threaded, scans with every core)
+            result = scan(settings(), workers=1, progress=show)
+            act.detail = f"{result.meta['label_issues']} suspicious labels"
     except RakutenError as exc:
         bar.empty()
         st.session_state[_FLASH] = ("error", str(exc))

@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import RakutenError
-from core.ui import lock
+from core.identity.roles import Action, Forbidden
+from core.ui import identity
 from core.ui.cached import settings
 
 if TYPE_CHECKING:
@@ -98,10 +99,13 @@ def retrain(overrides: dict[str, Any]) -> None:
     """Widget callback: start a training run, or say why not (a run in progress, no worker…)."""
     from core.orchestration.launcher import AlreadyRunning, start_training
 
-    if lock.refused(_FLASH):
-        return
     try:
-        launch = start_training(settings(), overrides, actor="console")
+        with identity.acting(Action.RETRAIN, target="run:training", reason=_why(overrides)) as act:
+            launch = start_training(settings(), overrides, actor=identity.actor())
+            act.target, act.detail = f"run:{launch.run_id}", f"started {launch.name}"
+    except Forbidden as exc:
+        st.session_state[_FLASH] = ("error", str(exc))
+        return
     except AlreadyRunning as exc:
         st.session_state[_FOLLOW] = exc.run_id
         st.session_state[_MOVING] = True
@@ -113,6 +117,10 @@ def retrain(overrides: dict[str, Any]) -> None:
     st.session_state[_FOLLOW] = launch.run_id
     st.session_state[_MOVING] = True  # followed live from the page's next drawing on
     st.session_state[_FLASH] = ("success", f"Started training run {launch.name} ({launch.run_id}).")
+
+
+def _why(overrides: dict[str, Any]) -> str:
+    return f"overrides: {overrides}" if overrides else "params.yaml as it is"
 
 
 def show_flash() -> None:
@@ -151,10 +159,9 @@ def cancel(run_id: str) -> None:
     """Widget callback: cancel a pending or running run."""
     from core.orchestration.launcher import cancel as cancel_run
 
-    if lock.refused(_FLASH):
-        return
     try:
-        cancel_run(settings(), run_id)
+        with identity.acting(Action.CANCEL_RUN, target=f"run:{run_id}"):
+            cancel_run(settings(), run_id)
     except RakutenError as exc:
         st.session_state[_FLASH] = ("error", str(exc))
         return
@@ -183,8 +190,8 @@ def live(run_id: str, *, key: str = "live") -> bool:
             key=f"{key}_cancel",
             on_click=cancel,
             args=(run_id,),
-            disabled=lock.locked(),
-            help=lock.help_text(),
+            disabled=identity.disabled(Action.CANCEL_RUN),
+            help=identity.why(Action.CANCEL_RUN),
         )
     elif run.flow == "training-pipeline":
         overrides = run.parameters.get("overrides") or {}
@@ -193,8 +200,8 @@ def live(run_id: str, *, key: str = "live") -> bool:
             key=f"{key}_rerun",
             on_click=retrain,
             args=(overrides,),
-            disabled=lock.locked(),
-            help=lock.help_text(f"overrides: {overrides or 'none (params.yaml as it is)'}"),
+            disabled=identity.disabled(Action.RETRAIN),
+            help=identity.why(Action.RETRAIN, f"overrides: {overrides or 'none (params.yaml as it is)'}"),
         )
     settled = run.final
     if run.final:

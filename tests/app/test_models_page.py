@@ -1,6 +1,6 @@
 """Models page through AppTest: versions with aliases and lineage, the promotion history, and the
-promote / roll back actions — each needs a reason and a confirmation, is recorded with actor
-"console", and a refused action shows the registry's message instead of raising."""
+promote / roll back actions — each needs a reason and a confirmation, is recorded with the signed-in
+user (the local user here), and a refused action shows the registry's message instead of raising."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import Settings, get_settings
+from core.identity.roles import local_user
+from core.storage.audit import AuditFilter, AuditTrail
 from core.tracking.registry import Registry, open_registry
 from tests.conftest import build_two_run_project, clean_env
 
@@ -96,7 +98,7 @@ def test_promote_needs_reason_and_confirmation_then_rollback_restores(two_versio
     assert any(f"v{other} is now the champion" in s.value for s in at.success)
     assert at.metric[0].value == f"v{other}"
     last = _frame_with(at, "reason").iloc[0]  # newest first
-    assert (last["kind"], last["actor"], last["to_version"]) == ("promote", "console", other)
+    assert (last["kind"], last["actor"], last["to_version"]) == ("promote", local_user().name, other)
     assert last["reason"].startswith("manual check of the newer model")
     assert at.text_input(key="promote_reason").value == ""  # form reset for the next action
 
@@ -104,7 +106,14 @@ def test_promote_needs_reason_and_confirmation_then_rollback_restores(two_versio
     assert registry.champion() == before
     assert any(f"v{before} is champion again" in s.value for s in at.success)
     last = _frame_with(at, "reason").iloc[0]
-    assert (last["kind"], last["actor"], last["to_version"]) == ("rollback", "console", before)
+    assert (last["kind"], last["actor"], last["to_version"]) == ("rollback", local_user().name, before)
+    # both recorded once in the audit trail, with the reason (the Audit page's source)
+    trail = AuditTrail.open(str(Settings().audit_url)).read(AuditFilter(actions=["promote", "rollback"]))
+    assert trail[["action", "target", "outcome", "actor", "entry"]].values.tolist()[:2] == [
+        ["rollback", f"model:v{before}", "done", local_user().name, "console"],
+        ["promote", f"model:v{other}", "done", local_user().name, "console"],
+    ]
+    assert trail.iloc[1]["reason"].startswith("manual check of the newer model")
 
 
 def test_promotion_refused_when_the_champion_changed_meanwhile(two_versions: Path) -> None:

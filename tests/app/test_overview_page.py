@@ -1,6 +1,6 @@
 """Home (overview) page through AppTest: the platform at a glance on an empty project, on a trained one
-and with every configured service down (each card says so; no traceback, no hang); and the admin lock
-on the console's mutating actions."""
+and with every configured service down (each card says so; no traceback, no hang). Who may use which
+action: tests/app/test_identity.py."""
 
 from __future__ import annotations
 
@@ -104,64 +104,6 @@ def test_services_down_each_card_says_so(services_down: str) -> None:
 def test_tracking_server_down_pages_say_so(services_down: str, page: str) -> None:
     at = _open(page)
     assert any("MLflow server" in e.value and "cannot be reached" in e.value for e in at.error)
-
-
-# --- the admin lock ------------------------------------------------------------------------------
-@pytest.fixture
-def locked_console(trained_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("RAKUTEN_CONSOLE_ADMIN_TOKEN", "s3cret-token")
-    get_settings.cache_clear()
-    yield "s3cret-token"
-    get_settings.cache_clear()
-
-
-def test_mutating_actions_stay_locked_until_the_token_is_entered(locked_console: str) -> None:
-    at = _open()
-    assert at.button(key="home_retrain").disabled
-    assert not at.button(key="home_drift").disabled  # a report changes nothing: not locked
-    at.text_input(key="admin_token_input").input("wrong").run()
-    at.button(key="admin_unlock").click().run()
-    assert any("Wrong admin token" in e.value for e in at.error)
-    assert at.button(key="home_retrain").disabled
-
-    at.text_input(key="admin_token_input").input(locked_console).run()
-    at.button(key="admin_unlock").click().run()
-    assert not at.button(key="home_retrain").disabled
-    at.switch_page("../pages/models.py").run()
-    assert not at.button(key="reload").disabled  # unlocked for the whole session
-    at.button(key="admin_lock").click().run()
-    assert at.button(key="reload").disabled
-
-
-@pytest.mark.parametrize(
-    ("page", "buttons"),
-    [("models.py", ["rollback", "reload"]), ("pipeline_runs.py", ["retrain"])],
-)
-def test_locked_pages_disable_their_actions(locked_console: str, page: str, buttons: list[str]) -> None:
-    at = _open(page)
-    for key in buttons:
-        assert at.button(key=key).disabled, key
-        assert "Locked" in (at.button(key=key).help or "")
-
-
-def test_a_locked_callback_refuses_even_if_called(
-    trained_project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A page drawn before the lock was set cannot slip an action through: the callback re-checks."""
-    from core.ui.cached import settings
-
-    at = _open("models.py")
-    at.text_input(key="rollback_reason").input("try").run()
-    at.checkbox(key="rollback_confirm").check().run()
-    button = at.button(key="rollback")
-    assert not button.disabled
-    monkeypatch.setenv("RAKUTEN_CONSOLE_ADMIN_TOKEN", "set-meanwhile")
-    get_settings.cache_clear()
-    settings.clear()
-    button.click().run()
-    assert any("locked" in e.value for e in at.error), [e.value for e in at.error]
-    assert _metrics(at)["Champion"] == "v1"
-    get_settings.cache_clear()
 
 
 # --- every page, whatever is missing -----------------------------------------------------------------

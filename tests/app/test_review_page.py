@@ -1,6 +1,6 @@
-"""Review page through AppTest: the training queue after a scan, decisions recorded with the reviewer's
-name (accept, another class, unclear), undo, export; the production queue from the inference log; the
-reviewer lock."""
+"""Review page through AppTest: the training queue after a scan, decisions recorded as the signed-in
+reviewer (accept, another class, unclear), undo, export; the production queue from the inference log;
+who may review."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.config import Settings, get_settings
+from core.identity.roles import local_user
 from core.review.inbox import open_store
+from core.storage.audit import AuditFilter, AuditTrail
 from core.storage.corrections_file import read_corrections_file
 from core.storage.inference_log import InferenceRecord, open_engine, write
 from tests.conftest import build_trained_project, clean_env
@@ -43,8 +45,29 @@ def reviewed(reviewed_source: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     get_settings.cache_clear()
 
 
-def _open(kind: str = "production") -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=90).run()
+SIGN_IN = {
+    "RAKUTEN_OIDC_SERVER_METADATA_URL": "http://127.0.0.1:9/.well-known/openid-configuration",
+    "RAKUTEN_OIDC_CLIENT_ID": "rakuten-console",
+    "RAKUTEN_OIDC_CLIENT_SECRET": "console-secret-0123456789",
+    "RAKUTEN_OIDC_COOKIE_SECRET": "cookie-secret-0123456789-0123456789-0123",
+}
+
+
+def _sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SIGN_IN.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+
+
+def _person(name: str, *groups: str) -> dict[str, object]:
+    return {"is_logged_in": True, "sub": name, "email": f"{name}@example.org", "groups": list(groups)}
+
+
+def _open(kind: str = "production", user: dict[str, object] | None = None) -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=90)
+    if user is not None:
+        at.user = user
+    at.run()
     at.switch_page("../pages/review.py").run()
     assert not at.exception, at.exception
     if kind != "production":
@@ -63,15 +86,14 @@ def _shown_key(at: AppTest) -> str:
     return next(c.value for c in at.caption if "`" in c.value and "·" in c.value).split("`")[1]
 
 
-def test_training_queue_decisions_undo_and_export(reviewed: Path) -> None:
-    at = _open("training")
+def test_training_queue_decisions_undo_and_export(reviewed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _sign_in(monkeypatch)
+    at = _open("training", _person("ana", "rakuten-reviewers"))
     assert any("python -m core review scan" in c.value for c in at.code)  # before the first scan
     _act(at, "review_scan")
     assert any("Scan done" in s.value for s in at.success)
     first = _shown_key(at)
     assert first.startswith("train:")
-    assert at.button(key="review_accept").disabled  # no reviewer name yet
-    at.text_input(key="reviewer").input("ana").run()
 
     _act(at, "review_accept")
     second = _shown_key(at)
@@ -86,7 +108,7 @@ def test_training_queue_decisions_undo_and_export(reviewed: Path) -> None:
         "relabel" if stored["old_code"].iloc[1] != 2705 else "confirm",
         "unclear",
     ]
-    assert set(stored["reviewer"]) == {"ana"}
+    assert set(stored["reviewer"]) == {"ana@example.org"}  # who signed in, not a name typed
 
     _act(at, "review_undo_button")
     assert _shown_key(at) == third  # back in its queue
@@ -97,6 +119,16 @@ def test_training_queue_decisions_undo_and_export(reviewed: Path) -> None:
     assert exported["product_key"].tolist() == [first, second]
     audit = next(d.value for d in at.dataframe if "undone_by" in d.value.columns)
     assert len(audit) == 3 and (audit["state"] == "undone").sum() == 1
+    trail = AuditTrail.open(str(Settings().audit_url)).read(AuditFilter(actors=["ana@example.org"]))
+    assert trail["action"].tolist()[::-1] == [
+        "scan_labels",
+        "review",
+        "review",
+        "review",
+        "review",
+        "export_corrections",
+    ]
+    assert set(trail["outcome"]) == {"done"} and set(trail["roles"]) == {"reviewer"}
 
 
 def test_production_queue_shows_unsure_answers(reviewed: Path) -> None:
@@ -118,22 +150,39 @@ def test_production_queue_shows_unsure_answers(reviewed: Path) -> None:
     engine.dispose()
     at = _open()
     assert _shown_key(at) in {"req-0:0", "req-2:0"}  # the sure answer is not queued
-    at.text_input(key="reviewer").input("bo").run()
     _act(at, "review_accept")
     _act(at, "review_skip")
     assert any("Nothing to review" in i.value for i in at.info)
     stored = open_store(Settings()).table().query("source == 'production'")
-    assert stored["reviewer"].tolist() == ["bo"] and stored["verdict"].tolist() == ["confirm"]
+    assert stored["reviewer"].tolist() == [local_user().name] and stored["verdict"].tolist() == ["confirm"]
 
 
-def test_reviewing_needs_the_token_when_one_is_set(reviewed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RAKUTEN_REVIEW_TOKEN", "s3cret-review")
+@pytest.mark.parametrize("groups", [["rakuten-viewers"], ["rakuten-operators"]])
+def test_only_reviewers_decide(reviewed: Path, monkeypatch: pytest.MonkeyPatch, groups: list[str]) -> None:
+    _sign_in(monkeypatch)
+    at = _open("training", _person("vic", *groups))
+    assert at.segmented_control  # the queues are open to every role
+    assert any("needs the reviewer role" in i.value for i in at.info)
+    for key in ("review_scan", "review_export"):
+        assert at.button(key=key).disabled, key
+        assert "needs the reviewer role" in (at.button(key=key).help or "")
+
+
+def test_a_decision_made_after_the_role_went_is_refused(
+    reviewed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page drawn for a reviewer, the click arriving for someone who is not one (a stale page, a
+    forged rerun): the callback checks again, records the refusal, and nothing is written."""
+    _sign_in(monkeypatch)
+    monkeypatch.setenv("RAKUTEN_AUDIT_URL", f"sqlite:///{reviewed / 'refusals.db'}")
     get_settings.cache_clear()
-    at = _open()
-    assert not at.segmented_control  # nothing to review while locked
-    at.text_input(key="review_token_input").input("wrong").run()
-    _act(at, "review_unlock")
-    assert any("Wrong reviewer token" in e.value for e in at.error)
-    at.text_input(key="review_token_input").input("s3cret-review").run()
-    _act(at, "review_unlock")
-    assert at.text_input(key="reviewer")
+    at = _open("training", _person("ana", "rakuten-reviewers"))
+    _act(at, "review_scan")
+    before = len(open_store(Settings()).table())
+    assert not at.button(key="review_accept").disabled
+    at.user = _person("ana", "rakuten-viewers")
+    _act(at, "review_accept")
+    assert any("may not review labels" in e.value for e in at.error), [e.value for e in at.error]
+    assert len(open_store(Settings()).table()) == before
+    refused = AuditTrail.open(str(Settings().audit_url)).read(AuditFilter(outcomes=["refused"]))
+    assert refused[["actor", "action", "roles"]].values.tolist() == [["ana@example.org", "review", "viewer"]]

@@ -1,0 +1,72 @@
+"""Audit page pieces: the trail read with the page's filters, a query-string entry point (the Models
+page links here with `?target=model:v7&action=promote`), and the CSV export."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Final
+
+import pandas as pd
+import streamlit as st
+
+from core.identity.roles import Action
+from core.storage.audit import OUTCOMES, AuditError, AuditFilter
+from core.ui.identity import guard
+
+ACTIONS: Final = tuple(str(a) for a in Action)
+COLUMNS: Final = (
+    "at",
+    "actor",
+    "roles",
+    "via",
+    "action",
+    "target",
+    "reason",
+    "outcome",
+    "detail",
+    "entry",
+    "origin",
+)
+CONFIG: Final = {
+    "at": st.column_config.DatetimeColumn("when", format="YYYY-MM-DD HH:mm:ss"),
+    "actor": "who",
+    "via": "signed in via",
+    "entry": "from",
+    "origin": "address",
+}
+
+
+def preset() -> dict[str, str]:
+    """Filters given in the address (a link from another page)."""
+    params = st.query_params
+    return {key: str(params[key]) for key in ("target", "action", "actor") if key in params}
+
+
+def actors() -> list[str]:
+    try:
+        return guard().trail.distinct("actor")
+    except AuditError:
+        return []
+
+
+def read(
+    who: list[str], actions: list[str], outcomes: list[str], target: str, days: tuple[date, date] | None
+) -> pd.DataFrame:
+    """The events the filters keep, newest first (at most 5,000); raises `AuditError`."""
+    since = until = None
+    if days:
+        since = datetime.combine(days[0], time.min, tzinfo=UTC)
+        until = datetime.combine(days[-1], time.min, tzinfo=UTC) + timedelta(days=1)
+    where = AuditFilter(
+        actors=who, actions=actions, outcomes=outcomes, target=target, since=since, until=until
+    )
+    frame = guard().trail.read(where)
+    return frame.loc[:, list(COLUMNS)]
+
+
+def csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def outcome_counts(frame: pd.DataFrame) -> dict[str, int]:
+    return {o: int((frame["outcome"] == o).sum()) for o in OUTCOMES}
