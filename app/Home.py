@@ -21,6 +21,14 @@ who = identity.user()
 if who is None:
     identity.sign_in_screen()
     st.stop()
+if not who.roles:
+    identity.sidebar(who)
+    st.warning(
+        f"You are signed in as {who.name} but hold no role in this console: ask an admin to add you to "
+        "one of its groups at the identity provider.",
+        icon=":material/person_off:",
+    )
+    st.stop()
 page = st.navigation(
     {
         "Console": [st.Page(PAGES / "overview.py", title="Overview", icon=":material/home:", default=True)],
