@@ -1,0 +1,180 @@
+"""Sign-in in a real browser, through a real OpenID Connect provider process (oidc-provider-mock): each
+role signs in with the provider's own form, sees who it is, and finds exactly its actions enabled; an
+operator's and a reviewer's actions land in the audit trail with their names, which an admin exports
+from the Audit page. The console runs as deployed (`python -m core.ui.serve`) with sign-in configured."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import pytest
+
+from core.config import get_settings
+from core.stack.programs import CONSOLE_ENVIRONMENT
+from tests.conftest import build_trained_project, clean_env, free_port
+from tests.e2e.conftest import Console, exceptions, snapshot
+from tests.oidc_provider import Provider, email_of, running_provider
+
+pytestmark = pytest.mark.slow
+
+USERS: Final = {
+    "viewer": ["rakuten-viewers"],
+    "reviewer": ["rakuten-reviewers"],
+    "operator": ["rakuten-operators"],
+    "admin": ["rakuten-admins"],
+}
+# (page path, page title, button label): the controls checked for each role
+CONTROLS: Final = (
+    ("", "Rakuten product classification", "Retrain"),
+    ("", "Rakuten product classification", "New drift report"),
+    ("models", "Models", "Reload the served model"),
+    ("review", "Review", "Scan the training labels"),
+    ("review", "Review", "Export corrections"),
+)
+ENABLED: Final = {
+    "viewer": set(),
+    "reviewer": {"Scan the training labels", "Export corrections"},
+    "operator": {"Retrain", "New drift report", "Reload the served model"},
+    "admin": {label for *_, label in CONTROLS},
+}
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[Provider]:
+    with running_provider(USERS) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def signed_console(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Iterator[Console]:
+    """A trained project's console with sign-in through the provider (its own project: the actions
+    below write to it)."""
+    root = tmp_path_factory.mktemp("sign-in") / "project"
+    root.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        clean_env(mp, root)
+        build_trained_project(root)
+    get_settings.cache_clear()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RAKUTEN_")},
+        **CONSOLE_ENVIRONMENT,
+        "RAKUTEN_ROOT": str(root),
+        "RAKUTEN_OIDC_SERVER_METADATA_URL": provider.metadata_url,
+        "RAKUTEN_OIDC_CLIENT_ID": "rakuten-console",
+        "RAKUTEN_OIDC_CLIENT_SECRET": "console-secret-0123456789",
+        "RAKUTEN_OIDC_COOKIE_SECRET": "cookie-secret-0123456789-0123456789-0123",
+        "RAKUTEN_OIDC_REDIRECT_URI": f"{url}/oauth2callback",
+    }
+    command = [sys.executable, "-m", "core.ui.serve", "--server.address", "127.0.0.1"]
+    command += ["--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"]
+    log = root / "console.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+            try:
+                if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.3)
+        yield Console(url, root, "")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _sign_in(page: Any, console: Console, who: str) -> None:
+    """The whole round trip: the console's sign-in button, the provider's form, back signed in."""
+    page.goto(console.url)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/oauth2/authorize**")
+    page.get_by_role("button", name=who, exact=True).click()  # the provider's predefined user
+    page.get_by_role("heading", name="Rakuten product classification").first.wait_for()
+    page.wait_for_load_state("networkidle")
+
+
+def _goto(page: Any, console: Console, path: str, title: str) -> None:
+    page.goto(f"{console.url}/{path}")
+    page.get_by_role("heading", name=title, exact=True).first.wait_for()
+    page.wait_for_load_state("networkidle")
+
+
+def test_nobody_sees_a_page_before_signing_in(page: Any, signed_console: Console) -> None:
+    page.goto(f"{signed_console.url}/models")
+    page.get_by_role("button", name="Sign in").wait_for()
+    assert page.get_by_role("heading", name="Models", exact=True).count() == 0
+
+
+@pytest.mark.parametrize("who", list(USERS))
+def test_each_role_signs_in_and_sees_exactly_its_actions(
+    page: Any, signed_console: Console, screenshots: Path, who: str
+) -> None:
+    _sign_in(page, signed_console, who)
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert email_of(who) in sidebar and who in sidebar.split(email_of(who), 1)[1]
+    assert page.get_by_role("button", name="Sign out").count() == 1
+    seen = ""
+    for path, title, label in CONTROLS:
+        if path != seen:
+            _goto(page, signed_console, path, title)
+            seen = path
+        button = page.get_by_role("button", name=label, exact=True).first
+        assert button.is_enabled() == (label in ENABLED[who]), (who, label)
+    assert not exceptions(page)
+    snapshot(page, screenshots / f"signed-in-{who}.png")
+
+
+def test_actions_are_recorded_with_who_did_them_and_an_admin_exports_them(
+    browser: Any, signed_console: Console, screenshots: Path
+) -> None:
+    def fresh() -> Any:
+        context = browser.new_context(viewport={"width": 1300, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(60_000)
+        return context, tab
+
+    context, tab = fresh()
+    _sign_in(tab, signed_console, "operator")
+    _goto(tab, signed_console, "models", "Models")
+    tab.get_by_role("button", name="Reload the served model").click()
+    tab.get_by_text("In-process model:").first.wait_for()
+    context.close()
+
+    context, tab = fresh()
+    _sign_in(tab, signed_console, "reviewer")
+    _goto(tab, signed_console, "review", "Review")
+    tab.get_by_role("button", name="Export corrections").click()
+    tab.get_by_text("corrections exported").first.wait_for()
+    context.close()
+
+    context, tab = fresh()
+    _sign_in(tab, signed_console, "admin")
+    _goto(tab, signed_console, "audit", "Audit trail")
+    with tab.expect_download() as download:
+        tab.get_by_test_id("stDownloadButton").get_by_role("button").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    snapshot(tab, screenshots / "audit-trail.png")
+    context.close()
+    done = {(r["actor"], r["roles"], r["action"], r["outcome"], r["entry"]) for r in rows}
+    assert ("operator@example.org", "operator", "reload", "done", "console") in done
+    assert ("reviewer@example.org", "reviewer", "export_corrections", "done", "console") in done
+    assert all(r["via"] == "oidc" for r in rows if r["actor"].endswith("@example.org"))
