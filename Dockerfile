@@ -31,7 +31,7 @@ COPY --chown=rakuten:rakuten app ./app
 COPY --chown=rakuten:rakuten pages ./pages
 COPY --chown=rakuten:rakuten core ./core
 COPY --chown=rakuten:rakuten params.yaml prefect.yaml dvc.yaml ./
-RUN mkdir -p data/raw data/interim data/processed models reports \
+RUN mkdir -p data/raw data/interim data/processed models reports secrets \
  && chown -R rakuten:rakuten /app
 USER rakuten
 EXPOSE 8000 8501

@@ -9,13 +9,14 @@ Nothing here touches the disk or the network at import time; paths are only comp
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Final, Literal, Self
+from typing import Annotated, Final, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Names written once and used everywhere.
 REGISTERED_MODEL_NAME: Final = "rakuten-product-classifier"
@@ -166,9 +167,9 @@ class Settings(BaseSettings):
         },
         description="Provider group/role name → role (viewer, reviewer, operator, admin), JSON.",
     )
-    oidc_audience: list[str] = Field(
+    oidc_audience: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Audiences the API accepts in access tokens (default: the client id).",
+        description="Audiences the API accepts in access tokens, comma-separated (default: the client id).",
     )
     oidc_issuer: str | None = Field(
         default=None, description="The issuer tokens must name (default: the discovery document's)."
@@ -254,6 +255,17 @@ class Settings(BaseSettings):
         le=1,
         description="Share of the other served predictions whose photo is kept too (reviewable later).",
     )
+
+    @field_validator("oidc_audience", mode="before")
+    @classmethod
+    def _audiences(cls, value: object) -> object:
+        """`rakuten-api` or `rakuten-api,console` as people type them; a JSON list too."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Self:
