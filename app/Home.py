@@ -4,7 +4,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.identity.guard import console_refusal
 from core.ui import identity
 from core.ui.cached import settings
 from core.ui.components import environment_sidebar
@@ -12,8 +11,7 @@ from core.ui.components import environment_sidebar
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
 st.set_page_config(page_title="Rakuten MLOps console", page_icon=":material/category:", layout="wide")
-# unset under AppTest (no socket); a real server's address was checked at start by core.ui.serve
-refusal = console_refusal(settings(), st.get_option("server.address") or "127.0.0.1")
+refusal = identity.refusal()
 if refusal:
     st.error(refusal, icon=":material/gpp_bad:")
     st.stop()

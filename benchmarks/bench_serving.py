@@ -36,6 +36,8 @@ from string import Template
 import pandas as pd
 
 from core.data.demo.generator import DemoSpec, write_demo
+from core.identity.roles import Role
+from core.identity.service_tokens import create_token
 
 Row = tuple[str, str, str]
 SECONDS = 10
@@ -85,7 +87,6 @@ PREDICT_LUA = """headers["X-Request-ID"] = "$prefix" .. i
 FEEDBACK_LUA = """local body = '{"request_id": "$prefix' .. i .. '", "true_code": ' .. codes[i % #codes + 1]
     .. ', "reviewer": "bench"}'
   return wrk.format(nil, nil, headers, body)"""
-BENCH_TOKEN = "bench-review-token-not-a-secret"
 VERSUS = "this API · mlflow"
 
 
@@ -266,9 +267,11 @@ def _wrk(url: str, script: Path, connections: int, seconds: int = SECONDS, threa
     )
 
 
-def _range_script(folder: Path, name: str, request: str, preamble: str, first: int, last: int) -> Path:
+def _range_script(
+    folder: Path, name: str, request: str, preamble: str, first: int, last: int, token: str = ""
+) -> Path:
     path = folder / f"{name}.lua"
-    auth = f', ["Authorization"] = "Bearer {BENCH_TOKEN}"' if "codes" in preamble else ""
+    auth = f', ["Authorization"] = "Bearer {token}"' if token else ""
     path.write_text(
         RANGE_LUA.substitute(preamble=preamble, first=first, last=last, auth=auth, request=request)
     )
@@ -288,7 +291,7 @@ def _logged(database: Path, prefix: str) -> int:
 
 
 def _feedback_latency(
-    base: str, database: Path, folder: Path, products: list[dict[str, str]], prefix: str
+    base: str, database: Path, folder: Path, products: list[dict[str, str]], prefix: str, token: str
 ) -> Load:
     """`POST /feedback` under 16 concurrent clients for `SECONDS`, each request correcting another logged
     prediction: 16 clients make predictions for `3 × SECONDS` first (request ids `<prefix><n>`)."""
@@ -307,9 +310,10 @@ def _feedback_latency(
         previous, made = made, _logged(database, prefix)
     codes = "local codes = {" + ",".join(str(c) for c in CODES) + "}"
     correct = Template(FEEDBACK_LUA).substitute(prefix=prefix)
-    warm = _wrk(f"{base}/feedback", _range_script(folder, "fb_warm", correct, codes, 1, made), 16, 2, 1)
+    warm_up = _range_script(folder, "fb_warm", correct, codes, 1, made, token)
+    warm = _wrk(f"{base}/feedback", warm_up, 16, 2, 1)
     first = warm.requests + 100  # past those still in flight when the warm-up stopped
-    timed = _range_script(folder, "fb", correct, codes, first, made)
+    timed = _range_script(folder, "fb", correct, codes, first, made, token)
     return _wrk(f"{base}/feedback", timed, 16, SECONDS, 1)
 
 
@@ -419,7 +423,9 @@ def run(tmp: Path, workers: int) -> list[Row]:
     (root / "params.yaml").write_bytes((repo / "params.yaml").read_bytes())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
     env |= {"RAKUTEN_ROOT": str(root), "RAKUTEN_DATA_DIR": str(raw), "RAKUTEN_API_ALIAS_CHECK_S": "0"}
-    env |= {"RAKUTEN_REVIEW_TOKEN": BENCH_TOKEN}
+    tokens_file = tmp / "service_tokens.json"  # a reviewer's service token sends the feedback
+    env |= {"RAKUTEN_SERVICE_TOKENS_FILE": str(tokens_file)}
+    review_token, _ = create_token(tokens_file, "bench-feedback", [Role.REVIEWER])
     _train(root, raw, env)
 
     products = _products(raw, 200 + BATCH)
@@ -465,7 +471,9 @@ def run(tmp: Path, workers: int) -> list[Row]:
                     if full:
                         database = root / "data" / "inference.db"
                         prefix = f"bench-fb-{n_workers}-"
-                        feedback[n_workers] = _feedback_latency(base, database, tmp, single, prefix)
+                        feedback[n_workers] = _feedback_latency(
+                            base, database, tmp, single, prefix, review_token
+                        )
                 port = _free_port()
                 base = f"http://127.0.0.1:{port}"
                 serve = [mlflow, "models", "serve", "-m", MODEL_URI, "--env-manager", "local"]

@@ -1,11 +1,8 @@
 """Audit trail: every state-changing action — who, with which role, what, on what, why, how it ended,
 from where — filtered, and exported as CSV."""
 
-from datetime import date, timedelta
-
 import streamlit as st
 
-from core.storage.audit import OUTCOMES, AuditError
 from core.ui import audit_view as ui
 from core.ui.components import error_state
 
@@ -20,16 +17,15 @@ who = top[0].multiselect("Who", ui.actors(), default=[given["actor"]] if "actor"
 actions = top[1].multiselect(
     "What", ui.ACTIONS, default=[given["action"]] if given.get("action") in ui.ACTIONS else []
 )
-outcomes = top[2].multiselect("Outcome", OUTCOMES)
+outcomes = top[2].multiselect("Outcome", ui.OUTCOMES)
 bottom = st.columns([3, 2])
 target = bottom[0].text_input(
     "On what", value=given.get("target", ""), placeholder="model:v7, run:…, product:…"
 )
-today = date.today()
-days = bottom[1].date_input("When", value=(today - timedelta(days=30), today), key="audit_days")
+days = bottom[1].date_input("When", value=ui.last_month(), key="audit_days")
 try:
     frame = ui.read(who, actions, outcomes, target, days if isinstance(days, tuple) and days else None)
-except AuditError as exc:
+except ui.AuditError as exc:
     error_state(str(exc))
     st.stop()
 

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from core.identity.roles import Action
 from core.ui import drift_view as ui
 from core.ui import identity
 from core.ui import runs_view as runs_ui
 from core.ui.components import ago
+from core.ui.identity import Action
 
 st.title("Drift")
 st.caption(

@@ -3,10 +3,10 @@
 import streamlit as st
 
 from core.errors import RakutenError
-from core.identity.roles import Action
 from core.ui import identity
 from core.ui import runs_view as ui
 from core.ui.components import error_state
+from core.ui.identity import Action
 
 st.title("Pipeline runs")
 st.caption(ui.mode_caption())

@@ -3,10 +3,10 @@ correction (who, when, why) that the next training applies."""
 
 import streamlit as st
 
-from core.identity.roles import Action
 from core.ui import identity
 from core.ui import review_view as ui
 from core.ui.components import empty_state
+from core.ui.identity import Action
 
 st.title("Review")
 st.caption(

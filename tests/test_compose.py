@@ -5,27 +5,36 @@ images; the Dockerfile is multi-stage, pinned and non-root; every mounted file e
 Dask scheduler (its dashboard on the bind address only) and scalable workers (no published port, no
 container name) that the flows and batch scoring reach; the API runs as replicas behind an nginx proxy
 that re-resolves them with Docker's DNS, and every client goes through it; Prometheus discovers every
-replica by DNS and every Grafana query on the API aggregates over the replicas."""
+replica by DNS and every Grafana query on the API aggregates over the replicas. Sign-in: a pinned,
+health-checked Keycloak imports a realm whose demo users hold one role each through the groups that
+`RAKUTEN_OIDC_ROLE_MAP` maps, whose client sends people back to the console and whose access tokens
+name the API's audience; the console and the API, given the rendered environment, have every sign-in
+setting they need (production rules included); no secret is written in the files."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
 
+from core.config import Settings
+from core.identity.roles import Role, roles_from_claims
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 MONITORING = ROOT / "monitoring"
+REALM_FILE = ROOT / "docker" / "keycloak" / "rakuten-realm.json"
 LOOPBACK = "${BIND_ADDRESS:-127.0.0.1}"
 
 
@@ -49,14 +58,16 @@ def test_compose_file_matches_the_compose_schema() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _config(tmp_path: Path, env: str) -> subprocess.CompletedProcess[str]:
+def _config(tmp_path: Path, env: str, *, quiet: bool = True) -> subprocess.CompletedProcess[str]:
     shutil.copy(COMPOSE, tmp_path / "docker-compose.yml")
     (tmp_path / ".env").write_text(env)
     clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "POSTGRES_", "AWS_", "GRAFANA_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RAKUTEN_", "POSTGRES_", "AWS_", "GRAFANA_", "KEYCLOAK_", "CONSOLE_"))
     }
     return subprocess.run(
-        [_docker_compose(), "config", "-q"],
+        [_docker_compose(), "config", *(["-q"] if quiet else [])],
         cwd=tmp_path,
         env=clean,
         capture_output=True,
@@ -72,7 +83,16 @@ def test_docker_compose_config_accepts_the_example_env(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "secret",
-    ["POSTGRES_PASSWORD", "AWS_SECRET_ACCESS_KEY", "GRAFANA_ADMIN_PASSWORD", "RAKUTEN_API_ADMIN_TOKEN"],
+    [
+        "POSTGRES_PASSWORD",
+        "AWS_SECRET_ACCESS_KEY",
+        "GRAFANA_ADMIN_PASSWORD",
+        "RAKUTEN_OIDC_CLIENT_SECRET",
+        "RAKUTEN_OIDC_COOKIE_SECRET",
+        "CONSOLE_SERVICE_TOKEN",
+        "KEYCLOAK_ADMIN_PASSWORD",
+        "KEYCLOAK_DEMO_PASSWORD",
+    ],
 )
 def test_a_missing_secret_fails_fast(tmp_path: Path, secret: str) -> None:
     env = "\n".join(
@@ -98,6 +118,7 @@ def test_only_loopback_ports_and_healthy_ordering() -> None:
         "console",
         "prometheus",
         "grafana",
+        "keycloak",
     }
     assert set(services) == expected
     for name, service in services.items():
@@ -245,3 +266,179 @@ def test_every_dashboard_query_aggregates_over_the_api_replicas() -> None:
     assert on_api["rakuten-api: API replicas up [A]"] == 'sum(up{job="rakuten-api"})'
     # a replica without a model is what to see
     assert on_api["rakuten-api: Model loaded [A]"].startswith("min(")
+
+
+# --- sign-in: the identity provider, its realm, and the settings the console and the API get ------------
+
+
+def realm() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(REALM_FILE.read_text())
+    return data
+
+
+def _client(name: str = "rakuten-console") -> dict[str, Any]:
+    (client,) = [c for c in realm()["clients"] if c["clientId"] == name]
+    return client
+
+
+def _mapper(kind: str) -> dict[str, str]:
+    (mapper,) = [m for m in _client()["protocolMappers"] if m["protocolMapper"] == kind]
+    config: dict[str, str] = mapper["config"]
+    return config
+
+
+def _host_port(service: dict[str, Any]) -> str:
+    """The published port of a service publishing one (`${BIND_ADDRESS:-127.0.0.1}:HOST:CONTAINER`)."""
+    (port,) = service["ports"]
+    return str(port).split(":")[-2]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`docker-compose config` with `.env.example` made real: production, every placeholder a fresh secret.
+    The environment each container gets (its `env_file` included)."""
+    lines = []
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.startswith("RAKUTEN_ENVIRONMENT="):
+            line = "RAKUTEN_ENVIRONMENT=production"
+        elif not line.startswith("#") and "=replace-with" in line:
+            name = line.split("=", 1)[0]
+            value = secrets.token_urlsafe(32)
+            line = f"{name}={'rkt_' + value if name == 'CONSOLE_SERVICE_TOKEN' else value}"
+        lines.append(line)
+    folder = tmp_path_factory.mktemp("rendered")
+    done = _config(folder, "\n".join(lines) + "\n", quiet=False)
+    assert done.returncode == 0, done.stderr
+    data: dict[str, Any] = yaml.safe_load(done.stdout)
+    return data
+
+
+def _settings_of(service: dict[str, Any]) -> Settings:
+    """The Settings a container of this service builds (its environment only, no `.env` file)."""
+    environment = {k: str(v) for k, v in service["environment"].items()}
+    with mock.patch.dict(os.environ, environment, clear=True):
+        return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_the_identity_provider_is_pinned_health_checked_and_imports_the_realm() -> None:
+    services = compose()["services"]
+    keycloak = services["keycloak"]
+    assert re.fullmatch(r"quay\.io/keycloak/keycloak:\d+\.\d+\.\d+", keycloak["image"]), keycloak["image"]
+    assert keycloak["command"][0] in {"start", "start-dev"} and "--import-realm" in keycloak["command"]
+    mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in keycloak["volumes"]}
+    assert (ROOT / mounts["/opt/keycloak/data/import/rakuten-realm.json"]) == REALM_FILE
+    assert keycloak["ports"] == [f"{LOOPBACK}:8080:8080"]
+    environment = keycloak["environment"]
+    # the issuer is the browser's address; containers use the back channel at keycloak:8080
+    assert environment["KC_HOSTNAME"] == f"http://localhost:{_host_port(keycloak)}"
+    assert environment["KC_HOSTNAME_BACKCHANNEL_DYNAMIC"] == "true"
+    assert environment["KC_HEALTH_ENABLED"] == "true"
+    test = " ".join(keycloak["healthcheck"]["test"])
+    assert "/health/ready" in test and "/9000" in test  # the management port
+    assert keycloak["depends_on"]["postgres"]["condition"] == "service_healthy"
+    database = environment["KC_DB_URL"].rsplit("/", 1)[1]
+    assert f"CREATE DATABASE {database};" in (ROOT / "docker" / "postgres-init.sql").read_text()
+    assert environment["KC_BOOTSTRAP_ADMIN_PASSWORD"].startswith("${KEYCLOAK_ADMIN_PASSWORD:?")
+    # every placeholder of the realm file is given, from .env, required
+    placeholders = set(re.findall(r"\$\{(\w+)\}", REALM_FILE.read_text()))
+    assert placeholders == {"RAKUTEN_OIDC_CLIENT_SECRET", "KEYCLOAK_DEMO_PASSWORD"}
+    for name in placeholders:
+        assert environment[name].startswith(f"${{{name}:?"), name
+    for name in ("console", "api"):  # no sign-in, no console; no key set, no access token verified
+        assert services[name]["depends_on"]["keycloak"]["condition"] == "service_healthy", name
+
+
+def test_the_realm_has_one_demo_user_per_role() -> None:
+    data = realm()
+    defaults = _settings_of({"environment": {}})
+    assert data["realm"] == "rakuten" and data["enabled"]
+    groups = {g["name"] for g in data["groups"]}
+    assert groups == set(defaults.oidc_role_map)  # each group maps to a role, each mapped name exists
+    held: dict[str, str] = {}
+    for user in data["users"]:
+        names = [path.rsplit("/", 1)[-1] for path in user["groups"]]  # the claim carries names, not paths
+        roles = roles_from_claims({"groups": names}, defaults.oidc_roles_claim, defaults.oidc_role_map)
+        assert len(roles) == 1, (user["username"], roles)
+        held[user["username"]] = next(iter(roles))
+        # a complete profile (no form to fill at the first sign-in), a password from the environment
+        assert user["enabled"] and user["emailVerified"] and user["email"] and user["firstName"], user
+        assert user["credentials"] == [
+            {"type": "password", "value": "${KEYCLOAK_DEMO_PASSWORD}", "temporary": False}
+        ]
+    assert held == {role.value: role for role in Role}  # viewer, reviewer, operator, admin: one each
+
+
+def test_the_console_client_sends_people_back_to_the_console() -> None:
+    client = _client()
+    services = compose()["services"]
+    console = services["console"]
+    assert client["publicClient"] is False and client["secret"] == "${RAKUTEN_OIDC_CLIENT_SECRET}"
+    assert client["standardFlowEnabled"] is True  # the standard flow, and nothing else
+    for flow in ("implicitFlowEnabled", "directAccessGrantsEnabled", "serviceAccountsEnabled"):
+        assert client[flow] is False, flow
+    environment = console["environment"]
+    assert client["redirectUris"] == [environment["RAKUTEN_OIDC_REDIRECT_URI"]]
+    assert (
+        environment["RAKUTEN_OIDC_REDIRECT_URI"] == f"http://localhost:{_host_port(console)}/oauth2callback"
+    )
+    assert environment["RAKUTEN_OIDC_CLIENT_ID"] == client["clientId"]
+    # the console's start command writes st.login's secrets and refuses to serve beyond loopback without them
+    command = [str(part) for part in console["command"]]
+    assert command[:3] == ["python", "-m", "core.ui.serve"] and "--server.address=0.0.0.0" in command
+    assert f"--server.port={_host_port(console)}" in command
+
+
+def test_tokens_carry_the_groups_and_the_api_audience() -> None:
+    groups = _mapper("oidc-group-membership-mapper")
+    assert groups["claim.name"] == _settings_of({"environment": {}}).oidc_roles_claim
+    assert groups["full.path"] == "false"
+    for token in ("id.token.claim", "access.token.claim", "userinfo.token.claim"):
+        assert groups[token] == "true", token
+    audience = _mapper("oidc-audience-mapper")
+    api = compose()["services"]["api"]["environment"]
+    assert [audience["included.custom.audience"]] == json.loads(api["RAKUTEN_OIDC_AUDIENCE"])
+    assert audience["access.token.claim"] == "true"
+
+
+def test_the_console_has_every_sign_in_setting(rendered: dict[str, Any]) -> None:
+    services = rendered["services"]
+    console = _settings_of(services["console"])  # raises on a placeholder or a short cookie secret
+    assert console.environment == "production"
+    assert console.sign_in and console.sign_in_missing == []
+    assert console.oidc_server_metadata_url == (
+        "http://keycloak:8080/realms/rakuten/.well-known/openid-configuration"
+    )
+    assert console.console_redirect_uri in realm()["clients"][0]["redirectUris"]
+    # the same secret on both sides of the client
+    secret = console.oidc_client_secret
+    assert secret is not None
+    assert secret.get_secret_value() == services["keycloak"]["environment"]["RAKUTEN_OIDC_CLIENT_SECRET"]
+    assert console.token is not None and console.token.get_secret_value().startswith("rkt_")
+
+
+def test_the_api_checks_the_browser_s_issuer_and_its_audience(rendered: dict[str, Any]) -> None:
+    services = rendered["services"]
+    api = _settings_of(services["api"])
+    console = _settings_of(services["console"])
+    issuer = services["keycloak"]["environment"]["KC_HOSTNAME"] + "/realms/" + realm()["realm"]
+    assert api.oidc_issuer == issuer == "http://localhost:8080/realms/rakuten"
+    assert api.api_audiences == ["rakuten-api"]
+    assert api.oidc_server_metadata_url == console.oidc_server_metadata_url
+    assert api.oidc_client_id == console.oidc_client_id
+    # the service tokens live on a named volume: every replica reads, `python -m core token` writes
+    mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in compose()["services"]["api"]["volumes"]}
+    folder = str(api.service_tokens_file.parent)
+    assert folder in mounts and mounts[folder] in compose()["volumes"], (folder, mounts)
+    assert "RAKUTEN_TOKEN" not in services["api"]["environment"]  # the console's token is the console's
+
+
+def test_break_glass_tokens_are_optional_and_no_secret_is_written_down() -> None:
+    text = COMPOSE.read_text()
+    example = (ROOT / ".env.example").read_text()
+    for name in ("RAKUTEN_API_ADMIN_TOKEN", "RAKUTEN_CONSOLE_ADMIN_TOKEN"):
+        assert f"${{{name}:?" not in text, name  # break-glass: set in .env when wanted
+        assert f"\n# {name}=replace-with" in example and f"\n{name}=" not in example, name
+    assert "RAKUTEN_REVIEW_TOKEN" not in text + example  # replaced by the reviewer role
+    for name, value in compose()["services"]["console"]["environment"].items():
+        if "SECRET" in name or "TOKEN" in name:
+            assert str(value).startswith("${") and ":?" in str(value), name

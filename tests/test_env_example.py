@@ -1,5 +1,7 @@
-"""`.env.example` stays true: every RAKUTEN_ variable it documents is a real setting, and the reverse."""
+"""`.env.example` stays true: every RAKUTEN_ variable it documents is a real setting, and the reverse;
+every variable docker-compose.yml reads is documented, and set when the full stack requires it."""
 
+import re
 from pathlib import Path
 
 from core.config import Settings
@@ -54,3 +56,15 @@ def test_full_stack_variables_are_documented_with_placeholders() -> None:
     for line in text.splitlines():
         if any(k in line for k in ("PASSWORD=", "SECRET", "TOKEN=")) and not line.startswith("#"):
             assert "replace-with" in line, line
+
+
+def test_every_variable_the_full_stack_reads_is_documented() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text()
+    read = set(re.findall(r"(?<!\$)\$\{(\w+)", compose))  # `$${X}` is the container's own variable
+    assert read and not read - _documented(), read - _documented()
+    required = set(re.findall(r"(?<!\$)\$\{(\w+):\?", compose))
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    assigned = {line.split("=", 1)[0] for line in lines if "=" in line and not line.startswith("#")}
+    # `cp .env.example .env` gives every required one a value (a placeholder to replace)
+    assert required <= assigned, required - assigned
+    assert {"RAKUTEN_OIDC_CLIENT_SECRET", "RAKUTEN_OIDC_COOKIE_SECRET", "KEYCLOAK_DEMO_PASSWORD"} <= required

@@ -1,8 +1,11 @@
 """The identity provider's access tokens (JWT), verified against its published keys (JWKS).
 
 Signature, issuer, audience and expiry are all required. The provider's discovery document gives the
-keys' address and its issuer once; the keys are cached and fetched again when a token names a key id
-not seen yet (the provider rotated its keys) or when the cache ages out. Every outbound call has a
+keys' address and its issuer once; the key set is cached, and fetched again when it ages out or when a
+token names a key id not in it (the provider rotated its keys; at most one such fetch per few seconds,
+so a stream of forged key ids cannot hammer the provider). A key the provider stopped publishing stops
+verifying once the set is fetched again. A token naming no key id is accepted only when the provider
+publishes exactly one key. Every outbound call has a
 timeout. A token that verified is remembered until it expires (the API's per-request cost is a digest
 and a dictionary lookup), at most `_REMEMBERED` of them.
 """
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 _REMEMBERED: Final = 4096
 _LEEWAY_S: Final = 30  # clocks of the provider and this machine may differ a little
+_REFETCH_COOLDOWN_S: Final = 5.0
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -91,7 +95,7 @@ class AccessTokenVerifier:
 
         keys, issuer = self._provider()
         try:
-            signing_key = keys.get_signing_key_from_jwt(token)
+            signing_key = _signing_key(keys, token)
             claims: dict[str, Any] = jwt.decode(
                 token,
                 signing_key.key,
@@ -141,7 +145,11 @@ class AccessTokenVerifier:
                     jwks_uri = jwks_uri or str(metadata["jwks_uri"])
                 self.issuer, self.jwks_uri = issuer, jwks_uri
                 self._keys = jwt.PyJWKClient(
-                    jwks_uri, cache_keys=True, lifespan=self.keys_max_age_s, timeout=self.timeout_s
+                    jwks_uri,
+                    cache_keys=False,  # the set's own cache ages out: retired keys go with it
+                    lifespan=self.keys_max_age_s,
+                    timeout=self.timeout_s,
+                    cooldown_duration=_REFETCH_COOLDOWN_S,
                 )
             return self._keys, self.issuer
 
@@ -159,3 +167,15 @@ class AccessTokenVerifier:
                 "provider_unreachable",
             ) from exc
         return metadata
+
+
+def _signing_key(keys: jwt.PyJWKClient, token: str) -> jwt.PyJWK:
+    """The published key the token names; with no key id, the provider's only key."""
+    import jwt
+
+    if jwt.get_unverified_header(token).get("kid"):
+        return keys.get_signing_key_from_jwt(token)
+    published = keys.get_signing_keys()
+    if len(published) != 1:
+        raise jwt.PyJWKClientError("the token names no key id, and the provider publishes several keys")
+    return published[0]

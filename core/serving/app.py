@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from core.config import Settings, get_settings
 from core.errors import ImageDecodeError, ImageTooLargeError, MissingExtraError, UnsupportedImageError
+from core.identity.guard import Authenticator, Guard
 from core.serving.answering import run_texts
 from core.serving.batch import BatchPool
 from core.serving.coalesce import Coalescer
@@ -38,6 +39,7 @@ from core.serving.metrics import LATENCY_BUCKETS, ServiceMetrics
 from core.serving.middleware import RequestContext
 from core.serving.predictor import NoImageModelError
 from core.serving.routes import router
+from core.storage.audit import AuditError
 from core.storage.inference_log import InferenceLogWriter, open_engine
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,10 @@ model of the MLflow registry. Predict from a title (`/predict`), a photo (`/pred
 (`/predict/product`) or many products at once (`/predict/batch`, JSON or CSV). Every answer names the
 model version that gave it and carries a request id (`X-Request-ID`). Errors are JSON:
 `{"detail", "error", "request_id"}`.
+
+Routes that change something (`/admin/reload`, `/feedback`) need `Authorization: Bearer <token>`: a
+service token or the identity provider's access token, whose role allows the action; each call, allowed
+or refused, is written to the audit trail. A deployment may require a token for predictions too.
 """
 
 
@@ -67,7 +73,7 @@ def create_app(settings: Settings | None = None, *, source: RegistrySource | Non
         log.info("serving %s v%s (%s)", new.name, new.version, new.source)
 
     holder = ModelHolder(settings, source=source, on_change=on_change)
-    state = ServiceState(settings, holder, metrics)
+    state = ServiceState(settings, holder, metrics, Authenticator(settings), Guard(settings, "api"))
     state.texts = Coalescer(partial(run_texts, state))
 
     @asynccontextmanager
@@ -79,6 +85,7 @@ def create_app(settings: Settings | None = None, *, source: RegistrySource | Non
         engine = open_engine(str(settings.inference_log_url), create=False)
         state.engine = engine
         await run_in_threadpool(_open_review_store, state)
+        await run_in_threadpool(_open_audit_trail, state)
         state.writer = InferenceLogWriter(
             engine,
             retention_days=settings.inference_log_retention_days,
@@ -151,6 +158,15 @@ def _open_review_store(state: ServiceState) -> None:
         state.review_store()
     except sa.exc.SQLAlchemyError as exc:
         log.warning("corrections store not opened (the first feedback will retry): %s", exc)
+
+
+def _open_audit_trail(state: ServiceState) -> None:
+    """The audit trail's table, made now rather than during the first reload, feedback or refusal. The
+    service starts without it if its database is unreachable (each record tries again, and logs)."""
+    try:
+        _ = state.guard.trail
+    except AuditError as exc:
+        log.warning("audit trail not opened (each audited action will retry): %s", exc)
 
 
 def _start_alias_watcher(state: ServiceState, stop: threading.Event) -> threading.Thread | None:

@@ -107,12 +107,20 @@ class ApiBackend:
     name: BackendName = "api"
 
     def __init__(
-        self, url: str, *, max_batch: int = 1000, timeout: float = 30.0, origin: str | None = None
+        self,
+        url: str,
+        *,
+        max_batch: int = 1000,
+        timeout: float = 30.0,
+        origin: str | None = None,
+        token: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.max_batch = max_batch
         self.timeout = timeout
         self.headers = {ORIGIN_HEADER: origin} if origin else {}  # the API logs it with each answer
+        if token:  # sent with every call: a deployment may require a token for predictions too
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def model_info(self, *, timeout: float = 2.0) -> dict[str, Any]:
         """`GET /model`: also the reachability probe (a short timeout: the page must not hang)."""

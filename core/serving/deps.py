@@ -1,17 +1,19 @@
-"""FastAPI dependencies: the service state, the served model, admin and reviewer auth, content types."""
+"""FastAPI dependencies: the service state, the served model, who asks (bearer credentials), content types."""
 
 from __future__ import annotations
 
-import hmac
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
-from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
 
 from core.config import Settings
+from core.identity.access_tokens import looks_like_jwt
+from core.identity.guard import ANONYMOUS, Authenticator, Guard
+from core.identity.roles import Action, Forbidden, Principal, Unauthenticated, may
 from core.serving.batch import BatchPool
 from core.serving.coalesce import Coalescer
 from core.serving.holder import ModelHolder, ServedModel
@@ -38,6 +40,8 @@ class ServiceState:
     settings: Settings
     holder: ModelHolder
     metrics: ServiceMetrics
+    authenticator: Authenticator  # bearer credential → principal
+    guard: Guard  # the role check and the audit trail of the API's state-changing routes
     writer: InferenceLogWriter | None = None
     engine: sa.Engine | None = None  # the inference log's database (the corrections table is there too)
     corrections: CorrectionsStore | None = None
@@ -96,52 +100,72 @@ async def origin(request: Request) -> str:
 Origin = Annotated[str, Depends(origin)]
 
 
-async def require_admin(request: Request, state: State) -> None:
-    """Bearer token from `RAKUTEN_API_ADMIN_TOKEN`, compared in constant time."""
-    expected = _configured(state.settings.api_admin_token)
-    if not expected:
-        raise ApiError(
-            403,
-            "admin_disabled",
-            "Admin routes are disabled: set RAKUTEN_API_ADMIN_TOKEN for the API and send it as "
-            "'Authorization: Bearer <token>'.",
-        )
-    token = _bearer(request, "Admin routes need 'Authorization: Bearer <RAKUTEN_API_ADMIN_TOKEN>'.")
-    if not _matches(token, expected):
-        raise ApiError(403, "forbidden", "The admin token is not valid.")
+def client_host(request: Request) -> str:
+    """The client's address: the audit trail's origin of an API call."""
+    return request.client.host if request.client else ""
 
 
-def check_reviewer(request: Request, s: Settings) -> None:
-    """Bearer token from `RAKUTEN_REVIEW_TOKEN` or `RAKUTEN_API_ADMIN_TOKEN`, compared in constant time."""
-    expected = _configured(s.review_token, s.api_admin_token)
-    if not expected:
-        raise ApiError(
-            403,
-            "review_disabled",
-            "Review routes are disabled: set RAKUTEN_REVIEW_TOKEN (or RAKUTEN_API_ADMIN_TOKEN) for the API "
-            "and send it as 'Authorization: Bearer <token>'.",
-        )
-    token = _bearer(request, "Review routes need 'Authorization: Bearer <RAKUTEN_REVIEW_TOKEN>'.")
-    if not _matches(token, expected):
-        raise ApiError(403, "forbidden", "The reviewer token is not valid.")
-
-
-def _configured(*secrets: SecretStr | None) -> list[bytes]:
-    return [s.get_secret_value().encode() for s in secrets if s is not None and s.get_secret_value()]
-
-
-def _bearer(request: Request, needs: str) -> bytes:
-    """The request's bearer token, or 401 saying what to send."""
+def credential(request: Request) -> str:
+    """The request's bearer credential ('' when it sent none)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthenticated", needs, headers={"WWW-Authenticate": "Bearer"})
-    return token.strip().encode()
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def _matches(token: bytes, expected: list[bytes]) -> bool:
-    """Compared with every accepted token (no early exit: the time says nothing about which matched)."""
-    results = [hmac.compare_digest(token, candidate) for candidate in expected]
-    return any(results)
+async def authorize(
+    state: ServiceState, request: Request, action: Action, *, route: str, target: str, audit: bool = True
+) -> Principal:
+    """Who sends the request, allowed to do `action`; else 401 (no credential, or one that does not
+    verify) or 403 (a known principal without the role). Refusals are counted by route and reason and,
+    with `audit`, written to the audit trail (target: what the request would have changed)."""
+    address = client_host(request)
+    try:
+        who = await _principal(state.authenticator, credential(request))
+    except Unauthenticated as exc:
+        reason = exc.reason if state.authenticator.configured else "auth_not_configured"
+        state.metrics.auth_refusals.labels(route, reason).inc()
+        if audit:
+            state.guard.refused(ANONYMOUS, action, target=target, detail=reason, origin=address)
+        raise ApiError(
+            401, reason, _unauthenticated(state, exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+    if not may(who, action):
+        refusal = str(Forbidden(who, action))
+        state.metrics.auth_refusals.labels(route, "forbidden").inc()
+        if audit:
+            state.guard.refused(who, action, target=target, detail=refusal, origin=address)
+        raise ApiError(403, "forbidden", refusal)
+    return who
+
+
+async def may_predict(request: Request, state: State) -> None:
+    """With RAKUTEN_API_PREDICT_REQUIRES_TOKEN, /predict* need a valid credential (every role may
+    predict). Refusals are counted, not audited: a public route's stray requests are not events."""
+    if state.settings.api_predict_requires_token:
+        path = request.url.path
+        await authorize(state, request, Action.PREDICT, route=path, target=path, audit=False)
+
+
+async def _principal(authenticator: Authenticator, token: str) -> Principal:
+    if looks_like_jwt(token):
+        # A token seen before is answered from memory, but a new one may need the provider's keys: a
+        # network call (up to its timeout when the provider is down), kept off the event loop.
+        return await run_in_threadpool(authenticator.principal, token)
+    return authenticator.principal(token)  # a digest lookup or one comparison: inline
+
+
+def _unauthenticated(state: ServiceState, exc: Unauthenticated) -> str:
+    """What the client reads: how to authenticate here."""
+    if not state.authenticator.configured:
+        return (
+            "No credential is accepted yet: create a service token (`python -m core token create NAME "
+            "--role operator`), set RAKUTEN_API_ADMIN_TOKEN, or configure the identity provider "
+            "(RAKUTEN_OIDC_SERVER_METADATA_URL, RAKUTEN_OIDC_CLIENT_ID)."
+        )
+    if exc.reason == "unauthenticated":  # nothing was sent
+        return (
+            "Send 'Authorization: Bearer <token>': a service token or the identity provider's access token."
+        )
+    return str(exc)
 
 
 def media_type(request: Request) -> str:

@@ -102,6 +102,13 @@ class ServiceMetrics:
             ["reason"],
             registry=r,
         )
+        self.auth_refusals = Counter(
+            "rakuten_auth_refusals_total",
+            "Requests refused for their credential (401: none, or it does not verify) or their role "
+            "(403, reason forbidden), by route and reason.",
+            ["route", "reason"],
+            registry=r,
+        )
         self.log_written = Counter(
             "rakuten_inference_log_written_total", "Inference-log records written.", registry=r
         )

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, cast
 
 import orjson
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import DataFormatError
+from core.identity.roles import Action, Principal
 from core.serving.answering import Asked, predict_and_log
 from core.serving.deps import (
     ApiError,
@@ -22,14 +23,15 @@ from core.serving.deps import (
     RequestId,
     ServiceState,
     State,
-    check_reviewer,
+    authorize,
+    client_host,
+    may_predict,
     media_type,
-    require_admin,
     require_form,
     require_json,
     require_multipart,
 )
-from core.serving.holder import ServedModel
+from core.serving.holder import ReloadResult, ServedModel
 from core.serving.metrics import CONTENT_TYPE
 from core.serving.predictor import (
     ACCEPTED_MEDIA_TYPES,
@@ -51,13 +53,15 @@ from core.serving.schemas import (
     Ready,
     ReloadResponse,
 )
-from core.storage.corrections import Correction, CorrectionError
+from core.storage.corrections import Correction, CorrectionError, corrections
 from core.storage.inference_log import InferenceLogError, find_prediction
 
 TopK = Annotated[int, Query(ge=1, le=27, description="How many ranked codes to return.")]
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
+        401: "No valid bearer token (where the deployment requires one for predictions)",
+        403: "The token's principal has no role (where the deployment requires a token for predictions)",
         413: "Body, batch or image over its limit",
         415: "Wrong content type, or not a JPEG/PNG/WebP image",
         422: "Invalid or missing fields, corrupt image, text too long",
@@ -67,6 +71,12 @@ _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
 _BATCH_ADAPTER: Final = TypeAdapter(BatchRequest | list[BatchItem])
 _FEEDBACK_ADAPTER: Final = TypeAdapter(Feedback)
 _CSV_TYPES: Final = frozenset({"text/csv", "application/csv", "text/plain"})
+_REVIEWER_CHARS: Final = cast(sa.String, corrections.c.reviewer.type).length or 64
+_CHAMPION: Final = "model:champion"  # what a reload changes, in the audit trail
+_BEARER: Final = (
+    "Needs `Authorization: Bearer <token>`: a service token or the identity provider's access token "
+    "with the {role} role (or admin)."
+)
 
 router = APIRouter()
 
@@ -77,7 +87,7 @@ router = APIRouter()
     tags=["predict"],
     summary="Classify a product from its title and description",
     response_model=PredictResponse,
-    dependencies=[Depends(require_json)],
+    dependencies=[Depends(may_predict), Depends(require_json)],
     responses=_ERRORS,
 )
 async def predict_text(
@@ -93,7 +103,7 @@ async def predict_text(
     tags=["predict"],
     summary="Classify a product from its photo alone",
     response_model=PredictResponse,
-    dependencies=[Depends(require_multipart)],
+    dependencies=[Depends(may_predict), Depends(require_multipart)],
     responses=_ERRORS,
 )
 async def predict_image(
@@ -118,7 +128,7 @@ async def predict_image(
     tags=["predict"],
     summary="Classify a product from its title, description and photo (fused)",
     response_model=PredictResponse,
-    dependencies=[Depends(require_form)],
+    dependencies=[Depends(may_predict), Depends(require_form)],
     responses=_ERRORS,
 )
 async def predict_product(
@@ -143,6 +153,7 @@ async def predict_product(
     tags=["predict"],
     summary="Classify many products: a JSON list, or a CSV upload",
     response_model=BatchResponse,
+    dependencies=[Depends(may_predict)],
     description=(
         'JSON: `{"products": [...]}` or a bare list of `{designation, description, id}`. CSV: a file '
         "with a `designation` column (and optionally `description`, `id`), uploaded as multipart field "
@@ -208,15 +219,17 @@ async def predict_batch(
     description=(
         "Names a logged prediction by its request id (the `X-Request-ID` it was answered with) and the "
         "product's position in the request (`item`, 0 but in batches), and gives its right product type "
-        "code. Needs `Authorization: Bearer <token>` with RAKUTEN_REVIEW_TOKEN or RAKUTEN_API_ADMIN_TOKEN. "
-        "One correction per product: sending the same one again is refused (409 duplicate_correction), "
-        "and so is another one (409 conflicting_correction: undo the first in the console)."
+        f"code. {_BEARER.format(role='reviewer')} The correction is recorded as the token's principal's "
+        "(a service token may name the person it sends it for in `reviewer`), and the call in the audit "
+        "trail. One correction per product: sending the same one again is refused "
+        "(409 duplicate_correction), and so is another one (409 conflicting_correction: undo the first "
+        "in the console)."
     ),
     status_code=201,
     response_model=FeedbackResponse,
     responses={
-        401: {"model": ErrorBody, "description": "No bearer token"},
-        403: {"model": ErrorBody, "description": "Wrong token, or review disabled"},
+        401: {"model": ErrorBody, "description": "No bearer token, or one that does not verify"},
+        403: {"model": ErrorBody, "description": "The token's principal has no reviewer role"},
         404: {"model": ErrorBody, "description": "No such prediction in the inference log"},
         409: {"model": ErrorBody, "description": "The product already has a correction"},
         415: {"model": ErrorBody, "description": "Not JSON"},
@@ -232,19 +245,48 @@ async def predict_batch(
 )
 async def feedback(request: Request, state: State) -> Response:
     # The token, content type and body are checked here rather than by FastAPI's dependency and body
-    # machinery (~0.2 ms a request): this route's whole budget is a fraction of a millisecond.
-    check_reviewer(request, state.settings)
+    # machinery: this route's whole budget is a fraction of a millisecond.
+    raw = await request.body()
+    who = await authorize(state, request, Action.REVIEW, route="/feedback", target=_feedback_target(raw))
     await require_json(request)
     try:
-        body = _FEEDBACK_ADAPTER.validate_json(await request.body())
+        body = _FEEDBACK_ADAPTER.validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
-    # Inline, as the text prediction: one indexed read and one insert (~0.3 ms) cost less than the hop to
-    # a thread and back, whose GIL hand-offs tripled this route's latency under 16 clients.
-    return _json(_record_feedback(state, body), status=201)
+    target = f"prediction:{body.request_id}:{body.item}"
+    # Inline, as the text prediction: one indexed read and two inserts (the correction, the audit row)
+    # cost less than the hop to a thread and back, whose GIL hand-offs tripled this route's latency
+    # under 16 clients.
+    with state.guard.acting(
+        who, Action.REVIEW, target=target, reason=body.note or "", origin=client_host(request)
+    ) as act:
+        recorded = _record_feedback(state, body, _reviewer(who, body.reviewer))
+        act.detail = (
+            f"correction #{recorded['correction_id']}: {recorded['predicted_code']} → "
+            f"{recorded['true_code']} ({recorded['verdict']})"
+        )
+    return _json(recorded, status=201)
 
 
-def _record_feedback(state: ServiceState, body: Feedback) -> dict[str, Any]:
+def _feedback_target(raw: bytes) -> str:
+    """What a refused feedback would have corrected, as its body says (not validated yet): for the
+    audit trail."""
+    try:
+        said = orjson.loads(raw)
+        return f"prediction:{str(said['request_id'])[:64]}:{int(said.get('item', 0))}"
+    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
+        return "prediction:?"
+
+
+def _reviewer(who: Principal, said: str | None) -> str:
+    """Who a correction is recorded for: the principal; a service token (a tool sending feedback for
+    people) may name the person, kept beside the token's name."""
+    said = (said or "").strip()
+    name = f"{who.name} for {said}" if said and who.via == "service-token" else who.name
+    return name[:_REVIEWER_CHARS]
+
+
+def _record_feedback(state: ServiceState, body: Feedback, reviewer: str) -> dict[str, Any]:
     """Look the prediction up in the inference log and record the correction (`FeedbackResponse`'s
     fields)."""
     try:
@@ -267,7 +309,7 @@ def _record_feedback(state: ServiceState, body: Feedback) -> dict[str, Any]:
             body.item,
             logged["predicted_code"],
             body.true_code,
-            body.reviewer or "api",
+            reviewer,
             "feedback",
             designation=logged["designation"],
             description=logged["description"],
@@ -330,15 +372,16 @@ async def model_info(model: Model) -> ModelInfo:
     "/admin/reload",
     tags=["admin"],
     summary="Swap to the current champion (no-op when it is already served)",
-    dependencies=[Depends(require_admin)],
+    description=f"{_BEARER.format(role='operator')} Each call, allowed or refused, is in the audit trail.",
     responses={
-        401: {"model": ErrorBody, "description": "No bearer token"},
-        403: {"model": ErrorBody, "description": "Wrong token, or admin disabled"},
+        401: {"model": ErrorBody, "description": "No bearer token, or one that does not verify"},
+        403: {"model": ErrorBody, "description": "The token's principal has no operator role"},
         503: {"model": ErrorBody, "description": "The registry or the model could not be loaded"},
     },
 )
-async def reload(state: State) -> ReloadResponse:
-    result = await run_in_threadpool(state.holder.reload)
+async def reload(request: Request, state: State) -> ReloadResponse:
+    who = await authorize(state, request, Action.RELOAD, route="/admin/reload", target=_CHAMPION)
+    result = await run_in_threadpool(_reload, state, who, client_host(request))
     state.metrics.reloads.labels(result.outcome).inc()
     if result.outcome == "failed":
         raise ApiError(
@@ -347,6 +390,18 @@ async def reload(state: State) -> ReloadResponse:
     return ReloadResponse(
         outcome=result.outcome, version=result.version, previous=result.previous, detail=result.message
     )
+
+
+def _reload(state: ServiceState, who: Principal, origin: str) -> ReloadResult:
+    """Reload, audited: done (the served version in the detail) or failed (still serving the previous)."""
+    with state.guard.acting(who, Action.RELOAD, target=_CHAMPION, origin=origin) as act:
+        result = state.holder.reload()
+        if result.outcome == "failed":
+            act.outcome = "failed"
+            act.detail = f"{result.message}; still serving v{result.previous}"
+        else:
+            act.detail = f"{result.outcome}: serving v{result.version} (before: v{result.previous})"
+    return result
 
 
 @router.get("/metrics", tags=["service"], summary="Prometheus metrics", response_class=Response)

@@ -146,7 +146,11 @@ class Feedback(BaseModel):
     item: int = Field(default=0, ge=0, description="The product's position in the request (batches).")
     true_code: int = Field(description="The right product type code (prdtypecode).", examples=[2583])
     reviewer: str | None = Field(
-        default=None, max_length=64, description="Who says so (default: api).", examples=["alice"]
+        default=None,
+        max_length=64,
+        description="The person a service token sends this for (recorded as `service:NAME for <reviewer>`). "
+        "A person's own access token is recorded by their name; this field is then ignored.",
+        examples=["alice"],
     )
     note: str | None = Field(default=None, max_length=2_000, description="Why, for the audit trail.")
 

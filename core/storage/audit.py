@@ -61,6 +61,9 @@ _APPEND_ONLY_POSTGRES: Final = (
 )
 
 
+_INSERT: Final = sa.insert(audit_events)  # built once: it runs on the feedback route's path
+
+
 class AuditError(RakutenError):
     """The audit trail cannot be written or read (its database is unreachable)."""
 
@@ -98,6 +101,7 @@ class AuditFilter:
     actors: Sequence[str] = ()
     actions: Sequence[str] = ()
     outcomes: Sequence[str] = ()
+    entries: Sequence[str] = ()  # console, api, cli, flow
     target: str = ""  # a substring of the target (`v7`, a run id, a product key)
     since: datetime | None = None
     until: datetime | None = None
@@ -113,7 +117,7 @@ class AuditTrail:
     @classmethod
     def open(cls, url: str) -> AuditTrail:
         try:
-            engine = open_engine(url)
+            engine = open_engine(url, create=False)  # not the inference log's table: only this one
             create_table(engine)
         except (RakutenError, sa.exc.SQLAlchemyError) as exc:
             raise AuditError(f"Cannot open the audit trail: {exc}") from exc
@@ -123,7 +127,7 @@ class AuditTrail:
         """Append one event; its id."""
         try:
             with self.engine.begin() as conn:
-                result = conn.execute(sa.insert(audit_events).values(**event.row()))
+                result = conn.execute(_INSERT, event.row())
         except sa.exc.SQLAlchemyError as exc:
             raise AuditError(f"Cannot write to the audit trail: {exc}") from exc
         key = result.inserted_primary_key
@@ -139,6 +143,8 @@ class AuditTrail:
             query = query.where(audit_events.c.action.in_(list(where.actions)))
         if where.outcomes:
             query = query.where(audit_events.c.outcome.in_(list(where.outcomes)))
+        if where.entries:
+            query = query.where(audit_events.c.entry.in_(list(where.entries)))
         if where.target.strip():
             query = query.where(audit_events.c.target.contains(where.target.strip(), autoescape=True))
         if where.since is not None:

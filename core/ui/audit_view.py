@@ -11,6 +11,8 @@ import streamlit as st
 
 from core.identity.roles import Action
 from core.storage.audit import OUTCOMES, AuditError, AuditFilter
+
+__all__ = ["OUTCOMES", "AuditError", "csv", "last_month", "outcome_counts", "preset", "read"]
 from core.ui.identity import guard
 
 ACTIONS: Final = tuple(str(a) for a in Action)
@@ -34,6 +36,11 @@ CONFIG: Final = {
     "entry": "from",
     "origin": "address",
 }
+
+
+def last_month() -> tuple[date, date]:
+    today = date.today()
+    return today - timedelta(days=30), today
 
 
 def preset() -> dict[str, str]:

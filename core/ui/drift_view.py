@@ -100,7 +100,7 @@ def _traffic_backend() -> tuple[Backend | None, str]:
 
     s = settings()
     if s.api_url:
-        api = ApiBackend(s.api_url, origin="simulator", timeout=30.0)
+        api = ApiBackend(s.api_url, origin="simulator", timeout=30.0, token=identity.api_credential())
         try:
             info = api.model_info(timeout=3.0)
         except (ApiUnavailable, ApiRejected) as exc:

@@ -22,12 +22,13 @@ from typing import Final
 
 import streamlit as st
 
-from core.identity.guard import ANONYMOUS, BREAK_GLASS, Act, Guard
+from core.identity.guard import ANONYMOUS, BREAK_GLASS, Act, Guard, console_refusal
 from core.identity.roles import LABELS, NEEDS, Action, Principal, display_name, may, roles_from_claims
 from core.identity.roles import local_user as _local_user
 from core.ui.cached import settings
 
 _GLASS: Final = "break_glass"  # digest of the break-glass token entered this session
+__all__ = ["Action", "acting", "allowed", "disabled", "refusal", "refused", "sidebar", "user", "why"]
 
 
 @st.cache_resource(show_spinner=False)
@@ -42,6 +43,12 @@ def guard() -> Guard:
 @st.cache_resource(show_spinner=False)
 def _local() -> Principal:
     return _local_user()
+
+
+def refusal() -> str | None:
+    """Why this console must serve nobody (no sign-in where it is needed), else None."""
+    # unset under AppTest (no socket); a real server's address was checked at start by core.ui.serve
+    return console_refusal(settings(), st.get_option("server.address") or "127.0.0.1")
 
 
 def user() -> Principal | None:
@@ -108,6 +115,14 @@ def actor() -> str:
     """The name recorded with a registry move, a correction or a run."""
     who = user()
     return who.name if who is not None else "anonymous"
+
+
+def api_credential() -> str | None:
+    """What the console presents to the API: its own service token (RAKUTEN_TOKEN), else the API's
+    break-glass token when both run from one environment (the local stack)."""
+    s = settings()
+    secret = s.token or s.api_admin_token
+    return secret.get_secret_value() if secret is not None and secret.get_secret_value() else None
 
 
 def _origin() -> str:

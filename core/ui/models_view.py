@@ -285,7 +285,7 @@ def _reload() -> None:
     from core.ui.prediction_view import reload_in_process
 
     s = settings()
-    credential = s.token or s.api_admin_token
+    credential = identity.api_credential()
     try:
         with identity.acting(Action.RELOAD, target="model:champion") as act:
             if not s.api_url:
@@ -301,7 +301,7 @@ def _reload() -> None:
                     "--role operator` where the API runs).",
                 )
                 return
-            result = ApiBackend(s.api_url).reload(credential.get_secret_value())
+            result = ApiBackend(s.api_url).reload(credential)
             act.detail = f"API: {result['outcome']}, serving v{result['version']}"
     except (Forbidden, ApiUnavailable, ApiRejected) as exc:
         st.session_state[_FLASH] = ("error", str(exc))

@@ -17,6 +17,7 @@ from core.serving.holder import ModelHolder
 from core.serving.predictor import Answer, ImageLimits, NoImageModelError
 from core.serving.records import PhotoPolicy
 from core.storage.inference_log import InferenceLogWriter
+from core.ui import identity
 from core.ui.cached import settings
 
 # Lazy imports: the inference log's engine opens on the first in-process prediction.
@@ -96,7 +97,9 @@ def choose_backend() -> Choice:
     s = settings()
     problem = None
     if s.api_url:
-        api = ApiBackend(s.api_url, max_batch=s.api_max_batch, origin="console")
+        api = ApiBackend(
+            s.api_url, max_batch=s.api_max_batch, origin="console", token=identity.api_credential()
+        )
         try:
             info = api.model_info()
             return Choice(api, f"Answered by the prediction API at `{s.api_url}` (model v{info['version']}).")

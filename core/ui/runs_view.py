@@ -9,7 +9,6 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import RakutenError
-from core.identity.roles import Action, Forbidden
 from core.ui import identity
 from core.ui.cached import settings
 
@@ -99,13 +98,11 @@ def retrain(overrides: dict[str, Any]) -> None:
     """Widget callback: start a training run, or say why not (a run in progress, no worker…)."""
     from core.orchestration.launcher import AlreadyRunning, start_training
 
-    try:
-        with identity.acting(Action.RETRAIN, target="run:training", reason=_why(overrides)) as act:
+    why = f"overrides: {overrides}" if overrides else "params.yaml as it is"
+    try:  # a refusal (Forbidden) is a RakutenError: flashed as any other
+        with identity.acting(identity.Action.RETRAIN, target="run:training", reason=why) as act:
             launch = start_training(settings(), overrides, actor=identity.actor())
             act.target, act.detail = f"run:{launch.run_id}", f"started {launch.name}"
-    except Forbidden as exc:
-        st.session_state[_FLASH] = ("error", str(exc))
-        return
     except AlreadyRunning as exc:
         st.session_state[_FOLLOW] = exc.run_id
         st.session_state[_MOVING] = True
@@ -117,10 +114,6 @@ def retrain(overrides: dict[str, Any]) -> None:
     st.session_state[_FOLLOW] = launch.run_id
     st.session_state[_MOVING] = True  # followed live from the page's next drawing on
     st.session_state[_FLASH] = ("success", f"Started training run {launch.name} ({launch.run_id}).")
-
-
-def _why(overrides: dict[str, Any]) -> str:
-    return f"overrides: {overrides}" if overrides else "params.yaml as it is"
 
 
 def show_flash() -> None:
@@ -160,7 +153,7 @@ def cancel(run_id: str) -> None:
     from core.orchestration.launcher import cancel as cancel_run
 
     try:
-        with identity.acting(Action.CANCEL_RUN, target=f"run:{run_id}"):
+        with identity.acting(identity.Action.CANCEL_RUN, target=f"run:{run_id}"):
             cancel_run(settings(), run_id)
     except RakutenError as exc:
         st.session_state[_FLASH] = ("error", str(exc))
@@ -190,8 +183,8 @@ def live(run_id: str, *, key: str = "live") -> bool:
             key=f"{key}_cancel",
             on_click=cancel,
             args=(run_id,),
-            disabled=identity.disabled(Action.CANCEL_RUN),
-            help=identity.why(Action.CANCEL_RUN),
+            disabled=identity.disabled(identity.Action.CANCEL_RUN),
+            help=identity.why(identity.Action.CANCEL_RUN),
         )
     elif run.flow == "training-pipeline":
         overrides = run.parameters.get("overrides") or {}
@@ -200,8 +193,8 @@ def live(run_id: str, *, key: str = "live") -> bool:
             key=f"{key}_rerun",
             on_click=retrain,
             args=(overrides,),
-            disabled=identity.disabled(Action.RETRAIN),
-            help=identity.why(Action.RETRAIN, f"overrides: {overrides or 'none (params.yaml as it is)'}"),
+            disabled=identity.disabled(identity.Action.RETRAIN),
+            help=identity.why(identity.Action.RETRAIN, f"overrides: {overrides or 'none: params.yaml'}"),
         )
     settled = run.final
     if run.final:

@@ -1,7 +1,9 @@
 """Every route of the prediction API and every kind of bad input, through FastAPI's TestClient.
 
 One app per module, serving the session's trained champion (v1) with small limits so each cap is
-easy to cross; its inference log and local model copy live in the module's own folder.
+easy to cross; its inference log, audit trail, service tokens and local model copy live in the
+module's own folder. Who may do what: a service token per role, the break-glass admin token, and the
+identity provider's access tokens (signed here, its keys served by a real local HTTP server).
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -19,13 +23,16 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from core.config import Settings
+from core.identity.roles import Role
+from core.identity.service_tokens import create_token
 from core.serving.app import create_app
+from core.storage.audit import AuditFilter, AuditTrail
 from core.storage.corrections import CorrectionsStore
 from core.storage.inference_log import read_inference_log
 from tests.core.serving.conftest import picture
+from tests.oidc_provider import claims, new_key, serving_keys
 
-TOKEN = "test-admin-token-1234567890"
-REVIEW_TOKEN = "test-review-token-0987654321"
+TOKEN = "test-admin-token-1234567890"  # break-glass: an admin
 POOL = {"designation": "Piscine tubulaire Intex 366 x 122 cm", "description": "Avec pompe de filtration."}
 
 
@@ -38,7 +45,7 @@ def settings(trained_source: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         reports_dir=here / "reports",
         inference_log_url=f"sqlite:///{here / 'inference.db'}",
         api_admin_token=TOKEN,  # type: ignore[arg-type]
-        review_token=REVIEW_TOKEN,  # type: ignore[arg-type]
+        service_tokens_file=here / "secrets" / "service_tokens.json",
         review_inputs_dir=here / "review_inputs",
         review_confidence=0.99,  # every photo the demo model answers is kept: below 99 %
         api_alias_check_s=0,
@@ -51,9 +58,34 @@ def settings(trained_source: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[TestClient]:
+def tokens(settings: Settings) -> dict[Role, str]:
+    """One service token per role (made before the app starts, as `python -m core token create` does)."""
+    return {
+        role: create_token(settings.service_tokens_file, f"{role}-bot", [role])[0]
+        for role in (Role.VIEWER, Role.REVIEWER, Role.OPERATOR)
+    }
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings, tokens: dict[Role, str]) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def trail(settings: Settings) -> AuditTrail:
+    return AuditTrail.open(str(settings.audit_url))
+
+
+def audited_since(trail: AuditTrail, last: int) -> list[dict[str, object]]:
+    """The audit rows written after row `last`, oldest first."""
+    frame = trail.read(AuditFilter())
+    return frame[frame["id"] > last].sort_values("id").to_dict("records")
+
+
+def last_row(trail: AuditTrail) -> int:
+    frame = trail.read(AuditFilter(limit=1))
+    return 0 if frame.empty else int(frame["id"].iloc[0])
 
 
 def error_of(response: object) -> str:
@@ -155,6 +187,13 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     assert {"application/json", "multipart/form-data", "text/csv"} <= set(batch)
     assert schema["components"]["schemas"]["ProductText"]["examples"][0]["designation"]
     assert "413" in schema["paths"]["/predict"]["post"]["responses"]
+    for path in ("/feedback", "/admin/reload"):  # how to authenticate, and what is refused how
+        operation = schema["paths"][path]["post"]
+        assert "a service token or the identity provider's access token" in operation["description"]
+        assert "REVIEW_TOKEN" not in json.dumps(operation)
+        assert {"401", "403"} <= set(operation["responses"])
+    assert "reviewer role" in schema["paths"]["/feedback"]["post"]["description"]
+    assert "operator role" in schema["paths"]["/admin/reload"]["post"]["description"]
 
 
 def test_cors_allows_the_console_only(client: TestClient) -> None:
@@ -166,35 +205,136 @@ def test_cors_allows_the_console_only(client: TestClient) -> None:
 
 
 # --- admin -------------------------------------------------------------------------------------------
-def test_admin_reload_needs_the_token(client: TestClient) -> None:
-    r = client.post("/admin/reload")
-    assert r.status_code == 401 and error_of(r) == "unauthenticated"
-    assert r.headers["www-authenticate"] == "Bearer"
-    r = client.post("/admin/reload", headers={"Authorization": "Bearer wrong-token"})
-    assert r.status_code == 403 and error_of(r) == "forbidden"
-    r = client.post("/admin/reload", headers={"Authorization": f"Basic {TOKEN}"})
-    assert r.status_code == 401
-    r = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert r.status_code == 200
-    assert r.json() == {"outcome": "unchanged", "version": 1, "previous": 1, "detail": "v1 is the champion"}
-
-
-def test_admin_and_review_are_disabled_without_configured_tokens(
-    trained_source: Path, tmp_path: Path
+def test_admin_reload_401_without_a_valid_credential_403_without_the_role(
+    client: TestClient, tokens: dict[Role, str]
 ) -> None:
+    for headers, reason in (
+        ({}, "unauthenticated"),
+        ({"Authorization": f"Basic {TOKEN}"}, "unauthenticated"),
+        (bearer("wrong-token"), "invalid_token"),  # neither a service token nor an access token
+        (bearer("rkt_revoked-or-never-made"), "invalid_token"),
+        (bearer("aaaa.bbbb.cccc"), "sign_in_not_configured"),  # an access token, with no provider here
+    ):
+        r = client.post("/admin/reload", headers=headers)
+        assert r.status_code == 401 and error_of(r) == reason, (headers, r.text)
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert "Traceback" not in r.text
+    assert "Authorization: Bearer" in client.post("/admin/reload").json()["detail"]
+    for role in (Role.VIEWER, Role.REVIEWER):
+        r = client.post("/admin/reload", headers=bearer(tokens[role]))
+        assert r.status_code == 403 and error_of(r) == "forbidden", r.text
+        assert r.json()["detail"].startswith(f"service:{role}-bot ({role}) may not reload the served model")
+        assert "needs the operator role" in r.json()["detail"]
+    unchanged = {"outcome": "unchanged", "version": 1, "previous": 1, "detail": "v1 is the champion"}
+    for admin in (tokens[Role.OPERATOR], TOKEN):  # an operator, and the break-glass admin token
+        r = client.post("/admin/reload", headers=bearer(admin))
+        assert r.status_code == 200 and r.json() == unchanged
+
+
+def test_every_reload_and_refusal_is_audited_once_and_counted(
+    client: TestClient, tokens: dict[Role, str], trail: AuditTrail
+) -> None:
+    last = last_row(trail)
+    client.post("/admin/reload")
+    client.post("/admin/reload", headers=bearer("rkt_not-a-token"))
+    client.post("/admin/reload", headers=bearer(tokens[Role.VIEWER]))
+    assert client.post("/admin/reload", headers=bearer(tokens[Role.OPERATOR])).status_code == 200
+    rows = audited_since(trail, last)
+    assert [(r["actor"], r["outcome"]) for r in rows] == [
+        ("anonymous", "refused"),
+        ("anonymous", "refused"),
+        ("service:viewer-bot", "refused"),
+        ("service:operator-bot", "done"),
+    ]
+    assert {(r["action"], r["target"], r["entry"], r["origin"]) for r in rows} == {
+        ("reload", "model:champion", "api", "testclient")  # origin: the client's address
+    }
+    assert [r["detail"] for r in rows[:2]] == ["unauthenticated", "invalid_token"]
+    assert "needs the operator role" in str(rows[2]["detail"]) and rows[2]["roles"] == "viewer"
+    done = rows[3]
+    assert (done["roles"], done["via"]) == ("operator", "service-token")
+    assert done["detail"] == "unchanged: serving v1 (before: v1)"
+    metrics = client.get("/metrics").text
+    for reason in ("unauthenticated", "invalid_token", "forbidden"):
+        assert f'rakuten_auth_refusals_total{{reason="{reason}",route="/admin/reload"}}' in metrics
+
+
+def test_nothing_is_accepted_until_a_credential_is_configured(trained_source: Path, tmp_path: Path) -> None:
     settings = Settings(
         root=trained_source,
         models_dir=tmp_path,
         inference_log_url=f"sqlite:///{tmp_path}/l.db",
+        service_tokens_file=tmp_path / "no-tokens.json",
         api_alias_check_s=0,
     )
     with TestClient(create_app(settings)) as c:
-        r = c.post("/admin/reload", headers={"Authorization": "Bearer anything"})
-        assert r.status_code == 403 and error_of(r) == "admin_disabled"
-        assert "RAKUTEN_API_ADMIN_TOKEN" in r.json()["detail"]
-        r = c.post("/feedback", json={"request_id": "x", "true_code": 10}, headers=bearer("anything"))
-        assert r.status_code == 403 and error_of(r) == "review_disabled"
-        assert "RAKUTEN_REVIEW_TOKEN" in r.json()["detail"]
+        for route, body in (("/admin/reload", None), ("/feedback", {"request_id": "x", "true_code": 10})):
+            r = c.post(route, json=body, headers=bearer("anything"))
+            assert r.status_code == 401 and error_of(r) == "auth_not_configured"
+            assert "python -m core token create" in r.json()["detail"]
+            assert "RAKUTEN_API_ADMIN_TOKEN" in r.json()["detail"]
+        assert c.post("/predict", json=POOL).status_code == 200  # predictions need no token by default
+
+
+# --- tokens for predictions; the identity provider's access tokens -----------------------------------
+def test_a_deployment_may_require_a_token_to_predict_and_take_the_provider_s_tokens(
+    settings: Settings, tokens: dict[Role, str], trail: AuditTrail
+) -> None:
+    """With RAKUTEN_API_PREDICT_REQUIRES_TOKEN every /predict* route needs a valid credential (any
+    role: viewers predict); its refusals are counted, not audited. With an identity provider
+    configured, its access tokens work too: their groups give the roles."""
+    key, now = new_key("api-test-key"), int(time.time())
+    with serving_keys(key) as idp:
+        locked = settings.model_copy(
+            update={
+                "api_predict_requires_token": True,
+                "oidc_server_metadata_url": idp.metadata_url,
+                "oidc_client_id": "rakuten-console",
+            }
+        )
+        last = last_row(trail)
+        with TestClient(create_app(locked)) as c:
+            calls: dict[str, dict[str, Any]] = {
+                "/predict": {"json": POOL},
+                "/predict/image": {"files": {"file": ("p.png", picture("PNG"), "image/png")}},
+                "/predict/product": {"data": POOL},
+                "/predict/batch": {"json": [POOL]},
+            }
+            for route, kwargs in calls.items():
+                r = c.post(route, **kwargs)
+                assert r.status_code == 401 and error_of(r) == "unauthenticated", (route, r.text)
+                assert r.headers["www-authenticate"] == "Bearer"
+                assert c.post(route, headers=bearer(tokens[Role.VIEWER]), **kwargs).status_code == 200, route
+            signed = {
+                "no mapped group": key.sign(claims(idp.url, "rakuten-console", groups=["marketing"])),
+                "expired": key.sign(claims(idp.url, "rakuten-console", iat=now - 3600, exp=now - 120)),
+                "another audience": key.sign(claims(idp.url, "another-client")),
+                "operator": key.sign(
+                    claims(idp.url, "rakuten-console", email="olga@example.org", groups=["rakuten-operators"])
+                ),
+            }
+            r = c.post("/predict", json=POOL, headers=bearer(signed["no mapped group"]))
+            assert r.status_code == 403 and error_of(r) == "forbidden"
+            assert r.json()["detail"].startswith("bob@example.org (no role) may not predict")
+            for case, reason in (("expired", "token_expired"), ("another audience", "wrong_audience")):
+                r = c.post("/predict", json=POOL, headers=bearer(signed[case]))
+                assert r.status_code == 401 and error_of(r) == reason, case
+            assert c.post("/predict", json=POOL, headers=bearer(signed["operator"])).status_code == 200
+            assert c.post("/admin/reload", headers=bearer(signed["operator"])).status_code == 200
+            metrics = c.get("/metrics").text
+        assert 'rakuten_auth_refusals_total{reason="unauthenticated",route="/predict/batch"} 1.0' in metrics
+        assert 'rakuten_auth_refusals_total{reason="forbidden",route="/predict"} 1.0' in metrics
+        assert 'rakuten_auth_refusals_total{reason="token_expired",route="/predict"} 1.0' in metrics
+    rows = audited_since(trail, last)  # predictions are not audited; the reload is, by the person's name
+    assert [(r["actor"], r["roles"], r["via"], r["action"], r["outcome"]) for r in rows] == [
+        ("olga@example.org", "operator", "oidc", "reload", "done")
+    ]
+
+
+def test_predictions_need_no_token_by_default(client: TestClient) -> None:
+    assert client.post("/predict", json=POOL).status_code == 200
+    r = client.post("/predict", json=POOL, headers=bearer("rkt_not-checked-here"))
+    assert r.status_code == 200  # not looked at: predictions are open
 
 
 # --- review feedback ----------------------------------------------------------------------------------
@@ -206,13 +346,17 @@ def other_code(code: int) -> int:
     return 10 if code != 10 else 40
 
 
-def test_feedback_records_a_correction_with_what_the_log_kept(client: TestClient, settings: Settings) -> None:
+def test_feedback_records_a_correction_with_what_the_log_kept(
+    client: TestClient, settings: Settings, tokens: dict[Role, str], trail: AuditTrail
+) -> None:
     files = {"file": ("p.jpg", picture(), "image/jpeg")}
     served = client.post("/predict/product", data=POOL, files=files, headers={"X-Request-ID": "fb-ok"}).json()
     wrong = other_code(served["code"])
-    # Sent at once: the log is written in the background, the route waits for it when it must.
+    last = last_row(trail)
+    # Sent at once: the log is written in the background, the route waits for it when it must. A review
+    # tool's service token names the person it sends the correction for.
     body = {"request_id": "fb-ok", "true_code": wrong, "reviewer": "alice", "note": "a pool, not a toy"}
-    r = client.post("/feedback", json=body, headers=bearer(TOKEN))
+    r = client.post("/feedback", json=body, headers=bearer(tokens[Role.REVIEWER]))
     assert r.status_code == 201, r.text
     out = r.json()
     assert out["correction_id"] >= 1 and out["verdict"] == "relabel"
@@ -229,11 +373,21 @@ def test_feedback_records_a_correction_with_what_the_log_kept(client: TestClient
     finally:
         store.close()
     assert row["product_key"] == "fb-ok:0" and row["queue"] == "feedback" and row["source"] == "production"
-    assert (row["old_code"], row["new_code"], row["reviewer"]) == (served["code"], wrong, "alice")
+    assert (row["old_code"], row["new_code"]) == (served["code"], wrong)
+    assert row["reviewer"] == "service:reviewer-bot for alice"
     assert row["designation"] == POOL["designation"] and row["description"] == POOL["description"]
     assert row["image_file"] == logged["image_file"] and row["model_version"] == 1
     assert row["note"] == "a pool, not a toy"
     assert (settings.review_inputs_dir / row["image_file"]).read_bytes() == picture()
+    [audited] = audited_since(trail, last)
+    assert (audited["actor"], audited["action"], audited["target"], audited["outcome"]) == (
+        "service:reviewer-bot",
+        "review",
+        "prediction:fb-ok:0",
+        "done",
+    )
+    assert audited["reason"] == "a pool, not a toy"
+    assert audited["detail"] == f"correction #{out['correction_id']}: {served['code']} → {wrong} (relabel)"
 
 
 def test_feedback_refuses_what_it_cannot_record(client: TestClient) -> None:
@@ -259,21 +413,64 @@ def test_feedback_refuses_what_it_cannot_record(client: TestClient) -> None:
     assert "undo" in r.json()["detail"]
 
 
-def test_feedback_needs_a_reviewer_or_admin_token(client: TestClient) -> None:
+def test_feedback_needs_the_reviewer_role(
+    client: TestClient, settings: Settings, tokens: dict[Role, str], trail: AuditTrail
+) -> None:
     client.post(
         "/predict/batch", json=[POOL, POOL, {"designation": "Livre"}], headers={"X-Request-ID": "fb-auth"}
     )
-    body = {"request_id": "fb-auth", "item": 2, "true_code": 2403}
+    body = {"request_id": "fb-auth", "item": 2, "true_code": 2403, "reviewer": "mallory"}
+    last = last_row(trail)
     r = client.post("/feedback", json=body)
     assert r.status_code == 401 and error_of(r) == "unauthenticated"
     assert r.headers["www-authenticate"] == "Bearer"
-    r = client.post("/feedback", json=body, headers=bearer("wrong-token"))
-    assert r.status_code == 403 and error_of(r) == "forbidden"
-    r = client.post("/feedback", json=body, headers=bearer(REVIEW_TOKEN))  # the reviewer's own token
-    assert r.status_code == 201, r.text
+    r = client.post("/feedback", json=body, headers=bearer("rkt_wrong-token"))
+    assert r.status_code == 401 and error_of(r) == "invalid_token"
+    for role in (Role.VIEWER, Role.OPERATOR):  # an operator runs the platform, a reviewer labels
+        r = client.post("/feedback", json=body, headers=bearer(tokens[role]))
+        assert r.status_code == 403 and error_of(r) == "forbidden"
+        assert "needs the reviewer role" in r.json()["detail"]
+    # break-glass: an admin, recorded by that name (the body's reviewer is a service token's to give)
+    accepted = client.post("/feedback", json=body, headers=bearer(TOKEN))
+    assert accepted.status_code == 201, accepted.text
     served = client.post("/predict", json={"designation": "Livre"}).json()["code"]  # the same product
-    assert r.json()["predicted_code"] == served and r.json()["item"] == 2
-    assert r.json()["verdict"] == ("confirm" if served == 2403 else "relabel")
+    assert accepted.json()["predicted_code"] == served and accepted.json()["item"] == 2
+    assert accepted.json()["verdict"] == ("confirm" if served == 2403 else "relabel")
+    store = CorrectionsStore.open(str(settings.inference_log_url))
+    try:
+        assert (
+            store.table().set_index("id").loc[accepted.json()["correction_id"], "reviewer"] == "break-glass"
+        )
+    finally:
+        store.close()
+    rows = audited_since(trail, last)
+    assert [(row["actor"], row["outcome"]) for row in rows] == [
+        ("anonymous", "refused"),
+        ("anonymous", "refused"),
+        ("service:viewer-bot", "refused"),
+        ("service:operator-bot", "refused"),
+        ("break-glass", "done"),
+    ]
+    assert [row["detail"] for row in rows[:2]] == ["unauthenticated", "invalid_token"]
+    assert {row["target"] for row in rows} == {"prediction:fb-auth:2"}
+    assert {row["action"] for row in rows} == {"review"}
+    metrics = client.get("/metrics").text
+    assert 'rakuten_auth_refusals_total{reason="forbidden",route="/feedback"}' in metrics
+
+
+def test_a_failed_feedback_is_audited_as_failed(
+    client: TestClient, tokens: dict[Role, str], trail: AuditTrail
+) -> None:
+    last = last_row(trail)
+    r = client.post("/feedback", json={"request_id": "never-served", "true_code": 10}, headers=bearer(TOKEN))
+    assert r.status_code == 404
+    [row] = audited_since(trail, last)
+    assert (row["actor"], row["target"], row["outcome"]) == (
+        "break-glass",
+        "prediction:never-served:0",
+        "failed",
+    )
+    assert "No prediction with request id 'never-served'" in str(row["detail"])
 
 
 def test_a_low_confidence_photo_is_kept_for_review(client: TestClient, settings: Settings) -> None:

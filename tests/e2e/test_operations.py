@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 from core.config import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+from core.identity.roles import local_user
+from core.storage.audit import AuditFilter, AuditTrail
 from core.storage.drift_reports import DriftSummary
 from tests.e2e.conftest import Console, choose, exceptions, open_page, snapshot
 
@@ -226,3 +228,13 @@ def test_promote_then_roll_back(page: Any, console: Console, screenshots: Path) 
     wait_until(lambda: served_version(console) == was, 30, f"the API serving v{was} again")
     assert not exceptions(page)
     snapshot(page, screenshots / "models-rolled-back.png")
+    # both in the audit trail (the Audit page's source), with who and why
+    trail = AuditTrail.open(f"sqlite:///{console.root / 'data' / 'inference.db'}")
+    moves = trail.read(AuditFilter(actions=["promote", "rollback"], entries=["console"]))
+    latest = moves.iloc[:2][["action", "target", "outcome", "actor"]].values.tolist()
+    assert latest == [
+        ["rollback", f"model:v{was}", "done", local_user().name],
+        ["promote", f"model:v{target}", "done", local_user().name],
+    ]
+    assert moves.iloc[0]["reason"] == "e2e: roll back"
+    assert moves.iloc[1]["reason"].startswith("e2e: promote by hand")

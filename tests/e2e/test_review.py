@@ -16,6 +16,8 @@ import httpx
 import pandas as pd
 import pytest
 
+from core.identity.roles import local_user
+from core.storage.audit import AuditFilter, AuditTrail
 from core.storage.corrections_file import read_corrections_file
 from tests.e2e.conftest import Console, choose, exceptions, open_page, snapshot
 from tests.e2e.test_operations import RUN_TIMEOUT_S, _client, registered_versions, wait_until
@@ -80,8 +82,6 @@ def test_review_correct_export_retrain(page: Any, console: Console, screenshots:
     raw = _digest(console.root / "data" / "raw")
     _traffic(console)
     open_page(page, console, "review", "Review")
-    page.get_by_label("Your name").fill("e2e-reviewer")
-    page.get_by_label("Your name").press("Enter")
 
     low = _until(page, NAMES["low_confidence"])  # 1. an unsure answer: the right class is a toy
     _pick_class(page, "1280")
@@ -128,5 +128,14 @@ def test_review_correct_export_retrain(page: Any, console: Console, screenshots:
 
     open_page(page, console, "models", "Models")
     page.get_by_text(re.compile(rf"v{new} was trained with 2 reviewed labels")).first.wait_for()
+    # every step above is in the audit trail once, as the person at the console (the local user here)
+    trail = AuditTrail.open(f"sqlite:///{console.root / 'data' / 'inference.db'}")
+    ours = trail.read(AuditFilter(actors=[local_user().name], entries=["console"]))
+    done = ours[ours["outcome"] == "done"]
+    for target in (f"product:{low}", f"product:{label_issue}"):
+        assert (done["target"] == target).sum() == 1, target
+    assert done.loc[done["target"] == f"product:{split}", "reason"].tolist() == ["undo", ""]
+    for action in ("scan_labels", "export_corrections", "retrain"):
+        assert action in set(done["action"]), action
     assert not exceptions(page)
     snapshot(page, screenshots / "review-models.png")

@@ -1,7 +1,8 @@
 """The full stack's configuration exercised without Docker: an MLflow server on PostgreSQL with its
 artifacts in a real S3 server (as docker-compose.yml runs it) — the pipeline logs, registers and
-promotes through it, and the champion loads back and predicts — and a DVC remote on that S3 server,
-pushed to and pulled from."""
+promotes through it, and the champion loads back and predicts — a DVC remote on that S3 server,
+pushed to and pulled from, and the audit trail in the stack's PostgreSQL (the inference database, as
+the compose file leaves RAKUTEN_AUDIT_URL unset), whose rows the database refuses to change."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from core.data.demo.generator import DemoSpec, write_demo
 from core.params import Params
 from core.pipeline import run_pipeline
 from core.serving.predictor import ImageLimits, Product, predict
+from core.storage.audit import AuditEvent, AuditFilter, AuditTrail
 from core.tracking.store import load_classifier
 from tests.integration.conftest import S3Server, _cannot_start, _executable
 
@@ -98,3 +100,30 @@ def test_dvc_remote_on_s3(s3_server: S3Server, tmp_path: Path) -> None:
     shutil.rmtree(repo / ".dvc" / "cache")
     run(dvc, "pull")
     assert table.read_text() == "id,designation\n0,Piscine tubulaire\n1,Lampe de chevet\n"
+
+
+def test_audit_trail_in_postgres_is_append_only(postgres_url: str, tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path, inference_log_url=postgres_url)
+    assert settings.audit_url == postgres_url  # beside the inference log, as in docker-compose.yml
+    trail = AuditTrail.open(str(settings.audit_url))
+    AuditTrail.open(str(settings.audit_url))  # every service opens it: the second opening changes nothing
+    actor = f"alice-{tmp_path.name}"
+    for outcome in ("refused", "done"):
+        trail.record(
+            AuditEvent(actor, "operator", "oidc", "promote", "model:v2", "better F1", outcome, "console")
+        )
+
+    engine = sa.create_engine(postgres_url)
+    try:
+        for statement in (
+            "UPDATE audit_events SET outcome = 'done'",
+            "DELETE FROM audit_events",
+            "TRUNCATE audit_events",
+        ):
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+    rows = trail.read(AuditFilter(actors=[actor]))
+    assert rows["outcome"].tolist() == ["done", "refused"]  # newest first, both still there
+    trail.engine.dispose()
