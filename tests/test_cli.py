@@ -36,7 +36,12 @@ def test_paths_can_be_overridden(project: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (out / "validation_report.md").exists()
-    assert not (project / "data").exists()
+    # nothing of the data in the project: only the audit trail (the inference log's database) is there
+    assert {p.name for p in (project / "data").iterdir()} <= {
+        "inference.db",
+        "inference.db-wal",
+        "inference.db-shm",
+    }
 
 
 def test_fatal_problem_exits_2_with_the_message(project: Path, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """`python -m core flow run|start|status|runs|cancel` as a user runs them: separate processes, the local
-stack's Prefect server in between (what one process records, the next one reads)."""
+stack's Prefect server in between (what one process records, the next one reads). In local development
+the local user acts: the run, the CLI's audit row and the flow's (its registry move) all name them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from core.config import Settings
+from core.identity.roles import local_user
+from core.storage.audit import AuditTrail
 from tests.conftest import LocalStack
 
 pytestmark = pytest.mark.slow
@@ -44,6 +48,14 @@ def test_flow_run_then_status_from_another_process(stack_project: LocalStack) ->
     for step in ("ingest", "features", "train", "evaluate", "predict"):
         assert step in out
     assert "promoted to champion" in out  # a log line of the evaluate step
+    me = local_user().name
+    assert f"by {me}" in " ".join(out.split())
+
+    rows = AuditTrail.open(str(Settings(root=stack_project.root).audit_url)).read().to_dict("records")
+    [cli_row] = [r for r in rows if r["entry"] == "cli" and r["target"] == f"run:{run_id.group(1)}"]
+    [flow_row] = [r for r in rows if r["entry"] == "flow" and r["origin"] == run_id.group(1)]
+    assert (cli_row["actor"], cli_row["action"], cli_row["outcome"]) == (me, "retrain", "done")
+    assert (flow_row["actor"], flow_row["via"], flow_row["origin"]) == (me, "local", run_id.group(1))
 
 
 def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:

@@ -9,6 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from core.cli import app
+from core.config import Settings
+from core.identity.roles import local_user
+from core.storage.audit import AuditTrail
+from core.tracking.registry import open_registry
 
 runner = CliRunner()
 
@@ -24,6 +28,11 @@ def test_pipeline_on_a_fresh_project(project: Path, monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 0, result.output
     out = _text(result.output)
     assert "Weighted F1" in out and "Registered version 1 → champion" in out
+    me = local_user().name  # local development, no RAKUTEN_TOKEN: the person at this machine
+    assert [m.actor for m in open_registry(Settings()).history()] == [me]
+    [row] = AuditTrail.open(str(Settings().audit_url)).read().to_dict("records")
+    assert (row["actor"], row["action"], row["target"], row["outcome"]) == (me, "retrain", "model:v1", "done")
+    assert str(row["detail"]).startswith("v1 registered and promoted: champion none → v1")
     predictions = pd.read_csv(project / "data" / "processed" / "predictions.csv", index_col=0)
     x_test = pd.read_csv(project / "data" / "raw" / "X_test_update.csv", index_col=0, usecols=[0])
     assert predictions.index.equals(x_test.index)

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from core.cli import app
 from core.config import Settings
+from core.storage.audit import AuditTrail
 from core.storage.corrections_file import read_corrections_file
 
 runner = CliRunner()
@@ -41,3 +42,14 @@ def test_import_export_stats(project: Path, tmp_path: Path) -> None:
     stats = runner.invoke(app, ["review", "stats"], env={"COLUMNS": "200"})
     assert stats.exit_code == 0, stats.output
     assert "2 active corrections" in stats.output and "unclear" in stats.output
+
+    # each change in the audit trail, failures included; reading the counts is not an action
+    rows = AuditTrail.open(str(Settings().audit_url)).read().to_dict("records")[::-1]
+    assert [(r["action"], r["outcome"]) for r in rows] == [
+        ("import_corrections", "failed"),
+        ("import_corrections", "done"),
+        ("import_corrections", "failed"),
+        ("export_corrections", "done"),
+    ]
+    assert rows[1]["target"] == f"file:{good}" and rows[1]["detail"] == "2 corrections added"
+    assert rows[3]["target"] == f"file:{Settings().corrections_file}"

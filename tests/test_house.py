@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,3 +169,69 @@ def test_no_module_name_is_shared_by_two_packages() -> None:
             seen.setdefault(path.stem, []).append(path.relative_to(ROOT).as_posix())
     shared = {name: paths for name, paths in seen.items() if len(paths) > 1}
     assert shared == _PICKLED_NAMES
+
+
+# The audit trail is append-only: `audit_events` is only ever inserted into or read. The database refuses
+# the rest too (triggers: tests/core/storage/test_audit.py); this keeps the code from even trying.
+_AUDIT_TABLE = "audit_events"
+_AUDIT_READS_AND_WRITES = {"insert", "select"}  # sa.insert(audit_events), sa.select(audit_events, …)
+_AUDIT_COLUMNS = {"c", "columns", "name", "insert", "select"}  # audit_events.c.actor, audit_events.insert()
+_REWRITING_SQL = re.compile(
+    rf"\b(UPDATE|DELETE\s+FROM|TRUNCATE(\s+TABLE)?|DROP\s+TABLE(\s+IF\s+EXISTS)?|ALTER\s+TABLE|REPLACE\s+INTO)"
+    rf"\s+[\"`]?{_AUDIT_TABLE}\b",
+    re.IGNORECASE,
+)
+
+
+def _audit_rewrites(tree: ast.AST) -> list[int]:
+    """Lines that could change or remove audit rows: any use of the `audit_events` table other than
+    inserting, selecting or naming its columns, and any SQL text that updates, deletes, truncates,
+    drops or alters it."""
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    lines = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and _REWRITING_SQL.search(node.value)
+        ):
+            lines.append(node.lineno)
+        named = (isinstance(node, ast.Name) and node.id == _AUDIT_TABLE) or (
+            isinstance(node, ast.Attribute) and node.attr == _AUDIT_TABLE
+        )
+        if not named or isinstance(getattr(node, "ctx", None), ast.Store):
+            continue
+        parent = parents.get(node)
+        if isinstance(parent, ast.Attribute) and parent.attr in _AUDIT_COLUMNS:
+            continue
+        if isinstance(parent, ast.Call) and node in parent.args:
+            func = parent.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in _AUDIT_READS_AND_WRITES:
+                continue
+        lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_the_audit_rule_sees_every_kind_of_rewrite() -> None:
+    source = (
+        "import sqlalchemy as sa\nfrom core.storage.audit import audit_events\n"
+        "sa.update(audit_events)\nsa.delete(audit_events)\naudit_events.delete()\n"
+        "conn.exec_driver_sql('DELETE FROM audit_events')\nq = 'update audit_events set x = 1'\n"
+        "conn.exec_driver_sql('TRUNCATE TABLE audit_events')\nsql = 'DROP TABLE IF EXISTS audit_events'\n"
+        "helper(audit_events)\naudit = audit_events\n"
+        "sa.insert(audit_events).values(actor='a')\nsa.select(audit_events.c.actor)\n"
+        "sa.select(audit_events).where(audit_events.c.id > 1)\n"
+        "'CREATE TRIGGER t BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_events'\n"
+        "audit_events = sa.Table('audit_events', metadata)\n"
+    )
+    assert _audit_rewrites(ast.parse(source)) == [3, 4, 5, 6, 7, 8, 9, 10, 11]
+
+
+def test_no_module_changes_or_removes_audit_rows() -> None:
+    found = {}
+    for path in sorted(CORE.rglob("*.py")):
+        lines = _audit_rewrites(ast.parse(path.read_text(encoding="utf-8")))
+        if lines:
+            found[path.relative_to(ROOT).as_posix()] = lines
+    assert not found, f"audit_events used other than to insert or select, at: {found}"

@@ -9,6 +9,7 @@ from core.cli import champion, monitor, service, stack
 from core.cli.commands import app
 from core.cli.flow import flow_app
 from core.cli.review import review_app
+from core.cli.tokens import token_app
 
 app.command()(champion.models)
 app.command()(champion.promote)
@@ -22,6 +23,7 @@ app.command()(stack.down)
 app.command()(stack.status)
 app.add_typer(flow_app, name="flow")
 app.add_typer(review_app, name="review")
+app.add_typer(token_app, name="token")
 
 __all__ = ["app", "main"]
 

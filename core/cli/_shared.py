@@ -1,15 +1,25 @@
-"""What every command module shares: the terminal, common options, the progress display, the error exit."""
+"""What every command module shares: the terminal, common options, the progress display, the error exit,
+and `acting`: who runs a command that changes something, checked and written to the audit trail."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from core.config import Settings
+from core.identity.roles import Action, Principal, Unauthenticated
+
+if TYPE_CHECKING:
+    from core.identity.guard import Act
+
+# Lazy imports: the guard brings the audit trail's pandas and SQLAlchemy (~0.5 s); `--help` and the
+# read-only commands do not need them.
 
 console = Console(stderr=True)
 
@@ -46,3 +56,27 @@ def fail(exc: Exception) -> typer.Exit:
     """Print a core error as one red line and exit with code 2."""
     console.print(f"[bold red]Error:[/] {exc}")
     return typer.Exit(code=2)
+
+
+@contextmanager
+def acting(
+    settings: Settings, action: Action, *, target: str, reason: str = "", who: Principal | None = None
+) -> Iterator[tuple[Principal, Act]]:
+    """Run the body as the command's principal (`who`, else `cli_principal`: RAKUTEN_TOKEN's owner, or in
+    local development the local user), checked and recorded once in the audit trail (entry "cli").
+
+    Raises `Unauthenticated` (recorded as a refusal by nobody) or `Forbidden` (recorded as refused)
+    before the body; the body's errors are recorded as failed and raised. Commands turn all three into
+    the red line and exit code 2 with `fail`, as any core error. The body may set the record's target
+    and detail once it knows them (the version registered, the run started)."""
+    from core.identity.guard import ANONYMOUS, Guard, cli_principal
+
+    guard = Guard(settings, "cli")
+    if who is None:
+        try:
+            who = cli_principal(settings)
+        except Unauthenticated as exc:
+            guard.refused(ANONYMOUS, action, target=target, detail=f"{exc.reason}: {exc}")
+            raise
+    with guard.acting(who, action, target=target, reason=reason) as act:
+        yield who, act

@@ -1,20 +1,29 @@
 """The data and training commands of `python -m core`, and its Typer app (the champion: `core.cli.champion`;
-the service: `core.cli.service`; flows: `core.cli.flow`; the local stack: `core.cli.stack`)."""
+the service: `core.cli.service`; flows: `core.cli.flow`; the local stack: `core.cli.stack`).
+
+Ingest, prepare, evaluate and pipeline change what the platform serves (the data, the registry): they act
+for the command's principal (`core.cli._shared.acting`); in local development, and so in `dvc repro`, that
+is the local user."""
 # Size: one small command per data and training step (the DVC stages), each wiring a core call.
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from core.cli._shared import DataDirOpt, WorkersOpt, console, fail, progress
+from core.cli._shared import DataDirOpt, WorkersOpt, acting, console, fail, progress
 from core.config import get_settings
 from core.errors import RakutenError
+from core.identity.roles import Action
 from core.tracking.registry import open_registry
+
+if TYPE_CHECKING:
+    from core.identity.guard import Act
+    from core.pipeline.steps import EvaluateOutcome
 
 # Lazy imports: each command imports the steps it runs: `python -m core --help` loads in ~0.7 s, the step
 # modules (pandas, scikit-learn, MLflow) would add 3–7 s (python -X importtime, 2 cores).
@@ -98,15 +107,17 @@ def ingest(
     mode = image_check or settings.image_check
     if mode not in ("decode", "exists", "none"):
         raise fail(ValueError(f"--image-check must be decode, exists or none, not {mode!r}"))
+    source = data_dir or settings.data_dir
     try:
-        with progress() as update:
+        with acting(settings, Action.REINGEST, target=f"data:{source}") as (_, act), progress() as update:
             result = run_ingest(
-                data_dir or settings.data_dir,
+                source,
                 out or settings.interim_dir,
                 image_check=mode,  # type: ignore[arg-type]
                 workers=workers or settings.n_workers,
                 progress=update,
             )
+            act.detail = f"validation {result.report.status}"
     except RakutenError as exc:
         raise fail(exc) from exc
     _print_report(result.report, result.outputs)
@@ -153,21 +164,26 @@ def prepare(
 
     settings = get_settings()
     n = workers or settings.n_workers
+    target = f"data:{settings.data_dir}"
     try:
-        with progress() as update:
+        with acting(settings, Action.REINGEST, target=target) as (who, act), progress() as update:
             outcome = run_prepare(settings, workers=n, progress=update)
+            act.detail = outcome.summary
         console.print(outcome.summary)
         if train_if_needed and open_registry(settings).champion() is None:
             from core.pipeline import run_pipeline
 
             console.print("No champion model yet: training the first one…")
-            with progress() as update:
-                result = run_pipeline(settings, _params(), workers=n, progress=update)
+            with acting(settings, Action.RETRAIN, target="model", who=who) as (_, act), progress() as update:
+                result = run_pipeline(settings, _params(), workers=n, actor=who.name, progress=update)
+                _registered(act, result.evaluated)
             _print_outcome(result.evaluated)
         elif start_first_training and open_registry(settings).champion() is None:
             from core.orchestration.launcher import start_when_deployed
 
-            launch = start_when_deployed(settings, actor="first use")
+            with acting(settings, Action.RETRAIN, target="training", who=who) as (_, act):
+                launch = start_when_deployed(settings, actor=who.name, via=who.via)
+                act.target = f"run:{launch.run_id}"
             console.print(
                 f"No champion model yet: the first training runs on the worker ({launch.name}) — "
                 "follow it on the console's Pipeline runs page; predictions start once it is promoted."
@@ -226,19 +242,26 @@ def train(workers: WorkersOpt = None) -> None:
 
 
 @app.command()
-def evaluate(
-    actor: Annotated[str, typer.Option(help="Who to record in the promotion history.")] = "pipeline",
-) -> None:
-    """Score the candidate on the hold-out, log it to MLflow, register it, run the promotion gate."""
+def evaluate() -> None:
+    """Score the candidate on the hold-out, log it to MLflow, register it, run the promotion gate (the
+    registry's history names who ran it)."""
     from core.pipeline.steps import evaluate_step
 
     settings = get_settings()
     try:
-        with progress() as update:
-            outcome = evaluate_step(settings, _params(), actor=actor, progress=update)
+        params = _params()
+        with acting(settings, Action.RETRAIN, target="model") as (who, act), progress() as update:
+            outcome = evaluate_step(settings, params, actor=who.name, progress=update)
+            _registered(act, outcome)
     except RakutenError as exc:
         raise fail(exc) from exc
     _print_outcome(outcome)
+
+
+def _registered(act: Act, outcome: EvaluateOutcome) -> None:
+    """The audit record of a registration: the version, and what the gate made of it."""
+    act.target = f"model:v{outcome.version}"
+    act.detail = f"{outcome.registry_move} ({outcome.decision.summary})"
 
 
 def _print_outcome(outcome: Any) -> None:
@@ -338,9 +361,12 @@ def pipeline(workers: WorkersOpt = None) -> None:
     from core.pipeline import run_pipeline
 
     settings = get_settings()
+    n = workers or settings.n_workers
     try:
-        with progress() as update:
-            result = run_pipeline(settings, _params(), workers=workers or settings.n_workers, progress=update)
+        params = _params()
+        with acting(settings, Action.RETRAIN, target="model") as (who, act), progress() as update:
+            result = run_pipeline(settings, params, workers=n, actor=who.name, progress=update)
+            _registered(act, result.evaluated)
     except RakutenError as exc:
         raise fail(exc) from exc
     _print_outcome(result.evaluated)

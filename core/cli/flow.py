@@ -1,5 +1,6 @@
 """`python -m core flow …`: run a flow here, start a training the way the console does (on the local
-stack's worker, or your Prefect server's) and follow it, read, list and cancel runs."""
+stack's worker, or your Prefect server's) and follow it, read, list and cancel runs. Running, starting and
+cancelling act for the command's principal (`core.cli._shared.acting`), whose name the run carries."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from core.cli._shared import WorkersOpt, console, fail
+from core.cli._shared import WorkersOpt, acting, console, fail
 from core.config import Settings, get_settings
 from core.errors import RakutenError
+from core.identity.roles import Action
 
 if TYPE_CHECKING:
-    from core.orchestration.flow_runs import RunInfo
+    from rich.console import Console
+
+    from core.orchestration.flow_runs import LogLine, RunInfo
 
 # Lazy imports: each command imports what it runs: the flows and Prefect's client (~3 s) are not loaded for
 # `--help`.
@@ -42,7 +46,6 @@ def flow_run(
     set_: SetOpt = None,
     retrain: Annotated[bool, typer.Option(help="monitor: retrain when the decision says so")] = True,
     name: Annotated[str | None, typer.Option(help="Flow run name (the launcher finds the run by it)")] = None,
-    actor: Annotated[str, typer.Option(help="Who started it (recorded with promotions)")] = "cli",
     workers: WorkersOpt = None,
 ) -> None:
     """Run a flow in this process, recorded in Prefect.
@@ -57,18 +60,29 @@ def flow_run(
         check_prefect(settings)  # a clear error now, not a Prefect traceback from inside the flow
     except (ValueError, RakutenError) as exc:
         raise fail(exc) from exc
+    from prefect import tags
+
     from core.orchestration import flows
-    from core.orchestration.flow_runs import prefect_api
+    from core.orchestration.flow_runs import prefect_api, run_tags
 
     options = {"flow_run_name": name} if name else {}
-    with prefect_api(settings):
-        if which is FlowName.training:
-            training = flows.training_pipeline.with_options(**options)  # type: ignore[arg-type]
-            state = training(overrides=overrides, workers=workers, actor=actor, return_state=True)
-        else:
-            monitor = flows.monitor_and_retrain.with_options(**options)  # type: ignore[arg-type]
-            state = monitor(retrain=retrain, workers=workers, return_state=True)
-    run_id = state.state_details.flow_run_id
+    # the monitor builds a drift report, and retrains only when it decides to and may
+    action = Action.RETRAIN if which is FlowName.training or retrain else Action.DRIFT_REPORT
+    try:
+        with acting(settings, action, target=f"flow:{which.value}") as (who, act):
+            with prefect_api(settings), tags(*run_tags(who.name, who.via)):
+                if which is FlowName.training:
+                    training = flows.training_pipeline.with_options(**options)  # type: ignore[arg-type]
+                    state = training(overrides=overrides, workers=workers, actor=who.name, return_state=True)
+                else:
+                    monitor = flows.monitor_and_retrain.with_options(**options)  # type: ignore[arg-type]
+                    state = monitor(retrain=retrain, workers=workers, actor=who.name, return_state=True)
+            run_id = state.state_details.flow_run_id
+            act.target = f"run:{run_id}"
+            if not state.is_completed():  # recorded as failed; the exit code below says so too
+                act.outcome, act.detail = "failed", f"{state.type.value}: {state.message}"
+    except RakutenError as exc:
+        raise fail(exc) from exc
     if not state.is_completed():
         console.print(f"[bold red]{state.type.value}[/] flow run {run_id}: {state.message}")
         raise typer.Exit(code=2)
@@ -91,7 +105,6 @@ def _overrides(pairs: list[str]) -> dict[str, Any]:
 def flow_start(
     set_: SetOpt = None,
     follow: Annotated[bool, typer.Option(help="Follow the run (progress and logs) until it ends")] = True,
-    actor: Annotated[str, typer.Option(help="Who started it (recorded with promotions)")] = "cli",
 ) -> None:
     """Start a training as the console's Retrain does, and follow it.
 
@@ -101,7 +114,10 @@ def flow_start(
     from core.orchestration.launcher import AlreadyRunning, start_training
 
     try:
-        launch = start_training(settings, _overrides(set_ or []), actor=actor)
+        overrides = _overrides(set_ or [])
+        with acting(settings, Action.RETRAIN, target="flow:training") as (who, act):
+            launch = start_training(settings, overrides, actor=who.name, via=who.via)
+            act.target = f"run:{launch.run_id}"
     except AlreadyRunning as exc:
         console.print(f"[yellow]Not started:[/] {exc}")
         console.print(f"  follow it: python -m core flow status {exc.run_id} --follow")
@@ -133,16 +149,21 @@ def flow_status(
         raise fail(exc) from exc
     _print_run(run)
     for line in lines:
-        console.print(f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}", markup=False, highlight=False)
+        _print_line(console, line)
+
+
+def _print_line(out: Console, line: LogLine) -> None:
+    out.print(f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}", markup=False, highlight=False)
 
 
 def _print_run(run: RunInfo) -> None:
     done, total, current = run.progress
     took = f"{run.seconds:.0f} s" if run.seconds is not None else "—"
     running = f" · running {current}" if current else ""
+    by = f" · by {run.user}" if run.user else ""
     console.print(
         f"[bold]{run.flow}[/] {run.name} ({run.id}): [bold]{run.state}[/] · {took} · "
-        f"step {done}/{total}{running}"
+        f"step {done}/{total}{running}{by}"
     )
     if run.message and run.state != "COMPLETED":
         console.print(f"  {run.message}", markup=False)
@@ -171,20 +192,14 @@ def _follow(settings: Settings, run_id: str, every_s: float = 1.0) -> None:
                 run = read_run(settings, run_id)
                 for line in run_logs(settings, run_id, skip=seen):
                     seen += 1
-                    bar.console.print(
-                        f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}", markup=False, highlight=False
-                    )
+                    _print_line(bar.console, line)
                 done, total, current = run.progress
                 label = current or run.state.lower()
                 bar.update(task, description=label, completed=done, total=total)
                 if run.final:
                     time.sleep(2.0)  # the last log lines reach the API in a batch after the state
                     for line in run_logs(settings, run_id, skip=seen):
-                        bar.console.print(
-                            f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}",
-                            markup=False,
-                            highlight=False,
-                        )
+                        _print_line(bar.console, line)
                     break
                 time.sleep(every_s)
     except KeyboardInterrupt:
@@ -207,7 +222,8 @@ def flow_cancel(run_id: Annotated[str, typer.Argument(help="Flow run id")]) -> N
     from core.orchestration.launcher import cancel
 
     try:
-        cancel(settings, run_id)
+        with acting(settings, Action.CANCEL_RUN, target=f"run:{run_id}"):
+            cancel(settings, run_id)
     except RakutenError as exc:
         raise fail(exc) from exc
     console.print(f"Cancellation requested for {run_id}.")
@@ -224,7 +240,7 @@ def flow_runs(limit: Annotated[int, typer.Option(help="How many runs", min=1)] =
         upcoming = recent_runs(settings, limit=5, scheduled=True)
     except RakutenError as exc:
         raise fail(exc) from exc
-    table = Table("flow", "run", "state", "started", "seconds", "overrides", title="Recent runs")
+    table = Table("flow", "run", "state", "started", "seconds", "by", "overrides", title="Recent runs")
     table.add_column("id", no_wrap=True)
     for run in runs:
         table.add_row(
@@ -233,6 +249,7 @@ def flow_runs(limit: Annotated[int, typer.Option(help="How many runs", min=1)] =
             run.state,
             f"{run.started:%Y-%m-%d %H:%M:%S}" if run.started else "",
             f"{run.seconds:.0f}" if run.seconds is not None else "",
+            run.user or "",
             str(run.parameters.get("overrides") or ""),
             run.id,
         )

@@ -1,5 +1,5 @@
-"""`python -m core drift` and `python -m core simulate`: a drift report now; traffic (optionally
-shifted) replayed against the prediction service."""
+"""`python -m core drift` and `python -m core simulate`: a drift report now (for the command's principal,
+`core.cli._shared.acting`); traffic (optionally shifted) replayed against the prediction service."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from core.cli._shared import console, fail, progress
+from core.cli._shared import acting, console, fail, progress
 from core.config import get_settings
 from core.errors import RakutenError
+from core.identity.roles import Action
 
 # Lazy imports: each command imports what it runs: the drift report's modules (~1–3 s) are not loaded for
 # `--help`.
@@ -44,8 +45,10 @@ def drift(
     settings = settings.model_copy(update=changes)
     try:
         truth = read_labels(labels) if labels else None
-        with progress() as update:
+        with acting(settings, Action.DRIFT_REPORT, target="drift:report") as (_, act), progress() as update:
             summary = report_now(settings, labels=truth, progress=update)
+            act.target = f"drift:{summary.html}"
+            act.detail = summary.reasons[0]
     except RakutenError as exc:
         raise fail(exc) from exc
     colour = "red" if summary.drift_detected else "green"

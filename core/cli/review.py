@@ -1,5 +1,6 @@
 """`python -m core review scan|stats|export|import`: the label-issue scan, the corrections store's
-counts, and its file (the overlay the next ingest applies)."""
+counts, and its file (the overlay the next ingest applies). Scan, export and import act for the
+command's principal (`core.cli._shared.acting`: the reviewer role); stats is open."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from core.cli._shared import WorkersOpt, console, fail, progress
+from core.cli._shared import WorkersOpt, acting, console, fail, progress
 from core.config import get_settings
 from core.errors import RakutenError
+from core.identity.roles import Action
 
 if TYPE_CHECKING:
     from core.storage.corrections import CorrectionsStore
@@ -30,9 +32,11 @@ def scan(workers: WorkersOpt = None) -> None:
     from core.review.label_issues import scan as run_scan
 
     settings = get_settings()
+    n = workers or settings.n_workers
     try:
-        with progress() as update:
-            result = run_scan(settings, workers=workers or settings.n_workers, progress=update)
+        with acting(settings, Action.SCAN_LABELS, target="labels:training") as (_, act), progress() as update:
+            result = run_scan(settings, workers=n, progress=update)
+            act.detail = f"{result.meta['label_issues']:,} label issues"
     except RakutenError as exc:
         raise fail(exc) from exc
     meta = result.meta
@@ -65,8 +69,11 @@ def export_corrections() -> None:
     products): the next ingest applies it over the downloaded labels."""
     from core.review.inbox import export
 
-    with _store() as store:
-        done = export(get_settings(), store)
+    settings = get_settings()
+    target = f"file:{settings.corrections_file}"
+    with _store() as store, acting(settings, Action.EXPORT_CORRECTIONS, target=target) as (_, act):
+        done = export(settings, store)
+        act.detail = f"{done.rows:,} corrections, {done.photos:,} photos"
     console.print(f"{done.rows:,} corrections, {done.photos:,} photos → {done.path}")
     if done.photos_missing:
         console.print(
@@ -85,15 +92,19 @@ def import_corrections(
     duplicated or conflicting."""
     from core.review.inbox import import_file
 
-    with _store() as store:
+    with (
+        _store() as store,
+        acting(get_settings(), Action.IMPORT_CORRECTIONS, target=f"file:{path}") as (_, act),
+    ):
         added = import_file(store, path)
+        act.detail = f"{added:,} corrections added"
     console.print(f"{added:,} corrections imported from {path}.")
 
 
 @contextmanager
 def _store() -> Iterator[CorrectionsStore]:
-    """The corrections store, closed after the command; its errors (and a database that cannot be
-    reached) end the command with the message and exit code 2."""
+    """The corrections store, closed after the command; its errors, a database that cannot be reached
+    and a refusal (`acting` inside it) end the command with the message and exit code 2."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from core.review.inbox import open_store

@@ -123,10 +123,13 @@ class ServiceTokens:
         self._error: str | None = None
 
     def verify(self, token: str) -> Principal | None:
-        """The token's principal, or None when no stored token matches (or it expired)."""
+        """The token's principal, or None when no stored token matches (or it expired).
+        `TokenFileError` while the file has never been read."""
         if not token.startswith(PREFIX):
             return None
         tokens = self._current()
+        if not tokens and self._error:  # never read: say why rather than "invalid token"
+            raise TokenFileError(self._error)
         wanted = digest(token).encode()
         found = None
         for candidate in tokens:  # every digest compared: the time says nothing about which matched

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
 import httpx
@@ -35,6 +35,9 @@ STEPS: dict[str, tuple[str, ...]] = {
     "training-pipeline": STEP_NAMES,
     "monitor-and-retrain": ("signals", "drift"),
 }
+# A run's tags name who started it and how (a principal's `via`): Prefect's UI shows and filters by them.
+USER_TAG: Final = "user:"
+VIA_TAG: Final = "via:"
 
 
 if TYPE_CHECKING:
@@ -183,6 +186,12 @@ class RunInfo:
     seconds: float | None
     parameters: dict[str, Any]
     steps: list[Step] = field(default_factory=list)
+    tags: tuple[str, ...] = ()
+
+    @property
+    def user(self) -> str | None:
+        """Who started the run: its `user:` tag, else its `actor` parameter (runs from before the tag)."""
+        return tag_value(self.tags, USER_TAG) or self.parameters.get("actor")
 
     @property
     def final(self) -> bool:
@@ -216,6 +225,16 @@ class LogLine:
     at: datetime
     level: str
     message: str
+
+
+def run_tags(actor: str, via: str) -> list[str]:
+    """The tags naming who started a run (`user:alice@example.com`) and how (`via:oidc`)."""
+    return [f"{USER_TAG}{actor}", f"{VIA_TAG}{via}"]
+
+
+def tag_value(tags: Sequence[str], prefix: str) -> str | None:
+    """The value of the first tag with this prefix (`user:` → `alice@example.com`), if any."""
+    return next((tag.removeprefix(prefix) for tag in tags if tag.startswith(prefix)), None)
 
 
 def run_uuid(run_id: str | UUID) -> UUID:
@@ -254,6 +273,7 @@ def run_info(client: SyncPrefectClient, run: Any, steps: list[Step] | None = Non
         seconds=_seconds(run.start_time, run.end_time),
         parameters=dict(run.parameters or {}),
         steps=steps or [],
+        tags=tuple(run.tags or ()),
     )
 
 

@@ -6,6 +6,10 @@ means what `python -m core pipeline` and the DVC stages mean. The monitoring flo
 drift report and the retrain decision of `core.monitoring.retrain`. A long step's progress goes to the
 run's log and to a progress artifact of its task run, updated as it goes; each run ends with a Markdown
 artifact summarising what happened.
+
+A run acts for whoever started it (its `actor` parameter, its `user:` and `via:` tags; their role was
+checked, and recorded, where they started it); the scheduled monitoring acts as its schedule. The registry
+move a training makes is written to the audit trail once, naming them, with the run's id as its origin.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from prefect import Task, flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, tags, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -30,6 +34,8 @@ from core.monitoring.retrain import (
     read_signals,
     with_drift,
 )
+from core.orchestration.flow_audit import SCHEDULE, acting_for, registry_move_audited
+from core.orchestration.flow_runs import run_tags
 from core.orchestration.step_progress import LiveProgress
 from core.params import load_params, with_overrides
 from core.pipeline.chain import STEPS, Chain, Note, Step, not_promoted, run_step
@@ -140,7 +146,11 @@ def training_pipeline(
     for step in STEPS:
         if step.name == "predict" and chain.evaluated and chain.evaluated.champion_after is None:
             break  # nothing to predict with: said below, once the summary is recorded
-        TASKS[step.name](chain)
+        if step.name == "evaluate":
+            with registry_move_audited(chain):
+                TASKS[step.name](chain)
+        else:
+            TASKS[step.name](chain)
     summary = TrainingSummary.of(chain)
     create_markdown_artifact(
         _training_markdown(summary, settings), key=SUMMARY_KEY, description="Training pipeline outcome"
@@ -167,9 +177,13 @@ def drift(settings: Settings, rows: int) -> DriftSummary | None:
 
 
 @flow(name="monitor-and-retrain")
-def monitor_and_retrain(retrain: bool = True, workers: int | None = None) -> dict[str, Any]:
+def monitor_and_retrain(
+    retrain: bool = True, workers: int | None = None, actor: str | None = None
+) -> dict[str, Any]:
     """Read the monitoring signals and a fresh drift report, decide (thresholds from Settings), record
-    the decision as an artifact, and run the training pipeline when it says so (and `retrain` allows)."""
+    the decision as an artifact, and run the training pipeline when it says so (and `retrain` allows).
+
+    `actor`: who started this run by hand; unset (the daily schedule), the schedule acts."""
     settings = get_settings()
     found = signals(settings)
     report = drift(settings, found.rows)
@@ -184,8 +198,10 @@ def monitor_and_retrain(retrain: bool = True, workers: int | None = None) -> dic
         "training": None,
     }
     if decision.retrain and retrain:
-        get_run_logger().info("retraining")
-        result["training"] = training_pipeline(workers=workers, actor="monitor-and-retrain")
+        who = acting_for(actor) if actor else SCHEDULE
+        get_run_logger().info("retraining for %s", who.name)
+        with tags(*run_tags(who.name, who.via)):  # the training's own run says who it acts for
+            result["training"] = training_pipeline(workers=workers, actor=who.name)
     return result
 
 

@@ -3,7 +3,9 @@
 Every training runs on a Prefect worker: the local stack's (`python -m core up`, what `make console`
 starts) or your own server's. `run_deployment` creates the run and returns its id at once; the worker
 picks it up within a second. A second start while a training is pending or running is refused with
-the active run's id — checked under a file lock, so a double click cannot slip through.
+the active run's id — checked under a file lock, so a double click cannot slip through. Each run
+carries who started it: its `actor` parameter (what the registry and the audit trail record) and the
+tags `user:<name>` and `via:<how>`, which Prefect's UI shows and filters by.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from core.orchestration.flow_runs import (
     prefect_api,
     prefect_client,
     run_info,
+    run_tags,
     run_uuid,
 )
 
@@ -95,19 +98,25 @@ def active_training(settings: Settings) -> RunInfo | None:
 
 
 def start_training(
-    settings: Settings, overrides: dict[str, Any] | None = None, *, actor: str = "console"
+    settings: Settings,
+    overrides: dict[str, Any] | None = None,
+    *,
+    actor: str = "console",
+    via: str = "console",
 ) -> Launch:
-    """Start a training run on the worker and return its id at once; `AlreadyRunning` if one is."""
+    """Start a training run on the worker for `actor` and return its id at once; `AlreadyRunning` if
+    one is. `via`: how they reached us (a principal's `via`: oidc, service-token, local, …)."""
     with FileLock(str(_state_dir(settings) / "launch.lock"), timeout=30):
         active = active_training(settings)
         if active is not None:
             raise AlreadyRunning(active.id)
         name = f"training-{uuid.uuid4().hex[:8]}"
-        return _start_deployment(settings, {"overrides": overrides or {}, "actor": actor}, name)
+        parameters = {"overrides": overrides or {}, "actor": actor}
+        return _start_deployment(settings, parameters, name, run_tags(actor, via))
 
 
 def start_when_deployed(
-    settings: Settings, *, actor: str, timeout_s: float = 300.0, poll_s: float = 0.5
+    settings: Settings, *, actor: str, via: str = "console", timeout_s: float = 300.0, poll_s: float = 0.5
 ) -> Launch:
     """`start_training` once the training deployment exists (the stack deploys it while it starts);
     a training already in progress is returned as it is."""
@@ -115,7 +124,7 @@ def start_when_deployed(
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return start_training(settings, actor=actor)
+            return start_training(settings, actor=actor, via=via)
         except AlreadyRunning as exc:
             return Launch(exc.run_id, where(settings), exc.run_id)
         except (LaunchError, PrefectUnavailable):
@@ -124,7 +133,7 @@ def start_when_deployed(
             time.sleep(poll_s)
 
 
-def _start_deployment(settings: Settings, parameters: dict[str, Any], name: str) -> Launch:
+def _start_deployment(settings: Settings, parameters: dict[str, Any], name: str, tags: list[str]) -> Launch:
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
@@ -132,7 +141,13 @@ def _start_deployment(settings: Settings, parameters: dict[str, Any], name: str)
         with prefect_api(settings):
             # _sync (Prefect's async_dispatch): a sync call even where an event loop runs in this thread
             run = run_deployment(  # type: ignore[call-arg]
-                DEPLOYMENT, parameters=parameters, flow_run_name=name, timeout=0, as_subflow=False, _sync=True
+                DEPLOYMENT,
+                parameters=parameters,
+                flow_run_name=name,
+                tags=tags,
+                timeout=0,
+                as_subflow=False,
+                _sync=True,
             )
     except httpx.TransportError as exc:
         server = "the local stack's Prefect server" if settings.local_prefect else "the Prefect server"

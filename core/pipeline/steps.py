@@ -62,6 +62,18 @@ class EvaluateOutcome:
             "behaviour_pass_rate": self.behaviour.pass_rate,
         }
 
+    @property
+    def registry_move(self) -> str:
+        """What the registry made of the new version, in one line (the audit trail's detail)."""
+
+        before, after = (
+            "none" if version is None else f"v{version}"
+            for version in (self.champion_before, self.champion_after)
+        )
+        if self.champion_after == self.version:
+            return f"v{self.version} registered and promoted: champion {before} → v{self.version}"
+        return f"v{self.version} registered as challenger; the champion stays {after}"
+
 
 @dataclass(frozen=True)
 class PredictOutcome:

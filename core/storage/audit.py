@@ -119,7 +119,7 @@ class AuditTrail:
         try:
             engine = open_engine(url, create=False)  # not the inference log's table: only this one
             create_table(engine)
-        except (RakutenError, sa.exc.SQLAlchemyError) as exc:
+        except (RakutenError, sa.exc.SQLAlchemyError, OSError) as exc:
             raise AuditError(f"Cannot open the audit trail: {exc}") from exc
         return cls(engine)
 

@@ -125,6 +125,12 @@ def api_credential() -> str | None:
     return secret.get_secret_value() if secret is not None and secret.get_secret_value() else None
 
 
+def via() -> str:
+    """How the signed-in user proved who they are (a run's `via:` tag)."""
+    who = user()
+    return who.via if who is not None else "none"
+
+
 def _origin() -> str:
     try:
         address = st.context.ip_address

@@ -101,7 +101,7 @@ def retrain(overrides: dict[str, Any]) -> None:
     why = f"overrides: {overrides}" if overrides else "params.yaml as it is"
     try:  # a refusal (Forbidden) is a RakutenError: flashed as any other
         with identity.acting(identity.Action.RETRAIN, target="run:training", reason=why) as act:
-            launch = start_training(settings(), overrides, actor=identity.actor())
+            launch = start_training(settings(), overrides, actor=identity.actor(), via=identity.via())
             act.target, act.detail = f"run:{launch.run_id}", f"started {launch.name}"
     except AlreadyRunning as exc:
         st.session_state[_FOLLOW] = exc.run_id

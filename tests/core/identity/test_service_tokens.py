@@ -113,9 +113,11 @@ def test_unknown_roles_in_the_file_are_refused_with_what_to_fix(path: Path) -> N
         read_tokens(path)
     message = str(refused.value)
     assert str(path) in message and record.id in message and "ci" in message and "superuser" in message
-    # a process already running keeps the tokens it had and says why it did not take the new file
+    # and a process that never read it says why rather than "invalid token"
     fresh = ServiceTokens(path)
-    assert fresh.verify(token) is None and fresh.error == message
+    with pytest.raises(TokenFileError):
+        fresh.verify(token)
+    assert fresh.error == message
 
 
 def test_an_unreadable_file_is_said_so(path: Path) -> None:

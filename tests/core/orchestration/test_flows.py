@@ -1,6 +1,8 @@
 """Both flows end to end under Prefect's test harness (a temporary local Prefect API) on tiny demo data:
 a registered champion and predictions afterwards, one task per step, the summary artifact; a failing
 step fails the run and leaves the champion as it was; monitor-and-retrain decides from the inference log.
+A run acts for who started it: the registry's history and one audit row (entry "flow", origin the run's
+id) name them; the scheduled monitoring retrains as its schedule.
 A step's live progress is one progress artifact of its task run, updated as it goes and read back as the
 console reads it; a Prefect API error while publishing it does not fail the step."""
 
@@ -18,6 +20,7 @@ import pytest
 
 from core.config import Settings, get_settings
 from core.data.demo.generator import DemoSpec, write_demo
+from core.storage.audit import AuditFilter, AuditTrail
 from core.storage.inference_log import InferenceRecord, open_engine, write
 from core.tracking.registry import open_registry
 
@@ -83,13 +86,22 @@ def task_names(flow_run_id: object) -> list[str]:
     return [r.name.rsplit("-", 1)[0] for r in sorted(runs, key=lambda r: r.start_time or datetime.now(UTC))]
 
 
+def flow_rows(root: Path) -> list[dict[str, Any]]:
+    """The audit rows flows wrote, oldest first."""
+    trail = AuditTrail.open(str(Settings(root=root).audit_url))
+    return [r for r in trail.read(AuditFilter()).to_dict("records")[::-1] if r["entry"] == "flow"]
+
+
 def test_training_pipeline_registers_promotes_and_predicts(harness: None, flow_project: Path) -> None:
+    from prefect import tags
     from prefect.artifacts import Artifact
 
+    from core.orchestration.flow_runs import run_tags
     from core.orchestration.flows import SUMMARY_KEY, training_pipeline
     from core.pipeline import STEP_NAMES
 
-    state = training_pipeline(workers=2, return_state=True)
+    with tags(*run_tags("alice@example.com", "oidc")):  # as the launcher starts a run for her
+        state = training_pipeline(workers=2, actor="alice@example.com", return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
     assert summary["version"] == 1 and summary["promoted"] and summary["champion_after"] == 1
@@ -104,6 +116,17 @@ def test_training_pipeline_registers_promotes_and_predicts(harness: None, flow_p
     assert live and None not in tasks and len(set(tasks)) == len(tasks)  # one per step, each its step's
     assert all(a.description and 0 <= a.data <= 100 for a in live)
 
+    assert [m.actor for m in open_registry(Settings(root=flow_project)).history()] == ["alice@example.com"]
+    [row] = flow_rows(flow_project)  # the registry move, once
+    assert (row["actor"], row["via"], row["action"], row["outcome"]) == (
+        "alice@example.com",
+        "oidc",
+        "retrain",
+        "done",
+    )
+    assert row["target"] == "model:v1" and row["origin"] == str(state.state_details.flow_run_id)
+    assert row["detail"] == "v1 registered and promoted: champion none → v1" and row["reason"]
+
 
 def test_overrides_and_a_refused_model(harness: None, flow_project: Path) -> None:
     """A far worse model (tiny C) is registered, refused by the gate, and the champion stays."""
@@ -115,6 +138,9 @@ def test_overrides_and_a_refused_model(harness: None, flow_project: Path) -> Non
     summary = state.result()
     assert not summary["promoted"] and summary["reasons"]
     assert champion(flow_project) == before
+    row = flow_rows(flow_project)[-1]  # started with no one named (the Prefect UI): the default actor
+    assert (row["actor"], row["via"], row["outcome"]) == ("prefect", "flow", "done")
+    assert row["detail"] == f"v{summary['version']} registered as challenger; the champion stays v{before}"
 
 
 def test_a_failing_step_fails_the_run_and_keeps_the_champion(
@@ -122,7 +148,7 @@ def test_a_failing_step_fails_the_run_and_keeps_the_champion(
 ) -> None:
     from core.orchestration.flows import training_pipeline
 
-    before = champion(flow_project)
+    before, audited = champion(flow_project), len(flow_rows(flow_project))
     monkeypatch.setenv("RAKUTEN_DATA_DIR", str(flow_project / "no-such-folder"))
     get_settings.cache_clear()
     try:
@@ -133,6 +159,7 @@ def test_a_failing_step_fails_the_run_and_keeps_the_champion(
     assert state.is_failed()
     assert "no-such-folder" in str(state.message) and "does not exist" in str(state.message)
     assert champion(flow_project) == before
+    assert len(flow_rows(flow_project)) == audited  # ingest failed: no registry move to record
 
 
 def test_an_unreachable_dask_scheduler_fails_the_run_naming_the_setting(
@@ -205,6 +232,14 @@ def test_monitor_retrains_when_it_decides_to(harness: None, flow_project: Path) 
     result = monitor_and_retrain(workers=2)
     assert result["decision"]["retrain"] is True
     assert result["training"]["version"] == versions_before + 1
+    row = flow_rows(flow_project)[-1]  # the schedule retrained: it is the one named
+    assert (row["actor"], row["roles"], row["via"]) == (
+        "schedule:monitor-and-retrain",
+        "operator",
+        "schedule",
+    )
+    assert row["target"] == f"model:v{versions_before + 1}"
+    assert registry.history()[-1].actor == "schedule:monitor-and-retrain"
 
 
 CLUSTER = "Dask tasks (2 workers)"

@@ -1,7 +1,8 @@
 """The launcher on the local stack (a real Prefect server and worker under `python -m core up`): a
 start returns the run id at once, the worker runs it to Completed, a second start while it runs is
 refused (with the active run's id), the run is read back from Prefect as the console would after a
-browser reload, and a cancel stops the run's process."""
+browser reload, and a cancel stops the run's process. A run carries who started it (its `actor`
+parameter, its `user:` and `via:` tags) into the registry move it makes, audited once by the flow."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from core.config import Settings
 from core.orchestration.flow_runs import RunInfo
+from core.storage.audit import AuditFilter, AuditTrail
 from tests.conftest import LocalStack
 
 pytestmark = pytest.mark.slow
@@ -35,7 +37,7 @@ def test_start_follow_and_refuse_a_second_start(project: Settings) -> None:
     _wait_final(project, first.id)
 
     started = time.monotonic()
-    launch = start_training(project, {"text.C": 0.5}, actor="test")
+    launch = start_training(project, {"text.C": 0.5}, actor="test", via="service-token")
     assert launch.where == "local" and time.monotonic() - started < 5  # the id at once, not after the run
     active = active_training(project)
     assert active is not None and active.id == launch.run_id
@@ -43,7 +45,11 @@ def test_start_follow_and_refuse_a_second_start(project: Settings) -> None:
     assert run.state == "COMPLETED", run.message
     assert run.progress[:2] == (5, 5)
     assert run.parameters["overrides"] == {"text.C": 0.5} and run.parameters["actor"] == "test"
+    assert run.user == "test" and {"user:test", "via:service-token"} <= set(run.tags)
     assert active_training(project) is None  # a new start is allowed again
+    trail = AuditTrail.open(str(project.audit_url))
+    [row] = trail.read(AuditFilter(actors=["test"])).to_dict("records")  # the flow's registry move
+    assert (row["entry"], row["via"], row["origin"]) == ("flow", "service-token", launch.run_id)
 
 
 def test_cancel_stops_the_run_on_the_worker(project: Settings) -> None:
