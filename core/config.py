@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         default=None, description="The issuer tokens must name (default: the discovery document's)."
     )
     oidc_timeout_s: float = Field(default=5.0, gt=0, description="Each call to the identity provider.")
+    oidc_session_hours: float = Field(
+        default=8.0,
+        gt=0,
+        description="A console sign-in lasts this long after the provider authenticated the person; then "
+        "they sign in again, with the roles the provider gives them now.",
+    )
     service_tokens_file: Path = Field(
         default=Path("secrets/service_tokens.json"),
         description="Named service tokens, stored hashed (`python -m core token create`); re-read on change.",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Final
 
@@ -63,6 +63,8 @@ def user() -> Principal | None:
     if not info.get("is_logged_in"):
         return None
     claims = {k: v for k, v in info.to_dict().items() if k != "tokens"}
+    if _stale(claims, s.oidc_session_hours):
+        return None
     subject = str(claims.get("sub", ""))
     return Principal(
         name=display_name(claims, subject or "unknown"),
@@ -70,6 +72,24 @@ def user() -> Principal | None:
         via="oidc",
         subject=subject,
     )
+
+
+def _stale(claims: Mapping[str, object], hours: float) -> bool:
+    """Signed in longer ago than a session lasts (roles taken away at the provider must not live on in
+    the console's month-long cookie)."""
+    when = claims.get("auth_time", claims.get("iat"))
+    if not isinstance(when, int | float):
+        return False
+    return time.time() - float(when) > hours * 3600
+
+
+def session_expired() -> bool:
+    """Whether the person was signed in, but too long ago (the sign-in screen says so)."""
+    s = settings()
+    if not s.sign_in or not st.user.get("is_logged_in"):
+        return False
+    claims = {k: v for k, v in st.user.to_dict().items() if k != "tokens"}
+    return _stale(claims, s.oidc_session_hours)
 
 
 def allowed(action: Action) -> bool:
@@ -173,7 +193,11 @@ def _leave_break_glass() -> None:
 def sign_in_screen() -> None:
     """Nobody signed in yet: the provider's sign-in button (and break-glass, when configured)."""
     st.title("Rakuten MLOps console")
-    st.info("Sign in to continue: this console operates production models.", icon=":material/lock:")
+    if session_expired():
+        hours = settings().oidc_session_hours
+        st.warning(f"Your sign-in is over {hours:g} hours old: sign in again.", icon=":material/schedule:")
+    else:
+        st.info("Sign in to continue: this console operates production models.", icon=":material/lock:")
     st.button("Sign in", key="sign_in", type="primary", icon=":material/login:", on_click=st.login)
     if _glass_token() is not None:
         with st.expander("Identity provider down? Break-glass access"):

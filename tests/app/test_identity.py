@@ -6,6 +6,7 @@ browser: tests/e2e/test_sign_in.py."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,6 +77,16 @@ def test_nobody_gets_in_without_signing_in(signed: Path) -> None:
     assert at.button(key="sign_in").label == "Sign in"
     assert not at.metric  # no page drawn: not even the overview's figures
     assert not [w for w in at.text_input if w.key == "break_glass_input"]  # no break-glass configured
+
+
+def test_a_sign_in_older_than_a_session_must_be_renewed(signed: Path) -> None:
+    """Roles taken away at the provider must not live on in the console's long-lived cookie."""
+    old = _person("olga", "rakuten-operators") | {"iat": int(time.time()) - 9 * 3600}
+    at = _open(old)
+    assert not at.metric and at.button(key="sign_in")
+    assert any("over 8 hours old" in w.value for w in at.warning)
+    fresh = _person("olga", "rakuten-operators") | {"iat": int(time.time()) - 60}
+    assert _open(fresh).metric
 
 
 @pytest.mark.parametrize("group", list(ENABLED))
