@@ -18,7 +18,7 @@ from core.identity.roles import Action, Principal, Unauthenticated
 if TYPE_CHECKING:
     from core.identity.guard import Act
 
-# Lazy imports: the guard brings the audit trail's pandas and SQLAlchemy (~0.5 s); `--help` and the
+# Lazy imports: the guard brings the audit trail's pandas and SQLAlchemy; `--help` and the
 # read-only commands do not need them.
 
 console = Console(stderr=True)

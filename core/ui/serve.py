@@ -147,15 +147,15 @@ def main() -> None:
     if missing:  # a new process image with them (nothing to clean up: nothing was started yet)
         command = [sys.executable, "-m", "core.ui.serve", *sys.argv[1:]]
         os.execve(sys.executable, command, {**os.environ, **missing})
-    settings = get_settings()
-    refusal = console_refusal(settings, listen_address(sys.argv[1:], Path.cwd()))
-    if refusal:
-        print(f"Error: {refusal}", file=sys.stderr)
-        raise SystemExit(2)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    settings = get_settings()
+    refusal = console_refusal(settings, listen_address(sys.argv[1:], Path.cwd()))
+    if refusal:
+        log.error("Error: %s", refusal)
+        raise SystemExit(2)
     start = time.perf_counter()
     problems = warm(settings)
     log.info("console: loaded what its first page needs in %.1f s", time.perf_counter() - start)

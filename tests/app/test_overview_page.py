@@ -117,6 +117,7 @@ ALL_PAGES = (
     "service_health.py",
     "experiments.py",
     "models.py",
+    "audit.py",
 )
 
 
