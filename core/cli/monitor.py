@@ -95,7 +95,8 @@ def simulate(
         class_mix=class_mix, new_vocabulary=new_vocabulary, darker=darker, empty_description=empty_description
     )
     target = url or settings.api_url or f"http://{settings.api_host}:{settings.api_port}"
-    backend = ApiBackend(target, timeout=30.0, origin="simulator")
+    token = settings.token.get_secret_value() if settings.token else None  # where /predict* needs one
+    backend = ApiBackend(target, timeout=30.0, origin="simulator", token=token)
     try:
         backend.model_info(timeout=5.0)  # fail fast, with the reason, when the API is not there
         console.print(f"Sending {n:,} products to {target} ({describe_shift(shift)}), {clients} clients")
