@@ -6,9 +6,9 @@ their roles come from a claim of the ID token (`RAKUTEN_OIDC_ROLES_CLAIM`, mappe
 (`RAKUTEN_CONSOLE_ADMIN_TOKEN`) can sign in on the sign-in screen while the provider is down, audited as
 `break-glass`.
 
-A control the user may not use is drawn disabled with the reason (`disabled`, `why`); its callback asks
-again (`refused`) and records the refusal, so a crafted rerun gets nowhere. Every action a callback
-carries out is recorded once through `acting` (core.identity.guard: the one check, the one audit write).
+A control the user may not use is drawn disabled with the reason (`disabled`, `why`); its callback runs
+the action through `acting` (core.identity.guard: the one check, the one audit write), which asks again
+and records a refusal, so a stale page or a crafted rerun gets nowhere.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from core.identity.roles import local_user as _local_user
 from core.ui.cached import settings
 
 _GLASS: Final = "break_glass"  # digest of the break-glass token entered this session
-__all__ = ["Action", "acting", "allowed", "disabled", "refusal", "refused", "sidebar", "user", "why"]
+__all__ = ["Action", "acting", "allowed", "disabled", "refusal", "sidebar", "user", "why"]
 
 
 @st.cache_resource(show_spinner=False)
@@ -110,25 +110,22 @@ def why(action: Action, help: str | None = None) -> str | None:
     return f"You ({held}) may not {LABELS[action]}: it needs the {NEEDS[action]} role."
 
 
-def refused(action: Action, flash_key: str, target: str = "") -> bool:
-    """For widget callbacks: True (the refusal flashed under `flash_key` and recorded) when the user
-    may not do this — whatever the page drew."""
-    who = user()
-    if who is not None and may(who, action):
-        return False
-    who = who or ANONYMOUS
-    message = why(action) or "Not allowed."
-    guard().refused(who, action, target=target, detail=message, origin=_origin())
-    st.session_state[flash_key] = ("error", message)
-    return True
-
-
 @contextmanager
 def acting(action: Action, *, target: str, reason: str = "") -> Iterator[Act]:
     """Run an action as the signed-in user: checked, then recorded once with its outcome."""
-    who = user() or ANONYMOUS
+    who = user() or _unverified()
     with guard().acting(who, action, target=target, reason=reason, origin=_origin()) as act:
         yield act
+
+
+def _unverified() -> Principal:
+    """Who asks when nobody is signed in now: the person whose sign-in expired (no role: they sign in
+    again first), else anonymous — named in the refusal's record either way."""
+    if settings().sign_in and st.user.get("is_logged_in"):
+        claims = {k: v for k, v in st.user.to_dict().items() if k != "tokens"}
+        name = display_name(claims, str(claims.get("sub", "")) or "unknown")
+        return Principal(name=name, roles=frozenset(), via="oidc-expired", subject=str(claims.get("sub", "")))
+    return ANONYMOUS
 
 
 def actor() -> str:

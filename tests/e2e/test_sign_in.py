@@ -1,7 +1,8 @@
 """Sign-in in a real browser, through a real OpenID Connect provider process (oidc-provider-mock): each
 role signs in with the provider's own form, sees who it is, and finds exactly its actions enabled; an
 operator's and a reviewer's actions land in the audit trail with their names, which an admin exports
-from the Audit page. The console runs as deployed (`python -m core.ui.serve`) with sign-in configured."""
+from the Audit page; a click that arrives after the sign-in expired is refused and recorded. The console
+runs as deployed (`python -m core.ui.serve`) with sign-in configured."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,6 +22,7 @@ import pytest
 
 from core.config import get_settings
 from core.stack.programs import CONSOLE_ENVIRONMENT
+from core.storage.audit import AuditFilter, AuditTrail
 from tests.conftest import build_trained_project, clean_env, free_port
 from tests.e2e.conftest import Console, exceptions, snapshot
 from tests.oidc_provider import Provider, email_of, running_provider
@@ -55,9 +58,8 @@ def provider() -> Iterator[Provider]:
 
 
 @pytest.fixture(scope="module")
-def signed_console(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Iterator[Console]:
-    """A trained project's console with sign-in through the provider (its own project: the actions
-    below write to it)."""
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained project of this module's own (the actions below write to it)."""
     root = tmp_path_factory.mktemp("sign-in") / "project"
     root.mkdir()
     with pytest.MonkeyPatch.context() as mp:
@@ -65,6 +67,19 @@ def signed_console(tmp_path_factory: pytest.TempPathFactory, provider: Provider)
         clean_env(mp, root)
         build_trained_project(root)
     get_settings.cache_clear()
+    return root
+
+
+@pytest.fixture(scope="module")
+def signed_console(project: Path, provider: Provider) -> Iterator[Console]:
+    """The project's console with sign-in through the provider."""
+    with _console(project, provider) as console:
+        yield console
+
+
+@contextmanager
+def _console(root: Path, provider: Provider, **settings: str) -> Iterator[Console]:
+    """`python -m core.ui.serve` on `root`, signing people in through `provider` (and `settings`)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -76,10 +91,11 @@ def signed_console(tmp_path_factory: pytest.TempPathFactory, provider: Provider)
         "RAKUTEN_OIDC_CLIENT_SECRET": "console-secret-0123456789",
         "RAKUTEN_OIDC_COOKIE_SECRET": "cookie-secret-0123456789-0123456789-0123",
         "RAKUTEN_OIDC_REDIRECT_URI": f"{url}/oauth2callback",
+        **{f"RAKUTEN_{k.upper()}": v for k, v in settings.items()},
     }
     command = [sys.executable, "-m", "core.ui.serve", "--server.address", "127.0.0.1"]
     command += ["--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"]
-    log = root / "console.log"
+    log = root / f"console-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -178,3 +194,29 @@ def test_actions_are_recorded_with_who_did_them_and_an_admin_exports_them(
     assert ("operator@example.org", "operator", "reload", "done", "console") in done
     assert ("reviewer@example.org", "reviewer", "export_corrections", "done", "console") in done
     assert all(r["via"] == "oidc" for r in rows if r["actor"].endswith("@example.org"))
+
+
+def test_a_click_after_the_sign_in_expired_is_refused_and_recorded(
+    page: Any, project: Path, provider: Provider
+) -> None:
+    """The page drawn while the operator's sign-in was fresh, the click arriving after it expired (a
+    role taken away at the provider ends this way): the action checks again, nothing runs, the
+    refusal names the person, and the console asks them to sign in again."""
+    session_s = 20.0
+    with _console(project, provider, oidc_session_hours=str(session_s / 3600)) as console:
+        signed_at = time.monotonic()
+        _sign_in(page, console, "operator")
+        _goto(page, console, "models", "Models")
+        reload = page.get_by_role("button", name="Reload the served model")
+        assert reload.is_enabled()
+        page.wait_for_timeout(max(0.0, session_s + 2 - (time.monotonic() - signed_at)) * 1000)
+        reload.click()
+        page.get_by_text("sign in again").first.wait_for()
+    refused = AuditTrail.open(f"sqlite:///{project / 'data' / 'inference.db'}").read(
+        AuditFilter(outcomes=["refused"], actions=["reload"])
+    )
+    assert refused[["actor", "via", "entry"]].values.tolist()[0] == [
+        email_of("operator"),
+        "oidc-expired",
+        "console",
+    ]
