@@ -14,10 +14,12 @@ from typing import Final
 
 from prefect.runtime import flow_run
 
+from core.config import Settings
 from core.identity.guard import Guard
 from core.identity.roles import Action, Principal, schedule
 from core.orchestration.flow_runs import VIA_TAG, tag_value
 from core.pipeline.chain import Chain
+from core.storage.drift_reports import DriftSummary
 
 SCHEDULE: Final = schedule("monitor-and-retrain")
 
@@ -48,3 +50,12 @@ def registry_move_audited(chain: Chain) -> Iterator[None]:
     assert outcome is not None  # the evaluate step sets it
     target, why = f"model:v{outcome.version}", outcome.decision.summary
     guard.record(who, Action.RETRAIN, target, why, "done", outcome.registry_move, origin)
+
+
+def drift_report_recorded(settings: Settings, who: Principal, report: DriftSummary) -> None:
+    """The drift report a monitoring run made, in the audit trail (entry "flow", origin the run's id)."""
+    detail = "; ".join(report.reasons)
+    target = f"drift:{report.created_at}"
+    Guard(settings, "flow").record(
+        who, Action.DRIFT_REPORT, target, "", "done", detail, str(flow_run.id or "")
+    )

@@ -34,7 +34,7 @@ from core.monitoring.retrain import (
     read_signals,
     with_drift,
 )
-from core.orchestration.flow_audit import SCHEDULE, acting_for, registry_move_audited
+from core.orchestration.flow_audit import SCHEDULE, acting_for, drift_report_recorded, registry_move_audited
 from core.orchestration.flow_runs import run_tags
 from core.orchestration.step_progress import LiveProgress
 from core.params import load_params, with_overrides
@@ -185,8 +185,11 @@ def monitor_and_retrain(
 
     `actor`: who started this run by hand; unset (the daily schedule), the schedule acts."""
     settings = get_settings()
+    who = acting_for(actor) if actor else SCHEDULE
     found = signals(settings)
     report = drift(settings, found.rows)
+    if report is not None:
+        drift_report_recorded(settings, who, report)
     decision = decide_retrain(with_drift(found, report), Thresholds.of(settings))
     _tell(decision.reasons)
     create_markdown_artifact(
@@ -198,7 +201,6 @@ def monitor_and_retrain(
         "training": None,
     }
     if decision.retrain and retrain:
-        who = acting_for(actor) if actor else SCHEDULE
         get_run_logger().info("retraining for %s", who.name)
         with tags(*run_tags(who.name, who.via)):  # the training's own run says who it acts for
             result["training"] = training_pipeline(workers=workers, actor=who.name)

@@ -220,6 +220,10 @@ def test_monitor_decides_from_the_inference_log(harness: None, flow_project: Pat
     assert result["drift_report"] and (settings.drift_dir / result["drift_report"]).is_file()
     assert decision["signals"]["drift_detected"] is True
     assert any("drift detected" in r for r in decision["reasons"])
+    # the report is in the audit trail, made by the schedule (the first call made none: too few rows)
+    (made,) = [r for r in flow_rows(flow_project) if r["action"] == "drift_report"]
+    assert (made["actor"], made["outcome"]) == ("schedule:monitor-and-retrain", "done")
+    assert made["target"].startswith("drift:") and "drift detected" in made["detail"]
 
 
 def test_monitor_retrains_when_it_decides_to(harness: None, flow_project: Path) -> None:
