@@ -11,11 +11,13 @@ from __future__ import annotations
 import hmac
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Final
+
+import sqlalchemy as sa
 
 from core.config import Settings
 from core.identity.access_tokens import AccessTokenVerifier, looks_like_jwt
@@ -113,6 +115,15 @@ class Act:
     target: str
     detail: str = ""
     outcome: Outcome = "done"
+    _write: Callable[[Act, sa.Connection], None] | None = field(default=None, repr=False)
+    written: bool = False
+
+    def record_in(self, conn: sa.Connection) -> None:
+        """Write the record now, in the body's own transaction on the trail's database (one commit for
+        the action and its record; the guard writes nothing more unless the body then fails)."""
+        assert self._write is not None
+        self._write(self, conn)
+        self.written = True
 
 
 @dataclass
@@ -132,7 +143,12 @@ class Guard:
         self, who: Principal, action: Action, *, target: str, reason: str = "", origin: str = ""
     ) -> Iterator[Act]:
         """Check, run the body, record once. Raises `Forbidden` (recorded as refused) before the body."""
-        act = Act(target=target)
+
+        def write(act: Act, conn: sa.Connection) -> None:
+            event = self._event(who, action, act.target, reason, act.outcome, act.detail, origin)
+            self.trail.record(event, conn)
+
+        act = Act(target=target, _write=write)
         try:
             check(who, action)
         except Forbidden as exc:
@@ -141,9 +157,11 @@ class Guard:
         try:
             yield act
         except BaseException as exc:
+            # the body's transaction (and a record written in it) rolled back: the failure is recorded
             self.record(who, action, act.target, reason, "failed", f"{type(exc).__name__}: {exc}", origin)
             raise
-        self.record(who, action, act.target, reason, act.outcome, act.detail, origin)
+        if not act.written:
+            self.record(who, action, act.target, reason, act.outcome, act.detail, origin)
 
     def refused(self, who: Principal, action: Action, *, target: str, detail: str, origin: str = "") -> None:
         """Record a refusal decided elsewhere (a credential that does not verify, a role checked earlier)."""
@@ -159,7 +177,26 @@ class Guard:
         detail: str,
         origin: str = "",
     ) -> None:
-        event = AuditEvent(
+        event = self._event(who, action, target, reason, outcome, detail, origin)
+        try:
+            self.trail.record(event)
+        except AuditError as exc:
+            # the action has happened (or was refused) either way: say so loudly, lose nothing else
+            log.error(
+                "Audit trail not written (%s %s on %s by %s): %s", outcome, action, target, who.name, exc
+            )
+
+    def _event(
+        self,
+        who: Principal,
+        action: Action,
+        target: str,
+        reason: str,
+        outcome: Outcome,
+        detail: str,
+        origin: str,
+    ) -> AuditEvent:
+        return AuditEvent(
             actor=who.name,
             roles=who.role_names,
             via=who.via,
@@ -171,13 +208,6 @@ class Guard:
             origin=origin or _host(),
             detail=detail,
         )
-        try:
-            self.trail.record(event)
-        except AuditError as exc:
-            # the action has happened (or was refused) either way: say so loudly, lose nothing else
-            log.error(
-                "Audit trail not written (%s %s on %s by %s): %s", outcome, action, target, who.name, exc
-            )
 
 
 ANONYMOUS: Final = Principal(name="anonymous", roles=frozenset(), via="none")

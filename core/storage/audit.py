@@ -123,11 +123,15 @@ class AuditTrail:
             raise AuditError(f"Cannot open the audit trail: {exc}") from exc
         return cls(engine)
 
-    def record(self, event: AuditEvent) -> int:
-        """Append one event; its id."""
+    def record(self, event: AuditEvent, conn: sa.Connection | None = None) -> int:
+        """Append one event; its id. With `conn` (a transaction on this trail's database), inside it: the
+        record then commits, or rolls back, with what it records."""
         try:
-            with self.engine.begin() as conn:
+            if conn is not None:
                 result = conn.execute(_INSERT, event.row())
+            else:
+                with self.engine.begin() as own:
+                    result = own.execute(_INSERT, event.row())
         except sa.exc.SQLAlchemyError as exc:
             raise AuditError(f"Cannot write to the audit trail: {exc}") from exc
         key = result.inserted_primary_key

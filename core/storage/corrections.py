@@ -11,7 +11,7 @@ Undo keeps the row (audit), marked with who undid it and when. Imports are all o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -38,6 +38,8 @@ QUEUES: Final = (
     "import",  # a corrections file imported from elsewhere
 )
 TEXT_CHARS: Final = 10_000
+# What runs in a recording transaction after the inserts, with their ids.
+Alongside = Callable[[sa.Connection, list[int]], None]
 
 metadata = sa.MetaData()
 corrections = sa.Table(
@@ -209,13 +211,15 @@ class CorrectionsStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def add(self, correction: Correction) -> int:
+    def add(self, correction: Correction, *, then: Alongside | None = None) -> int:
         """Record one correction; its id. `DuplicateCorrectionError` when the product already has the
         same active decision, `ConflictingCorrectionError` when it has another (undo that one first)."""
-        return self.add_many([correction])[0]
+        return self.add_many([correction], then=then)[0]
 
-    def add_many(self, batch: Sequence[Correction]) -> list[int]:
-        """Record several corrections in one transaction: all of them, or (on any error) none."""
+    def add_many(self, batch: Sequence[Correction], *, then: Alongside | None = None) -> list[int]:
+        """Record several corrections in one transaction: all of them, or (on any error) none. `then`
+        runs in that transaction with the new ids (e.g. the audit record of the action), before it
+        commits."""
         checked = [c.checked() for c in batch]
         refuse_repeats(checked)
         now = datetime.now(UTC)
@@ -230,6 +234,8 @@ class CorrectionsStore:
                     }
                     inserted = conn.execute(_INSERT, values).inserted_primary_key
                     ids.append(int(inserted[0]))  # type: ignore[index]
+                if then is not None:
+                    then(conn, ids)
                 return ids
         except sa.exc.IntegrityError as exc:  # the product already has a correction: say which
             with self.engine.connect() as conn:

@@ -52,6 +52,26 @@ def test_done_is_one_row_with_what_the_body_added(settings: Settings, trail: Aud
     assert (row["detail"], row["entry"], row["origin"]) == ("champion v6 → v7", "cli", "run-1")
 
 
+def test_a_record_written_in_the_body_s_transaction_commits_or_rolls_back_with_it(
+    settings: Settings, trail: AuditTrail
+) -> None:
+    """The feedback route's way: the action and its record in one transaction — one row when it
+    commits; when it rolls back, no trace of it but the failure, recorded once."""
+    guard = Guard(settings, "api", _trail=trail)
+    with guard.acting(OPERATOR, Action.RELOAD, target="p:1") as act, trail.engine.begin() as conn:
+        act.detail = "in the same transaction"
+        act.record_in(conn)
+    assert [(r["outcome"], r["detail"]) for r in rows(trail)] == [("done", "in the same transaction")]
+    with (
+        pytest.raises(RuntimeError),
+        guard.acting(OPERATOR, Action.RELOAD, target="p:2") as act,
+        trail.engine.begin() as conn,
+    ):
+        act.record_in(conn)
+        raise RuntimeError("the insert after it failed")
+    assert [(r["target"], r["outcome"]) for r in rows(trail)] == [("p:1", "done"), ("p:2", "failed")]
+
+
 def test_refused_is_one_row_and_the_body_never_runs(settings: Settings, trail: AuditTrail) -> None:
     guard = Guard(settings, "api", _trail=trail)
     ran = []
