@@ -120,7 +120,8 @@ def test_retrain_runs_to_completed(page: Any, console: Console, screenshots: Pat
     assert bar.inner_text().strip() == "step 5 of 5"
     new = max(before) + 1
     assert registered_versions(console.root) == [*before, new]
-    page.get_by_role("heading", name=re.compile(rf"^Model v{new}: ")).wait_for()  # the run's summary
+    # the run's summary (.first: a rerun may briefly show the previous drawing beside the new one)
+    page.get_by_role("heading", name=re.compile(rf"^Model v{new}: ")).first.wait_for()
     from playwright.sync_api import expect
 
     # once the page settles: while the whole page is drawn again after the run ended, Streamlit keeps
