@@ -43,9 +43,23 @@ REDIRECT_URI: Final = "http://localhost:8501/oauth2callback"
 _START_TIMEOUT_S: Final = 60.0
 
 
+# The console's sign-in settings (the provider's address aside: where one runs, its own)
+CONSOLE_SIGN_IN: Final = {
+    "RAKUTEN_OIDC_SERVER_METADATA_URL": "http://127.0.0.1:9/.well-known/openid-configuration",
+    "RAKUTEN_OIDC_CLIENT_ID": CLIENT_ID,
+    "RAKUTEN_OIDC_CLIENT_SECRET": "console-secret-0123456789",
+    "RAKUTEN_OIDC_COOKIE_SECRET": "cookie-secret-0123456789-0123456789-0123",
+}
+
+
 def email_of(sub: str) -> str:
     """The email a listed user signs in with (what the platform shows as their name)."""
     return f"{sub}@example.org"
+
+
+def signed_in(sub: str, *groups: str) -> dict[str, object]:
+    """What `st.user` holds for `sub` signed in with `groups` (AppTest's `user`)."""
+    return {"is_logged_in": True, "sub": sub, "email": email_of(sub), "groups": list(groups)}
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def user() -> Principal | None:
     info = st.user
     if not info.get("is_logged_in"):
         return None
-    claims = {k: v for k, v in info.to_dict().items() if k != "tokens"}
+    claims = _claims()
     if _stale(claims, s.oidc_session_hours):
         return None
     subject = str(claims.get("sub", ""))
@@ -72,6 +72,11 @@ def user() -> Principal | None:
         via="oidc",
         subject=subject,
     )
+
+
+def _claims() -> dict[str, object]:
+    """The ID token's claims Streamlit keeps for the signed-in person (not the tokens themselves)."""
+    return {k: v for k, v in st.user.to_dict().items() if k != "tokens"}
 
 
 def _stale(claims: Mapping[str, object], hours: float) -> bool:
@@ -88,8 +93,7 @@ def session_expired() -> bool:
     s = settings()
     if not s.sign_in or not st.user.get("is_logged_in"):
         return False
-    claims = {k: v for k, v in st.user.to_dict().items() if k != "tokens"}
-    return _stale(claims, s.oidc_session_hours)
+    return _stale(_claims(), s.oidc_session_hours)
 
 
 def allowed(action: Action) -> bool:
@@ -122,7 +126,7 @@ def _unverified() -> Principal:
     """Who asks when nobody is signed in now: the person whose sign-in expired (no role: they sign in
     again first), else anonymous — named in the refusal's record either way."""
     if settings().sign_in and st.user.get("is_logged_in"):
-        claims = {k: v for k, v in st.user.to_dict().items() if k != "tokens"}
+        claims = _claims()
         name = display_name(claims, str(claims.get("sub", "")) or "unknown")
         return Principal(name=name, roles=frozenset(), via="oidc-expired", subject=str(claims.get("sub", "")))
     return ANONYMOUS

@@ -16,14 +16,9 @@ from streamlit.testing.v1 import AppTest
 from core.config import Settings, get_settings
 from core.identity.roles import NEEDS, Action, local_user
 from core.storage.audit import AuditEvent, AuditFilter, AuditTrail
+from tests.oidc_provider import CONSOLE_SIGN_IN, signed_in
 
 HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
-SIGN_IN = {
-    "RAKUTEN_OIDC_SERVER_METADATA_URL": "http://127.0.0.1:9/.well-known/openid-configuration",
-    "RAKUTEN_OIDC_CLIENT_ID": "rakuten-console",
-    "RAKUTEN_OIDC_CLIENT_SECRET": "console-secret-0123456789",
-    "RAKUTEN_OIDC_COOKIE_SECRET": "cookie-secret-0123456789-0123456789-0123",
-}
 # (page, button key, action): controls every trained project draws
 CONTROLS = (
     ("overview.py", "home_retrain", Action.RETRAIN),
@@ -44,16 +39,12 @@ ENABLED = {
 @pytest.fixture
 def signed(trained_project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """The session's trained project with sign-in configured; the trail in a private database."""
-    for name, value in SIGN_IN.items():
+    for name, value in CONSOLE_SIGN_IN.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("RAKUTEN_AUDIT_URL", f"sqlite:///{tmp_path / 'audit.db'}")
     get_settings.cache_clear()
     yield trained_project
     get_settings.cache_clear()
-
-
-def _person(name: str, *groups: str) -> dict[str, object]:
-    return {"is_logged_in": True, "sub": name, "email": f"{name}@example.org", "groups": list(groups)}
 
 
 def _open(user: dict[str, object] | None, page: str | None = None) -> AppTest:
@@ -81,11 +72,11 @@ def test_nobody_gets_in_without_signing_in(signed: Path) -> None:
 
 def test_a_sign_in_older_than_a_session_must_be_renewed(signed: Path) -> None:
     """Roles taken away at the provider must not live on in the console's long-lived cookie."""
-    old = _person("olga", "rakuten-operators") | {"iat": int(time.time()) - 9 * 3600}
+    old = signed_in("olga", "rakuten-operators") | {"iat": int(time.time()) - 9 * 3600}
     at = _open(old)
     assert not at.metric and at.button(key="sign_in")
     assert any("over 8 hours old" in w.value for w in at.warning)
-    fresh = _person("olga", "rakuten-operators") | {"iat": int(time.time()) - 60}
+    fresh = signed_in("olga", "rakuten-operators") | {"iat": int(time.time()) - 60}
     assert _open(fresh).metric
 
 
@@ -93,7 +84,7 @@ def test_a_sign_in_older_than_a_session_must_be_renewed(signed: Path) -> None:
 def test_each_role_sees_exactly_its_actions_enabled(signed: Path, group: str) -> None:
     seen: dict[str, AppTest] = {}
     for page, key, action in CONTROLS:
-        at = seen.get(page) or _open(_person("pat", group), page)
+        at = seen.get(page) or _open(signed_in("pat", group), page)
         seen[page] = at
         button = at.button(key=key)
         assert button.disabled == (key not in ENABLED[group]), (group, key)
@@ -105,7 +96,7 @@ def test_each_role_sees_exactly_its_actions_enabled(signed: Path, group: str) ->
 
 
 def test_someone_with_no_role_sees_nothing(signed: Path) -> None:
-    at = _open(_person("eve", "marketing"))
+    at = _open(signed_in("eve", "marketing"))
     assert not at.metric
     assert any("no role" in w.value for w in at.warning)
     assert at.button(key="sign_out")
@@ -114,11 +105,11 @@ def test_someone_with_no_role_sees_nothing(signed: Path) -> None:
 def test_a_click_after_the_role_went_is_refused_and_recorded(signed: Path) -> None:
     """The page drawn for an operator, the click arriving for a viewer (a stale page, a forged rerun):
     the callback checks again — nothing runs, the refusal is in the trail."""
-    at = _open(_person("olga", "rakuten-operators"), "models.py")
+    at = _open(signed_in("olga", "rakuten-operators"), "models.py")
     at.text_input(key="rollback_reason").input("try").run()
     at.checkbox(key="rollback_confirm").check().run()
     assert not at.button(key="rollback").disabled
-    at.user = _person("olga", "rakuten-viewers")
+    at.user = signed_in("olga", "rakuten-viewers")
     at.button(key="rollback").click().run()
     assert any("may not roll the champion back" in e.value for e in at.error), [e.value for e in at.error]
     assert at.metric[0].value == "v1"
@@ -178,7 +169,7 @@ def test_audit_page_filters_links_and_exports(signed: Path) -> None:
         event = AuditEvent(actor, "operator", "oidc", action, target, "because", outcome, "console")  # type: ignore[arg-type]
         trail.record(event)
     at = AppTest.from_file(HOME, default_timeout=60)
-    at.user = _person("pat", "rakuten-viewers")
+    at.user = signed_in("pat", "rakuten-viewers")
     at.query_params["target"] = "model:v7"
     at.run()
     at.switch_page("../pages/audit.py").run()

@@ -19,6 +19,7 @@ from core.storage.audit import AuditFilter, AuditTrail
 from core.storage.corrections_file import read_corrections_file
 from core.storage.inference_log import InferenceRecord, open_engine, write
 from tests.conftest import build_trained_project, clean_env
+from tests.oidc_provider import CONSOLE_SIGN_IN, signed_in
 
 HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
 
@@ -45,22 +46,10 @@ def reviewed(reviewed_source: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     get_settings.cache_clear()
 
 
-SIGN_IN = {
-    "RAKUTEN_OIDC_SERVER_METADATA_URL": "http://127.0.0.1:9/.well-known/openid-configuration",
-    "RAKUTEN_OIDC_CLIENT_ID": "rakuten-console",
-    "RAKUTEN_OIDC_CLIENT_SECRET": "console-secret-0123456789",
-    "RAKUTEN_OIDC_COOKIE_SECRET": "cookie-secret-0123456789-0123456789-0123",
-}
-
-
 def _sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in SIGN_IN.items():
+    for name, value in CONSOLE_SIGN_IN.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-
-
-def _person(name: str, *groups: str) -> dict[str, object]:
-    return {"is_logged_in": True, "sub": name, "email": f"{name}@example.org", "groups": list(groups)}
 
 
 def _open(kind: str = "production", user: dict[str, object] | None = None) -> AppTest:
@@ -88,7 +77,7 @@ def _shown_key(at: AppTest) -> str:
 
 def test_training_queue_decisions_undo_and_export(reviewed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _sign_in(monkeypatch)
-    at = _open("training", _person("ana", "rakuten-reviewers"))
+    at = _open("training", signed_in("ana", "rakuten-reviewers"))
     assert any("python -m core review scan" in c.value for c in at.code)  # before the first scan
     _act(at, "review_scan")
     assert any("Scan done" in s.value for s in at.success)
@@ -160,7 +149,7 @@ def test_production_queue_shows_unsure_answers(reviewed: Path) -> None:
 @pytest.mark.parametrize("groups", [["rakuten-viewers"], ["rakuten-operators"]])
 def test_only_reviewers_decide(reviewed: Path, monkeypatch: pytest.MonkeyPatch, groups: list[str]) -> None:
     _sign_in(monkeypatch)
-    at = _open("training", _person("vic", *groups))
+    at = _open("training", signed_in("vic", *groups))
     assert at.segmented_control  # the queues are open to every role
     assert any("needs the reviewer role" in i.value for i in at.info)
     for key in ("review_scan", "review_export"):
@@ -176,11 +165,11 @@ def test_a_decision_made_after_the_role_went_is_refused(
     _sign_in(monkeypatch)
     monkeypatch.setenv("RAKUTEN_AUDIT_URL", f"sqlite:///{reviewed / 'refusals.db'}")
     get_settings.cache_clear()
-    at = _open("training", _person("ana", "rakuten-reviewers"))
+    at = _open("training", signed_in("ana", "rakuten-reviewers"))
     _act(at, "review_scan")
     before = len(open_store(Settings()).table())
     assert not at.button(key="review_accept").disabled
-    at.user = _person("ana", "rakuten-viewers")
+    at.user = signed_in("ana", "rakuten-viewers")
     _act(at, "review_accept")
     assert any("may not review labels" in e.value for e in at.error), [e.value for e in at.error]
     assert len(open_store(Settings()).table()) == before

@@ -25,7 +25,7 @@ from core.stack.programs import CONSOLE_ENVIRONMENT
 from core.storage.audit import AuditFilter, AuditTrail
 from tests.conftest import build_trained_project, clean_env, free_port
 from tests.e2e.conftest import Console, exceptions, snapshot
-from tests.oidc_provider import Provider, email_of, running_provider
+from tests.oidc_provider import CONSOLE_SIGN_IN, Provider, email_of, running_provider
 
 pytestmark = pytest.mark.slow
 
@@ -86,10 +86,8 @@ def _console(root: Path, provider: Provider, **settings: str) -> Iterator[Consol
         **{k: v for k, v in os.environ.items() if not k.startswith("RAKUTEN_")},
         **CONSOLE_ENVIRONMENT,
         "RAKUTEN_ROOT": str(root),
+        **CONSOLE_SIGN_IN,
         "RAKUTEN_OIDC_SERVER_METADATA_URL": provider.metadata_url,
-        "RAKUTEN_OIDC_CLIENT_ID": "rakuten-console",
-        "RAKUTEN_OIDC_CLIENT_SECRET": "console-secret-0123456789",
-        "RAKUTEN_OIDC_COOKIE_SECRET": "cookie-secret-0123456789-0123456789-0123",
         "RAKUTEN_OIDC_REDIRECT_URI": f"{url}/oauth2callback",
         **{f"RAKUTEN_{k.upper()}": v for k, v in settings.items()},
     }
