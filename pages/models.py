@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.ui import mlflow_access
+from core.ui import audit_view, mlflow_access
 from core.ui import models_view as ui
 from core.ui.components import empty_state, error_state
 
@@ -33,6 +33,7 @@ with c2:
 c3.metric("Registered versions", len(shown.versions))
 
 st.subheader("Versions")
+audit_view.refusals_notice(key="refused_versions")
 st.dataframe(shown.table, key="versions", hide_index=True, column_config=ui.VERSIONS_CONFIG)
 st.caption(ui.corrections_note(shown.versions))
 

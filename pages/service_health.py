@@ -3,6 +3,7 @@ prediction service's key metrics from Prometheus, or from the API's own /metrics
 
 import streamlit as st
 
+from core.ui import audit_view
 from core.ui import health_view as ui
 from core.ui.components import empty_state
 
@@ -17,6 +18,8 @@ if down:
         f"Not answering: {', '.join(down)} — see the detail column. Local stack: `python -m core status` "
         "(each program's state and log); full stack: `docker compose ps`."
     )
+
+audit_view.refusals_notice(key="refused_versions")
 
 workers = ui.dask_workers(probes)
 if workers is not None:

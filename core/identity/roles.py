@@ -38,6 +38,7 @@ class Action(StrEnum):
     REINGEST = "reingest"
     DRIFT_REPORT = "drift_report"
     MANAGE_TOKENS = "manage_tokens"
+    LOAD_MODEL = "load_model"  # a service loading a registered version (refusals are recorded)
 
 
 _VIEWER: Final = frozenset({Action.PREDICT, Action.VIEW})
@@ -82,6 +83,7 @@ LABELS: Final[Mapping[Action, str]] = {
     Action.REINGEST: "ingest the data again",
     Action.DRIFT_REPORT: "build a drift report",
     Action.MANAGE_TOKENS: "manage service tokens",
+    Action.LOAD_MODEL: "load a model version",
 }
 
 
@@ -141,6 +143,11 @@ def local_user() -> Principal:
     except (KeyError, OSError):
         name = "local"
     return Principal(name=f"{name}@local", roles=frozenset(Role), via="local", subject=name)
+
+
+def system(component: str) -> Principal:
+    """A service acting on its own account (the API checking a model before loading it): no role."""
+    return Principal(name=f"system:{component}", roles=frozenset(), via="system")
 
 
 def schedule(flow: str) -> Principal:

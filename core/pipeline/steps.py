@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from core.pipeline.scoring import embeddings_for, image_features_for, score, tex
 from core.progress import StageProgress, silent
 from core.tracking import store
 from core.tracking.gate import Decision
+from core.tracking.integrity import ModelIntegrityError
 from core.tracking.registration import register_candidate
 from core.tracking.registry import NoChampionError, open_registry
 from core.tracking.store import TrainingRun
@@ -165,12 +166,22 @@ def evaluate_step(
     registry = open_registry(settings, client)
     champion = registry.champion()
     champion_f1 = None
+    unusable: ModelIntegrityError | None = None
     if champion is not None:
-        champion_model = store.load_classifier(settings, version=champion)
-        champion_f1 = score(champion_model, test, params, settings, 1).weighted_f1
+        try:
+            champion_model = store.load_classifier(settings, version=champion)
+        except ModelIntegrityError as exc:
+            # no service loads it either: a verified candidate replacing it must not wait for it
+            log.warning("%s: the candidate is judged on the minimum checks alone", exc)
+            unusable = exc
+        else:
+            champion_f1 = score(champion_model, test, params, settings, 1).weighted_f1
     step("evaluate", 2, 4)
 
     decision = record.gate(evaluation, behaviour, champion_f1, params.promotion)
+    if unusable is not None:
+        reasons = [r for r in decision.reasons if r != "no current champion"]
+        decision = replace(decision, reasons=[*reasons, f"champion {unusable} (not re-scored)"])
     train_part = features.part("train")
     training = TrainingRun(
         name=f"train-{datetime.now(UTC):%Y%m%d-%H%M%S}",

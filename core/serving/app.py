@@ -30,11 +30,12 @@ from threadpoolctl import threadpool_limits
 from core.config import Settings, get_settings
 from core.errors import ImageDecodeError, ImageTooLargeError, MissingExtraError, UnsupportedImageError
 from core.identity.guard import Authenticator, Guard
+from core.identity.roles import Action, system
 from core.serving.answering import run_texts
 from core.serving.batch import BatchPool
 from core.serving.coalesce import Coalescer
 from core.serving.deps import ApiError, ServiceState
-from core.serving.holder import ModelHolder, NoModelError, RegistrySource, ServedModel
+from core.serving.holder import ModelHolder, NoModelError, Refusal, RegistrySource, ServedModel
 from core.serving.metrics import LATENCY_BUCKETS, ServiceMetrics
 from core.serving.middleware import RequestContext
 from core.serving.predictor import NoImageModelError
@@ -72,7 +73,14 @@ def create_app(settings: Settings | None = None, *, source: RegistrySource | Non
         settle_heap()
         log.info("serving %s v%s (%s)", new.name, new.version, new.source)
 
-    holder = ModelHolder(settings, source=source, on_change=on_change)
+    def on_refused(refusal: Refusal) -> None:
+        metrics.model_refusals.labels(refusal.kind).inc()
+        detail = f"refused before loading ({refusal.kind}): {refusal.reason}"
+        state.guard.record(
+            system("api"), Action.LOAD_MODEL, f"model:v{refusal.version}", "", "refused", detail
+        )
+
+    holder = ModelHolder(settings, source=source, on_change=on_change, on_refused=on_refused)
     state = ServiceState(settings, holder, metrics, Authenticator(settings), Guard(settings, "api"))
     state.texts = Coalescer(partial(run_texts, state))
 

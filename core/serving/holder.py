@@ -7,6 +7,10 @@ happens beside the serving — at start-up, on `/admin/reload`, or when the chea
 
 Every model loaded from the registry is also saved under `models/serving/`: if the registry cannot be
 reached at start-up, the service starts on that local copy (and says so in `/model`).
+
+A version whose files do not match the digests recorded at registration is refused before any of it
+runs (`core.tracking.integrity`): the current model keeps serving, the refusal is reported
+(`on_refused`), and the alias watcher does not try that version again — an operator's reload does.
 """
 # Size: loading, hot swap, the local fallback copy and the champion watcher share one lock and state.
 
@@ -31,6 +35,7 @@ from core.features.sentence import get_text_encoder
 from core.features.text import normalize_text
 from core.io import load_model, save_model, write_text
 from core.models.classifier import ProductClassifier
+from core.tracking.integrity import ModelIntegrityError
 from core.tracking.store import connect, load_classifier
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,16 @@ class ServedModel:
     loaded_at: datetime
     source: Source
     file: Path | None = None  # this version's immutable local copy (what batch worker processes load)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A registered version this service refused to load (its files do not match their digests)."""
+
+    version: int
+    kind: Literal["mismatch", "missing"]  # missing: no digests recorded
+    reason: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -108,14 +123,17 @@ class ModelHolder:
         *,
         source: RegistrySource | None = None,
         on_change: Callable[[ServedModel | None, ServedModel], None] = lambda old, new: None,
+        on_refused: Callable[[Refusal], None] = lambda refusal: None,
     ) -> None:
         self.settings = settings
         self.source = source or RegistrySource(settings)
         self.local_dir = settings.served_model_dir
         self.on_change = on_change
+        self.on_refused = on_refused
         self._current: ServedModel | None = None
         self._loading = threading.Lock()
         self.last_error: str | None = None
+        self.refused: dict[int, Refusal] = {}  # by version, the latest refusal of each
 
     @property
     def current(self) -> ServedModel | None:
@@ -162,8 +180,14 @@ class ModelHolder:
                 return ReloadResult("unchanged", previous, previous, f"v{previous} is the champion")
             try:
                 classifier = self.source.load(ref)
+            except ModelIntegrityError as exc:
+                refusal = Refusal(ref.version, exc.kind, exc.reason, datetime.now(UTC))
+                self.refused[ref.version] = refusal
+                self.on_refused(refusal)
+                return self._failed(previous, f"refused v{ref.version}: {exc.reason}")
             except Exception as exc:
                 return self._failed(previous, f"cannot load v{ref.version}: {exc}")
+            self.refused.pop(ref.version, None)
             model = ServedModel(
                 classifier=classifier,
                 name=REGISTERED_MODEL_NAME,
@@ -187,7 +211,7 @@ class ModelHolder:
             log.warning("alias check failed: %s", exc)
             return False
         served = self._current
-        if ref is None:
+        if ref is None or ref.version in self.refused:
             return False
         return served is None or served.version != ref.version or served.source != "registry"
 

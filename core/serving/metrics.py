@@ -96,6 +96,13 @@ class ServiceMetrics:
             ["outcome"],
             registry=r,
         )
+        self.model_refusals = Counter(
+            "rakuten_model_refusals_total",
+            "Registered versions refused before loading: files that do not match the digests recorded "
+            "at registration (kind mismatch) or no digests at all (kind missing).",
+            ["kind"],
+            registry=r,
+        )
         self.errors = Counter(
             "rakuten_errors_total",
             "Requests refused or failed, by reason.",

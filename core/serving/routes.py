@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Final, cast
 
 import orjson
@@ -52,6 +53,7 @@ from core.serving.schemas import (
     PredictResponse,
     ProductText,
     Ready,
+    RefusedVersion,
     ReloadResponse,
 )
 from core.storage.audit import AuditError
@@ -363,7 +365,7 @@ async def ready(state: State) -> Any:
 
 
 @router.get("/model", tags=["service"], summary="The model answering predictions", responses=_ERRORS)
-async def model_info(model: Model) -> ModelInfo:
+async def model_info(model: Model, state: State) -> ModelInfo:
     return ModelInfo(
         name=model.name,
         version=model.version,
@@ -373,6 +375,7 @@ async def model_info(model: Model) -> ModelInfo:
         loaded_at=model.loaded_at,
         source=model.source,
         classes=len(model.classifier.classes),
+        refused=[RefusedVersion(**asdict(r)) for r in state.holder.refused.values()],
     )
 
 

@@ -111,6 +111,13 @@ class Ready(BaseModel):
     detail: str | None = None
 
 
+class RefusedVersion(BaseModel):
+    version: int
+    kind: Literal["mismatch", "missing"]
+    reason: str
+    at: datetime
+
+
 class ModelInfo(BaseModel):
     name: str
     version: int
@@ -122,6 +129,11 @@ class ModelInfo(BaseModel):
         description="registry: loaded from the MLflow registry; local: the saved copy, registry unreachable."
     )
     classes: int
+    refused: list[RefusedVersion] = Field(
+        default_factory=list,
+        description="Registered versions this service refused to load (files unlike their recorded "
+        "digests, or none recorded); the model above kept serving.",
+    )
 
 
 class ReloadResponse(BaseModel):

@@ -3,6 +3,7 @@
 The only module (with `core.tracking.registry`) that talks to MLflow. Tracking URI and artifact
 location always come from Settings, so the console, API, flows and DVC stages share one store.
 """
+# Size: the one MLflow adapter for runs and models: connect, record and register a run, load a version.
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from mlflow.models import Model
 
 from core.config import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings
 from core.errors import RakutenError
+from core.tracking import integrity
 
 log = logging.getLogger(__name__)
 _SET_UP: set[str] = set()  # SQLite stores this process has opened under the lock (`connect`)
@@ -153,6 +155,7 @@ def log_training_run(
             with tempfile.TemporaryDirectory() as tmp:
                 local = Path(tmp) / "model"
                 _save_pyfunc(local, model, run_id, training.classifier_file, training.params)
+                digests = integrity.encode(integrity.folder_digests(local))  # what loading will check
                 client.log_model_artifacts(model.model_id, str(local))
             client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
             _ensure_registered_model(client, registered_model)
@@ -162,7 +165,7 @@ def log_training_run(
                 # process-wide tracking URI, which is never set here
                 source=model.artifact_location,
                 run_id=run_id,
-                tags={"run_id": run_id, **_lineage(training.tags)},
+                tags={"run_id": run_id, integrity.DIGEST_TAG: digests, **_lineage(training.tags)},
                 model_id=model.model_id,
             )
         except BaseException:
@@ -241,16 +244,22 @@ def _param(value: Any) -> str:
 
 
 def load_classifier(settings: Settings, *, version: int | None = None, alias: str | None = None) -> Any:
-    """The `ProductClassifier` of a registered version (or alias), through its MLflow pyfunc."""
+    """The `ProductClassifier` of a registered version (or alias), through its MLflow pyfunc — only once
+    its files match the digests recorded at registration (`ModelIntegrityError` otherwise: nothing of
+    it has run)."""
     client = connect(settings)
     ref = f"@{alias}" if alias else f"/{version}"
     try:
-        number = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, alias).version if alias else version
-        location = client.get_model_version_download_uri(REGISTERED_MODEL_NAME, str(number))
+        if alias:
+            mv = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, alias)
+        else:
+            mv = client.get_model_version(REGISTERED_MODEL_NAME, str(version))
+        location = client.get_model_version_download_uri(REGISTERED_MODEL_NAME, str(mv.version))
         with tempfile.TemporaryDirectory() as tmp:
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=location, dst_path=tmp, tracking_uri=str(settings.mlflow_tracking_uri)
             )
+            integrity.verify(Path(local), (mv.tags or {}).get(integrity.DIGEST_TAG), int(mv.version))
             model = mlflow.pyfunc.load_model(local)  # the classifier is read into memory here
     except MlflowException as exc:
         raise TrackingError(

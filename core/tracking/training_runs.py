@@ -23,6 +23,7 @@ from core.categories import label
 from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS, EXPERIMENT_NAME
 from core.params import PromotionParams
 from core.tracking.gate import Candidate, Decision, decide
+from core.tracking.integrity import DIGEST_TAG
 from core.tracking.registry import AliasMove, VersionInfo
 
 if TYPE_CHECKING:  # MLflow loads when a client is made
@@ -246,6 +247,7 @@ def versions_table(versions: Sequence[VersionInfo]) -> pd.DataFrame:
             "commit": (v.tags.get("git.commit") or "")[:8],
             "data": v.tags.get("data.fingerprint", ""),
             "corrections": int(v.tags.get("data.corrections") or 0),
+            "digests": DIGEST_TAG in v.tags,
             "gate": v.tags.get("gate", ""),
         }
         for v in versions
@@ -259,6 +261,7 @@ def versions_table(versions: Sequence[VersionInfo]) -> pd.DataFrame:
         "commit",
         "data",
         "corrections",
+        "digests",
         "gate",
     ]
     return pd.DataFrame(rows, columns=columns)

@@ -12,7 +12,17 @@ import streamlit as st
 from core.identity.roles import Action
 from core.storage.audit import OUTCOMES, AuditError, AuditFilter
 
-__all__ = ["OUTCOMES", "AuditError", "csv", "last_month", "outcome_counts", "preset", "read"]
+__all__ = [
+    "OUTCOMES",
+    "AuditError",
+    "csv",
+    "last_month",
+    "model_refusals",
+    "outcome_counts",
+    "preset",
+    "read",
+    "refusals_notice",
+]
 from core.ui.identity import guard
 
 ACTIONS: Final = tuple(str(a) for a in Action)
@@ -69,6 +79,49 @@ def read(
     )
     frame = guard().trail.read(where)
     return frame.loc[:, list(COLUMNS)]
+
+
+def model_refusals(days: int = 7) -> pd.DataFrame:
+    """Registered versions a service refused to load lately (files unlike their recorded digests, or
+    none recorded), newest first; empty when the trail cannot be read."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    where = AuditFilter(actions=[str(Action.LOAD_MODEL)], outcomes=["refused"], since=since, limit=50)
+    try:
+        frame = guard().trail.read(where)
+    except AuditError:
+        return pd.DataFrame(columns=["at", "target", "detail", "origin"])
+    return frame.loc[:, ["at", "target", "detail", "origin"]]
+
+
+def refusals_notice(key: str, days: int = 7) -> None:
+    """Say loudly that a version was refused before loading (someone may have tampered with it)."""
+    frame = model_refusals(days)
+    if frame.empty:
+        return
+    versions = ", ".join(dict.fromkeys(t.removeprefix("model:") for t in frame["target"]))
+    st.error(
+        f"The prediction service refused to load {versions} in the last {days} days: its files do not "
+        "match the digests recorded when the trainer registered it (or none are recorded). It kept "
+        "serving the previous model. Find out who moved the alias; retrain or roll back.",
+        icon=":material/gpp_bad:",
+    )
+    st.dataframe(
+        frame,
+        hide_index=True,
+        key=key,
+        column_config={
+            "at": st.column_config.DatetimeColumn("when", format="YYYY-MM-DD HH:mm:ss"),
+            "target": "version",
+            "detail": st.column_config.TextColumn("why", width="large"),
+            "origin": "service",
+        },
+    )
+    st.page_link(
+        "../pages/audit.py",
+        label="Every refusal in the audit trail",
+        icon=":material/history:",
+        query_params={"action": str(Action.LOAD_MODEL)},
+    )
 
 
 def csv(frame: pd.DataFrame) -> bytes:

@@ -51,6 +51,11 @@ VERSIONS_CONFIG: Final = {
         help="Reviewed labels the version was trained with (its run keeps the file)",
         format="%d",
     ),
+    "digests": st.column_config.CheckboxColumn(
+        "digests",
+        help="The SHA-256 of its files, recorded at registration: without them the API refuses to load it",
+        width="small",
+    ),
     "gate": st.column_config.TextColumn("gate verdict", width="large"),
 }
 HISTORY_CONFIG: Final = {

@@ -72,6 +72,8 @@ def test_versions_lineage_and_history(trained_project: Path) -> None:
     assert versions.loc[0, "version"] == 1
     assert list(versions.loc[0, "aliases"]) == ["champion"]
     assert versions.loc[0, "run_id"] and versions.loc[0, "data"]
+    assert versions.loc[0, "digests"]  # recorded at registration: the API will load it
+    assert not at.error  # no version refused
     history = _frame_with(at, "reason")
     assert history[["kind", "actor"]].values.tolist() == [["promote", "pipeline"]]
     assert "history_chart" in {c.key for c in at.get("plotly_chart")}
@@ -129,3 +131,15 @@ def test_promotion_refused_when_the_champion_changed_meanwhile(two_versions: Pat
     assert any("Champion is now" in e.value for e in at.error)
     assert registry.champion() == other
     assert at.metric[0].value == f"v{other}"  # the page shows the registry as it is now
+
+
+def test_a_version_the_api_refused_to_load_is_shown(two_versions: Path) -> None:
+    from core.identity.guard import Guard
+    from core.identity.roles import Action, system
+
+    detail = "refused before loading (missing): no file digests are recorded for it"
+    Guard(Settings(), "api").record(system("api"), Action.LOAD_MODEL, "model:v2", "", "refused", detail)
+    at = _open()
+    assert any("refused to load v2" in e.value for e in at.error)
+    refused = _frame_with(at, "detail")
+    assert refused[["target", "detail"]].values.tolist() == [["model:v2", detail]]

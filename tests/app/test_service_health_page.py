@@ -69,3 +69,18 @@ def test_a_dask_cluster_shows_its_workers_and_their_memory(
     workers = at.dataframe[1].value
     assert len(workers) == 2 and workers["threads"].tolist() == [1, 1]
     assert ((workers["memory"] > 0) & (workers["memory"] < 1)).all()
+
+
+def test_a_version_the_api_refused_to_load_is_shown(project: Path) -> None:
+    from core.config import Settings
+    from core.identity.guard import Guard
+    from core.identity.roles import Action, system
+
+    detail = "refused before loading (mismatch): artifacts/classifier.pkl differs from the digest recorded"
+    Guard(Settings(), "api").record(system("api"), Action.LOAD_MODEL, "model:v7", "", "refused", detail)
+    at = AppTest.from_file(HOME, default_timeout=60).run()
+    at.switch_page("../pages/service_health.py").run()
+    assert not at.exception, at.exception
+    assert any("refused to load v7" in e.value for e in at.error)
+    refused = next(d.value for d in at.dataframe if "detail" in d.value.columns and "target" in d.value.columns)
+    assert refused[["target", "detail"]].values.tolist() == [["model:v7", detail]]
