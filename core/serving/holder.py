@@ -35,7 +35,7 @@ from core.features.sentence import get_text_encoder
 from core.features.text import normalize_text
 from core.io import load_model, save_model, write_text
 from core.models.classifier import ProductClassifier
-from core.tracking.integrity import ModelIntegrityError
+from core.tracking.integrity import ModelIntegrityError, file_digest
 from core.tracking.store import connect, load_classifier
 
 log = logging.getLogger(__name__)
@@ -242,6 +242,7 @@ class ModelHolder:
                 "metrics": model.metrics,
                 "saved_at": datetime.now(UTC).isoformat(),
                 "file": str(target.relative_to(self.local_dir)),
+                "sha256": file_digest(target),  # checked before the copy is ever unpickled
             }
             write_text(self.local_dir / "served.json", json.dumps(meta, indent=2))
             self._prune_local(keep={target.parent.name, *self._in_use()})
@@ -266,6 +267,8 @@ class ModelHolder:
         try:
             meta: dict[str, Any] = json.loads(meta_file.read_text())
             model_file = self.local_dir / str(meta["file"])
+            if file_digest(model_file) != meta.get("sha256"):
+                raise ValueError(f"{model_file.name} does not match the digest saved with it")
             classifier = load_model(model_file)
         except Exception as exc:  # a damaged copy must not stop the start-up
             log.error("local model copy in %s is unusable: %s", self.local_dir, exc)

@@ -55,3 +55,17 @@ def test_no_champion_and_no_copy_means_no_model(project: Path, tmp_path: Path) -
     assert holder.start() is None
     with pytest.raises(NoModelError, match="python -m core pipeline"):
         holder.require()
+
+
+def test_a_local_copy_unlike_its_saved_digest_is_not_loaded(trained_source: Path, tmp_path: Path) -> None:
+    model = ModelHolder(serving_settings(trained_source, tmp_path)).start()
+    assert model is not None and model.file is not None
+    model.file.write_bytes(model.file.read_bytes() + b"changed")
+    (tmp_path / "a-file").write_text("not a folder")
+    broken = serving_settings(
+        trained_source, tmp_path, mlflow_tracking_uri=f"sqlite:///{tmp_path}/a-file/mlflow.db"
+    )
+    holder = ModelHolder(broken)
+    assert holder.start() is None  # neither the registry nor a trustworthy copy
+    with pytest.raises(NoModelError):
+        holder.require()
