@@ -33,7 +33,9 @@ _SECRETS: Final = (
     "oidc_client_secret",
     "oidc_cookie_secret",
 )
-_PLACEHOLDER_SECRETS: Final = frozenset({"changeme", "change-me", "changethis", "secret", "admin", ""})
+_PLACEHOLDER_SECRETS: Final = frozenset(
+    {"changeme", "change-me", "changethis", "secret", "password", "admin", "mlflow", "minioadmin", ""}
+)
 
 
 def _project_root() -> Path:
@@ -109,6 +111,27 @@ class Settings(BaseSettings):
     # --- MLflow ----------------------------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(default=None, validation_alias=_env("MLFLOW_TRACKING_URI"))
     mlflow_artifact_location: str | None = None
+    # A tracking server with sign-in (`python -m core mlflow-auth`): MLflow's own client variables name
+    # this process's account; the server's administrator is the trainer's.
+    mlflow_tracking_username: str | None = Field(
+        default=None, validation_alias=_env("MLFLOW_TRACKING_USERNAME")
+    )
+    mlflow_tracking_password: SecretStr | None = Field(
+        default=None, validation_alias=_env("MLFLOW_TRACKING_PASSWORD")
+    )
+    mlflow_reader_username: str = Field(
+        default="reader",
+        description="The server's read-only account (the API's), made by `mlflow-auth users`.",
+    )
+    mlflow_reader_password: SecretStr | None = None
+    mlflow_auth_database_uri: SecretStr | None = Field(
+        default=None, description="The server's users and permissions (SQLAlchemy URL; `mlflow-auth config`)."
+    )
+    mlflow_auth_config_path: Path | None = Field(
+        default=None,
+        validation_alias=_env("MLFLOW_AUTH_CONFIG_PATH"),
+        description="Where `mlflow-auth config` writes the server's sign-in configuration.",
+    )
 
     # --- Prefect, API, console -------------------------------------------------------------------
     prefect_api_url: str | None = Field(
@@ -299,7 +322,7 @@ class Settings(BaseSettings):
             return self
         for name in _SECRETS:
             secret: SecretStr | None = getattr(self, name)
-            if secret is not None and _is_placeholder(secret.get_secret_value()):
+            if secret is not None and is_placeholder(secret.get_secret_value()):
                 raise ValueError(
                     f"RAKUTEN_{name.upper()} is a placeholder: set a real secret outside local "
                     "development, or unset it (generate one: "
@@ -500,8 +523,10 @@ _DIRS: Final = (
 )
 
 
-def _is_placeholder(token: str) -> bool:
-    return token.strip().lower() in _PLACEHOLDER_SECRETS or "replace-with" in token
+def is_placeholder(value: str) -> bool:
+    """A value nobody should run with outside local development: empty, a well-known default, or one of
+    `.env.example`'s `replace-with-…` placeholders."""
+    return value.strip().lower() in _PLACEHOLDER_SECRETS or "replace-with" in value.lower()
 
 
 def _resolve(value: Path, root: Path) -> Path:

@@ -4,3 +4,4 @@
 CREATE DATABASE prefect;
 CREATE DATABASE inference;
 CREATE DATABASE keycloak;
+CREATE DATABASE mlflow_auth;  -- the MLflow server's users and permissions (basic-auth)

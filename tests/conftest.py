@@ -40,7 +40,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # Test modules that share one session-wide service, kept on one test process (pytest-xdist)
-SHARED_SESSION: Final = {"tests/e2e/test_console.py": "e2e", "tests/e2e/test_operations.py": "e2e"}
+SHARED_SESSION: Final = {
+    "tests/e2e/test_console.py": "e2e",
+    "tests/e2e/test_operations.py": "e2e",
+    "tests/e2e/test_secrets_stay_out.py": "e2e",
+    "tests/e2e/test_traffic_markup.py": "e2e",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

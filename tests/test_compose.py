@@ -64,7 +64,7 @@ def _config(tmp_path: Path, env: str, *, quiet: bool = True) -> subprocess.Compl
     clean = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("RAKUTEN_", "POSTGRES_", "AWS_", "GRAFANA_", "KEYCLOAK_", "CONSOLE_"))
+        if not k.startswith(("RAKUTEN_", "POSTGRES_", "AWS_", "MINIO_", "GRAFANA_", "KEYCLOAK_", "CONSOLE_"))
     }
     return subprocess.run(
         [_docker_compose(), "config", *(["-q"] if quiet else [])],
@@ -85,7 +85,11 @@ def test_docker_compose_config_accepts_the_example_env(tmp_path: Path) -> None:
     "secret",
     [
         "POSTGRES_PASSWORD",
-        "AWS_SECRET_ACCESS_KEY",
+        "MINIO_ROOT_PASSWORD",
+        "MINIO_MLFLOW_SECRET_KEY",
+        "MINIO_DVC_SECRET_KEY",
+        "MINIO_API_SECRET_KEY",
+        "GRAFANA_ADMIN_USER",
         "GRAFANA_ADMIN_PASSWORD",
         "RAKUTEN_OIDC_CLIENT_SECRET",
         "RAKUTEN_OIDC_COOKIE_SECRET",
@@ -105,10 +109,12 @@ def test_a_missing_secret_fails_fast(tmp_path: Path, secret: str) -> None:
 def test_only_loopback_ports_and_healthy_ordering() -> None:
     services = compose()["services"]
     expected = {
+        "secrets-check",
         "postgres",
         "minio",
         "minio-buckets",
         "mlflow",
+        "mlflow-users",
         "prefect-server",
         "prefect-worker",
         "dask-scheduler",
@@ -125,7 +131,7 @@ def test_only_loopback_ports_and_healthy_ordering() -> None:
         for port in service.get("ports", []):
             assert str(port).startswith("${BIND_ADDRESS:-127.0.0.1}:"), (name, port)
         # a one-shot job; a worker serves nothing (a Dask worker's liveness is its scheduler's business)
-        if name not in {"minio-buckets", "prefect-worker", "dask-worker"}:
+        if name not in {"secrets-check", "minio-buckets", "mlflow-users", "prefect-worker", "dask-worker"}:
             assert "healthcheck" in service, name
         for dependency, rule in (service.get("depends_on") or {}).items():
             assert dependency in services and rule["condition"].startswith("service_"), (name, dependency)
@@ -297,13 +303,16 @@ def _host_port(service: dict[str, Any]) -> str:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """`docker-compose config` with `.env.example` made real: production, every placeholder a fresh secret.
     The environment each container gets (its `env_file` included)."""
+    from core.credentials import generate
+
+    fresh = generate()  # as `python -m core secrets generate` makes them
     lines = []
     for line in (ROOT / ".env.example").read_text().splitlines():
         if line.startswith("RAKUTEN_ENVIRONMENT="):
             line = "RAKUTEN_ENVIRONMENT=production"
         elif not line.startswith("#") and "=replace-with" in line:
             name = line.split("=", 1)[0]
-            value = secrets.token_urlsafe(32)
+            value = fresh.get(name) or secrets.token_urlsafe(32)
             line = f"{name}={'rkt_' + value if name == 'CONSOLE_SERVICE_TOKEN' else value}"
         lines.append(line)
     folder = tmp_path_factory.mktemp("rendered")
@@ -440,5 +449,221 @@ def test_break_glass_tokens_are_optional_and_no_secret_is_written_down() -> None
         assert f"\n# {name}=replace-with" in example and f"\n{name}=" not in example, name
     assert "RAKUTEN_REVIEW_TOKEN" not in text + example  # replaced by the reviewer role
     for name, value in compose()["services"]["console"]["environment"].items():
-        if "SECRET" in name or "TOKEN" in name:
-            assert str(value).startswith("${") and ":?" in str(value), name
+        if "SECRET" in name or "TOKEN" in name:  # required from .env, or blanked (none for this service)
+            assert str(value) == "" or (str(value).startswith("${") and ":?" in str(value)), name
+
+
+# --- secrets: every one required, checked before anything starts, and each service holds only its own ---
+def _reaches(services: dict[str, Any], name: str, target: str) -> bool:
+    seen, todo = set(), [name]
+    while todo:
+        for dependency in services[todo.pop()].get("depends_on") or {}:
+            if dependency == target:
+                return True
+            if dependency not in seen:
+                seen.add(dependency)
+                todo.append(dependency)
+    return False
+
+
+def test_every_secret_is_required_and_checked_before_anything_starts() -> None:
+    from core.credentials import SECRETS, is_secret_name
+
+    text = COMPOSE.read_text()
+    read = {m.group(1): m.group(2) for m in re.finditer(r"(?<!\$)\$\{(\w+)(:?[?-]?)", text)}
+    secret_vars = {name for name in read if is_secret_name(name)}
+    assert {"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} <= secret_vars
+    defaulted = sorted(
+        name for name in secret_vars if re.search(rf"(?<!\$)\$\{{{name}(?!:\?)[:}}-]", text)
+    )  # every use of a secret is `${NAME:?…}`: no default, no empty value
+    assert not defaulted, defaulted
+    services = compose()["services"]
+    gate = services["secrets-check"]
+    assert gate["command"] == ["python", "-m", "core", "secrets", "check"]
+    assert gate["restart"] == "no" and gate["environment"]["RAKUTEN_ENVIRONMENT"].endswith(":-production}")
+    assert secret_vars <= set(gate["environment"]), secret_vars - set(gate["environment"])
+    assert {s.name for s in SECRETS if s.required} <= set(gate["environment"])
+    # nothing starts before it has passed
+    for name in set(services) - {"secrets-check"}:
+        assert _reaches(services, name, "secrets-check"), name
+    for name in ("postgres", "minio", "minio-buckets", "keycloak", "grafana", "dask-scheduler"):
+        assert services[name]["depends_on"]["secrets-check"]["condition"] == "service_completed_successfully"
+
+
+def test_every_container_s_secrets_are_ones_the_gate_checked(rendered: dict[str, Any]) -> None:
+    """A secret-named variable any container gets (its env_file included) is blank or a value the gate
+    refused to let through as a placeholder: no secret reaches a service unchecked."""
+    from core.credentials import is_secret_name, refusals
+
+    services = rendered["services"]
+    gate = {k: str(v) for k, v in services["secrets-check"]["environment"].items()}
+    assert refusals(gate) == {}  # generated values pass
+    checked = {value for name, value in gate.items() if is_secret_name(name)}
+    unchecked = {
+        (service, name)
+        for service, config in services.items()
+        for name, value in (config.get("environment") or {}).items()
+        if (is_secret_name(name) or name.endswith("SECRET_ACCESS_KEY"))
+        and str(value or "") not in checked | {""}
+    }
+    assert not unchecked, sorted(unchecked)
+
+
+def test_the_secrets_check_names_every_placeholder_of_the_example(tmp_path: Path) -> None:
+    from core.credentials import is_secret_name
+
+    example = (
+        (ROOT / ".env.example")
+        .read_text()
+        .replace("RAKUTEN_ENVIRONMENT=local", "RAKUTEN_ENVIRONMENT=production")
+    )
+    placeholders = {
+        line.split("=", 1)[0]
+        for line in example.splitlines()
+        if not line.startswith("#") and "=replace-with" in line
+    }
+    assert placeholders and all(is_secret_name(name) for name in placeholders), placeholders
+    (tmp_path / "example.env").write_text(example)
+    cli = [sys.executable, "-m", "core", "secrets"]
+    env = {**os.environ, "COLUMNS": "200"}
+    done = subprocess.run(
+        [*cli, "check", "--env-file", str(tmp_path / "example.env")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    named = {line.split()[0] for line in done.stderr.splitlines() if line and line.split()[0].isupper()}
+    assert placeholders <= named, placeholders - named
+    # the same file with `secrets generate`'s values (and a service token) passes
+    fresh = subprocess.run([*cli, "generate"], capture_output=True, text=True, env=env, timeout=60)
+    values = dict(line.split("=", 1) for line in fresh.stdout.splitlines() if not line.startswith("#"))
+    assert values and set(values) <= placeholders and len(set(values.values())) == len(values)
+    values["CONSOLE_SERVICE_TOKEN"] = "rkt_" + secrets.token_urlsafe(32)
+    lines = [
+        f"{line.split('=', 1)[0]}={values[line.split('=', 1)[0]]}"
+        if "=replace-with" in line and not line.startswith("#")
+        else line
+        for line in example.splitlines()
+    ]
+    (tmp_path / "fresh.env").write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [*cli, "check", "--env-file", str(tmp_path / "fresh.env")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_grafana_has_no_default_administrator_and_no_anonymous_access() -> None:
+    environment = compose()["services"]["grafana"]["environment"]
+    for name in ("GF_SECURITY_ADMIN_USER", "GF_SECURITY_ADMIN_PASSWORD"):
+        assert environment[name].startswith("${") and ":?" in environment[name], name
+    assert environment["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert environment["GF_USERS_ALLOW_SIGN_UP"] == "false"
+
+
+def test_only_minio_and_its_one_shot_hold_the_root_keys(rendered: dict[str, Any]) -> None:
+    services = rendered["services"]
+    root = services["minio"]["environment"]["MINIO_ROOT_PASSWORD"]
+    holders = {
+        name
+        for name, service in services.items()
+        if root in {str(v) for v in (service.get("environment") or {}).values()}
+    }
+    assert holders == {"minio", "minio-buckets", "secrets-check"}, (
+        holders
+    )  # the gate checks it, holds no S3 client
+    keys = {
+        name: str((service.get("environment") or {}).get("AWS_SECRET_ACCESS_KEY") or "")
+        for name, service in services.items()
+    }
+    gate = services["secrets-check"]["environment"]
+    assert keys["mlflow"] == gate["MINIO_MLFLOW_SECRET_KEY"]
+    assert keys["api"] == gate["MINIO_API_SECRET_KEY"]
+    assert keys["prefect-worker"] == keys["dask-worker"] == gate["MINIO_DVC_SECRET_KEY"]
+    for name in ("console", "prefect-server", "dask-scheduler"):
+        assert keys[name] == "", name
+
+
+# --- MLflow and Prefect sign-in (core/tracking/server_auth.py, tests/integration/test_server_auth.py) ----
+
+_PLATFORM = ("mlflow", "mlflow-users", "prefect-server", "prefect-worker", "dask-worker", "api", "console")
+
+
+def test_mlflow_runs_basic_auth_and_the_api_reads_only(rendered: dict[str, Any]) -> None:
+    services = rendered["services"]
+    mlflow = services["mlflow"]
+    command = [str(part) for part in mlflow["command"]]
+    assert command[:2] == ["/bin/sh", "-c"]
+    assert command[2].replace("$$", "$") == 'python -m core mlflow-auth config && exec "$@"'
+    server = command[4:]  # after $0: the server's own arguments, never through the shell
+    assert server[:2] == ["mlflow", "server"] and "--serve-artifacts" in server
+    # workspaces on: an account that is not the administrator can create nothing
+    assert {"--app-name=basic-auth", "--enable-workspaces"} <= set(server)
+    environment = mlflow["environment"]
+    assert environment["MLFLOW_AUTH_CONFIG_PATH"].endswith(".ini")
+    assert environment["RAKUTEN_MLFLOW_AUTH_DATABASE_URI"].endswith("@postgres:5432/mlflow_auth")
+    assert "CREATE DATABASE mlflow_auth;" in (ROOT / "docker" / "postgres-init.sql").read_text()
+    assert environment["MLFLOW_FLASK_SERVER_SECRET_KEY"]
+    assert "/health" in " ".join(mlflow["healthcheck"]["test"])  # open without credentials (tested)
+    trainer = (environment["MLFLOW_TRACKING_USERNAME"], environment["MLFLOW_TRACKING_PASSWORD"])
+    assert trainer[0] and trainer[1]
+    # the users are made once the server is healthy, before the api starts
+    users = services["mlflow-users"]
+    assert users["command"] == ["python", "-m", "core", "mlflow-auth", "users"]
+    assert users["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    assert services["api"]["depends_on"]["mlflow-users"]["condition"] == "service_completed_successfully"
+    reader = (
+        users["environment"]["RAKUTEN_MLFLOW_READER_USERNAME"],
+        users["environment"]["RAKUTEN_MLFLOW_READER_PASSWORD"],
+    )
+    api = services["api"]["environment"]
+    assert (api["MLFLOW_TRACKING_USERNAME"], api["MLFLOW_TRACKING_PASSWORD"]) == reader != trainer
+    for name in ("mlflow-users", "prefect-worker", "dask-worker", "console"):  # they train and register
+        environment = services[name]["environment"]
+        assert (environment["MLFLOW_TRACKING_USERNAME"], environment["MLFLOW_TRACKING_PASSWORD"]) == trainer
+    # the sources in .env reach no container (env_file hands every variable to every one)
+    for name in _PLATFORM:
+        environment = services[name]["environment"]
+        for source in ("MLFLOW_TRAINER_PASSWORD", "MLFLOW_READER_PASSWORD", "PREFECT_AUTH_STRING"):
+            assert environment[source] == "", (name, source)
+        if name != "mlflow":
+            assert environment["MLFLOW_FLASK_SERVER_SECRET_KEY"] == "", name
+
+
+def test_the_prefect_server_requires_its_auth_string_and_every_client_sends_it(
+    rendered: dict[str, Any],
+) -> None:
+    services = rendered["services"]
+    server = services["prefect-server"]["environment"]
+    auth = server["PREFECT_SERVER_API_AUTH_STRING"]
+    assert auth
+    assert "/api/health" in " ".join(services["prefect-server"]["healthcheck"]["test"])  # open (tested)
+    for name in ("prefect-worker", "console", "dask-worker"):
+        environment = services[name]["environment"]
+        assert environment["PREFECT_API_URL"] == "http://prefect-server:4200/api", name
+        assert environment["PREFECT_API_AUTH_STRING"] == auth, name
+        assert environment["PREFECT_API_KEY"] == "", name  # Prefect Cloud's key would replace the auth string
+    for name in ("api", "mlflow", "mlflow-users", "prefect-server"):  # not Prefect clients
+        assert services[name]["environment"]["PREFECT_API_AUTH_STRING"] == "", name
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "MLFLOW_TRAINER_PASSWORD",
+        "MLFLOW_READER_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "PREFECT_AUTH_STRING",
+    ],
+)
+def test_a_missing_sign_in_secret_fails_fast(tmp_path: Path, secret: str) -> None:
+    env = "\n".join(
+        line for line in (ROOT / ".env.example").read_text().splitlines() if not line.startswith(f"{secret}=")
+    )
+    done = _config(tmp_path, env)
+    assert done.returncode != 0 and f"set {secret} in .env" in done.stderr, done.stderr

@@ -33,6 +33,9 @@ def test_documented_platform_variables_are_settings() -> None:
             "RAKUTEN_CACHE_DIR",
             "RAKUTEN_REPORTS_DIR",
             "RAKUTEN_MLFLOW_TRACKING_URI",
+            "RAKUTEN_MLFLOW_TRACKING_USERNAME",  # MLflow's own variables, set per service by compose
+            "RAKUTEN_MLFLOW_TRACKING_PASSWORD",
+            "RAKUTEN_MLFLOW_AUTH_CONFIG_PATH",
             "RAKUTEN_PREFECT_API_URL",
         }
     )
@@ -44,8 +47,10 @@ def test_full_stack_variables_are_documented_with_placeholders() -> None:
     for name in (
         "MLFLOW_TRACKING_URI",
         "MLFLOW_S3_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
+        "MINIO_ROOT_PASSWORD",
+        "MINIO_MLFLOW_SECRET_KEY",
+        "MINIO_DVC_SECRET_KEY",
+        "MINIO_API_SECRET_KEY",
         "POSTGRES_PASSWORD",
         "GRAFANA_ADMIN_PASSWORD",
         "RAKUTEN_API_ADMIN_TOKEN",

@@ -8,7 +8,9 @@ from __future__ import annotations
 from core.cli import champion, monitor, service, stack
 from core.cli.commands import app
 from core.cli.flow import flow_app
+from core.cli.mlflow_auth import mlflow_auth_app
 from core.cli.review import review_app
+from core.cli.secrets import secrets_app
 from core.cli.tokens import token_app
 
 app.command()(champion.models)
@@ -24,6 +26,8 @@ app.command()(stack.status)
 app.add_typer(flow_app, name="flow")
 app.add_typer(review_app, name="review")
 app.add_typer(token_app, name="token")
+app.add_typer(mlflow_auth_app, name="mlflow-auth")
+app.add_typer(secrets_app, name="secrets")
 
 __all__ = ["app", "main"]
 

@@ -60,7 +60,9 @@ def test_a_tampered_or_unsigned_champion_is_refused_and_the_served_model_stays(
     evil = tmp_path / "evil"
     shutil.copytree(genuine, evil)
     ran = tmp_path / "the-payload-ran"
-    (evil / "artifacts" / "classifier.pkl").write_bytes(b"cos\nsystem\n(V" + f"touch {ran}".encode() + b"\ntR.")
+    (evil / "artifacts" / "classifier.pkl").write_bytes(
+        b"cos\nsystem\n(V" + f"touch {ran}".encode() + b"\ntR."
+    )
     tampered = _register(settings, evil, {DIGEST_TAG: good.tags[DIGEST_TAG]})  # the digest copied over
     unsigned = _register(settings, genuine, {})  # genuine files, no digest recorded
     registry = open_registry(settings)
@@ -77,7 +79,10 @@ def test_a_tampered_or_unsigned_champion_is_refused_and_the_served_model_stays(
             assert refusal["kind"] == kind
             assert api.post("/predict", json={"designation": "Piscine tubulaire"}).status_code == 200
             assert f'rakuten_model_refusals_total{{kind="{kind}"}} 1.0' in api.get("/metrics").text
-        assert "classifier.pkl differs" in next(r for r in model["refused"] if r["version"] == tampered)["reason"]
+        assert (
+            "classifier.pkl differs"
+            in next(r for r in model["refused"] if r["version"] == tampered)["reason"]
+        )
 
         # the watcher does not retry a refused version every few seconds; an operator's reload does
         time.sleep(1.0)

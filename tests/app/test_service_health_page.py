@@ -82,5 +82,7 @@ def test_a_version_the_api_refused_to_load_is_shown(project: Path) -> None:
     at.switch_page("../pages/service_health.py").run()
     assert not at.exception, at.exception
     assert any("refused to load v7" in e.value for e in at.error)
-    refused = next(d.value for d in at.dataframe if "detail" in d.value.columns and "target" in d.value.columns)
+    refused = next(
+        d.value for d in at.dataframe if "detail" in d.value.columns and "target" in d.value.columns
+    )
     assert refused[["target", "detail"]].values.tolist() == [["model:v7", detail]]

