@@ -8,7 +8,7 @@ import csv
 import io
 import math
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Final
 
 import pandas as pd
@@ -38,6 +38,9 @@ FILE_COLUMNS: Final = (
     "description",
     "image_file",
 )
+# Columns naming a file relative to the corrections folder: the ingest joins them to it to read the photo
+# (`core.data.overlay`), so a path that is absolute or climbs out would read any file on the machine.
+PATH_COLUMNS: Final = ("image_file",)
 _INTEGERS: Final = (
     "correction_id",
     "old_code",
@@ -103,6 +106,8 @@ def read_corrections_file(path: Path) -> pd.DataFrame:
     parsed: list[Correction] = []
     for line, row in enumerate(frame.to_dict("records"), start=2):
         try:
+            for column in PATH_COLUMNS:
+                _inside_folder(column, row[column])
             parsed.append(_from_row({str(k): v for k, v in row.items()}).checked())
         except (CorrectionError, ValueError) as exc:
             bad.append(f"line {line}: {exc}")
@@ -131,6 +136,21 @@ def corrections_from_file(frame: pd.DataFrame, *, queue: str | None = None) -> l
         c = _from_row({str(k): ("" if v is None or v is pd.NA else v) for k, v in row.items()})
         out.append(c if queue is None else Correction(**{**asdict(c), "queue": queue}))
     return out
+
+
+def _inside_folder(column: str, value: str) -> None:
+    """Refuse (`ValueError`) a path that joined to a folder could leave it: absolute (`/x`, `\\x`), with a
+    drive or share (`C:x`, `//host/share`), or with a `..` part. Read as Windows reads it (either separator,
+    drives; a part of dots and spaces is `..` there), the strictest of the two: a file may come from anywhere.
+    "" (no file) passes."""
+    if not value:
+        return
+    path = PureWindowsPath(value)
+    if "\0" in value or path.drive or path.root or any(not part.strip(". ") for part in path.parts):
+        raise ValueError(
+            f"{column} {value!r} is not a path inside the corrections folder (like images/photo.jpg): "
+            "absolute paths, drive letters and '..' are refused"
+        )
 
 
 def _from_row(row: dict[str, Any]) -> Correction:

@@ -4,6 +4,7 @@ drift over time as charts, the Evidently report itself, and Retrain when drift i
 
 from __future__ import annotations
 
+import html
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,7 +327,7 @@ def _html(path: str, mtime: float) -> str:
 
 
 def embed(summary: DriftSummary) -> None:
-    """The self-contained Evidently report, scrollable, and its download."""
+    """The self-contained Evidently report, scrollable, in a sandboxed frame, and its download."""
     try:
         path = report_html(settings(), summary)
     except RakutenError as exc:
@@ -336,4 +337,23 @@ def embed(summary: DriftSummary) -> None:
     st.download_button(
         "Download the HTML report", text, file_name=path.name, mime="text/html", key="download"
     )
-    st.iframe(text, height=900)  # scrolls when the report is taller
+    st.iframe(sandboxed(text), height=900, alt="Evidently drift report")  # scrolls when taller
+
+
+# Streamlit (1.67) draws `st.iframe(html)` as `<iframe srcdoc=… sandbox="… allow-scripts allow-same-origin
+# allow-popups-to-escape-sandbox …">`: the document runs as the console's own origin (its cookies, storage
+# and `window.parent`). The report is built partly from traffic (product titles), so it gets a frame of its
+# own inside that one: scripts run (Evidently draws with them) in an opaque origin, with no popups, no
+# navigation of the page, no forms and no dialogs.
+REPORT_SANDBOX: Final = "allow-scripts"
+
+
+def sandboxed(report: str) -> str:
+    """A page that shows `report` (a whole HTML document) in a frame sandboxed to `REPORT_SANDBOX`,
+    filling the page: the report is an attribute value here, escaped, never markup of this page."""
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><style>html,body{margin:0;height:100%}'
+        "iframe{display:block;border:0;width:100%;height:100%}</style></head><body>"
+        f'<iframe sandbox="{REPORT_SANDBOX}" title="Evidently drift report" '
+        f'srcdoc="{html.escape(report, quote=True)}"></iframe></body></html>'
+    )

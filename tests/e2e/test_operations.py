@@ -172,7 +172,7 @@ def test_drift_report_from_api_traffic(page: Any, console: Console, screenshots:
     choose(page, picker, page.get_by_role("option", name=label, exact=True))
     expect(picker).to_have_value(label)
 
-    frame = page.frame_locator('iframe[data-testid="stIFrame"]')
+    frame = page.frame_locator('iframe[data-testid="stIFrame"]').frame_locator("iframe")  # sandboxed inside
     frame.get_by_text("Dataset Drift").first.wait_for(timeout=60_000)
     drifted = next(c.column for c in report.columns if c.drifted)
     frame.get_by_text(drifted, exact=True).first.wait_for()

@@ -1,8 +1,10 @@
 """The corrections file: a round trip through the store keeps every field (quotes, newlines, large
-ids); a file with any bad row, or one product corrected twice, is refused whole with every bad line named."""
+ids); a file with any bad row, or one product corrected twice, is refused whole with every bad line named;
+a photo path that could leave the corrections folder is such a bad row."""
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from core.errors import DataFormatError
@@ -78,3 +80,65 @@ def test_a_file_correcting_one_product_twice_is_refused(tmp_path: Path) -> None:
     path.write_text("designation\nx\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match="lacks the column"):
         read_corrections_file(path)
+
+
+@pytest.mark.parametrize(
+    "image_file",
+    [
+        "/etc/passwd",
+        "../labels.csv",
+        "images/../../secret.jpg",
+        "images/./../..",
+        "..\\..\\secret.jpg",
+        "images\\..\\..\\secret.jpg",
+        "\\secret.jpg",
+        "C:\\Users\\ana\\secret.jpg",
+        "C:secret.jpg",
+        "//host/share/secret.jpg",
+        "\\\\host\\share\\secret.jpg",
+        "images/.. /secret.jpg",
+    ],
+)
+def test_a_photo_path_leaving_the_corrections_folder_is_refused(tmp_path: Path, image_file: str) -> None:
+    """The ingest joins `image_file` to `data/corrections/` and reads the photo: a path that is absolute,
+    names a drive or share, or climbs out (either separator) would read any file on the machine."""
+    path = tmp_path / "labels.csv"
+    frame = pd.DataFrame(
+        {
+            "product_key": ["req-1:0", "req-2:0"],
+            "source": "production",
+            "verdict": "relabel",
+            "old_code": 10,
+            "new_code": 40,
+            "reviewer": "ana",
+            "queue": "views_disagree",
+            "request_id": ["req-1", "req-2"],
+            "item": 0,
+            "designation": "Manette",
+            "image_file": ["images/ok.jpg", image_file],
+        }
+    )
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataFormatError) as caught:
+        read_corrections_file(path)
+    message = str(caught.value)
+    assert "1 unusable row(s)" in message and "line 3: image_file" in message, message
+    assert "not a path inside the corrections folder" in message and caught.value.problem == "bad_corrections"
+
+
+def test_photo_paths_inside_the_corrections_folder_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    names = ["images/ab.jpg", "ab.jpg", "images/./ab..jpg", ""]
+    frame = pd.DataFrame(
+        {
+            "product_key": [f"req-{i}:0" for i in range(4)],
+            "source": "production",
+            "verdict": "relabel",
+            "new_code": 40,
+            "reviewer": "ana",
+            "designation": "Manette",
+            "image_file": names,
+        }
+    )
+    frame.to_csv(path, index=False)
+    assert read_corrections_file(path)["image_file"].tolist() == names
