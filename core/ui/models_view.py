@@ -19,6 +19,7 @@ import streamlit as st
 from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS
 from core.identity.roles import Action, Forbidden
 from core.params import ParamsError, PromotionParams, load_params
+from core.tracking.integrity import DIGEST_TAG
 from core.tracking.registry import RegistryError, VersionInfo
 from core.tracking.training_runs import challenger_of, champion_of, history_table, manual_gate, versions_table
 from core.ui import identity, mlflow_access
@@ -216,6 +217,13 @@ def promote_panel(versions: list[VersionInfo], champion: VersionInfo | None) -> 
         key="promote_version",
     )
     chosen = by_number[number]
+    unsigned = DIGEST_TAG not in chosen.tags
+    if unsigned:
+        st.error(
+            f"v{chosen.version} has no recorded file digests: the prediction service would refuse to load "
+            "it and keep serving the current champion. Retrain to register a version with digests.",
+            icon=":material/gpp_bad:",
+        )
     decision = manual_gate(chosen, champion, promotion_rules())
     if decision is None:
         st.warning(f"v{chosen.version} has no recorded weighted F1: the gate cannot judge it.")
@@ -237,7 +245,7 @@ def promote_panel(versions: list[VersionInfo], champion: VersionInfo | None) -> 
         key="promote",
         type="primary",
         icon=":material/upgrade:",
-        disabled=identity.disabled(Action.PROMOTE) or not (reason.strip() and confirm),
+        disabled=identity.disabled(Action.PROMOTE) or unsigned or not (reason.strip() and confirm),
         help=identity.why(Action.PROMOTE),
         on_click=_promote,
         args=(chosen.version, champion.version if champion else None, override),

@@ -143,3 +143,24 @@ def test_a_version_the_api_refused_to_load_is_shown(two_versions: Path) -> None:
     assert any("refused to load v2" in e.value for e in at.error)
     refused = _frame_with(at, "detail")
     assert refused[["target", "detail"]].values.tolist() == [["model:v2", detail]]
+
+
+def test_a_version_without_digests_cannot_be_promoted(two_versions: Path) -> None:
+    from core.config import REGISTERED_MODEL_NAME
+    from core.tracking.integrity import DIGEST_TAG
+
+    registry = _registry()
+    before = registry.champion()
+    other = next(v.version for v in registry.versions() if v.version != before)
+    client = registry.client
+    recorded = client.get_model_version(REGISTERED_MODEL_NAME, str(other)).tags[DIGEST_TAG]
+    client.delete_model_version_tag(REGISTERED_MODEL_NAME, str(other), DIGEST_TAG)
+    try:
+        at = _open()
+        assert any(f"v{other} has no recorded file digests" in e.value for e in at.error)
+        at.text_input(key="promote_reason").input("try it anyway").run()
+        at.checkbox(key="promote_confirm").check().run()
+        assert at.button(key="promote").disabled
+        assert registry.champion() == before
+    finally:
+        client.set_model_version_tag(REGISTERED_MODEL_NAME, str(other), DIGEST_TAG, recorded)
