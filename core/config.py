@@ -296,6 +296,13 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
+    @field_validator(*_SECRETS, mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty value is no secret at all: how Compose keeps another service's secret from a
+        container (`NAME: ""`) while `env_file` hands every `.env` variable to every one."""
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Self:
         self.root = self.root.expanduser().resolve()

@@ -449,8 +449,9 @@ def test_break_glass_tokens_are_optional_and_no_secret_is_written_down() -> None
         assert f"\n# {name}=replace-with" in example and f"\n{name}=" not in example, name
     assert "RAKUTEN_REVIEW_TOKEN" not in text + example  # replaced by the reviewer role
     for name, value in compose()["services"]["console"]["environment"].items():
-        if "SECRET" in name or "TOKEN" in name:  # required from .env, or blanked (none for this service)
-            assert str(value) == "" or (str(value).startswith("${") and ":?" in str(value)), name
+        if "SECRET" in name or "TOKEN" in name:  # required from .env, blanked, or its own break-glass
+            optional = f"${{{name}:-}}" if name == "RAKUTEN_CONSOLE_ADMIN_TOKEN" else None
+            assert str(value) in ("", optional) or (str(value).startswith("${") and ":?" in str(value)), name
 
 
 # --- secrets: every one required, checked before anything starts, and each service holds only its own ---
@@ -473,9 +474,13 @@ def test_every_secret_is_required_and_checked_before_anything_starts() -> None:
     read = {m.group(1): m.group(2) for m in re.finditer(r"(?<!\$)\$\{(\w+)(:?[?-]?)", text)}
     secret_vars = {name for name in read if is_secret_name(name)}
     assert {"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} <= secret_vars
+    optional = {s.name for s in SECRETS if not s.required}  # break-glass: unset unless wanted
     defaulted = sorted(
-        name for name in secret_vars if re.search(rf"(?<!\$)\$\{{{name}(?!:\?)[:}}-]", text)
-    )  # every use of a secret is `${NAME:?…}`: no default, no empty value
+        name
+        for name in secret_vars
+        for suffix in re.findall(rf"(?<!\$)\$\{{{name}([^}}]*)\}}", text)
+        if not (suffix.startswith(":?") or (name in optional and suffix == ":-"))
+    )  # every use of a secret is `${NAME:?…}`, an optional one `${NAME:-}` too: never a default value
     assert not defaulted, defaulted
     services = compose()["services"]
     gate = services["secrets-check"]

@@ -120,3 +120,9 @@ def test_batch_processes_share_the_cores_the_workers_leave_idle(
     monkeypatch.setattr("os.cpu_count", lambda: cores)
     assert Settings(api_workers=workers).batch_processes == expected
     assert Settings(api_workers=workers, api_batch_processes=2).batch_processes == 2  # as asked
+
+
+def test_an_empty_secret_is_unset_not_a_placeholder(tmp_path: Path) -> None:
+    """Compose blanks another service's secret with `NAME: ""`: that container runs without it."""
+    s = Settings(root=tmp_path, environment="production", api_admin_token="", oidc_client_secret="")
+    assert s.api_admin_token is None and s.oidc_client_secret is None
