@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import time
 import warnings
 from collections.abc import Sequence
@@ -47,7 +46,7 @@ from core.progress import StageProgress
 from core.serving.predictor import ImageLimits, Product, predict
 from core.serving.records import records
 from core.storage.corrections import CorrectionsStore
-from core.storage.drift_reports import ColumnDrift, DriftSummary, add_to_index
+from core.storage.drift_reports import ColumnDrift, DriftSummary, add_to_index, script_safe_html
 from core.storage.inference_log import read_inference_log
 from core.tracking.registry import NoChampionError, open_registry
 from core.tracking.store import load_classifier
@@ -239,37 +238,6 @@ def compare(
             ) from exc
     results, share = _columns(snapshot.dict(), numeric)
     return snapshot, results, [f"{c}: no images on one side" for c in skipped], share
-
-
-# Evidently (0.7) writes the report's data as `var … = <json.dumps(...)>;` lines inside a <script> block,
-# and json.dumps leaves `<` as it is: a product title holding `</script><script>…` ends the block and runs
-# as script in whoever opens the report. json.dumps writes no raw line break (it escapes them), so each
-# data line is found whole; its `<`, `>` and `&` are rewritten as JSON's own escapes (\u003c …), which
-# parse to the very same strings but can no longer end a script block or open a comment.
-_DATA_BLOCK: Final = re.compile(
-    r"<script>\n[ \t]*var (?P<id>metric_[0-9a-f]+) = [^\n]*;\n"
-    r"[ \t]*var additional_graphs_(?P=id) = [^\n]*;\n</script>"
-)
-_SCRIPT_SAFE: Final = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
-
-
-def script_safe_html(html: str) -> str:
-    """Evidently's standalone report with its embedded data escaped for a <script> block (see above).
-    `DriftError` when the report does not have the one data block this layout has: nothing is written
-    rather than a report whose data could run as script."""
-
-    def escaped(block: re.Match[str]) -> str:
-        lines = block.group(0).split("\n")  # "<script>", the two data lines, "</script>"
-        return "\n".join([lines[0], *(line.translate(_SCRIPT_SAFE) for line in lines[1:-1]), lines[-1]])
-
-    safe, found = _DATA_BLOCK.subn(escaped, html)
-    if found != 1:
-        raise DriftError(
-            f"Evidently's report has {found} data blocks where 1 was expected (its HTML layout changed): "
-            "the report was not written, since its data could not be escaped. Check the Evidently version "
-            "against requirements.txt."
-        )
-    return safe
 
 
 def quality(frame: pd.DataFrame) -> dict[str, float]:

@@ -5,6 +5,7 @@ the labels files that give predictions their true class. Light: no Evidently, no
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -115,6 +116,39 @@ def report_html(settings: Settings, summary: DriftSummary) -> Path:
     if not path.is_file():
         raise DataNotFoundError(f"The drift report {path} is missing (deleted?): generate a new one.")
     return path
+
+
+# Evidently (0.7) writes the report's data as `var … = <json.dumps(...)>;` lines inside a <script> block,
+# and json.dumps leaves `<` as it is: a product title holding `</script><script>…` ends the block and runs
+# as script in whoever opens the report. json.dumps writes no raw line break (it escapes them), so each
+# data line is found whole; its `<`, `>` and `&` are rewritten as JSON's own escapes (\u003c …), which
+# parse to the very same strings but can no longer end a script block or open a comment.
+_DATA_BLOCK: Final = re.compile(
+    r"<script>\n[ \t]*var (?P<id>metric_[0-9a-f]+) = [^\n]*;\n"
+    r"[ \t]*var additional_graphs_(?P=id) = [^\n]*;\n</script>"
+)
+_SCRIPT_SAFE: Final = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def script_safe_html(html: str) -> str:
+    """Evidently's standalone report with its embedded data escaped for a <script> block (see above).
+    `DataFormatError` when the report does not have the one data block this layout has: nothing is
+    written or shown rather than a report whose data could run as script. Escaping twice changes
+    nothing more (reports written before the escaping are escaped as they are read)."""
+
+    def escaped(block: re.Match[str]) -> str:
+        lines = block.group(0).split("\n")  # "<script>", the two data lines, "</script>"
+        return "\n".join([lines[0], *(line.translate(_SCRIPT_SAFE) for line in lines[1:-1]), lines[-1]])
+
+    safe, found = _DATA_BLOCK.subn(escaped, html)
+    if found != 1:
+        raise DataFormatError(
+            f"Evidently's report has {found} data blocks where 1 was expected (its HTML layout changed): "
+            "it is neither written nor shown, since its data could not be escaped. Check the Evidently "
+            "version against requirements.txt.",
+            problem="report_layout",
+        )
+    return safe
 
 
 def read_labels(path: Path) -> pd.Series:

@@ -17,7 +17,7 @@ import streamlit as st
 
 from core.errors import RakutenError
 from core.identity.roles import Action, Forbidden
-from core.storage.drift_reports import DriftSummary, list_reports, report_html
+from core.storage.drift_reports import DriftSummary, list_reports, report_html, script_safe_html
 from core.ui import identity
 from core.ui.cached import settings
 
@@ -323,17 +323,17 @@ def column_score_chart(found: list[DriftSummary], column: str) -> None:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _html(path: str, mtime: float) -> str:
-    return Path(path).read_text(encoding="utf-8")
+    return script_safe_html(Path(path).read_text(encoding="utf-8"))  # a report from before the escaping
 
 
 def embed(summary: DriftSummary) -> None:
     """The self-contained Evidently report, scrollable, in a sandboxed frame, and its download."""
     try:
         path = report_html(settings(), summary)
+        text = _html(str(path), path.stat().st_mtime)
     except RakutenError as exc:
         st.warning(str(exc))
         return
-    text = _html(str(path), path.stat().st_mtime)
     st.download_button(
         "Download the HTML report", text, file_name=path.name, mime="text/html", key="download"
     )

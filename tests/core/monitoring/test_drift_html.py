@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.monitoring.drift import IMAGE_COLUMNS, DriftError, compare, script_safe_html
+from core.errors import DataFormatError
+from core.monitoring.drift import IMAGE_COLUMNS, compare
+from core.storage.drift_reports import script_safe_html
 
 pytestmark = pytest.mark.slow  # Evidently's import and one small report (~10 s)
 
@@ -59,15 +61,16 @@ def test_titles_stay_strings_inside_the_script_block(evidently_html: str) -> Non
     assert "\\u003c/script\\u003e\\u003cscript\\u003ewindow.top.__pwned=1" in safe
     for line in DATA_LINE.findall(safe):
         assert not set(line) & set("<>&")
-    # nothing but the data lines changed
+    # nothing but the data lines changed, and escaping again changes nothing (reports read back)
     assert DATA_LINE.sub("", safe) == DATA_LINE.sub("", evidently_html)
+    assert script_safe_html(safe) == safe
 
 
 def test_a_layout_without_exactly_one_data_block_is_refused(evidently_html: str) -> None:
-    with pytest.raises(DriftError, match="0 data blocks"):
+    with pytest.raises(DataFormatError, match="0 data blocks"):
         script_safe_html("<html><body>a report from another Evidently</body></html>")
     safe = script_safe_html(evidently_html)  # its data block ends at its own </script>
     block = re.search(r"<script>\n[ \t]*var metric_.*?</script>", safe, re.DOTALL)
     assert block is not None
-    with pytest.raises(DriftError, match="2 data blocks"):
+    with pytest.raises(DataFormatError, match="2 data blocks"):
         script_safe_html(evidently_html + block.group(0))
