@@ -4,6 +4,7 @@ the local user acts: the run, the CLI's audit row and the flow's (its registry m
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from core.config import Settings
 from core.identity.roles import local_user
 from core.storage.audit import AuditTrail
-from tests.conftest import LocalStack
+from tests.conftest import LocalStack, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +33,46 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=600,
     )
+
+
+def test_a_shell_without_the_stacks_variables_finds_it(stack_project: LocalStack) -> None:
+    """`up` ran with its ports in its environment; another shell in the project has none of them (the
+    project's `.env` names the project only, as a user's own could): `status` and the flow commands
+    find the stack on its ports all the same, through the record `up` keeps in .stack/. A port the
+    command is given still wins."""
+    root = stack_project.root
+    recorded = json.loads((root / ".stack" / "stack.json").read_text())
+    assert recorded["api_port"] == int(stack_project.env["RAKUTEN_API_PORT"])
+    bare = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
+    bare["COLUMNS"] = "200"
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "core", *args],
+            cwd=root,
+            env=bare | env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    # without RAKUTEN_ROOT the project would be this checkout (the installed package's); set in `.env`
+    dotenv = root / ".env"
+    dotenv.write_text(f"RAKUTEN_ROOT={root}\n")
+    try:
+        status = run("status")
+        shown = " ".join(status.stderr.split())
+        assert status.returncode == 0, status.stderr[-3000:]  # every program running and healthy
+        assert "not answering" not in shown and f"{stack_project.api_url}/docs" in shown, shown
+
+        listed = run("flow", "runs")
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        assert "Recent runs" in listed.stderr and "does not answer" not in listed.stderr
+
+        elsewhere = run("flow", "runs", RAKUTEN_PREFECT_PORT=str(free_port()))
+        assert elsewhere.returncode == 2 and "does not answer" in elsewhere.stderr, elsewhere.stderr[-2000:]
+    finally:
+        dotenv.unlink()
 
 
 def test_flow_run_then_status_from_another_process(stack_project: LocalStack) -> None:
@@ -95,8 +136,6 @@ def test_flow_start_refuses_a_second_start_and_status_follows_it(stack_project: 
 def test_without_a_running_stack_flow_commands_say_how_to_start_it(tmp_path: Path) -> None:
     root = tmp_path / "stopped"
     root.mkdir()
-    from tests.conftest import free_port
-
     env = {"RAKUTEN_ROOT": str(root), "RAKUTEN_PREFECT_PORT": str(free_port())}
     for args in (("flow", "runs"), ("flow", "start", "--no-follow"), ("flow", "run", "training")):
         done = LocalStack(root, env).cli(*args, timeout=120)

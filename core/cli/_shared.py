@@ -1,5 +1,6 @@
 """What every command module shares: the terminal, common options, the progress display, the error exit,
-and `acting`: who runs a command that changes something, checked and written to the audit trail."""
+the settings of commands that talk to the local stack (`stack_settings`), and `acting`: who runs a
+command that changes something, checked and written to the audit trail."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from core.config import Settings
+from core.config import Settings, get_settings
 from core.identity.roles import Action, Principal, Unauthenticated
 
 if TYPE_CHECKING:
     from core.identity.guard import Act
 
-# Lazy imports: the guard brings the audit trail's pandas and SQLAlchemy; `--help` and the
-# read-only commands do not need them.
+# Lazy imports: the guard brings the audit trail's pandas and SQLAlchemy, the stack's driver httpx and
+# supervisord's client; `--help` and the commands that use neither do not need them.
 
 console = Console(stderr=True)
 
@@ -50,6 +51,16 @@ def progress() -> Iterator[Callable[[str, int, int], None]]:
             bar.update(tasks[stage], completed=done, total=total)
 
         yield update
+
+
+def stack_settings() -> Settings:
+    """The settings of a command that talks to the local stack: where they do not say which ports it
+    listens on (a shell without the variables `up` had), those of the stack running on this project."""
+    from core.stack.supervisor import running_address
+
+    settings = get_settings()
+    address = running_address(settings)
+    return address.applied_to(settings) if address else settings
 
 
 def fail(exc: Exception) -> typer.Exit:

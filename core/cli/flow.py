@@ -12,8 +12,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from core.cli._shared import WorkersOpt, acting, console, fail
-from core.config import Settings, get_settings
+from core.cli._shared import WorkersOpt, acting, console, fail, stack_settings
+from core.config import Settings
 from core.errors import RakutenError
 from core.identity.roles import Action
 
@@ -52,7 +52,7 @@ def flow_run(
 
     Recorded by the configured Prefect server, or the local stack's (`make console`). To hand a
     training to the worker instead (as the console does), use `flow start`."""
-    settings = get_settings()
+    settings = stack_settings()
     from core.orchestration.flow_runs import check_prefect
 
     try:
@@ -110,7 +110,7 @@ def flow_start(
 
     On the local stack's Prefect worker (or your server's); refused (exit code 3) while another
     training is pending or running."""
-    settings = get_settings()
+    settings = stack_settings()
     from core.orchestration.launcher import AlreadyRunning, start_training
 
     try:
@@ -136,7 +136,7 @@ def flow_status(
     follow: Annotated[bool, typer.Option(help="Follow the run (progress and logs) until it ends")] = False,
 ) -> None:
     """A flow run's state, duration, steps (n of N) and latest log lines."""
-    settings = get_settings()
+    settings = stack_settings()
     from core.orchestration.flow_runs import read_run, run_logs
 
     try:
@@ -218,7 +218,7 @@ def _follow(settings: Settings, run_id: str, every_s: float = 1.0) -> None:
 @flow_app.command("cancel")
 def flow_cancel(run_id: Annotated[str, typer.Argument(help="Flow run id")]) -> None:
     """Cancel a pending or running flow run (its process is stopped; the champion is unchanged)."""
-    settings = get_settings()
+    settings = stack_settings()
     from core.orchestration.launcher import cancel
 
     try:
@@ -232,7 +232,7 @@ def flow_cancel(run_id: Annotated[str, typer.Argument(help="Flow run id")]) -> N
 @flow_app.command("runs")
 def flow_runs(limit: Annotated[int, typer.Option(help="How many runs", min=1)] = 20) -> None:
     """Recent runs of the platform's flows (newest first) and, on a server, the next scheduled ones."""
-    settings = get_settings()
+    settings = stack_settings()
     from core.orchestration.flow_runs import recent_runs
 
     try:

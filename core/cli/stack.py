@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from core.cli._shared import WorkersOpt, console, fail
+from core.cli._shared import WorkersOpt, console, fail, stack_settings
 from core.config import Settings, get_settings
 from core.errors import RakutenError
 from core.stack.programs import ORCHESTRATION_NICE, StackPaths
@@ -44,6 +44,7 @@ def up(
     One supervisord runs them (logs and PID file in .stack/, a crashed program restarted with
     back-off); in the foreground, Ctrl-C or SIGTERM stops every one of them."""
     from core.stack import supervisor as stack
+    from core.stack.address import remove_address
     from core.stack.stopping import down as stop_stack
     from core.stack.stopping import stop_child
 
@@ -57,7 +58,7 @@ def up(
         )
     if stack.supervisor_pid(settings) is not None:
         console.print("The local stack is already running:")
-        _print_status(settings)
+        _print_status(stack_settings())
         return
     try:
         stack.check_ports(settings)
@@ -98,6 +99,7 @@ def up(
             preparing.wait()
         if process is not None:
             stop_child(process)
+            remove_address(paths)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if code:
@@ -152,8 +154,7 @@ def down() -> None:
 def status() -> None:
     """Each program of the local stack: state, PID, uptime, health, URL and log. Exit code 1 when the
     stack is not running, 2 when a program is not running or not healthy."""
-    settings = get_settings()
-    if not _print_status(settings):
+    if not _print_status(stack_settings()):
         raise typer.Exit(code=2)
 
 

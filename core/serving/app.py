@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
 from starlette.concurrency import run_in_threadpool
@@ -45,6 +46,7 @@ from core.storage.inference_log import InferenceLogWriter, open_engine
 
 log = logging.getLogger(__name__)
 WARM_TIMEOUT_S: Final = 120  # start-up waits this long at most for the batch processes to load the model
+DOCS_ASSETS: Final = "/docs/assets"  # Swagger UI's and ReDoc's scripts and styles, served from a package
 
 DESCRIPTION = """
 Classifies Rakuten France products into the challenge's 27 product type codes with the **champion**
@@ -114,11 +116,13 @@ def create_app(settings: Settings | None = None, *, source: RegistrySource | Non
             state.pool.close()
             engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc load their scripts from here, not from a CDN: they work on a machine with no internet
+    app = FastAPIOffline(
         title="Rakuten product classification API",
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
     )
     app.state.service = state
     app.include_router(router)

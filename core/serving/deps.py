@@ -173,13 +173,18 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+def sent_instead(media: str) -> str:
+    """The end of a 415's message: what the request sent instead (or that it named no media type)."""
+    return f", not {media}." if media else ": the request has no Content-Type header."
+
+
 async def require_json(request: Request) -> None:
     media = media_type(request)
     if media != "application/json" and not media.endswith("+json"):
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"Send the product as JSON ('Content-Type: application/json'), not {media or 'no content type'}.",
+            "Send the product as JSON ('Content-Type: application/json')" + sent_instead(media),
         )
 
 
@@ -189,8 +194,7 @@ async def require_multipart(request: Request) -> None:
         raise ApiError(
             415,
             "unsupported_media_type",
-            "Upload the image as multipart/form-data (a form field named 'file'), "
-            f"not {media or 'no content type'}.",
+            "Upload the image as multipart/form-data (a form field named 'file')" + sent_instead(media),
         )
 
 

@@ -74,6 +74,11 @@ class StackPaths:
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
+    @property
+    def address(self) -> Path:
+        """Where the running stack listens (`core.stack.address`)."""
+        return self.state / "stack.json"
+
 
 def niced(command: list[str], nice: int) -> list[str]:
     """`command` run at a lower CPU priority (`nice` execs it: same process, same PID)."""

@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 
 from core.config import Settings
+from core.stack.address import remove_address
 from core.stack.programs import StackPaths
 from core.stack.supervisor import STOP_S, proxy, supervisor_pid
 
@@ -91,16 +92,17 @@ def stop_child(process: subprocess.Popen[bytes]) -> int:
 
 def down(settings: Settings) -> bool:
     """Stop a running stack (foreground or detached); False when none was running."""
-    pid = supervisor_pid(settings)
+    paths, pid = StackPaths.of(settings), supervisor_pid(settings)
     if pid is None:
-        return False
+        return False  # a record a crash left stays, ignored (`running_address`): a starting stack's too
     with _stopping(pid):
         with suppress(OSError, xmlrpc.client.Fault):
-            proxy(StackPaths.of(settings)).supervisor.shutdown()
+            proxy(paths).supervisor.shutdown()
         try:
             psutil.Process(pid).wait(timeout=STOP_S)
         except psutil.NoSuchProcess:
             pass
         except psutil.TimeoutExpired:
             psutil.Process(pid).kill()
+    remove_address(paths)
     return True

@@ -30,6 +30,7 @@ from core.io import write_text
 from core.net import refused
 from core.orchestration.flow_runs import prefect_client, prefect_environment
 from core.orchestration.launcher import WORK_POOL
+from core.stack.address import StackAddress, read_address, write_address
 from core.stack.programs import (
     ORCHESTRATION_NICE,
     PROGRAMS,
@@ -85,6 +86,14 @@ def supervisor_pid(settings: Settings) -> int | None:
         return int(proxy(paths).supervisor.getPID())
     except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
         return None
+
+
+def running_address(settings: Settings) -> StackAddress | None:
+    """Where the stack running on this project listens (as its `up` recorded it); None when none runs."""
+    paths = StackPaths.of(settings)
+    if not paths.address.exists() or supervisor_pid(settings) is None:
+        return None  # a record a crash left behind says nothing: no supervisord answers
+    return read_address(paths)
 
 
 def _info(paths: StackPaths) -> dict[str, dict[str, Any]]:
@@ -143,9 +152,11 @@ def check_ports(settings: Settings) -> None:
 
 # --- bringing it up --------------------------------------------------------------------------------
 def write_config(settings: Settings) -> StackPaths:
+    """supervisord's configuration for this start, and where its programs will listen (removed at stop)."""
     paths = StackPaths.of(settings)
     paths.logs.mkdir(parents=True, exist_ok=True)
     write_text(paths.config, render_config(paths, programs(settings)))
+    write_address(paths, StackAddress.of(settings))
     return paths
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,6 +195,23 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         assert {"401", "403"} <= set(operation["responses"])
     assert "reviewer role" in schema["paths"]["/feedback"]["post"]["description"]
     assert "operator role" in schema["paths"]["/admin/reload"]["post"]["description"]
+
+
+@pytest.mark.parametrize(("page", "assets"), [("/docs", 2), ("/redoc", 1)])
+def test_the_docs_load_nothing_from_the_internet(client: TestClient, page: str, assets: int) -> None:
+    """Swagger UI and ReDoc come with the service (a machine with no internet shows them too)."""
+    html = client.get(page)
+    assert html.status_code == 200 and "/openapi.json" in html.text
+    urls = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html.text)
+    assert not [u for u in urls if "//" in u], urls  # no absolute URL: every asset is this service's
+    scripts = [u for u in urls if u.endswith(".js")]
+    styles = [u for u in urls if u.endswith(".css")]
+    assert len(scripts) + len(styles) == assets, urls
+    for url in scripts + styles:
+        r = client.get(url)
+        kind = "javascript" if url.endswith(".js") else "css"
+        assert r.status_code == 200 and kind in r.headers["content-type"], (url, r.headers)
+        assert len(r.content) > 10_000, url
 
 
 def test_cors_allows_the_console_only(client: TestClient) -> None:
@@ -512,6 +530,36 @@ def test_predict_bad_input(client: TestClient, kwargs: dict[str, object], status
     r = client.post("/predict", **kwargs)  # type: ignore[arg-type]
     assert r.status_code == status, r.text
     assert error_of(r) == reason
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "said"),
+    [
+        (
+            "/predict",
+            {},
+            "Send the product as JSON ('Content-Type: application/json'): the request has no "
+            "Content-Type header.",
+        ),
+        (
+            "/predict",
+            {"content-type": "text/plain"},
+            "Send the product as JSON ('Content-Type: application/json'), not text/plain.",
+        ),
+        (
+            "/predict/image",
+            {},
+            "Upload the image as multipart/form-data (a form field named 'file'): the "
+            "request has no Content-Type header.",
+        ),
+    ],
+)
+def test_a_wrong_or_missing_content_type_is_named(
+    client: TestClient, path: str, headers: dict[str, str], said: str
+) -> None:
+    r = client.post(path, content=b'{"designation": "x"}', headers=headers)
+    assert r.status_code == 415 and error_of(r) == "unsupported_media_type"
+    assert r.json()["detail"] == said
 
 
 def test_k_out_of_range(client: TestClient) -> None:

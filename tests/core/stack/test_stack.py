@@ -1,5 +1,6 @@
 """The local stack's definition and its edges: supervisord's configuration for the settings' ports
-and project, a port another program holds, and `status` / `down` when nothing runs. (The stack
+and project, a port another program holds, where a running stack listens (its record), and `status` /
+`down` when nothing runs. (The stack
 itself runs in the tests that use `tests.conftest.local_stack` and in tests/e2e/test_first_run.py.)"""
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ import pytest
 
 from core.config import Settings
 from core.io import write_text
+from core.stack.address import StackAddress, read_address, write_address
 from core.stack.programs import PROGRAMS, REPO, Program, StackPaths, programs, render_config
 from core.stack.stopping import down
-from core.stack.supervisor import PortBusy, check_ports, launch_supervisor, starting, status
-from tests.conftest import LocalStack, free_port
+from core.stack.supervisor import (
+    PortBusy,
+    check_ports,
+    launch_supervisor,
+    running_address,
+    starting,
+    status,
+    write_config,
+)
+from tests.conftest import LocalStack, clean_env, free_port
 
 
 def test_config_runs_each_program_in_its_group_with_logs_under_the_project(tmp_path: Path) -> None:
@@ -80,6 +90,31 @@ def test_a_taken_port_names_the_setting_to_change(tmp_path: Path) -> None:
             check_ports(settings)
 
 
+def test_a_start_records_where_the_stack_listens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read by commands run without the ports `up` had; what a command's settings set itself wins."""
+    clean_env(monkeypatch, tmp_path)
+    started = Settings(root=tmp_path, prefect_port=4301, api_port=8101, console_port=8601)
+    paths = write_config(started)
+    assert read_address(paths) == StackAddress(4301, "127.0.0.1", 8101, 8601)
+    assert running_address(started) is None  # no supervisord answers: a record a crash left says nothing
+
+    bare = Settings(_env_file=None, root=tmp_path)  # type: ignore[call-arg]
+    found = StackAddress(4301, "127.0.0.1", 8101, 8601).applied_to(bare)
+    assert (found.prefect_url, found.api_port, found.console_port) == (
+        "http://127.0.0.1:4301/api",
+        8101,
+        8601,
+    )
+    explicit = Settings(_env_file=None, root=tmp_path, api_port=8000)  # type: ignore[call-arg]
+    assert StackAddress.of(started).applied_to(explicit).api_port == 8000  # its own port wins
+    assert StackAddress.of(started).applied_to(explicit).prefect_port == 4301
+
+    paths.address.write_text("{not json")
+    assert read_address(paths) is None
+    paths.address.write_text('{"prefect_port": "x"}')
+    assert read_address(paths) is None
+
+
 def test_status_and_down_without_a_running_stack(tmp_path: Path) -> None:
     settings = Settings(root=tmp_path)
     assert status(settings) is None and down(settings) is False
@@ -98,6 +133,7 @@ def test_a_program_the_stack_just_started_is_starting(tmp_path: Path) -> None:
     paths.logs.mkdir(parents=True)
     sleeper = Program("api", [sys.executable, "-c", "import time; time.sleep(120)"], tmp_path, None, None)
     write_text(paths.config, render_config(paths, [sleeper]))
+    write_address(paths, StackAddress.of(settings))
     launch_supervisor(paths, detach=True)
     try:
         deadline = time.monotonic() + 60
@@ -110,8 +146,10 @@ def test_a_program_the_stack_just_started_is_starting(tmp_path: Path) -> None:
         assert starting(settings) == {"api"}  # its health check does not answer (nothing listens)
         assert starting(settings, ["prefect"]) == set()  # only those asked about
         assert starting(settings, within_s=0) == set()  # running longer than that: started (or down)
+        assert running_address(Settings(root=tmp_path)) == StackAddress.of(settings)
     finally:
         assert down(settings)
+    assert not paths.address.exists() and running_address(settings) is None  # stopped: no record left
 
 
 def _state(settings: Settings) -> str:
