@@ -49,7 +49,7 @@ def follow() -> None:
     try:
         run_id = ui.followed_run()
         if run_id is None:
-            st.info("No training run yet: click Retrain, or run `python -m core flow start training`.")
+            st.info("No run yet: click Retrain, or run `python -m core flow start training`.")
             return
         if ui.seen(ended=ui.live(run_id)):  # it just ended (outcome, history) or just started
             st.rerun(scope="app")
@@ -65,7 +65,7 @@ history = ui.history_frame()
 if history.empty:
     st.caption("No runs recorded yet.")
 else:
-    st.dataframe(history, hide_index=True, column_config=ui.HISTORY_CONFIG, key="history")
+    st.dataframe(ui.history_styled(history), hide_index=True, column_config=ui.HISTORY_CONFIG, key="history")
     names = dict(zip(history["id"], history["run"], strict=True))
     picked = st.selectbox("Show a run", history["id"], format_func=names.get, index=None, key="pick")
     if picked:

@@ -36,4 +36,4 @@ elif source == "api":
     st.caption("Totals since the API started, from its /metrics (set RAKUTEN_PROMETHEUS_URL for history).")
     ui.snapshot_charts(data)
 else:
-    empty_state(str(data), "python -m core serve   # then set RAKUTEN_API_URL=http://127.0.0.1:8000")
+    empty_state(str(data), ui.metrics_fix(probes))

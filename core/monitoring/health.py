@@ -52,14 +52,35 @@ def _http(
     describe: Callable[[httpx.Response], str],
     timeout: float,
     fix: str = "",
+    waiting: Callable[[httpx.Response], str | None] | None = None,
 ) -> Probe:
+    """`up` when `path` answers below 400; `starting` when it answers but `waiting` says why it is not
+    ready yet; else `down` (latency None: nothing answered at all)."""
     try:
         response, ms = _get(url.rstrip("/") + path, timeout)
     except httpx.HTTPError as exc:
         return Probe(service, "down", None, f"{url}: {type(exc).__name__} ({exc}){fix}", link)
     if response.status_code >= 400:
+        why = waiting(response) if waiting else None
+        if why:
+            return Probe(service, "starting", ms, why, link)
         return Probe(service, "down", ms, f"{url}{path} answered {response.status_code}", link)
     return Probe(service, "up", ms, describe(response), link)
+
+
+def _no_model_yet(response: httpx.Response) -> str | None:
+    """The API's /ready answering 503 `{"ready": false, …}`: it runs, and waits for a model to serve
+    (none trained yet, or its first load) — starting, not down."""
+    if response.status_code != 503:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("ready") is not False:
+        return None
+    why = body.get("detail") or "no model loaded"
+    return f"running, waiting for a model to serve ({why})"
 
 
 def probe_all(settings: Settings, *, timeout: float = TIMEOUT_S) -> list[Probe]:
@@ -74,7 +95,8 @@ def probe_all(settings: Settings, *, timeout: float = TIMEOUT_S) -> list[Probe]:
             info = httpx.get(f"{api}/model", timeout=timeout)
             return f"serving v{info.json().get('version')}" if info.status_code == 200 else "no model loaded"
 
-        checks.append(partial(_http, "API", api, "/ready", links.get("api", f"{api}/docs"), model, timeout))
+        link = links.get("api", f"{api}/docs")
+        checks.append(partial(_http, "API", api, "/ready", link, model, timeout, waiting=_no_model_yet))
     else:
         checks.append(partial(_fixed, "API", "embedded", "predictions run in the console's process"))
     if uri.startswith(("http://", "https://")):

@@ -1,12 +1,14 @@
 """Home page pieces: the platform at a glance — data, champion, last training run, last drift decision,
 the services — and the quick actions. Each card reads its own source and says what is missing (and
 what fixes it) on its own, so one service down never hides the others."""
+# Size: one card per source, each with its own missing/unreachable/starting states, plus the quick
+# actions that depend on them (a first training in progress); splitting by card would scatter one page.
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import streamlit as st
 
@@ -19,6 +21,9 @@ from core.ui import runs_view as runs_ui
 from core.ui.actions import current_state, data_action
 from core.ui.cached import report, settings
 from core.ui.components import ago, state_badge
+
+if TYPE_CHECKING:
+    from core.orchestration.flow_runs import RunInfo
 
 # Lazy imports: each card loads what it reads (MLflow's runs, Prefect's client, the stack's state): the
 # first page draws before the slow ones.
@@ -48,6 +53,7 @@ class LastRun:
     started: datetime | None
     seconds: float | None
     active: bool
+    step: str | None = None  # where an active run is: "train (step 3 of 6)", "waiting for the worker"
 
 
 # --- reading ----------------------------------------------------------------------------------------
@@ -70,15 +76,49 @@ def champion() -> ChampionCard | None:
 
 
 def last_training() -> LastRun | None:
-    """The newest training run Prefect knows (raises RakutenError when its API cannot be reached)."""
-    from core.orchestration.flow_runs import recent_runs
+    """The newest training run Prefect knows, with its step while it runs (raises RakutenError when
+    its API cannot be reached). Read at most every 2 s: the training card, the quick actions and the
+    API's card all ask."""
+    found, problem = _last_training(settings().model_dump_json())
+    if problem:
+        raise RakutenError(problem)
+    return found
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def _last_training(settings_key: str) -> tuple[LastRun | None, str | None]:
+    """(the run, None), or (None, why Prefect cannot say): an unreachable server is asked once too."""
+    from core.orchestration.flow_runs import read_run, recent_runs
     from core.orchestration.launcher import FLOW
 
-    found = recent_runs(settings(), limit=1, flows=[FLOW])
-    if not found:
+    try:
+        found = recent_runs(settings(), limit=1, flows=[FLOW])
+        if not found:
+            return None, None
+        run = found[0]
+        step = None if run.final else where(read_run(settings(), run.id))
+    except RakutenError as exc:
+        return None, str(exc)
+    return LastRun(run.name, run.state, run.started, run.seconds, not run.final, step), None
+
+
+def where(run: RunInfo) -> str:
+    """Where a run that has not ended stands: its running step, or waiting for the worker."""
+    if run.state in {"SCHEDULED", "PENDING"}:
+        return "waiting for the worker"
+    done, total, current = run.progress
+    if current:
+        return f"{current} (step {min(done + 1, total)} of {total})"
+    return f"step {done} of {total} done"
+
+
+def _active_training() -> LastRun | None:
+    """The training run in progress, if any (None too when Prefect cannot say: the card says why)."""
+    try:
+        run = last_training()
+    except RakutenError:
         return None
-    run = found[0]
-    return LastRun(run.name, run.state, run.started, run.seconds, not run.final)
+    return run if run is not None and run.active else None
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -95,13 +135,24 @@ def services(starting: frozenset[str] = frozenset()) -> list[Probe]:
     every call while the local stack is `starting` some: one it is bringing up is "starting"."""
     if starting:
         _probes.clear()
-    found = _probes(settings().model_dump_json())
-    return [
-        replace(probe, state="starting", detail="the local stack is starting it")
-        if probe.state == "down" and _PROGRAMS.get(probe.service) in starting
-        else probe
-        for probe in found
-    ]
+    return [_as_seen(probe, starting) for probe in _probes(settings().model_dump_json())]
+
+
+def _as_seen(probe: Probe, starting: frozenset[str]) -> Probe:
+    if probe.state == "down" and _PROGRAMS.get(probe.service) in starting:
+        return replace(probe, state="starting", detail="the local stack is starting it")
+    if probe.service == "API" and probe.state == "starting":  # it runs, its /ready waits for a model
+        return _waiting_for(probe)
+    return probe
+
+
+def _waiting_for(api: Probe) -> Probe:
+    """The API runs and waits for a model (its /ready said so): name the training run that will give
+    it one, and where that run stands."""
+    run = _active_training()
+    if run is None:
+        return api
+    return replace(api, detail=f"waiting for a model: training run `{run.name}` is at {run.step}")
 
 
 def forget_services() -> None:
@@ -194,7 +245,8 @@ def training_card(starting: frozenset[str] = frozenset()) -> None:
             st.metric("Last training run", run.state.capitalize())
             took = f"took {run.seconds:.0f} s" if run.seconds is not None else run.state.lower()
             state_badge(run.state, "in progress" if run.active else took)
-            st.caption(f"`{run.name}` · started {ago(run.started)}")
+            at = f" · {run.step}" if run.active and run.step else ""
+            st.caption(f"`{run.name}` · started {ago(run.started)}{at}")
         live = run is not None and run.active
         st.page_link(
             PAGES["runs"], label="Follow it live" if live else "Pipeline runs", icon=":material/play_circle:"
@@ -229,19 +281,30 @@ def services_row(found: list[Probe]) -> None:
 
 def quick_actions(has_champion: bool) -> None:
     retrain, report_now, predict = st.columns(3)
+    running = _active_training()
     with retrain:
-        label = "Retrain" if has_champion else "Train the first model"
-        st.button(
-            label,
-            type="primary",
-            key="home_retrain",
-            icon=":material/model_training:",
-            on_click=runs_ui.retrain,
-            args=({},),
-            disabled=identity.disabled(Action.RETRAIN),
-            width="stretch",
-            help=identity.why(Action.RETRAIN, "Starts the training pipeline; follow it on Pipeline runs."),
-        )
+        if running is not None:  # one run at a time: no second start offered beside it
+            st.button(
+                f"Training: {running.name}",
+                key="home_retrain",
+                icon=":material/autorenew:",
+                disabled=True,
+                width="stretch",
+                help=f"Training run {running.name} is at {running.step}: follow it on Pipeline runs.",
+            )
+        else:
+            st.button(
+                "Retrain" if has_champion else "Train the first model",
+                type="primary",
+                key="home_retrain",
+                icon=":material/model_training:",
+                on_click=_retrain,
+                disabled=identity.disabled(Action.RETRAIN),
+                width="stretch",
+                help=identity.why(
+                    Action.RETRAIN, "Starts the training pipeline; follow it on Pipeline runs."
+                ),
+            )
     with report_now:
         generate = st.button(
             "New drift report",
@@ -256,3 +319,9 @@ def quick_actions(has_champion: bool) -> None:
     if generate:
         drift_ui.generate()
         st.rerun()
+
+
+def _retrain() -> None:
+    """Widget callback: start a training run; the page drawn next shows it (not a 2 s old read)."""
+    runs_ui.retrain({})
+    _last_training.clear()

@@ -1,8 +1,11 @@
 """Pipeline runs page pieces: the retrain action (one at a time), the live view of a run (steps, the
 running one's own progress, streaming logs), the outcome, and the run history — all read from Prefect."""
+# Size: the one page's actions, live view and history share its session state (followed run, flash);
+# apart they would pass that state around.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
@@ -11,6 +14,7 @@ import streamlit as st
 from core.errors import RakutenError
 from core.ui import identity
 from core.ui.cached import settings
+from core.ui.components import state_badge
 
 if TYPE_CHECKING:
     from core.orchestration.flow_runs import RunInfo
@@ -27,16 +31,19 @@ TUNABLE: Final[dict[str, tuple[str, float, float, float]]] = {
     "image.C": ("Image model C", 0.01, 10.0, 0.05),
     "promotion.margin": ("Promotion margin (weighted F1)", 0.0, 0.1, 0.001),
 }
-STATE_ICON: Final = {
-    "COMPLETED": "✅",
-    "FAILED": "❌",
-    "CRASHED": "💥",
-    "CANCELLED": "⏹",
-    "CANCELLING": "⏹",
-    "RUNNING": "🔄",
-    "PENDING": "⏳",
-    "SCHEDULED": "🗓",
-    "PAUSED": "⏸",
+# A plain "●" coloured by the table's style, as on Service health: emoji need an emoji font, which many
+# machines lack (empty boxes). The live run's state is a badge (`state_badge`, Material icons).
+_GREEN, _RED, _BLUE, _GREY = "#1a9850", "#d73027", "#2166ac", "#888888"
+STATE_COLOUR: Final = {
+    "COMPLETED": _GREEN,
+    "FAILED": _RED,
+    "CRASHED": _RED,
+    "CANCELLED": _GREY,
+    "CANCELLING": _GREY,
+    "RUNNING": _BLUE,
+    "PENDING": _GREY,
+    "SCHEDULED": _GREY,
+    "PAUSED": _GREY,
 }
 
 
@@ -106,14 +113,28 @@ def retrain(overrides: dict[str, Any]) -> None:
     except AlreadyRunning as exc:
         st.session_state[_FOLLOW] = exc.run_id
         st.session_state[_MOVING] = True
-        st.session_state[_FLASH] = ("warning", str(exc))
+        st.session_state[_FLASH] = (
+            "warning",
+            f"Training run {_name_of(exc.run_id)} is already in progress: wait for it (Pipeline runs "
+            "follows it live), or cancel it first.",
+        )
         return
     except RakutenError as exc:
         st.session_state[_FLASH] = ("error", str(exc))
         return
     st.session_state[_FOLLOW] = launch.run_id
     st.session_state[_MOVING] = True  # followed live from the page's next drawing on
-    st.session_state[_FLASH] = ("success", f"Started training run {launch.name} ({launch.run_id}).")
+    st.session_state[_FLASH] = ("success", f"Started training run {launch.name}.")
+
+
+def _name_of(run_id: str) -> str:
+    """The run's name (what every page and Prefect's UI show), its id when Prefect cannot say."""
+    from core.orchestration.flow_runs import read_run
+
+    try:
+        return read_run(settings(), run_id).name
+    except RakutenError:
+        return run_id
 
 
 def show_flash() -> None:
@@ -137,7 +158,9 @@ def seen(*, ended: bool) -> bool:
 
 
 def followed_run() -> str | None:
-    """The run to show live: the active training run, else the one this session started last."""
+    """The run to show live: the active training run, else the one this session started last, else
+    the newest run of the platform's flows (a new browser session shows where things stand)."""
+    from core.orchestration.flow_runs import recent_runs
     from core.orchestration.launcher import active_training
 
     active = active_training(settings())
@@ -145,10 +168,13 @@ def followed_run() -> str | None:
         st.session_state[_FOLLOW] = active.id
         return active.id
     followed: str | None = st.session_state.get(_FOLLOW)
-    return followed
+    if followed is not None:
+        return followed
+    newest = recent_runs(settings(), limit=1)  # not remembered: a run started elsewhere shows next time
+    return newest[0].id if newest else None
 
 
-def cancel(run_id: str) -> None:
+def cancel(run_id: str, name: str) -> None:
     """Widget callback: cancel a pending or running run."""
     from core.orchestration.launcher import cancel as cancel_run
 
@@ -158,7 +184,7 @@ def cancel(run_id: str) -> None:
     except RakutenError as exc:
         st.session_state[_FLASH] = ("error", str(exc))
         return
-    st.session_state[_FLASH] = ("info", f"Cancellation requested for {run_id}.")
+    st.session_state[_FLASH] = ("info", f"Cancellation requested for {name}.")
 
 
 def live(run_id: str, *, key: str = "live") -> bool:
@@ -169,9 +195,9 @@ def live(run_id: str, *, key: str = "live") -> bool:
     done, total, current = run.progress
     if run.state == "COMPLETED":  # its last step's own state can reach Prefect a moment after the run's
         done, current = total, None
-    icon = STATE_ICON.get(run.state, "")
     took = f" · {run.seconds:.0f} s" if run.seconds is not None else ""
-    st.markdown(f"**{run.name}** — {icon} {run.state}{took}")
+    st.markdown(f"**{run.name}** · {run.flow}")
+    state_badge(run.state, f"{run.state}{took}")
     label = f"step {done} of {total}" + (f": {current}" if current else "")
     if run.state in {"SCHEDULED", "PENDING"}:
         label = "starting… (waiting for the worker)"
@@ -182,7 +208,7 @@ def live(run_id: str, *, key: str = "live") -> bool:
             "Cancel this run",
             key=f"{key}_cancel",
             on_click=cancel,
-            args=(run_id,),
+            args=(run_id, run.name),
             disabled=identity.disabled(identity.Action.CANCEL_RUN),
             help=identity.why(identity.Action.CANCEL_RUN),
         )
@@ -204,12 +230,20 @@ def live(run_id: str, *, key: str = "live") -> bool:
         if summary:  # the artifact's "##" heading, one level down to sit under the page's sections
             with st.container(border=True):
                 st.markdown(summary.replace("## ", "#### ", 1))
-        elif run.state == "COMPLETED":
+        elif run.state == "COMPLETED" and _just_ended(run):
             settled = False  # its summary is the run's last write: followed a moment longer
     lines = run_logs(settings(), run_id, last=40)
     with st.expander("Logs", expanded=not run.final):
         st.code("\n".join(f"{ln.at:%H:%M:%S} {ln.level:<7} {ln.message}" for ln in lines) or "no logs yet")
     return settled
+
+
+def _just_ended(run: RunInfo, within_s: float = 30.0) -> bool:
+    """Whether the run ended moments ago (an older one without a summary will never get one)."""
+    if run.ended is None:
+        return True
+    ended = run.ended if run.ended.tzinfo else run.ended.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - ended).total_seconds() < within_s
 
 
 def _step_progress(run: RunInfo) -> None:
@@ -233,7 +267,7 @@ def history_frame() -> pd.DataFrame:
             "id": [r.id for r in runs],
             "run": [r.name for r in runs],
             "flow": [r.flow for r in runs],
-            "state": [f"{STATE_ICON.get(r.state, '')} {r.state}" for r in runs],
+            "state": [f"● {r.state}" for r in runs],
             "started": [r.started for r in runs],
             "seconds": [r.seconds for r in runs],
             "parameters": [str(r.parameters.get("overrides") or "") for r in runs],
@@ -241,6 +275,12 @@ def history_frame() -> pd.DataFrame:
     )
     # no run overrode params.yaml: an empty column says nothing
     return frame if frame["parameters"].astype(bool).any() else frame.drop(columns="parameters")
+
+
+def history_styled(frame: pd.DataFrame) -> Any:
+    """The history with each state in its colour."""
+    colours = {f"● {state}": f"color: {colour}; font-weight: 600" for state, colour in STATE_COLOUR.items()}
+    return frame.style.map(lambda cell: colours.get(cell, ""), subset=["state"])
 
 
 HISTORY_CONFIG: Final = {

@@ -12,6 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import get_settings
+from tests.app.api_fake import api_waiting_for_a_model
+from tests.app.prefect_fake import FakePrefect, run
 from tests.integration.conftest import _free_port
 
 HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
@@ -180,3 +182,56 @@ def test_while_the_stack_starts_its_services_are_starting_not_down(
     text = _text(at)
     assert "Prefect unreachable" in text and "the local stack is starting it" not in text
     assert at.button(key="home_prepare").label.startswith("Generate demo data")
+
+
+# --- the first training, followed from Home (fake Prefect and API: tests/app/prefect_fake.py, api_fake.py) --
+@pytest.fixture
+def first_training(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePrefect]:
+    """The first training run is at its `train` step; the API runs and waits for a model."""
+    fake = FakePrefect([run("eager-heron", "RUNNING", minutes_ago=2, running_step="train")])
+    fake.install(monkeypatch)
+    with api_waiting_for_a_model() as url:
+        monkeypatch.setenv("RAKUTEN_API_URL", url)
+        get_settings.cache_clear()
+        yield fake
+    get_settings.cache_clear()
+
+
+def test_during_the_first_training_the_api_waits_for_it_and_no_second_start_is_offered(
+    first_training: FakePrefect,
+) -> None:
+    at = _open()
+    text = _text(at)
+    assert "answered 503" not in text, text  # the API runs: it is not down
+    assert ":orange-badge[:material/hourglass_top: starting]" in text
+    assert "waiting for a model: training run `eager-heron` is at train (step 3 of 5)" in text, text
+    assert "`eager-heron` · started 2 min ago · train (step 3 of 5)" in text  # the training card
+    button = at.button(key="home_retrain")
+    assert button.disabled and "eager-heron" in button.label and "Train the first model" not in button.label
+
+
+def test_the_api_waiting_without_a_training_run_is_starting_not_down(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    FakePrefect().install(monkeypatch)
+    with api_waiting_for_a_model() as url:
+        monkeypatch.setenv("RAKUTEN_API_URL", url)
+        get_settings.cache_clear()
+        text = _text(_open())
+    assert "answered 503" not in text
+    assert "waiting for a model to serve (the registry has no champion yet)" in text
+
+
+def test_train_the_first_model_answers_with_the_run_name(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakePrefect().install(monkeypatch)
+    at = _open()
+    assert at.button(key="home_retrain").label == "Train the first model"
+    at.button(key="home_retrain").click().run()
+    assert not at.exception, at.exception
+    started = fake.runs[0]
+    success = " ".join(s.value for s in at.success)
+    assert f"Started training run {started.name}" in success and started.id not in success
+    button = at.button(key="home_retrain")  # the next drawing shows it running, not a second start
+    assert button.disabled and started.name in button.label
