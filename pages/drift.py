@@ -5,7 +5,7 @@ import streamlit as st
 from core.ui import drift_view as ui
 from core.ui import identity
 from core.ui import runs_view as runs_ui
-from core.ui.components import ago
+from core.ui.components import ago, plural
 from core.ui.identity import Action
 
 st.title("Drift")
@@ -72,7 +72,7 @@ if summary.quality and "current" in summary.quality:
         "Weighted F1, labelled predictions",
         f"{now['weighted_f1']:.3f}",
         delta=f"{now['weighted_f1'] - before['weighted_f1']:+.3f} vs reference",
-        help=f"{int(now['rows']):,} predictions with their true class (drift --labels)",
+        help=f"{plural(int(now['rows']), 'prediction')} with their true class (drift --labels)",
     )
     q2.metric("Accuracy", f"{now['accuracy']:.3f}", delta=f"{now['accuracy'] - before['accuracy']:+.3f}")
 if summary.quality and "reviewed" in summary.quality:
@@ -80,8 +80,8 @@ if summary.quality and "reviewed" in summary.quality:
     st.metric(
         "Accuracy of the reviewed predictions",
         f"{checked['accuracy']:.3f}",
-        help=f"{int(checked['rows']):,} predictions of the window that a reviewer labelled (Review page): "
-        "reviewers see the unsure answers first, so this is a floor, not the window's accuracy",
+        help=f"{plural(int(checked['rows']), 'prediction')} of the window that a reviewer labelled (Review "
+        "page): reviewers see the unsure answers first, so this is a floor, not the window's accuracy",
     )
 
 st.subheader("Columns")

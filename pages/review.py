@@ -61,9 +61,8 @@ with left, st.container(border=True):
     meta = ui.scan_meta()
     if meta:
         st.caption(
-            f"Last scan {meta.get('scanned_at')}: {meta.get('label_issues', 0):,} suspicious labels among "
-            f"{meta.get('rows_scanned', 0):,} rows, {meta.get('duplicate_rows', 0):,} rows of identical "
-            f"products labelled differently (model trained {meta.get('model_trained_at')})."
+            f"Last scan {meta.get('scanned_at')}: {ui.scan_summary(meta)} "
+            f"(out-of-fold probabilities of the model trained {meta.get('model_trained_at')})."
         )
     if st.button(
         "Scan the training labels",
@@ -74,6 +73,7 @@ with left, st.container(border=True):
     ):
         ui.scan_now()
         st.rerun()
+    ui.show_flash(ui.SCAN_FLASH)  # beside the button that asked for it
 with right, st.container(border=True):
     st.markdown("**Export for the next training**")
     st.caption("Writes data/corrections/labels.csv; the next ingest (Retrain) applies it over the download.")
@@ -85,6 +85,7 @@ with right, st.container(border=True):
         disabled=identity.disabled(Action.EXPORT_CORRECTIONS),
         help=identity.why(Action.EXPORT_CORRECTIONS),
     )
+    ui.show_flash(ui.EXPORT_FLASH)  # beside the button, not at the top of the page, out of view
     exported = ui.corrections_file()
     if exported:
         st.download_button("Download labels.csv", exported, "labels.csv", "text/csv", key="review_download")

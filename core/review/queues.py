@@ -163,24 +163,32 @@ def round_robin(frame: pd.DataFrame, *, by: str, order: str) -> pd.DataFrame:
 
 
 def _why_served(row: dict[Hashable, Any]) -> str:
+    # the numbers are the serving model's, which may be an older version than today's champion
     queue, confidence = row["queue"], float(row["confidence"])
+    version = row.get("model_version")
+    by = f"v{int(version)}" if version is not None and pd.notna(version) else "the served model"
     if queue == VIEWS_DISAGREE:
         return (
-            f"text says {int(row['text_code'])}, photo says {int(row['image_code'])} "
+            f"when served by {by}: text says {int(row['text_code'])}, photo says {int(row['image_code'])} "
             f"(answer {_pct(confidence)} sure)"
         )
     if queue == LOW_CONFIDENCE:
-        return f"answer only {_pct(confidence)} sure"
-    return f"served in a drifted window (answer {confidence:.0%} sure)"
+        return f"{by} answered only {_pct(confidence)} sure"
+    return f"served in a drifted window ({by} answered {_pct(confidence)} sure)"
 
 
 def _why_training(row: dict[Hashable, Any]) -> str:
     score = row["self_confidence"]
-    sure = f"the model gives the label {_pct(float(score))}" if pd.notna(score) else "not scored (hold-out)"
+    # the scan's numbers come from the cross-validated model that never saw the row, not the champion
+    sure = (
+        f"the label scan's out-of-fold model gives the label {_pct(float(score))}"
+        if pd.notna(score)
+        else "not scored by the label scan (hold-out row)"
+    )
     if row["reason"] == "duplicate":
         return f"an identical product is labelled otherwise (labels {row['group_labels']}); {sure}"
     suggested = row["suggested"]
-    return f"{sure}; it suggests {int(suggested)}" if pd.notna(suggested) else sure
+    return f"{sure} and suggests {int(suggested)}" if pd.notna(suggested) else sure
 
 
 def _pct(p: float) -> str:

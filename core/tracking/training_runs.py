@@ -200,6 +200,37 @@ def param_differences(details: Sequence[RunDetail]) -> pd.DataFrame:
     return frame[differs].rename_axis("parameter") if len(frame) else frame
 
 
+# What a run was trained on, as its tags record it (`core.pipeline.record`): two runs with the same
+# parameters can still differ here, and the comparison must not call them the same.
+DATA_TAGS: Final = {
+    "data.fingerprint": "data version",
+    "data.rows": "train rows",
+    "data.corrections": "reviewed labels applied",
+    "data.corrections_sha256": "corrections file",
+}
+
+
+def data_differences(details: Sequence[RunDetail]) -> pd.DataFrame:
+    """What the runs were trained on (rows: `DATA_TAGS`' names) × runs (columns), only the rows whose value
+    is not the same in every run. No corrections reads as 0 reviewed labels and no file."""
+    keys = list(DATA_TAGS)
+    defaults = {"data.corrections": "0", "data.corrections_sha256": ""}
+    frame = pd.DataFrame(
+        {d.label: [_short(k, d.tags.get(k) or defaults.get(k)) for k in keys] for d in details},
+        index=[DATA_TAGS[k] for k in keys],
+        dtype=object,
+    )
+    differs = frame.apply(lambda row: len({str(v) for v in row}) > 1, axis=1)
+    return frame[differs].rename_axis("data")
+
+
+def _short(tag: str, value: str | None) -> str | None:
+    """A file digest shortened as the Models page shows it; an empty one as none."""
+    if tag == "data.corrections_sha256":
+        return value[:12] if value else "none"
+    return value
+
+
 def per_class_f1(details: Sequence[RunDetail]) -> pd.DataFrame:
     """Long table for a grouped bar chart: run, code, category, f1, support."""
     parts = [

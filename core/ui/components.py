@@ -83,6 +83,12 @@ def ago(when: datetime | str | None) -> str:
     return "just now"
 
 
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """`count` and its noun, singular for exactly one: '1 photo', '0 photos', '1,200 rows'
+    (`many` for nouns that do not just add an s: plural(n, 'query', 'queries'))."""
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
 def environment_sidebar(settings: Settings) -> None:
     with st.sidebar:
         st.caption("Environment")

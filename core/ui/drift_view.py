@@ -20,6 +20,7 @@ from core.identity.roles import Action, Forbidden
 from core.storage.drift_reports import DriftSummary, list_reports, report_html, script_safe_html
 from core.ui import identity
 from core.ui.cached import settings
+from core.ui.components import plural
 
 if TYPE_CHECKING:
     from core.serving.client import Backend
@@ -128,7 +129,7 @@ def send_traffic(n: int, shifted: bool) -> None:
     shift = (
         Shift(class_mix=0.5, new_vocabulary=0.5, darker=0.8, empty_description=0.7) if shifted else Shift()
     )
-    with st.status(f"Sending {n:,} held-back products to {where}…", expanded=True) as status:
+    with st.status(f"Sending {plural(n, 'held-back product')} to {where}…", expanded=True) as status:
         bar = st.progress(0.0, text=f"0 / {n:,}")
         from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
@@ -137,7 +138,7 @@ def send_traffic(n: int, shifted: bool) -> None:
         def progress(stage: str, done: int, total: int) -> None:
             # called from the replay's client threads: they draw into this page's session
             add_script_run_ctx(threading.current_thread(), context)
-            bar.progress(done / total if total else 1.0, text=f"{done:,} / {total:,} products")
+            bar.progress(done / total if total else 1.0, text=f"{done:,} / {plural(total, 'product')}")
 
         try:
             _, result = send_held_back(settings(), backend, n, shift, progress=progress)
@@ -152,13 +153,14 @@ def send_traffic(n: int, shifted: bool) -> None:
     failed = f", {result.failed:,} failed ({dict(result.errors)})" if result.failed else ""
     st.session_state[_FLASH] = (
         "warning" if result.failed else "success",
-        f"Sent {result.sent:,} held-back products ({describe_shift(shift)}) to {where}: "
+        f"Sent {plural(result.sent, 'held-back product')} ({describe_shift(shift)}) to {where}: "
         f"{result.answered:,} answered{failed}.",
     )
 
 
 def window_panel(key: str = "traffic") -> None:
-    """The window a report would compare, and — when it is too small — the products to send."""
+    """The window a report would compare, and the products to send: up front while the window is too
+    small for a report, folded away once it is big enough — still there, to make a drifted case."""
     try:
         found = window()
     except RakutenError as exc:
@@ -175,20 +177,28 @@ def window_panel(key: str = "traffic") -> None:
         right.caption(f"Logged by origin: {origins}")
         if found.enough:
             right.caption(f"Enough for a report (at least {found.needed:,}).")
+            with right.expander("Send more held-back products (shift them to make a drifted case)"):
+                _send_form(key, found.needed)
             return
         missing = found.needed - found.rows
         right.warning(
-            f"{missing:,} more predictions are needed for a report. Send held-back products (the test set, "
-            "never trained on) through the prediction service — or wait for real traffic."
+            f"{plural(missing, 'more prediction is', 'more predictions are')} needed for a report. Send "
+            "held-back products (the test set, never trained on) through the prediction service — or wait "
+            "for real traffic."
         )
-        n = right.number_input("Products to send", 1, 20_000, max(missing, 50), 50, key=f"{key}_n")
-        shifted = right.checkbox(
-            "Shift them (a class mix, unseen product types, darker photos, empty descriptions)",
-            key=f"{key}_shifted",
-        )
-        if right.button(f"Send {int(n):,} held-back products", key=f"{key}_send", icon=":material/send:"):
-            send_traffic(int(n), shifted)
-            st.rerun()
+        with right:
+            _send_form(key, max(missing, 50))
+
+
+def _send_form(key: str, default: int) -> None:
+    n = st.number_input("Products to send", 1, 20_000, min(default, 20_000), 50, key=f"{key}_n")
+    shifted = st.checkbox(
+        "Shift them (a class mix, unseen product types, darker photos, empty descriptions)",
+        key=f"{key}_shifted",
+    )
+    if st.button(f"Send {plural(int(n), 'held-back product')}", key=f"{key}_send", icon=":material/send:"):
+        send_traffic(int(n), shifted)
+        st.rerun()
 
 
 def show_flash() -> None:

@@ -4,6 +4,7 @@ F1 per run, confusion matrices and their difference.
 The runs table is cached for a few seconds (a run finished from the CLI shows up on the next rerun
 after that); a finished run never changes, so run details are cached by run id.
 """
+# Size: one page's view-model: the runs table, each comparison chart, and what differs between two runs.
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from core.tracking.training_runs import (
     best_runs,
     calibration_curves,
     confusion_difference,
+    data_differences,
     metric_comparison,
     param_differences,
     per_class_f1,
@@ -29,6 +31,7 @@ from core.tracking.training_runs import (
     runs_table,
 )
 from core.ui.cached import settings
+from core.ui.components import plural
 from core.ui.mlflow_access import client, registry, store_missing
 
 RUNS_CONFIG: Final = {
@@ -97,7 +100,7 @@ def pick_runs(table: pd.DataFrame, labels: dict[str, str]) -> list[str]:
         st.session_state["runs"] = table.iloc[rows]["run_id"].tolist()
 
     st.caption(
-        f"{len(table):,} run{'s' if len(table) != 1 else ''}, newest first. Sort by any column; select rows "
+        f"{plural(len(table), 'run')}, newest first. Sort by any column; select rows "
         "(or pick below) to compare."
     )
     st.dataframe(
@@ -128,13 +131,33 @@ def metrics_side_by_side(details: list[RunDetail]) -> None:
 
 
 def parameter_differences(details: list[RunDetail]) -> None:
-    """Only the parameters that differ between the runs (or that they are the same)."""
+    """Only the parameters that differ between the runs, then what they were trained on where that
+    differs (data version, reviewed labels): the same parameters on other data are not the same run."""
     differing = param_differences(details)
-    if differing.empty:
-        st.success("These runs used the same parameters.")
+    data = data_differences(details)
+    if differing.empty and data.empty:
+        st.success("These runs used the same parameters on the same data.")
         return
-    st.caption(f"Only the {len(differing)} parameters that differ between these runs.")
-    st.dataframe(differing, key="param_diff")
+    if differing.empty:
+        st.info(
+            f"Same parameters, but not the same training data: the {_listed(list(data.index))} "
+            f"{'differs' if len(data) == 1 else 'differ'}.",
+            icon=":material/dataset:",
+        )
+    else:
+        st.caption(
+            f"Only the {plural(len(differing), 'parameter that differs', 'parameters that differ')} between "
+            "these runs."
+        )
+        st.dataframe(differing, key="param_diff")
+    if not data.empty:
+        st.caption("What they were trained on (the run's `data.*` tags), where it differs:")
+        st.dataframe(data, key="data_diff")
+
+
+def _listed(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def per_class_f1_chart(details: list[RunDetail]) -> None:

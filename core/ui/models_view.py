@@ -24,6 +24,7 @@ from core.tracking.registry import RegistryError, VersionInfo
 from core.tracking.training_runs import challenger_of, champion_of, history_table, manual_gate, versions_table
 from core.ui import identity, mlflow_access
 from core.ui.cached import settings
+from core.ui.components import plural
 from core.ui.mlflow_access import registry
 
 if TYPE_CHECKING:  # MLflow loads when a client is made
@@ -103,8 +104,8 @@ def corrections_note(versions: list[VersionInfo]) -> str:
         return f"v{newest.version} was trained on the downloaded labels alone (no reviewed labels)."
     sha = newest.tags.get("data.corrections_sha256", "")[:12]
     return (
-        f"v{newest.version} was trained with {count:,} reviewed labels (corrections file `{sha}`, kept in "
-        "its run's artifacts under `corrections/`)."
+        f"v{newest.version} was trained with {plural(count, 'reviewed label')} (corrections file `{sha}`, "
+        "kept in its run's artifacts under `corrections/`)."
     )
 
 
@@ -257,10 +258,12 @@ def rollback_panel(champion: VersionInfo | None, previous: int | None) -> None:
     if champion is None:
         st.caption("No champion yet: nothing to roll back.")
         return
-    if previous is None:
-        st.caption(f"Champion v{champion.version} has no earlier champion in the history.")
-    else:
-        st.caption(f"Champion v{champion.version} → back to v{previous}.")
+    if previous is None:  # a form here could only fail: the registry has nothing to go back to
+        st.caption(
+            f"Nothing to roll back to: champion v{champion.version} has no earlier champion in the history."
+        )
+        return
+    st.caption(f"Champion v{champion.version} → back to v{previous}.")
     reason = st.text_input("Reason (required)", key="rollback_reason", placeholder="what went wrong")
     confirm = st.checkbox(f"I confirm: roll back from v{champion.version}", key="rollback_confirm")
     st.button(

@@ -28,6 +28,7 @@ from core.serving.predictor import ImageLimits, Product, predict
 from core.storage.corrections import CorrectionError, CorrectionsStore
 from core.ui import identity
 from core.ui.cached import settings
+from core.ui.components import plural
 from core.ui.prediction_view import in_process
 
 # Lazy imports: the label-issue scan (cleanlab, ~2 s) loads when a scan runs or its result is read.
@@ -40,7 +41,9 @@ QUEUE_NAMES: Final = {
     "views_disagree": "text and photo disagree",
     "drift": "drifted window",
 }
-_FLASH: Final = "review_flash"
+_FLASH: Final = "review_flash"  # a decision's outcome, above the card
+EXPORT_FLASH: Final = "review_export_flash"  # shown beside the export button
+SCAN_FLASH: Final = "review_scan_flash"  # shown beside the scan button
 _DONE: Final = "review_done"  # keys decided in this session: out of the cached queue
 _SKIPPED: Final = "review_skipped"
 _UNDO: Final = "review_undo"  # (correction id, key) of this session's decisions, newest last
@@ -172,8 +175,7 @@ def item_card(item: dict[str, Any], view: ModelView | None) -> None:
             else "*No description.*"
         )
         current = None if pd.isna(item["current"]) else int(item["current"])
-        said = "Labelled" if item["source"] == "training" else "Answered"
-        st.markdown(f"**{said}: {label(current) if current is not None else '—'}**")
+        st.markdown(f"**{_said(item)}: {label(current) if current is not None else '—'}**")
         st.caption(f"Why it is here: {item['detail']}")
     if view is None:
         st.caption("No champion to explain the item (train and promote a model first).")
@@ -185,18 +187,59 @@ def item_card(item: dict[str, Any], view: ModelView | None) -> None:
             st.progress(min(max(p, 0.0), 1.0), text=f"{label(code)} — {p:.0%}")
         if len(view.views) > 1:
             st.caption(
-                " · ".join(
+                f"Each view of champion v{view.version}: "
+                + " · ".join(
                     f"{_VIEWS.get(name, name)}: {label(ranked[0][0])} ({ranked[0][1]:.0%})"
                     for name, ranked in view.views.items()
                 )
             )
+        if item["source"] == "training":
+            st.caption(
+                f"Champion v{view.version} was trained on this row; the scan's numbers above come from the "
+                "cross-validated model that never saw it."
+            )
     with right:
-        _why(view.why_answer, f"What pushed the text model to {view.top[0][0]}")
+        answer_title, label_title = why_titles(item, view)
+        _why(view.why_answer, answer_title)
         if view.why_label:
-            _why(view.why_label, f"What speaks for the label {current}")
+            _why(view.why_label, label_title)
 
 
 _VIEWS: Final = {"text": "text", "text_embedding": "meaning", "image": "photo"}
+
+
+def _said(item: dict[str, Any]) -> str:
+    """Whose the item's class is: the training label, or the answer a given version served."""
+    if item["source"] == "training":
+        return "Labelled"
+    version = item.get("model_version")
+    return "Served answer" if version is None or pd.isna(version) else f"Served by v{int(version)}"
+
+
+def why_titles(item: dict[str, Any], view: ModelView) -> tuple[str, str]:
+    """The headings of the two n-gram tables: both explain the champion's text view (the only view with
+    exact contributions), the first towards the champion's own answer — which the text view alone may
+    not give — the second towards the item's label (training) or its served answer (production)."""
+    answer = view.top[0][0]
+    text = view.views.get("text")
+    said_by_text = text[0][0] if text else answer
+    whose = f"champion v{view.version}'s text view"
+    first = (
+        f"What pushed {whose} to {answer} (the champion's answer too)"
+        if said_by_text == answer
+        else f"What pushed {whose} towards {answer}, the champion's answer (the text view alone answered "
+        f"{said_by_text})"
+    )
+    current = None if pd.isna(item["current"]) else int(item["current"])
+    if item["source"] == "training":
+        second = f"What pushed {whose} towards the label {current}"
+    else:
+        version = item.get("model_version")
+        served = (
+            "the served answer" if version is None or pd.isna(version) else f"v{int(version)}'s served answer"
+        )
+        second = f"What pushed {whose} towards {current}, {served}"
+    return first, second
 
 
 def _why(rows: list[tuple[str, str, float]], title: str) -> None:
@@ -340,8 +383,10 @@ def decision_bar(item: dict[str, Any]) -> None:
     st.text_input("Note (optional)", key="review_note", placeholder="Why — kept with the correction")
 
 
-def show_flash() -> None:
-    found = st.session_state.pop(_FLASH, None)
+def show_flash(where: str = _FLASH) -> None:
+    """A pending outcome, once: a decision's above the card (the default), the export's or the scan's
+    beside their button (`EXPORT_FLASH`, `SCAN_FLASH`)."""
+    found = st.session_state.pop(where, None)
     if found:
         kind, message = found
         {"success": st.success, "error": st.error, "info": st.info}[kind](message)
@@ -378,18 +423,19 @@ def export_now() -> None:
     try:
         with identity.acting(Action.EXPORT_CORRECTIONS, target="corrections:labels.csv") as act:
             done = inbox.export(settings(), store())
-            act.detail = f"{done.rows} corrections, {done.photos} photos"
+            act.detail = f"{plural(done.rows, 'correction')}, {plural(done.photos, 'photo')}"
     except Forbidden as exc:
-        st.session_state[_FLASH] = ("error", str(exc))
+        st.session_state[EXPORT_FLASH] = ("error", str(exc))
         return
     except (RakutenError, OSError) as exc:
-        st.session_state[_FLASH] = ("error", f"Export failed, the previous file stands: {exc}")
+        st.session_state[EXPORT_FLASH] = ("error", f"Export failed, the previous file stands: {exc}")
         return
-    missing = f", {done.photos_missing} without their photo" if done.photos_missing else ""
-    st.session_state[_FLASH] = (
+    missing = f", {done.photos_missing:,} without their photo" if done.photos_missing else ""
+    them = "it" if done.rows == 1 else "them"
+    st.session_state[EXPORT_FLASH] = (
         "success",
-        f"{done.rows:,} corrections exported to `{done.path}` ({done.photos:,} photos{missing}): the next "
-        "ingest (Retrain) trains with them.",
+        f"{plural(done.rows, 'correction')} exported to `{done.path}` ({plural(done.photos, 'photo')}"
+        f"{missing}): the next ingest (Retrain) trains with {them}.",
     )
 
 
@@ -411,20 +457,25 @@ def scan_now() -> None:
             # one process: cleanlab's workers are forked, and a fork of the console's many-threaded server
             # can hang on a lock another thread held (the CLI, single-threaded, scans with every core)
             result = scan(settings(), workers=1, progress=show)
-            act.detail = f"{result.meta['label_issues']} suspicious labels"
+            act.detail = plural(result.meta["label_issues"], "suspicious label")
     except RakutenError as exc:
         bar.empty()
-        st.session_state[_FLASH] = ("error", str(exc))
+        st.session_state[SCAN_FLASH] = ("error", str(exc))
         return
     bar.empty()
     refresh()
-    meta = result.meta
-    st.session_state[_FLASH] = (
+    st.session_state[SCAN_FLASH] = (
         "success",
-        f"Scan done in {meta['seconds']} s: {meta['label_issues']:,} suspicious labels among "
-        f"{meta['rows_scanned']:,} rows, "
-        f"{meta['duplicate_rows']:,} rows of identical products labelled differently.",
+        f"Scan done in {result.meta['seconds']} s: {scan_summary(result.meta)}.",
     )
+
+
+def scan_summary(meta: dict[str, Any]) -> str:
+    """What a scan found, counted: suspicious labels among the rows, rows of clashing duplicates."""
+    issues = plural(int(meta.get("label_issues", 0)), "suspicious label")
+    rows = plural(int(meta.get("rows_scanned", 0)), "row")
+    duplicates = plural(int(meta.get("duplicate_rows", 0)), "row")
+    return f"{issues} among {rows}, {duplicates} of identical products labelled differently"
 
 
 def scan_meta() -> dict[str, Any] | None:

@@ -59,6 +59,10 @@ def test_a_first_report_from_the_console_alone(reports: Settings, monkeypatch: p
     assert not at.exception, at.exception
     assert any("120 answered" in s.value for s in at.success), [e.value for e in at.error]
     assert at.metric[0].value == "120"
+    # enough for a report: the form stays (folded away), so a drifted case can still be sent from here
+    assert any("Enough for a report" in c.value for c in at.caption)
+    assert at.button(key="traffic_send") and at.checkbox(key="traffic_shifted")
+    assert any("drifted case" in e.label for e in at.expander)
     assert any("120 simulator" in c.value for c in at.caption)
     from core.storage.inference_log import read_inference_log
 

@@ -74,3 +74,38 @@ def test_comparing_two_runs_renders_every_comparison(two_runs: Path) -> None:
 
     charts = {c.key for c in at.get("plotly_chart")}
     assert {"per_class_f1", "confusion_a", "confusion_b", "confusion_diff", "calibration"} <= charts
+
+
+def _parameters_tab(tags_a: dict[str, str], tags_b: dict[str, str]) -> AppTest:
+    """The Parameters tab alone, for two runs with the same parameters and the given `data.*` tags."""
+
+    def tab(tags_a: dict[str, str], tags_b: dict[str, str]) -> None:
+        from core.tracking.training_runs import RunDetail
+        from core.ui.experiments_view import parameter_differences
+
+        params = {"text.C": "0.5", "seed": "42"}
+        parameter_differences(
+            [RunDetail("a-id-000", "a", params, {}, tags_a), RunDetail("b-id-000", "b", params, {}, tags_b)]
+        )
+
+    at = AppTest.from_function(tab, args=(tags_a, tags_b), default_timeout=60).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_same_parameters_on_other_data_are_not_called_the_same() -> None:
+    at = _parameters_tab(
+        {"data.fingerprint": "d1", "data.corrections": "0"},
+        {"data.fingerprint": "d2", "data.corrections": "2", "data.corrections_sha256": "feedbeef" * 8},
+    )
+    assert not at.success  # not "the same parameters"
+    said = at.info[0].value
+    assert said.startswith("Same parameters, but not the same training data")
+    assert "data version, reviewed labels applied and corrections file differ" in said
+    data = next(d.value for d in at.dataframe if d.value.index.name == "data")
+    assert data.loc["data version"].tolist() == ["d1", "d2"]
+
+
+def test_same_parameters_on_the_same_data() -> None:
+    at = _parameters_tab({"data.fingerprint": "d1"}, {"data.fingerprint": "d1", "data.corrections": "0"})
+    assert at.success[0].value == "These runs used the same parameters on the same data."

@@ -106,16 +106,14 @@ def test_a_click_after_the_role_went_is_refused_and_recorded(signed: Path) -> No
     """The page drawn for an operator, the click arriving for a viewer (a stale page, a forged rerun):
     the callback checks again — nothing runs, the refusal is in the trail."""
     at = _open(signed_in("olga", "rakuten-operators"), "models.py")
-    at.text_input(key="rollback_reason").input("try").run()
-    at.checkbox(key="rollback_confirm").check().run()
-    assert not at.button(key="rollback").disabled
+    assert not at.button(key="reload").disabled
     at.user = signed_in("olga", "rakuten-viewers")
-    at.button(key="rollback").click().run()
-    assert any("may not roll the champion back" in e.value for e in at.error), [e.value for e in at.error]
+    at.button(key="reload").click().run()
+    assert any("may not reload the served model" in e.value for e in at.error), [e.value for e in at.error]
     assert at.metric[0].value == "v1"
     refused = _trail().read(AuditFilter(outcomes=["refused"]))
     assert refused[["actor", "roles", "action", "entry"]].values.tolist() == [
-        ["olga@example.org", "viewer", "rollback", "console"]
+        ["olga@example.org", "viewer", "reload", "console"]
     ]
 
 

@@ -1,6 +1,7 @@
 """Models page through AppTest: versions with aliases and lineage, the promotion history, and the
 promote / roll back actions — each needs a reason and a confirmation, is recorded with the signed-in
-user (the local user here), and a refused action shows the registry's message instead of raising."""
+user (the local user here), and a refused action shows the registry's message instead of raising; no
+roll-back form while the champion has no earlier champion to go back to."""
 
 from __future__ import annotations
 
@@ -80,9 +81,12 @@ def test_versions_lineage_and_history(trained_project: Path) -> None:
     assert at.caption and not [b for b in at.button if b.key == "promote"]  # nothing else to promote
 
 
-def test_refused_rollback_shows_the_registry_message(trained_project: Path) -> None:
-    at = _confirm(_open(), "rollback", "testing a refusal")
-    assert any("Nothing to roll back to" in e.value for e in at.error)
+def test_no_rollback_form_without_an_earlier_champion(trained_project: Path) -> None:
+    """One champion, never replaced: a form could only fail, so the page says why there is none."""
+    at = _open()
+    assert any("Nothing to roll back to: champion v1 has no earlier champion" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.key == "rollback"]
+    assert not [t for t in at.text_input if t.key == "rollback_reason"]
     assert _registry().champion() == 1
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Block
 
 from core.config import Settings, get_settings
 from core.identity.roles import local_user
@@ -71,6 +72,11 @@ def _act(at: AppTest, key: str) -> AppTest:
     return at
 
 
+def _beside(at: AppTest, key: str) -> Block:
+    """The column holding the button `key`: what it shows is what the user sees next to the button."""
+    return next(c for c in at.columns if any(b.key == key for b in c.button))
+
+
 def _shown_key(at: AppTest) -> str:
     return next(c.value for c in at.caption if "`" in c.value and "·" in c.value).split("`")[1]
 
@@ -80,9 +86,13 @@ def test_training_queue_decisions_undo_and_export(reviewed: Path, monkeypatch: p
     at = _open("training", signed_in("ana", "rakuten-reviewers"))
     assert any("python -m core review scan" in c.value for c in at.code)  # before the first scan
     _act(at, "review_scan")
-    assert any("Scan done" in s.value for s in at.success)
+    assert any("Scan done" in s.value for s in _beside(at, "review_scan").success)
     first = _shown_key(at)
     assert first.startswith("train:")
+    # each number says whose it is: the scan's out-of-fold model, the champion, its text view
+    assert any("label scan's out-of-fold model" in c.value for c in at.caption)
+    assert any("cross-validated model that never saw it" in c.value for c in at.caption)
+    assert any("What pushed champion v1's text view" in m.value for m in at.markdown)
 
     _act(at, "review_accept")
     second = _shown_key(at)
@@ -104,6 +114,10 @@ def test_training_queue_decisions_undo_and_export(reviewed: Path, monkeypatch: p
     assert open_store(Settings()).table()["product_key"].tolist() == [first, second]
 
     _act(at, "review_export")
+    # the confirmation stands next to the button that produced it, not at the top of the page
+    assert any("2 corrections exported" in s.value for s in _beside(at, "review_export").success)
+    beside = {s.value for s in _beside(at, "review_export").success}
+    assert all(s.value in beside for s in at.success if "exported" in s.value)
     exported = read_corrections_file(Settings().corrections_file)
     assert exported["product_key"].tolist() == [first, second]
     audit = next(d.value for d in at.dataframe if "undone_by" in d.value.columns)
@@ -139,6 +153,8 @@ def test_production_queue_shows_unsure_answers(reviewed: Path) -> None:
     engine.dispose()
     at = _open()
     assert _shown_key(at) in {"req-0:0", "req-2:0"}  # the sure answer is not queued
+    assert any("Served by v1" in m.value for m in at.markdown)  # the logged answer's model, named
+    assert any("the champion's answer" in m.value for m in at.markdown)
     _act(at, "review_accept")
     _act(at, "review_skip")
     assert any("Nothing to review" in i.value for i in at.info)

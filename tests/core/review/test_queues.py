@@ -52,6 +52,8 @@ def test_production_queue_takes_unsure_disagreeing_and_drifted_answers(tmp_path:
     assert by_key.loc["unsure:0", "image_path"] == str(tmp_path / "ab.jpg")
     assert by_key.loc["split:0", "queue"] == "views_disagree"
     assert "photo says 1280" in by_key.loc["split:0", "detail"]
+    assert "served by v3" in by_key.loc["split:0", "detail"]  # the serving model's numbers, named
+    assert by_key.loc["unsure:0", "detail"] == "v3 answered only 30% sure"
     assert by_key.loc["late:0", "queue"] == "drift"
     assert production_queue(log.iloc[:0], set(), confidence=0.5).empty
 
@@ -94,5 +96,7 @@ def test_training_queue_joins_the_scan_to_the_products() -> None:
     assert queue["key"].tolist() == ["train:5", "train:3"]  # rank order; row 99 is gone since the scan
     assert queue["image_path"].tolist() == ["", "/i/3.jpg"]
     assert "suggests 2705" in queue["detail"].iloc[0]
+    # the scan's numbers are the cross-validated model's, not the champion's: the line says so
+    assert "label scan's out-of-fold model gives the label" in queue["detail"].iloc[0]
     assert "labels 10,40" in queue["detail"].iloc[1]
     assert training_queue(issues, train, {"train:5", "train:3"}).empty

@@ -20,6 +20,7 @@ from core.tracking.training_runs import (
     best_runs,
     champion_of,
     confusion_difference,
+    data_differences,
     history_table,
     manual_gate,
     metric_comparison,
@@ -130,6 +131,30 @@ def test_param_differences_keeps_only_what_differs() -> None:
     assert diff.loc["text.C"].tolist() == ["0.5", "0.1"]
     assert diff.loc["image.C", b.label] is None
     assert list(diff.columns) == [a.label, b.label]
+
+
+def test_data_differences_name_what_the_runs_were_trained_on() -> None:
+    params = {"text.C": "0.5"}
+    a = RunDetail("a-id-000", "a", params, {}, {"data.fingerprint": "d1", "data.rows": "100"})
+    b = RunDetail(
+        "b-id-000",
+        "b",
+        params,
+        {},
+        {
+            "data.fingerprint": "d2",
+            "data.rows": "100",
+            "data.corrections": "3",
+            "data.corrections_sha256": "0123456789abcdef",
+        },
+    )
+    assert param_differences([a, b]).empty  # same parameters…
+    diff = data_differences([a, b])  # …but not the same data
+    assert list(diff.index) == ["data version", "reviewed labels applied", "corrections file"]
+    assert diff.loc["data version"].tolist() == ["d1", "d2"]
+    assert diff.loc["reviewed labels applied"].tolist() == ["0", "3"]
+    assert diff.loc["corrections file"].tolist() == ["none", "0123456789ab"]
+    assert data_differences([a, a]).empty
 
 
 def test_metric_comparison_and_best_run_per_metric() -> None:
