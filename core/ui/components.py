@@ -53,6 +53,13 @@ def state_badge(state: str, text: str | None = None) -> None:
     st.badge(label, icon=icon, color=colour)
 
 
+def state_inline(state: str, text: str | None = None) -> str:
+    """The same badge as Markdown, to sit inside a line of text (`st.markdown`)."""
+    colour, icon = _STATE.get(state, ("gray", ":material/help:"))
+    label = text or (state.capitalize() if state.isupper() else state)
+    return f":{colour}-badge[{icon} {label}]"
+
+
 def empty_state(message: str, command: str | None = None) -> None:
     """Say what is missing and the command that fixes it."""
     st.info(message, icon=":material/info:")

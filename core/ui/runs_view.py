@@ -14,7 +14,7 @@ import streamlit as st
 from core.errors import RakutenError
 from core.ui import identity
 from core.ui.cached import settings
-from core.ui.components import state_badge
+from core.ui.components import state_inline
 
 if TYPE_CHECKING:
     from core.orchestration.flow_runs import RunInfo
@@ -32,7 +32,7 @@ TUNABLE: Final[dict[str, tuple[str, float, float, float]]] = {
     "promotion.margin": ("Promotion margin (weighted F1)", 0.0, 0.1, 0.001),
 }
 # A plain "●" coloured by the table's style, as on Service health: emoji need an emoji font, which many
-# machines lack (empty boxes). The live run's state is a badge (`state_badge`, Material icons).
+# machines lack (empty boxes). The live run's state is a badge (`state_inline`, Material icons).
 _GREEN, _RED, _BLUE, _GREY = "#1a9850", "#d73027", "#2166ac", "#888888"
 STATE_COLOUR: Final = {
     "COMPLETED": _GREEN,
@@ -196,8 +196,7 @@ def live(run_id: str, *, key: str = "live") -> bool:
     if run.state == "COMPLETED":  # its last step's own state can reach Prefect a moment after the run's
         done, current = total, None
     took = f" · {run.seconds:.0f} s" if run.seconds is not None else ""
-    st.markdown(f"**{run.name}** · {run.flow}")
-    state_badge(run.state, f"{run.state}{took}")
+    st.markdown(f"**{run.name}** — {state_inline(run.state, f'{run.state}{took}')} · {run.flow}")
     label = f"step {done} of {total}" + (f": {current}" if current else "")
     if run.state in {"SCHEDULED", "PENDING"}:
         label = "starting… (waiting for the worker)"

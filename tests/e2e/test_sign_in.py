@@ -194,6 +194,27 @@ def test_actions_are_recorded_with_who_did_them_and_an_admin_exports_them(
     assert all(r["via"] == "oidc" for r in rows if r["actor"].endswith("@example.org"))
 
 
+def test_the_sign_in_secrets_never_reach_a_log_or_the_trail(
+    page: Any, signed_console: Console, project: Path
+) -> None:
+    """After people signed in and acted (this module's tests, and one more sign-in here), neither the
+    console's log, nor the audit trail and inference log, nor the MLflow store holds the provider's
+    client secret or the cookie secret (whole, or their first 12 characters). Before the expiry test: its
+    console, on the same project, rewrites the sign-in secrets this module's console reads."""
+    _sign_in(page, signed_console, "admin")
+    _goto(page, signed_console, "audit", "Audit trail")
+    kept = [*project.glob("console-*.log"), *project.glob("data/*.db*"), project / "mlflow.db"]
+    assert any(p.name.startswith("console-") for p in kept)
+    leaks = [
+        (name, path.name)
+        for name in ("RAKUTEN_OIDC_CLIENT_SECRET", "RAKUTEN_OIDC_COOKIE_SECRET")
+        for needle in {CONSOLE_SIGN_IN[name], CONSOLE_SIGN_IN[name][:12]}
+        for path in kept
+        if path.is_file() and needle.encode() in path.read_bytes()
+    ]
+    assert not leaks, leaks
+
+
 def test_a_click_after_the_sign_in_expired_is_refused_and_recorded(
     page: Any, project: Path, provider: Provider
 ) -> None:
@@ -218,23 +239,3 @@ def test_a_click_after_the_sign_in_expired_is_refused_and_recorded(
         "oidc-expired",
         "console",
     ]
-
-
-def test_the_sign_in_secrets_never_reach_a_log_or_the_trail(
-    page: Any, signed_console: Console, project: Path
-) -> None:
-    """After people signed in and acted (this module's tests, and one more sign-in here), neither the
-    console's log, nor the audit trail and inference log, nor the MLflow store holds the provider's
-    client secret or the cookie secret (whole, or their first 12 characters)."""
-    _sign_in(page, signed_console, "admin")
-    _goto(page, signed_console, "audit", "Audit trail")
-    kept = [*project.glob("console-*.log"), *project.glob("data/*.db*"), project / "mlflow.db"]
-    assert any(p.name.startswith("console-") for p in kept)
-    leaks = [
-        (name, path.name)
-        for name in ("RAKUTEN_OIDC_CLIENT_SECRET", "RAKUTEN_OIDC_COOKIE_SECRET")
-        for needle in {CONSOLE_SIGN_IN[name], CONSOLE_SIGN_IN[name][:12]}
-        for path in kept
-        if path.is_file() and needle.encode() in path.read_bytes()
-    ]
-    assert not leaks, leaks
