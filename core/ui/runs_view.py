@@ -159,9 +159,9 @@ def seen(*, ended: bool) -> bool:
 
 def followed_run() -> str | None:
     """The run to show live: the active training run, else the one this session started last, else
-    the newest run of the platform's flows (a new browser session shows where things stand)."""
+    the newest training run (a new browser session shows where things stand)."""
     from core.orchestration.flow_runs import recent_runs
-    from core.orchestration.launcher import active_training
+    from core.orchestration.launcher import FLOW, active_training
 
     active = active_training(settings())
     if active is not None:
@@ -170,7 +170,8 @@ def followed_run() -> str | None:
     followed: str | None = st.session_state.get(_FOLLOW)
     if followed is not None:
         return followed
-    newest = recent_runs(settings(), limit=1)  # not remembered: a run started elsewhere shows next time
+    # not remembered: a run started elsewhere shows next time; training only (what Retrain starts)
+    newest = recent_runs(settings(), limit=1, flows=[FLOW])
     return newest[0].id if newest else None
 
 

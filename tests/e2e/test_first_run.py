@@ -127,6 +127,14 @@ def test_every_page_in_two_tabs_during_the_cold_start(
             context.close()
 
 
+def _completed(page: Any, run: str) -> None:
+    """The run's live header (its name, then its state badge) reaches COMPLETED."""
+    from playwright.sync_api import expect
+
+    header = page.get_by_text(re.compile(rf"^{run} — ")).first
+    expect(header).to_contain_text("COMPLETED", timeout=600_000)
+
+
 def test_retrain_then_a_drift_report_from_the_console_alone(
     first_run: FirstRun, page: Any, screenshots: Path
 ) -> None:
@@ -136,13 +144,13 @@ def test_retrain_then_a_drift_report_from_the_console_alone(
     assert first, log
     page.goto(f"{first_run.url}/pipeline_runs")
     page.get_by_role("heading", name="Pipeline runs", exact=True).first.wait_for()
-    page.get_by_text(f"{first.group(1)} — ✅ COMPLETED").first.wait_for(timeout=600_000)  # followed live
+    _completed(page, first.group(1))  # followed live
     first_run.watch()
     page.get_by_role("button", name="Retrain", exact=True).click()
-    started = page.get_by_text(re.compile(r"Started training run training-[0-9a-f]{8} ")).first
+    started = page.get_by_text(re.compile(r"Started training run training-[0-9a-f]{8}\.")).first
     name = re.search(r"training-[0-9a-f]{8}", started.inner_text())
     assert name, started.inner_text()
-    page.get_by_text(f"{name.group(0)} — ✅ COMPLETED").first.wait_for(timeout=600_000)
+    _completed(page, name.group(0))
     first_run.watch()
 
     page.goto(f"{first_run.url}/drift")
