@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,23 +191,26 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `prefect server start` (its own SQLite database) on a free local port; yields the API
-    URL (`http://127.0.0.1:PORT/api`)."""
+@contextmanager
+def running_prefect_server(home: Path, **env: str) -> Iterator[str]:
+    """A real `prefect server start` (its own SQLite database under `home`, `env` added) on a free local
+    port, until the block ends; yields the API URL (`http://127.0.0.1:PORT/api`)."""
     executable = _executable("prefect")
     if executable is None:
         _cannot_start("no `prefect` executable beside the Python interpreter or on PATH", "Prefect server")
     assert executable is not None
-    home = tmp_path_factory.mktemp("prefect-server")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     log = home / "server.log"
     command = [executable, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
-        env = _service_env(PREFECT_HOME=str(home))
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, cwd=home, env=env, start_new_session=True
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=home,
+            env=_service_env(PREFECT_HOME=str(home), **env),
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + _START_TIMEOUT_S
@@ -221,6 +225,13 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server for the session; yields its API URL."""
+    with running_prefect_server(tmp_path_factory.mktemp("prefect-server")) as url:
+        yield url
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from tests.integration.conftest import (
     _service_env,
     _stop,
     _tail,
+    running_prefect_server,
 )
 
 pytestmark = pytest.mark.slow
@@ -262,29 +263,9 @@ def test_the_cli_sets_the_users_up_and_never_prints_a_password(mlflow_auth_serve
 def prefect_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`prefect server start` with PREFECT_SERVER_API_AUTH_STRING (as docker-compose.yml runs it); yields
     the API URL."""
-    executable = _executable("prefect")
-    if executable is None:
-        _cannot_start("no `prefect` executable beside the Python interpreter or on PATH", "Prefect server")
-    assert executable is not None
     home = tmp_path_factory.mktemp("prefect-auth")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    log = home / "server.log"
-    env = _service_env(PREFECT_HOME=str(home), PREFECT_SERVER_API_AUTH_STRING=PREFECT_AUTH)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [executable, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=home,
-            env=env,
-            start_new_session=True,
-        )
-    try:
-        _wait_healthy(url, process, log, "Prefect server")
+    with running_prefect_server(home, PREFECT_SERVER_API_AUTH_STRING=PREFECT_AUTH) as url:
         yield url
-    finally:
-        _stop(process)
 
 
 async def _websocket_refusal(url: str, token: str | None) -> str:
