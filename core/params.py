@@ -62,11 +62,31 @@ class TextParams(_Section):
         return _middle(self.C)
 
 
+class NoveltyParams(_Section):
+    """The photo guard (`core.models.novelty`): when a photo is too unlike the training photos to count."""
+
+    enabled: bool = True
+    quantile: float = Field(
+        default=0.99,
+        gt=0.5,
+        lt=1,
+        description="A photo farther from the training photos than this share of them is set aside "
+        "(about 1 − quantile of familiar photos are).",
+    )
+    k: int = Field(default=3, ge=1, le=50, description="Which nearest training photo's distance is compared.")
+    max_reference: int = Field(
+        default=2000,
+        ge=50,
+        description="Training photos kept in the model to compare with (a random sample).",
+    )
+
+
 class ImageParams(_Section):
     encoder: str = "colour_edge"  # params.yaml says `auto`: the pretrained encoder when it is installed
     C: Regularisation = Field(default_factory=lambda: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5])
     max_iter: int = Field(default=500, ge=10)
     min_rows: int = Field(default=100, ge=0)
+    novelty: NoveltyParams = NoveltyParams()
 
     @property
     def lr_C(self) -> float:

@@ -26,6 +26,7 @@ from core.features.text import model_columns, model_text
 from core.models.embedding import EmbeddingModel
 from core.models.fusion import WeightedFusion
 from core.models.image import ImageModel
+from core.models.novelty import NoveltyGuard
 from core.models.text import TextModel
 
 ImageSource = str | Path | bytes | None
@@ -49,16 +50,35 @@ class Fusion(Protocol):
 
 @dataclass(frozen=True)
 class Views:
-    """Each view's calibrated probabilities (None when the view did not run), which rows it really
-    scored, and the fused probabilities — one row per product, one column per code."""
+    """Each view's calibrated probabilities (None when the view did not run), which rows count in the
+    fused answer, and the fused probabilities — one row per product, one column per code.
+
+    `photo_distance` is each row's distance to the training photos (`core.models.novelty`; NaN without a
+    photo or a guard); `set_aside` marks the rows whose photo was too unlike them to count (the fused
+    answer comes from the text views there), `unfamiliar` every row whose photo was that far — also those
+    with no text to fall back on, which the photo still answers."""
 
     probas: dict[str, np.ndarray | None]
     available: dict[str, np.ndarray]
     fused: np.ndarray
+    photo_distance: np.ndarray | None = None
+    set_aside: np.ndarray | None = None
+    unfamiliar: np.ndarray | None = None
 
     def answered(self, row: int) -> tuple[str, ...]:
-        """The views that scored product `row`."""
+        """The views that count in product `row`'s fused answer."""
         return tuple(v for v in VIEWS if self.probas.get(v) is not None and bool(self.available[v][row]))
+
+    def ran(self, view: str) -> np.ndarray:
+        """The rows `view` scored, whether or not its answer counted."""
+        rows = self.available[view]
+        return rows | self.set_aside if view == IMAGE and self.set_aside is not None else rows
+
+    def photo_set_aside(self, row: int) -> bool:
+        return self.set_aside is not None and bool(self.set_aside[row])
+
+    def photo_unfamiliar(self, row: int) -> bool:
+        return self.unfamiliar is not None and bool(self.unfamiliar[row])
 
 
 @dataclass
@@ -71,13 +91,15 @@ class ProductClassifier:
     fusion: Fusion
     info: dict[str, Any] = field(default_factory=dict)
     embedding: EmbeddingModel | None = None
+    novelty: NoveltyGuard | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Versions registered before stacking carry one image weight instead of a fusion; versions
-        # from before the sentence-embedding view have none.
+        # from before the sentence-embedding view have none, from before the photo guard no guard.
         if "fusion" not in state:
             state["fusion"] = WeightedFusion(float(state.pop("fusion_weight", 0.0)))
         state.setdefault("embedding", None)
+        state.setdefault("novelty", None)
         self.__dict__.update(state)
 
     @property
@@ -153,10 +175,13 @@ class ProductClassifier:
         text_scores: np.ndarray | None = None,
         has_text: np.ndarray | None = None,
         embeddings: np.ndarray | None = None,
+        guard: bool = True,
     ) -> Views:
         """Every view's answer and the fused one. `has_text` marks the rows with a title (default: all;
         rows without one are answered by the image view alone). `embeddings` are the rows' passage
-        embeddings when already computed (else the embedding view embeds `text["passage"]`)."""
+        embeddings when already computed (else the embedding view embeds `text["passage"]`). With
+        `guard` (and a model that has one), a photo unlike the training photos does not count where a
+        text view can answer."""
         if text_scores is not None:
             n = len(text_scores)
         elif text is not None:
@@ -188,7 +213,21 @@ class ProductClassifier:
             EMBEDDING: with_text & (p_embedding is not None),
             IMAGE: with_image,
         }
-        return Views(probas, available, self.fusion.predict_proba(probas, available))
+        distance, set_aside, unfamiliar = None, None, None
+        if self.novelty is not None and p_image is not None and image_features is not None:
+            distance = np.full(n, np.nan)
+            distance[with_image] = self.novelty.distance(image_features[with_image])
+            unfamiliar = with_image & self.novelty.unfamiliar(np.nan_to_num(distance, nan=0.0))
+            if guard:
+                set_aside = unfamiliar & (available[TFIDF] | available[EMBEDDING])
+                available[IMAGE] = with_image & ~set_aside
+        return Views(probas, available, self.fuse(probas, available), distance, set_aside, unfamiliar)
+
+    def fuse(
+        self, probas: Mapping[str, np.ndarray | None], available: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """The fused probabilities of these view answers, each counting on its `available` rows."""
+        return self.fusion.predict_proba(probas, available)
 
     def _embedding_proba(
         self,

@@ -8,7 +8,8 @@ every other labelled row trains the shipped model:
    time predicting the fold it did not see — out-of-fold probabilities for every training row — and once
    more on all of them (shipped);
 2. each view's temperature is fitted on its out-of-fold scores (calibrated confidences);
-3. the stacked fusion's meta-models are fitted on those out-of-fold probabilities.
+3. the stacked fusion's meta-models are fitted on those out-of-fold probabilities;
+4. the photo guard learns how far apart the training photos are (`core.models.novelty`).
 """
 # Size: the training procedure reads as one story (hold-out, views, search, calibration, stacking, refit).
 
@@ -42,6 +43,7 @@ from core.models.crossfit import (
 from core.models.embedding import EmbeddingModel
 from core.models.holdout import TrainingDataError, assign_parts, fold_count, folds
 from core.models.image import ImageModel
+from core.models.novelty import NoveltyGuard
 from core.models.search import search_c, search_path
 from core.models.stacking import fit_stacking
 from core.models.text import TextModel
@@ -255,8 +257,18 @@ def train(
     step("stacking", 1, 1)
     timings["stacking_s"] = time.perf_counter() - start
 
+    novelty: NoveltyGuard | None = None
+    if image is not None and params.image.novelty.enabled:
+        step("photo guard", 0, 1)
+        novelty = NoveltyGuard.fit(fit.image_features[image_rows], params.image.novelty, seed=params.seed)
+        step("photo guard", 1, 1)
     classifier = ProductClassifier(
-        text=text, image=image, encoder=features.encoder, fusion=fusion, embedding=embedding
+        text=text,
+        image=image,
+        encoder=features.encoder,
+        fusion=fusion,
+        embedding=embedding,
+        novelty=novelty,
     )
     oof = OutOfFold(fit.products.index.to_numpy(), y, text.classes_, oof_probas, available)
     summary = {
@@ -271,6 +283,7 @@ def train(
         "search": {s.name: s.to_dict() for s in [*searches, *fusion.searches.values()]},
         "out_of_fold": _oof_scores(oof),
         "image_model": image is not None,
+        "photo_guard": novelty.describe() if novelty is not None else None,
         "encoder": features.encoder,
         "embedder": features.embedder,
         "timings": timings,
@@ -278,7 +291,17 @@ def train(
     }
     classifier.info = {
         k: summary[k]
-        for k in ("trained_at", "rows", "holdout", "folds", "temperature", "fusion", "encoder", "embedder")
+        for k in (
+            "trained_at",
+            "rows",
+            "holdout",
+            "folds",
+            "temperature",
+            "fusion",
+            "encoder",
+            "embedder",
+            "photo_guard",
+        )
     }
     text_scores = {k: TextScores(to_score[k].index, v) for k, v in crossed.scored.items()}
     return TrainResult(classifier, split, summary, text_scores, oof)

@@ -4,14 +4,17 @@ hold-out evaluation. Used by the evaluate and predict steps."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+from sklearn.metrics import f1_score
 
 from core.config import Settings
 from core.features.build import FeatureSet
 from core.features.cache import ImageFeatureCache
 from core.features.image import get_encoder
 from core.features.sentence import TextEmbeddingCache, get_text_encoder
-from core.models.classifier import ProductClassifier
+from core.models.classifier import IMAGE, ProductClassifier, Views
 from core.models.evaluate import Evaluation, evaluate
 from core.models.train import TrainResult
 from core.params import Params
@@ -38,13 +41,37 @@ def score(
     views = classifier.views(
         part.products, image_features, has_image, text_scores=text_scores, embeddings=embeddings
     )
-    return evaluate(
+    evaluation = evaluate(
         part.labels,
         views.fused,
         classifier.classes,
         top_k=params.evaluate.top_k,
-        views={name: (views.probas[name], views.available[name]) for name in views.probas},
+        views={name: (views.probas[name], views.ran(name)) for name in views.probas},
     )
+    if views.set_aside is None:
+        return evaluation
+    return with_guard(evaluation, part.labels, classifier, views, views.set_aside)
+
+
+def with_guard(
+    evaluation: Evaluation,
+    labels: np.ndarray,
+    classifier: ProductClassifier,
+    views: Views,
+    set_aside: np.ndarray,
+) -> Evaluation:
+    """The evaluation with what the photo guard did on these rows: the share of photos it set aside
+    (photos like the training ones: it must stay rare) and the fused score had it let every photo count."""
+    photos = views.ran(IMAGE)
+    unguarded = classifier.fuse(views.probas, {**views.available, IMAGE: photos})
+    pred = classifier.classes[unguarded.argmax(axis=1)]
+    metrics = {
+        **evaluation.metrics,
+        "image_set_aside": float(set_aside[photos].mean()) if photos.any() else 0.0,
+        "image_set_aside_rows": float(set_aside.sum()),
+        "weighted_f1_unguarded": float(f1_score(labels, pred, average="weighted", zero_division=0)),
+    }
+    return replace(evaluation, metrics=metrics)
 
 
 def image_features_for(

@@ -1,7 +1,8 @@
 """The review queues: which products a reviewer sees, in which order. Pure functions on tables.
 
-- Production: served answers below the confidence threshold, answers whose text and photo views
-  disagree, and answers served in a window whose inputs drifted — ordered so that every predicted class
+- Production: photos unlike the model's training photos (the photo view abstained: label them so the next
+  model knows such photos), served answers below the confidence threshold, answers whose text and photo
+  views disagree, and answers served in a window whose inputs drifted — ordered so that every predicted class
   gets its turn (round robin, least confident first within a class): a common class cannot drown the rare.
 - Training data: the label-issue scan's rows (`core.review.label_issues`), most suspicious first.
 Products with an active correction have left the queues.
@@ -19,13 +20,14 @@ import pandas as pd
 
 from core.storage.corrections import prediction_key, training_key
 
+UNFAMILIAR_PHOTO: Final = "unfamiliar_photo"
 LOW_CONFIDENCE: Final = "low_confidence"
 VIEWS_DISAGREE: Final = "views_disagree"
 DRIFT: Final = "drift"
 ITEM_COLUMNS: Final = (
     "key",
     "source",  # training | production
-    "queue",  # label_issue | duplicate | low_confidence | views_disagree | drift
+    "queue",  # label_issue | duplicate | unfamiliar_photo | low_confidence | views_disagree | drift
     "designation",
     "description",
     "image_path",  # the photo to show ("" when none)
@@ -68,11 +70,16 @@ def production_queue(
     text_code = _column(frame, "text_code")
     image_code = _column(frame, "image_code")
     low = frame["confidence"] < confidence
+    unfamiliar = _column(frame, "photo_unfamiliar").fillna(False).astype(bool)
     disagree = text_code.notna() & image_code.notna() & (text_code != image_code)
     in_drift = pd.Series(False, index=frame.index)
     for window in drifted:
         in_drift |= frame["ts"].between(window.start, window.end)
-    queue = np.select([disagree, low, in_drift], [VIEWS_DISAGREE, LOW_CONFIDENCE, DRIFT], default="")
+    queue = np.select(
+        [unfamiliar, disagree, low, in_drift],
+        [UNFAMILIAR_PHOTO, VIEWS_DISAGREE, LOW_CONFIDENCE, DRIFT],
+        default="",
+    )
     frame = frame.assign(queue=queue, text_code=text_code, image_code=image_code)
     frame = frame[frame["queue"] != ""]
     keys = [prediction_key(r, i) for r, i in zip(frame["request_id"], frame["item"], strict=True)]
@@ -167,6 +174,13 @@ def _why_served(row: dict[Hashable, Any]) -> str:
     queue, confidence = row["queue"], float(row["confidence"])
     version = row.get("model_version")
     by = f"v{int(version)}" if version is not None and pd.notna(version) else "the served model"
+    if queue == UNFAMILIAR_PHOTO:
+        if pd.isna(row["text_code"]):
+            return f"the photo is unlike {by}'s training photos and came without a title: a guess"
+        return (
+            f"the photo is unlike {by}'s training photos, so {by} answered from the text "
+            f"({_pct(confidence)} sure); its photo view alone says {_code(row['image_code'])}"
+        )
     if queue == VIEWS_DISAGREE:
         return (
             f"when served by {by}: text says {int(row['text_code'])}, photo says {int(row['image_code'])} "
@@ -175,6 +189,10 @@ def _why_served(row: dict[Hashable, Any]) -> str:
     if queue == LOW_CONFIDENCE:
         return f"{by} answered only {_pct(confidence)} sure"
     return f"served in a drifted window ({by} answered {_pct(confidence)} sure)"
+
+
+def _code(value: Any) -> str:
+    return str(int(value)) if value is not None and pd.notna(value) else "nothing"
 
 
 def _why_training(row: dict[Hashable, Any]) -> str:

@@ -78,3 +78,5 @@ def _count(state: ServiceState, route: str, answers: Sequence[Answer], elapsed: 
         confidence.observe(answer.probability)
     for code, n in Counter(answer.code for answer in answers).items():  # one increment per code, not per row
         m.predictions.labels(route, str(code)).inc(n)
+    for familiar, n in Counter(a.photo.familiar for a in answers if a.photo is not None).items():
+        m.photos.labels(route, "true" if familiar else "false").inc(n)

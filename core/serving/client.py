@@ -16,7 +16,16 @@ import httpx
 
 from core.errors import RakutenError
 from core.serving.holder import ServedModel
-from core.serving.predictor import Answer, BatchRow, ImageLimits, Product, Ranked, ViewAnswer, predict
+from core.serving.predictor import (
+    Answer,
+    BatchRow,
+    ImageLimits,
+    PhotoCheck,
+    Product,
+    Ranked,
+    ViewAnswer,
+    predict,
+)
 from core.serving.records import PhotoPolicy, records
 from core.storage.inference_log import ORIGIN_HEADER, InferenceLogWriter
 
@@ -215,5 +224,20 @@ def _answer(body: dict[str, Any]) -> Answer:
         probability=float(body["probability"]),
         top_k=_ranked(body["top_k"]),
         modalities=tuple(body["modalities"]),
-        views=tuple(ViewAnswer(v["view"], _ranked(v["top_k"])) for v in body.get("views", [])),
+        views=tuple(
+            ViewAnswer(v["view"], _ranked(v["top_k"]), bool(v.get("counted", True)))
+            for v in body.get("views", [])
+        ),
+        photo=_photo(body.get("photo")),
+    )
+
+
+def _photo(body: Any) -> PhotoCheck | None:
+    if not isinstance(body, dict):
+        return None
+    return PhotoCheck(
+        familiar=bool(body["familiar"]),
+        distance=float(body["distance"]),
+        threshold=float(body["threshold"]),
+        counted=bool(body["counted"]),
     )

@@ -64,6 +64,13 @@ class ServiceMetrics:
             buckets=CONFIDENCE_BUCKETS,
             registry=r,
         )
+        self.photos = Counter(
+            "rakuten_photos_total",
+            "Photos received, by whether they were like the model's training photos (familiar) or not "
+            "(unfamiliar: the photo view abstained where there was a title).",
+            ["route", "familiar"],
+            registry=r,
+        )
         self.inference_seconds = Histogram(
             "rakuten_inference_seconds",
             "Model time per request (decoding, features, scoring), without HTTP.",

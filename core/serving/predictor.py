@@ -20,7 +20,7 @@ from core.config import Settings
 from core.errors import DataFormatError, ImageTooLargeError, RakutenError
 from core.features.image import SIDE, get_encoder, open_image
 from core.features.text import model_columns
-from core.models.classifier import ProductClassifier, Views
+from core.models.classifier import IMAGE, VIEWS, ProductClassifier, Views
 
 ACCEPTED_FORMATS: Final = frozenset({"JPEG", "PNG", "WEBP"})
 ACCEPTED_MEDIA_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/webp"})
@@ -76,10 +76,23 @@ class ImageStats:
 
 @dataclass(frozen=True, slots=True)
 class ViewAnswer:
-    """What one view says on its own (its calibrated probabilities), beside the fused answer."""
+    """What one view says on its own (its calibrated probabilities), beside the fused answer; `counted`
+    is False for a photo set aside as unlike the training photos (shown, not in the fused answer)."""
 
     view: ViewName
     top_k: tuple[Ranked, ...]
+    counted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoCheck:
+    """How the photo compares with the model's training photos (`core.models.novelty`): its distance to
+    them, the distance past which a photo is unfamiliar, and whether its view counted in the answer."""
+
+    familiar: bool
+    distance: float
+    threshold: float
+    counted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +104,7 @@ class Answer:
     modalities: tuple[Modality, ...]
     image: ImageStats | None = None
     views: tuple[ViewAnswer, ...] = ()
+    photo: PhotoCheck | None = None
 
 
 def open_upload(data: bytes, limits: ImageLimits, side: int = SIDE) -> Image.Image:
@@ -163,7 +177,11 @@ def predict(
     if views is None:
         return out
     return [
-        replace(answer, views=_view_answers(classifier.classes, views, i, answered[i]))
+        replace(
+            answer,
+            views=_view_answers(classifier.classes, views, i, answered[i]),
+            photo=_photo_check(classifier, views, i),
+        )
         for i, answer in enumerate(out)
     ]
 
@@ -172,11 +190,25 @@ def _view_answers(
     codes: np.ndarray, views: Views, row: int, answered: tuple[str, ...]
 ) -> tuple[ViewAnswer, ...]:
     out = []
-    for view in answered:
+    for view in VIEWS:
         proba = views.probas[view]
-        if proba is not None and view in _VIEW_NAME:
-            out.append(ViewAnswer(_VIEW_NAME[view], _ranked(codes, proba[row], _VIEW_K)))
+        counted = view in answered
+        shown = counted or (view == IMAGE and views.photo_set_aside(row))
+        if proba is not None and shown and view in _VIEW_NAME:
+            out.append(ViewAnswer(_VIEW_NAME[view], _ranked(codes, proba[row], _VIEW_K), counted))
     return tuple(out)
+
+
+def _photo_check(classifier: ProductClassifier, views: Views, row: int) -> PhotoCheck | None:
+    guard = classifier.novelty
+    if guard is None or views.photo_distance is None or np.isnan(views.photo_distance[row]):
+        return None
+    return PhotoCheck(
+        familiar=not views.photo_unfamiliar(row),
+        distance=float(views.photo_distance[row]),
+        threshold=guard.threshold,
+        counted=not views.photo_set_aside(row),
+    )
 
 
 def _ranked(codes: np.ndarray, proba: np.ndarray, k: int) -> tuple[Ranked, ...]:

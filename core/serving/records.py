@@ -17,8 +17,9 @@ from core.storage.inference_log import TOP_CODES, InferenceRecord
 
 @dataclass(frozen=True, slots=True)
 class PhotoPolicy:
-    """Which served photos are kept for review: those answered below `confidence`, those whose text
-    and photo views disagree, and a `share` of the others (a sample every worker process agrees on)."""
+    """Which served photos are kept for review: those unlike the model's training photos, those answered
+    below `confidence`, those whose text and photo views disagree, and a `share` of the others (a sample
+    every worker process agrees on)."""
 
     confidence: float
     share: float
@@ -28,9 +29,16 @@ class PhotoPolicy:
         return cls(settings.review_confidence, settings.review_keep_share)
 
     def keeps(
-        self, request_id: str, item: int, confidence: float, text_code: int | None, image_code: int | None
+        self,
+        request_id: str,
+        item: int,
+        confidence: float,
+        text_code: int | None,
+        image_code: int | None,
+        *,
+        unfamiliar: bool = False,
     ) -> bool:
-        if confidence < self.confidence:
+        if unfamiliar or confidence < self.confidence:
             return True
         if text_code is not None and image_code is not None and text_code != image_code:
             return True
@@ -65,10 +73,11 @@ def records(
         image = answer.image
         own = {view.view: view.top_k[0].code for view in answer.views if view.top_k}
         text_code, image_code = own.get("text"), own.get("image")
+        unfamiliar = None if answer.photo is None else not answer.photo.familiar
         keep = (
             photos is not None
             and product.image is not None
-            and photos.keeps(rid, i, answer.probability, text_code, image_code)
+            and photos.keeps(rid, i, answer.probability, text_code, image_code, unfamiliar=bool(unfamiliar))
         )
         out.append(
             InferenceRecord(
@@ -96,6 +105,7 @@ def records(
                 text_code=text_code,
                 image_code=image_code,
                 top_codes=_top_codes(answer),
+                photo_unfamiliar=unfamiliar,
                 photo=product.image if keep else None,
             )
         )

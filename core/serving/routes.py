@@ -509,9 +509,11 @@ def _fields(answer: Answer) -> dict[str, Any]:
                 "top_k": [
                     {"code": r.code, "category": r.category, "probability": r.probability} for r in v.top_k
                 ],
+                "counted": v.counted,
             }
             for v in answer.views
         ],
+        "photo": None if answer.photo is None else asdict(answer.photo),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
@@ -52,6 +53,26 @@ class ViewPrediction(BaseModel):
         "(when the model has that view), or the photo."
     )
     top_k: list[Ranked] = Field(description="What this view says on its own: its 3 most likely codes.")
+    counted: bool = Field(
+        default=True,
+        description="False for a photo set aside as unlike the model's training photos: shown, but the "
+        "fused answer comes from the text views.",
+    )
+
+
+class PhotoCheck(BaseModel):
+    familiar: bool = Field(description="Whether the photo is like the photos the model was trained on.")
+    distance: float = Field(
+        ge=0, description="Distance to the nearest training photos (normalised encoder features, 0–2)."
+    )
+    threshold: float = Field(
+        description="Past this distance a photo is unfamiliar: nearly every training photo "
+        "(`image.novelty.quantile` of them) is closer to the others."
+    )
+    counted: bool = Field(
+        description="Whether the photo's view counted in the answer (an unfamiliar photo does not where "
+        "there is a title to fall back on)."
+    )
 
 
 class Prediction(BaseModel):
@@ -62,7 +83,10 @@ class Prediction(BaseModel):
     modalities: list[Literal["text", "image"]] = Field(description="The views that answered.")
     views: list[ViewPrediction] = Field(
         default_factory=list,
-        description="Each answering view's own calibrated answer (not in large text-only batches).",
+        description="Each view's own calibrated answer (not in large text-only batches).",
+    )
+    photo: PhotoCheck | None = Field(
+        default=None, description="How the photo compares with the training photos (when one was sent)."
     )
 
     @classmethod
@@ -79,9 +103,11 @@ class Prediction(BaseModel):
                     top_k=[
                         Ranked(code=r.code, category=r.category, probability=r.probability) for r in v.top_k
                     ],
+                    counted=v.counted,
                 )
                 for v in answer.views
             ],
+            photo=None if answer.photo is None else PhotoCheck(**asdict(answer.photo)),
         )
 
 

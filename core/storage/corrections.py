@@ -31,6 +31,7 @@ VERDICTS: Final[tuple[Verdict, ...]] = ("relabel", "confirm", "unclear")
 QUEUES: Final = (
     "label_issue",  # confident learning flagged the training label
     "duplicate",  # a near-duplicate product carries another label
+    "unfamiliar_photo",  # a served photo unlike the model's training photos
     "low_confidence",  # a served answer below `review_confidence`
     "views_disagree",  # the text and photo views answered differently
     "drift",  # served in a window whose inputs drifted

@@ -72,6 +72,7 @@ predictions = sa.Table(
     sa.Column("image_code", sa.Integer),  # the photo view's own answer
     sa.Column("top_codes", sa.String(400)),  # JSON: [[code, probability], ...], best first
     sa.Column("image_file", sa.String(128)),  # the kept photo, in the review inputs folder
+    sa.Column("photo_unfamiliar", sa.Boolean),  # the photo was unlike the model's training photos
 )
 COLUMNS: Final = tuple(c.name for c in predictions.columns if c.name != "id")
 
@@ -107,6 +108,7 @@ class InferenceRecord:
     image_code: int | None = None
     top_codes: str | None = None
     image_file: str | None = None
+    photo_unfamiliar: bool | None = None
     # The photo to keep for review (not a column): the writer stores it and names it in `image_file`.
     photo: bytes | None = field(default=None, repr=False, compare=False)
 
@@ -140,6 +142,7 @@ class InferenceRecord:
             self.image_code,
             self.top_codes,
             self.image_file,
+            self.photo_unfamiliar,
         )
 
 

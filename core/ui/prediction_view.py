@@ -155,8 +155,34 @@ def show_outcome(outcome: Outcome, key: str) -> None:
         f"Code **{answer.code}** · based on {' + '.join(answer.modalities)} · answered {via} "
         f"in {outcome.seconds * 1000:.0f} ms"
     )
+    photo_notice(answer)
     top_k_chart(outcome, key)
     view_answers(answer)
+
+
+def photo_notice(answer: Answer) -> None:
+    """Why a photo did not count (or why its answer is a guess): it is unlike the training photos."""
+    photo = answer.photo
+    if photo is None or photo.familiar:
+        return
+    how_far = (
+        f"its distance to the nearest training photos is {photo.distance:.2f}, past the "
+        f"{photo.threshold:.2f} within which the training photos themselves lie"
+    )
+    if photo.counted:
+        st.warning(
+            "This photo is unlike every photo the model was trained on, and there is no title to fall "
+            f"back on: treat the answer as a guess ({how_far}). Add the product's title for a reliable "
+            "answer.",
+            icon=":material/image_not_supported:",
+        )
+    else:
+        st.info(
+            "**Answered from the text alone.** The photo is unlike the photos the model was trained on, "
+            f"so the photo view abstained rather than guess ({how_far}). What it would have said is shown "
+            "below, set aside.",
+            icon=":material/image_not_supported:",
+        )
 
 
 VIEW_TITLES: Final = {
@@ -171,10 +197,14 @@ def view_answers(answer: Answer) -> None:
     the fused answer above weighs them."""
     if len(answer.views) < 2:
         return
-    st.caption("Each view on its own — the answer above combines them (stacked fusion)")
+    st.caption("Each view on its own — the answer above combines those that counted (stacked fusion)")
     for column, view in zip(st.columns(len(answer.views)), answer.views, strict=True):
         with column, st.container(border=True):
-            st.markdown(f"**{VIEW_TITLES.get(view.view, view.view)}**")
+            title = VIEW_TITLES.get(view.view, view.view)
+            if view.counted:
+                st.markdown(f"**{title}**")
+            else:
+                st.markdown(f"**{title}** · :orange-badge[set aside: unfamiliar photo]")
             for rank in view.top_k:
                 st.progress(rank.probability, text=f"{rank.category} ({rank.code}) — {rank.probability:.0%}")
 

@@ -37,6 +37,7 @@ KINDS: Final = {"production": "Production", "training": "Training data"}
 QUEUE_NAMES: Final = {
     "label_issue": "suspicious label",
     "duplicate": "identical product, other label",
+    "unfamiliar_photo": "photo unlike the training photos",
     "low_confidence": "low confidence",
     "views_disagree": "text and photo disagree",
     "drift": "drifted window",

@@ -30,7 +30,7 @@ from core.serving.app import create_app
 from core.storage.audit import AuditFilter, AuditTrail
 from core.storage.corrections import CorrectionsStore
 from core.storage.inference_log import read_inference_log
-from tests.core.serving.conftest import picture
+from tests.core.serving.conftest import picture, product_photo, unfamiliar_photo
 from tests.oidc_provider import claims, new_key, serving_keys
 
 TOKEN = "test-admin-token-1234567890"  # break-glass: an admin
@@ -123,20 +123,55 @@ def test_predict_image(client: TestClient) -> None:
 
 
 def test_predict_product_fuses_text_and_image(client: TestClient) -> None:
-    files = {"file": ("p.jpg", picture(), "image/jpeg")}
+    files = {"file": ("p.jpg", product_photo(), "image/jpeg")}
     r = client.post("/predict/product", data=POOL, files=files)
     assert r.status_code == 200 and r.json()["modalities"] == ["text", "image"]
+    assert r.json()["photo"]["familiar"] and r.json()["photo"]["counted"]
     # Each view's own answer beside the fused one: what the title says, what the photo says.
     views = r.json()["views"]
     assert [v["view"] for v in views] == ["text", "image"]
     for view in views:
-        assert len(view["top_k"]) == 3 and view["top_k"][0]["category"]
+        assert len(view["top_k"]) == 3 and view["top_k"][0]["category"] and view["counted"]
         scores = [t["probability"] for t in view["top_k"]]
         assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1 + 1e-9
     r = client.post("/predict/product", data={"designation": POOL["designation"]}, files={"x": ("", b"")})
     assert r.status_code == 200 and r.json()["modalities"] == ["text"]  # no image given
     r = client.post("/predict/product", data=POOL)  # URL-encoded: a form without a file
     assert r.status_code == 200 and r.json()["modalities"] == ["text"]
+
+
+def test_a_photo_unlike_the_training_photos_leaves_the_answer_to_the_title(
+    client: TestClient, settings: Settings
+) -> None:
+    text_only = client.post("/predict", json=POOL).json()
+    abstained = 0
+    for seed in range(5):
+        files = {"file": ("scene.jpg", unfamiliar_photo(seed), "image/jpeg")}
+        rid = {"X-Request-ID": f"scene-{seed}"}
+        body = client.post("/predict/product", data=POOL, files=files, headers=rid).json()
+        photo = body["photo"]
+        assert photo["distance"] >= 0 and photo["threshold"] > 0
+        if photo["familiar"]:
+            continue
+        abstained += 1
+        assert not photo["counted"] and photo["distance"] > photo["threshold"]
+        assert body["modalities"] == ["text"]
+        assert [(v["view"], v["counted"]) for v in body["views"]] == [("text", True), ("image", False)]
+        assert body["code"] == text_only["code"]
+        assert [t["code"] for t in body["top_k"]] == [t["code"] for t in text_only["top_k"]]
+        assert body["probability"] == pytest.approx(text_only["probability"])
+    assert abstained >= 4
+    # a photo alone has nothing to fall back on: the photo answers, flagged as unfamiliar
+    alone = client.post("/predict/image", files={"file": ("scene.jpg", unfamiliar_photo(0), "image/jpeg")})
+    assert alone.json()["modalities"] == ["image"] and alone.json()["photo"]["counted"]
+    # live traffic shows it: counted by Prometheus, marked and kept in the log for review
+    metrics = client.get("/metrics").text
+    assert f'rakuten_photos_total{{familiar="false",route="product"}} {float(abstained)}' in metrics
+    assert client.app.state.service.writer.flush()  # type: ignore[attr-defined]
+    log = read_inference_log(settings).set_index("request_id")
+    marked = log.loc[[f"scene-{seed}" for seed in range(5)]]
+    assert int(marked["photo_unfamiliar"].sum()) == abstained
+    assert marked.loc[marked["photo_unfamiliar"].astype(bool), "image_file"].notna().all()
 
 
 def test_predict_batch_json_forms(client: TestClient) -> None:

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.categories import names
-from tests.core.serving.conftest import picture
+from tests.core.serving.conftest import picture, product_photo, unfamiliar_photo
 from tests.integration.test_api_server import Server, start_server, stop_server
 
 HOME = str(Path(__file__).resolve().parents[2] / "app" / "Home.py")
@@ -81,10 +81,34 @@ def test_text_and_image_together(trained_project: Path) -> None:
     at = _open()
     # a form: values are sent together with the submit click
     at.text_input(key="product_designation").input("Piscine tubulaire Intex 366 x 122 cm")
-    at.file_uploader(key="product_image").upload("p.jpg", picture(), "image/jpeg")
+    at.file_uploader(key="product_image").upload("p.jpg", product_photo(), "image/jpeg")
     _button(at, "Predict from text and photo").click().run()
     assert not at.exception, at.exception
     assert any("based on text + image" in c.value for c in at.caption)
+    assert not at.info and not at.warning  # a photo like the training ones: nothing to explain
+
+
+def test_a_photo_unlike_the_training_photos_is_set_aside_and_the_page_says_why(
+    trained_project: Path,
+) -> None:
+    at = _open()
+    at.text_input(key="product_designation").input("Piscine tubulaire Intex 366 x 122 cm")
+    at.file_uploader(key="product_image").upload("scene.jpg", unfamiliar_photo(1), "image/jpeg")
+    _button(at, "Predict from text and photo").click().run()
+    assert not at.exception, at.exception
+    assert _predicted(at) == names()[2583]  # what the title says
+    assert any("based on text ·" in c.value for c in at.caption)
+    [notice] = at.info
+    assert "Answered from the text alone" in notice.value and "unlike the photos" in notice.value
+    assert any("set aside: unfamiliar photo" in m.value for m in at.markdown)
+
+
+def test_an_unfamiliar_photo_alone_is_answered_as_a_guess(trained_project: Path) -> None:
+    at = _open()
+    at.file_uploader(key="image_upload").upload("scene.jpg", unfamiliar_photo(1), "image/jpeg").run()
+    assert not at.exception, at.exception
+    assert any("based on image" in c.value for c in at.caption)
+    assert any("treat the answer as a guess" in w.value for w in at.warning)
 
 
 def test_batch_csv_gives_a_table_and_a_download(trained_project: Path) -> None:

@@ -28,11 +28,13 @@ def test_committed_file_equals_the_code_defaults() -> None:
 def test_committed_file_writes_out_every_key() -> None:
     raw = yaml.safe_load(COMMITTED.read_text(encoding="utf-8"))
     written = Params.model_validate(raw).flat().keys()
-    keys_in_file = {
-        f"{section}.{key}" if isinstance(values, dict) else section
-        for section, values in raw.items()
-        for key in (values if isinstance(values, dict) else [None])
-    }
+
+    def keys(prefix: str, value: object) -> set[str]:
+        if not isinstance(value, dict):
+            return {prefix}
+        return {k for key, inner in value.items() for k in keys(f"{prefix}.{key}" if prefix else key, inner)}
+
+    keys_in_file = keys("", raw)
     assert keys_in_file == set(written) == set(Params().flat())
 
 

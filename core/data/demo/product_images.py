@@ -188,3 +188,31 @@ def product_jpeg(code: int, rng: np.random.Generator) -> bytes:
     buf = io.BytesIO()
     draw_product(code, rng).save(buf, format="JPEG", quality=int(rng.integers(70, 93)))
     return buf.getvalue()
+
+
+def scene_photo(rng: np.random.Generator, size: int = SIZE) -> Image.Image:
+    """A photo unlike every demo product photo: a textured outdoor-like scene (1/f noise, the spectrum of
+    natural images, in correlated colours under a light gradient) with no object on a plain background.
+    What a model trained on the demo's drawings has never seen — the photo guard must set it aside."""
+    n = 128
+    fx, fy = np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :]
+    frequency = np.hypot(fx, fy)
+    frequency[0, 0] = 1.0
+    channels = []
+    for _ in range(3):
+        spectrum = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+        texture = np.real(np.fft.ifft2(spectrum / frequency ** rng.uniform(1.0, 1.6)))
+        channels.append((texture - texture.mean()) / texture.std())
+    mix = rng.normal(size=(3, 3)) * 0.3 + np.eye(3)
+    base = rng.uniform(0.2, 0.8, 3)
+    light = rng.uniform(-0.2, 0.2, 3)[:, None, None] * np.linspace(0, 1, n)[:, None]
+    rgb = base[:, None, None] + 0.15 * np.tensordot(mix, np.stack(channels), axes=1) + light
+    pixels = (np.clip(rgb.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
+    return Image.fromarray(pixels).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def scene_jpeg(rng: np.random.Generator) -> bytes:
+    """`scene_photo` encoded as a JPEG."""
+    buf = io.BytesIO()
+    scene_photo(rng).save(buf, format="JPEG", quality=88)
+    return buf.getvalue()

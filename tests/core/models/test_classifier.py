@@ -1,18 +1,21 @@
 """`ProductClassifier`: raw fields (HTML and all) and images in, each view's and the fused answer out."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.data.demo.product_images import product_jpeg
+from core.data.demo.product_images import product_jpeg, scene_jpeg
 from core.errors import ImageDecodeError
 from core.features.image import get_encoder, open_image
 from core.features.text import model_text
 from core.models.classifier import ProductClassifier
 from core.models.image import ImageModel
+from core.models.novelty import NoveltyGuard
 from core.models.stacking import fit_stacking
 from core.models.text import TextModel
-from core.params import ImageParams, TextParams
+from core.params import ImageParams, NoveltyParams, TextParams
 from tests.core.models.test_text_model import CODES
 from tests.core.models.test_text_model import products as synthetic_products
 
@@ -164,3 +167,58 @@ def test_a_photo_without_a_title_is_answered_by_the_image_view(
     assert views.answered(1) == ("image",)
     assert np.allclose(views.fused[1], classifier.image_proba(features[1:])[0])
     assert views.answered(0) == ("tfidf", "image")
+
+
+@pytest.fixture(scope="module")
+def guarded(classifier: ProductClassifier) -> ProductClassifier:
+    rng = np.random.default_rng(4)  # the training photos: drawings of these classes, as many as a demo has
+    features, _ = classifier.encode_images([product_jpeg(code, rng) for code in CODES for _ in range(100)])
+    guard = NoveltyGuard.fit(features, NoveltyParams(quantile=0.99, k=3), seed=0)
+    return replace(classifier, novelty=guard)
+
+
+def test_an_unfamiliar_photo_abstains_and_the_text_answers(guarded: ProductClassifier) -> None:
+    rng = np.random.default_rng(5)
+    scenes = [scene_jpeg(rng) for _ in range(4)]
+    products = _frame(*[("Piscine tubulaire hors-sol", "")] * 4)
+    features, ok = guarded.encode_images(scenes)
+    views = guarded.views(model_text(products), features, ok)
+    assert views.unfamiliar is not None and views.unfamiliar.all()
+    assert views.set_aside is not None and views.set_aside.all()
+    assert all(views.answered(i) == ("tfidf",) for i in range(4))
+    assert np.allclose(views.fused, guarded.text_proba(products))
+    assert (views.photo_distance > guarded.novelty.threshold).all()  # type: ignore[union-attr, operator]
+    # the photo view still ran (its answer is shown beside the fused one), it only did not count
+    assert views.probas["image"] is not None and views.ran("image").all()
+    # without the guard the same photos pull the answer away from the text's
+    unguarded = guarded.views(model_text(products), features, ok, guard=False)
+    assert unguarded.set_aside is None and unguarded.answered(0) == ("tfidf", "image")
+    assert not np.allclose(unguarded.fused, views.fused)
+
+
+def test_familiar_photos_still_count(guarded: ProductClassifier) -> None:
+    rng = np.random.default_rng(6)
+    drawings = [product_jpeg(code, rng) for code in CODES for _ in range(3)]
+    features, ok = guarded.encode_images(drawings)
+    products = _frame(*[("Lot neuf", "")] * len(drawings))
+    views = guarded.views(model_text(products), features, ok)
+    assert views.set_aside is not None and views.set_aside.mean() <= 0.1
+    assert views.answered(0) == ("tfidf", "image") or views.set_aside[0]
+
+
+def test_an_unfamiliar_photo_without_a_title_still_answers_but_is_flagged(guarded: ProductClassifier) -> None:
+    features, ok = guarded.encode_images([scene_jpeg(np.random.default_rng(7))])
+    views = guarded.views(model_text(_frame(("", ""))), features, ok, has_text=np.array([False]))
+    assert views.answered(0) == ("image",)  # nothing to fall back on
+    assert views.photo_unfamiliar(0) and not views.photo_set_aside(0)
+
+
+def test_a_model_from_before_the_guard_loads_without_one(classifier: ProductClassifier) -> None:
+    state = dict(classifier.__dict__)
+    state.pop("novelty")
+    old = ProductClassifier.__new__(ProductClassifier)
+    old.__setstate__(state)
+    assert old.novelty is None
+    features, ok = old.encode_images([scene_jpeg(np.random.default_rng(8))])
+    views = old.views(model_text(_frame(("Piscine", ""))), features, ok)
+    assert views.photo_distance is None and views.answered(0) == ("tfidf", "image")

@@ -58,6 +58,38 @@ def test_production_queue_takes_unsure_disagreeing_and_drifted_answers(tmp_path:
     assert production_queue(log.iloc[:0], set(), confidence=0.5).empty
 
 
+def test_photos_unlike_the_training_photos_have_their_own_queue() -> None:
+    log = _log(
+        [
+            {  # confident, views disagreeing: but the photo did not count, it was unlike the training ones
+                "request_id": "scene",
+                "predicted_code": 2583,
+                "confidence": 0.97,
+                "text_code": 2583,
+                "image_code": 10,
+                "photo_unfamiliar": True,
+            },
+            {  # a photo alone, unfamiliar: its answer is a guess
+                "request_id": "alone",
+                "predicted_code": 1280,
+                "confidence": 0.6,
+                "image_code": 1280,
+                "photo_unfamiliar": True,
+            },
+            {"request_id": "fine", "predicted_code": 10, "confidence": 0.9, "photo_unfamiliar": False},
+            {"request_id": "older-log", "predicted_code": 10, "confidence": 0.9, "photo_unfamiliar": None},
+        ]
+    )
+    by_key = production_queue(log, set(), confidence=0.5).set_index("key")
+    assert set(by_key.index) == {"scene:0", "alone:0"}
+    assert (by_key["queue"] == "unfamiliar_photo").all()
+    assert by_key.loc["scene:0", "detail"] == (
+        "the photo is unlike v3's training photos, so v3 answered from the text (97% sure); "
+        "its photo view alone says 10"
+    )
+    assert "without a title: a guess" in by_key.loc["alone:0", "detail"]
+
+
 def test_rare_classes_are_not_drowned() -> None:
     frame = pd.DataFrame(
         {"predicted_code": [10] * 6 + [1180], "confidence": [0.1, 0.11, 0.12, 0.13, 0.14, 0.15, 0.4]}

@@ -21,7 +21,7 @@ from core.serving.predictor import (
     parse_batch_csv,
     predict,
 )
-from tests.core.serving.conftest import picture
+from tests.core.serving.conftest import picture, product_photo, unfamiliar_photo
 
 LIMITS = ImageLimits(max_bytes=1_000_000, max_pixels=4_000_000)
 POOL = Product("Piscine tubulaire Intex 366 x 122 cm", "Avec pompe de filtration et bâche")
@@ -49,7 +49,7 @@ def test_products_keep_their_order_and_k_is_honoured(classifier: ProductClassifi
 
 
 def test_image_alone_and_fused_with_text(classifier: ProductClassifier) -> None:
-    image = picture("PNG", size=(300, 200))
+    image = product_photo()
     only, fused = predict(classifier, [Product(image=image), dataclasses.replace(POOL, image=image)], LIMITS)
     assert only.modalities == ("image",) and fused.modalities == ("text", "image")
     assert [v.view for v in fused.views] == ["text", "image"] and [v.view for v in only.views] == ["image"]
@@ -59,10 +59,23 @@ def test_image_alone_and_fused_with_text(classifier: ProductClassifier) -> None:
     assert fused.views[1].top_k[0].probability == pytest.approx(
         classifier.image_proba(features)[0].max(), rel=1e-4
     )
-    assert only.image is not None and (only.image.width, only.image.height) == (300, 200)
+    assert only.image is not None and (only.image.width, only.image.height) == (500, 500)
     assert only.image.n_bytes == len(image) and 0 <= only.image.brightness <= 1
     text_only = predict(classifier, [POOL], LIMITS)[0]
     assert fused.probability != pytest.approx(text_only.probability)  # the image moved the answer
+    assert fused.photo is not None and fused.photo.familiar and fused.photo.counted
+    assert text_only.photo is None
+
+
+def test_an_unfamiliar_photo_is_shown_set_aside_and_the_text_answers(classifier: ProductClassifier) -> None:
+    fused, text_only = predict(
+        classifier, [dataclasses.replace(POOL, image=unfamiliar_photo(2)), POOL], LIMITS
+    )
+    assert fused.photo is not None and not fused.photo.familiar and not fused.photo.counted
+    assert fused.photo.distance > fused.photo.threshold
+    assert fused.modalities == ("text",)
+    assert [(v.view, v.counted) for v in fused.views] == [("text", True), ("image", False)]
+    assert fused.top_k == text_only.top_k
 
 
 def test_dark_images_read_darker(classifier: ProductClassifier) -> None:

@@ -3,11 +3,12 @@ along for review (low confidence, views that disagree, a sample every worker agr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from core.serving.predictor import Answer, Product, Ranked, ViewAnswer
+from core.serving.predictor import Answer, PhotoCheck, Product, Ranked, ViewAnswer
 from core.serving.records import PhotoPolicy, records, sampled
 from tests.core.serving.conftest import picture
 
@@ -50,6 +51,18 @@ def test_photos_kept_below_the_confidence_threshold() -> None:
 def test_photos_kept_when_text_and_photo_views_disagree() -> None:
     assert kept(answer(0.95, text=10, image=40))
     assert not kept(answer(0.95, text=10, image=None))  # only one view answered: nothing to disagree
+
+
+def test_photos_unlike_the_training_photos_are_kept_and_marked() -> None:
+    sure = answer(0.95)
+    unfamiliar = dataclasses.replace(sure, photo=PhotoCheck(False, 0.8, 0.4, counted=False))
+    familiar = dataclasses.replace(sure, photo=PhotoCheck(True, 0.2, 0.4, counted=True))
+    assert kept(unfamiliar) and not kept(familiar)
+    marks = [
+        r.photo_unfamiliar
+        for r in records("product", 1, [Product("T", "", PHOTO)] * 3, [unfamiliar, familiar, sure], 0, "r")
+    ]
+    assert marks == [True, False, None]  # None: a model without the photo guard
 
 
 def test_no_photo_no_policy_nothing_kept() -> None:
