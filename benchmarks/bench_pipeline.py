@@ -120,6 +120,46 @@ def _image_encoders(root: Path, split: pd.Series, workers: int) -> dict[str, flo
     return out
 
 
+def _photo_guard(root: Path, split: pd.Series, seed: int = 0) -> dict[str, float]:
+    """The photo guard on the hold-out products with a photo: with their own photos (like the training
+    ones) and with each photo swapped for a natural scene unlike every training photo — the share set
+    aside, the fused weighted F1 with the guard on and off, and the text view's alone."""
+    from sklearn.metrics import f1_score
+
+    from core.data.demo.product_images import scene_jpeg
+    from core.features.build import FeatureSet
+    from core.io import load_model
+    from core.models.train import classifier_file
+
+    features = FeatureSet.load(root / "data/processed/features")
+    classifier = load_model(classifier_file(root / "models/candidate"))
+    held = features.rows(split.index[split == "holdout"])
+    photos = held.rows(held.products.index[held.has_image])
+    y = photos.labels
+    rng = np.random.default_rng(seed)
+    scenes, _ = classifier.encode_images([scene_jpeg(rng) for _ in range(len(y))])
+    every = np.ones(len(y), dtype=bool)
+
+    def f1(proba: np.ndarray) -> float:
+        return float(f1_score(y, classifier.classes[proba.argmax(1)], average="weighted", zero_division=0))
+
+    out: dict[str, float] = {"rows": float(len(y))}
+    for name, image_features in (("own", photos.image_features), ("scene", scenes)):
+        on = classifier.views(photos.products, image_features, every, embeddings=photos.embeddings)
+        off = classifier.views(
+            photos.products, image_features, every, embeddings=photos.embeddings, guard=False
+        )
+        set_aside = on.set_aside if on.set_aside is not None else np.zeros(len(y), dtype=bool)
+        out |= {
+            f"{name}_set_aside": float(set_aside.mean()),
+            f"{name}_on": f1(on.fused),
+            f"{name}_off": f1(off.fused),
+        }
+    text = classifier.views(photos.products, None, None, embeddings=photos.embeddings)
+    out["text"] = f1(text.fused)
+    return out
+
+
 def _image_view_f1(x: np.ndarray, y: np.ndarray, fit: np.ndarray, test: np.ndarray, params: Any) -> float:
     from sklearn.metrics import f1_score
 
@@ -243,6 +283,7 @@ def run(tmp: Path, workers: int, rows: int = 85_000, images: int = 3_000) -> lis
     speed = _encoder_speed(tmp, workers)
     text_speed = _embedding_speed(tmp)
     gain = _embedding_gain(tmp, workers)
+    guard = _photo_guard(root, split)
     n_test = int((split == "holdout").sum())
     fused, text = metrics["weighted_f1"], metrics["tfidf_weighted_f1"]
     t = training["timings"]
@@ -281,6 +322,29 @@ def run(tmp: Path, workers: int, rows: int = 85_000, images: int = 3_000) -> lis
             "Calibration error (ECE): fused / text view / image view",
             " / ".join(f"{metrics.get(k, float('nan')):.3f}" for k in ("ece", "tfidf_ece", "image_ece")),
             "—",
+        ),
+    ]
+    n_photos = int(guard["rows"])
+    out += [
+        (
+            f"Photo guard: hold-out photos ({n_photos:,}, like the training ones) whose view abstains",
+            f"{guard['own_set_aside']:.1%}",
+            "< 2 %",
+        ),
+        (
+            "Fused weighted F1 on those products, guard on / off",
+            f"{guard['own_on']:.4f} / {guard['own_off']:.4f}",
+            "on ≥ off − 0.005",
+        ),
+        (
+            "Same products, each photo swapped for a natural scene unlike every training photo: abstains",
+            f"{guard['scene_set_aside']:.1%}",
+            "≈ 100 %",
+        ),
+        (
+            "… fused weighted F1 guard on / off / text view alone",
+            f"{guard['scene_on']:.4f} / {guard['scene_off']:.4f} / {guard['text']:.4f}",
+            "on = text alone > off",
         ),
     ]
     if "colour_edge" in encoders:

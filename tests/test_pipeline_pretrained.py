@@ -3,17 +3,20 @@ features from the network and passage embeddings from the sentence encoder, ever
 stacked, the champion answering a photo and a title through the serving path with each view's answer —
 and, without an extra, an error that names its install command."""
 
+import dataclasses
 import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from core.cli import app
 from core.config import Settings, get_settings
 from core.data.demo.generator import DemoSpec, write_demo
+from core.data.demo.product_images import scene_jpeg
 from core.features.build import FeatureSet
 from core.features.image import get_encoder
 from core.features.pretrained import INSTALL, vision_installed
@@ -109,6 +112,22 @@ def test_the_champion_answers_a_photo_with_every_view(vision_project: Path) -> N
     for answer in answers:
         assert 0 < answer.probability <= 1 and len(answer.top_k) == 3
         assert sum(r.probability for r in answer.top_k) <= 1 + 1e-9
+
+
+def test_with_the_pretrained_encoder_a_natural_scene_leaves_the_answer_to_the_title(
+    vision_project: Path,
+) -> None:
+    settings = Settings(root=vision_project)
+    champion = store.load_classifier(settings, alias="champion")
+    assert champion.novelty is not None
+    title = Product("Piscine tubulaire hors sol", "")
+    scenes = [dataclasses.replace(title, image=scene_jpeg(np.random.default_rng(seed))) for seed in range(3)]
+    *with_scene, text_only = predict(champion, [*scenes, title], ImageLimits.of(settings), k=5)
+    for answer in with_scene:
+        assert answer.photo is not None and not answer.photo.familiar and not answer.photo.counted
+        assert answer.modalities == ("text",) and answer.top_k == text_only.top_k
+    metrics = json.loads((vision_project / "reports/evaluation/metrics.json").read_text(encoding="utf-8"))
+    assert metrics["image_set_aside"] < 0.05  # the hold-out's own photos count (a few may not: ≈ 1 %)
 
 
 def test_without_the_extra_training_stops_with_the_install_command(
