@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,19 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def bare_shell(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m core ARGS` from a shell that has none of the stack's variables."""
+    bare = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        cwd=root,
+        env=bare | {"COLUMNS": "200"} | env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_a_shell_without_the_stacks_variables_finds_it(stack_project: LocalStack) -> None:
     """`up` ran with its ports in its environment; another shell in the project has none of them (the
     project's `.env` names the project only, as a user's own could): `status` and the flow commands
@@ -43,18 +57,9 @@ def test_a_shell_without_the_stacks_variables_finds_it(stack_project: LocalStack
     root = stack_project.root
     recorded = json.loads((root / ".stack" / "stack.json").read_text())
     assert recorded["api_port"] == int(stack_project.env["RAKUTEN_API_PORT"])
-    bare = {k: v for k, v in os.environ.items() if not k.startswith(("RAKUTEN_", "MLFLOW_", "PREFECT_"))}
-    bare["COLUMNS"] = "200"
 
     def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "core", *args],
-            cwd=root,
-            env=bare | env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return bare_shell(root, *args, **env)
 
     # without RAKUTEN_ROOT the project would be this checkout (the installed package's); set in `.env`
     dotenv = root / ".env"
@@ -97,6 +102,25 @@ def test_flow_run_then_status_from_another_process(stack_project: LocalStack) ->
     [flow_row] = [r for r in rows if r["entry"] == "flow" and r["origin"] == run_id.group(1)]
     assert (cli_row["actor"], cli_row["action"], cli_row["outcome"]) == (me, "retrain", "done")
     assert (flow_row["actor"], flow_row["via"], flow_row["origin"]) == (me, "local", run_id.group(1))
+
+
+def test_simulated_traffic_from_a_bare_shell_reaches_the_stacks_api(stack_project: LocalStack) -> None:
+    """After the training above, the stack's API serves a champion: `simulate` from a shell without the
+    stack's variables sends to it (on its own port), not to the default port."""
+    root = stack_project.root
+    (root / ".env").write_text(f"RAKUTEN_ROOT={root}\n")
+    try:
+        deadline = time.monotonic() + 60  # the API picks the new champion up within its alias check
+        while True:
+            sent = bare_shell(root, "simulate", "--n", "5", "--no-images", "--clients", "1")
+            if sent.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+    finally:
+        (root / ".env").unlink()
+    out = " ".join(sent.stderr.split() + sent.stdout.split())
+    assert sent.returncode == 0, out[-3000:]
+    assert f"to {stack_project.api_url}" in out and "5 answered, 0 failed" in out, out[-2000:]
 
 
 def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:

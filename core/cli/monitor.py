@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from core.cli._shared import acting, console, fail, progress
+from core.cli._shared import acting, console, fail, progress, stack_settings
 from core.config import get_settings
 from core.errors import RakutenError
 from core.identity.roles import Action
@@ -88,7 +88,7 @@ def simulate(
     from core.monitoring.simulate import Shift, describe_shift, send_held_back
     from core.serving.client import ApiBackend
 
-    settings = get_settings()
+    settings = stack_settings()  # the API of the stack running on this project, whatever its port
     if drifted:
         class_mix, new_vocabulary, darker, empty_description = 0.5, 0.5, 0.8, 0.7
     shift = Shift(

@@ -32,6 +32,7 @@ from core.serving.deps import (
     require_form,
     require_json,
     require_multipart,
+    sent_instead,
 )
 from core.serving.holder import ReloadResult, ServedModel
 from core.serving.metrics import CONTENT_TYPE
@@ -483,8 +484,7 @@ async def _batch_rows(request: Request, state: ServiceState) -> list[tuple[Any, 
         raise ApiError(
             415,
             "unsupported_media_type",
-            "Send the batch as application/json, text/csv or a multipart CSV upload, "
-            f"not {media or 'nothing'}.",
+            "Send the batch as application/json, text/csv or a multipart CSV upload" + sent_instead(media),
         )
     try:
         return [(r.id, r.designation, r.description) for r in parse_batch_csv(data)]

@@ -356,14 +356,26 @@ def embed(summary: DriftSummary) -> None:
 # own inside that one: scripts run (Evidently draws with them) in an opaque origin, with no popups, no
 # navigation of the page, no forms and no dialogs.
 REPORT_SANDBOX: Final = "allow-scripts"
+# Evidently lays its widgets out on a grid about 1,060 px wide and clips what does not fit (its cards hide
+# their overflow): in a narrower column the report is drawn at `REPORT_WIDTH` and scaled down to the room.
+REPORT_WIDTH: Final = 1100
+_FIT: Final = (
+    "(function(){var f=document.querySelector('iframe'),w=WIDTH;"
+    "function fit(){var s=Math.min(1,document.documentElement.clientWidth/w);"
+    "if(s>=1){f.style.width='100%';f.style.height='100%';f.style.transform='';return;}"
+    "f.style.width=w+'px';f.style.height=(innerHeight/s)+'px';f.style.transform='scale('+s+')';}"
+    "addEventListener('resize',fit);fit();})();"
+).replace("WIDTH", str(REPORT_WIDTH))
 
 
 def sandboxed(report: str) -> str:
     """A page that shows `report` (a whole HTML document) in a frame sandboxed to `REPORT_SANDBOX`,
-    filling the page: the report is an attribute value here, escaped, never markup of this page."""
+    filling the page, scaled to fit (`REPORT_WIDTH`): the report is an attribute value here, escaped,
+    never markup of this page."""
     return (
-        '<!DOCTYPE html><html><head><meta charset="utf-8"><style>html,body{margin:0;height:100%}'
-        "iframe{display:block;border:0;width:100%;height:100%}</style></head><body>"
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><style>html,body{margin:0;height:100%;'
+        "overflow-y:hidden}iframe{display:block;border:0;width:100%;height:100%;transform-origin:0 0}"
+        "</style></head><body>"
         f'<iframe sandbox="{REPORT_SANDBOX}" title="Evidently drift report" '
-        f'srcdoc="{html.escape(report, quote=True)}"></iframe></body></html>'
+        f'srcdoc="{html.escape(report, quote=True)}"></iframe><script>{_FIT}</script></body></html>'
     )

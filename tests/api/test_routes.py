@@ -587,6 +587,17 @@ def test_predict_bad_input(client: TestClient, kwargs: dict[str, object], status
             "Upload the image as multipart/form-data (a form field named 'file'): the "
             "request has no Content-Type header.",
         ),
+        (
+            "/predict/batch",
+            {},
+            "Send the batch as application/json, text/csv or a multipart CSV upload: the request has no "
+            "Content-Type header.",
+        ),
+        (
+            "/predict/batch",
+            {"content-type": "application/xml"},
+            "Send the batch as application/json, text/csv or a multipart CSV upload, not application/xml.",
+        ),
     ],
 )
 def test_a_wrong_or_missing_content_type_is_named(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from core.ui.drift_view import REPORT_SANDBOX, sandboxed
+from core.ui.drift_view import _FIT, REPORT_SANDBOX, sandboxed
 
 HOSTILE = (
     '<!DOCTYPE html><html><body><p title="a &amp; b">x</p>'
@@ -31,14 +31,17 @@ def _tags(page: str) -> list[tuple[str, dict[str, str | None]]]:
 
 
 def test_the_report_is_an_attribute_of_a_scripts_only_sandbox() -> None:
-    tags = _tags(sandboxed(HOSTILE))
-    # no script, no img: the page holds its own few tags and the report as one attribute
-    assert [tag for tag, _ in tags] == ["html", "head", "meta", "style", "body", "iframe"]
-    frame = tags[-1][1]
+    page = sandboxed(HOSTILE)
+    tags = _tags(page)
+    # no img, no script of the report's: the page holds its own few tags and the report as one attribute
+    assert [tag for tag, _ in tags] == ["html", "head", "meta", "style", "body", "iframe", "script"]
+    assert page.endswith(f"<script>{_FIT}</script></body></html>")  # its own, the same for every report
+    assert sandboxed("").endswith(f"<script>{_FIT}</script></body></html>")
+    frame = tags[-2][1]
     assert frame["srcdoc"] == HOSTILE  # the whole report, unchanged once the attribute is read
     assert frame["sandbox"] == REPORT_SANDBOX == "allow-scripts"  # no same-origin, popups, navigation, forms
 
 
 def test_an_empty_report_still_makes_a_well_formed_frame() -> None:
     tags = _tags(sandboxed(""))
-    assert tags[-1][1] == {"sandbox": "allow-scripts", "title": "Evidently drift report", "srcdoc": ""}
+    assert tags[-2][1] == {"sandbox": "allow-scripts", "title": "Evidently drift report", "srcdoc": ""}

@@ -90,6 +90,12 @@ def test_titles_holding_markup_show_as_text_and_run_nothing(
     assert PAYLOAD in report_frames[0].locator("body").inner_text()
     # no element was made of a title's markup (so no error handler of one can run later either)
     assert report_frames[0].evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+    # the whole report is in view, none of it cut on the right: drawn at its width, scaled to the column
+    right, width = report_frames[0].evaluate(
+        "[Math.max(...[...document.querySelectorAll('*')].map(e => e.getBoundingClientRect().right)),"
+        " innerWidth]"
+    )
+    assert right <= width + 1, (right, width)
     assert dialogs == [] and page.title() == title and "pwned" not in title, (dialogs, page.title())
     assert not exceptions(page)
     snapshot(page, screenshots / "drift-markup-as-text.png")
