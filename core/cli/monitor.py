@@ -78,6 +78,9 @@ def simulate(
     new_vocabulary: Annotated[float, _share("Share of titles of unseen product types")] = 0.0,
     darker: Annotated[float, _share("Share of images darkened")] = 0.0,
     empty_description: Annotated[float, _share("Share of descriptions removed")] = 0.0,
+    unfamiliar_photos: Annotated[
+        float, _share("Share of photos swapped for natural scenes, unlike every product photo")
+    ] = 0.0,
     drifted: Annotated[bool, typer.Option("--drifted", help="A strong shift of every kind at once")] = False,
     seed: Annotated[int, typer.Option(help="Same seed, same products and shifts")] = 0,
     labelled: Annotated[bool, typer.Option("--labelled", help=LABELLED_HELP)] = False,
@@ -92,7 +95,11 @@ def simulate(
     if drifted:
         class_mix, new_vocabulary, darker, empty_description = 0.5, 0.5, 0.8, 0.7
     shift = Shift(
-        class_mix=class_mix, new_vocabulary=new_vocabulary, darker=darker, empty_description=empty_description
+        class_mix=class_mix,
+        new_vocabulary=new_vocabulary,
+        darker=darker,
+        empty_description=empty_description,
+        unfamiliar_photos=unfamiliar_photos,
     )
     target = url or settings.api_url or f"http://{settings.api_host}:{settings.api_port}"
     token = settings.token.get_secret_value() if settings.token else None  # where /predict* needs one

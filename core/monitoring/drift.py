@@ -63,7 +63,10 @@ NUMERIC: Final = (
     "image_blue",
     "confidence",
 )
-CATEGORICAL: Final = ("description_empty", "has_image", "predicted_code")
+# `photo`: whether the photo was like the model's training photos (`core.models.novelty`) — a rise of
+# unfamiliar photos is drift the image statistics may not show.
+CATEGORICAL: Final = ("description_empty", "has_image", "photo", "predicted_code")
+DESCRIBED: Final = 2  # the drift table's layout: cached references of another layout are not reused
 TEXT: Final = "title"
 IMAGE_COLUMNS: Final = tuple(c for c in NUMERIC if c.startswith("image_"))
 PREDICTION_COLUMNS: Final = ("predicted_code", "confidence")
@@ -90,6 +93,7 @@ def describe(log: pd.DataFrame) -> pd.DataFrame:
             "description_length": length.to_numpy(dtype="float64"),
             "description_empty": np.where(length.to_numpy() == 0, "empty", "filled"),
             "has_image": np.where(log["has_image"].astype(bool).to_numpy(), "image", "no image"),
+            "photo": _photo(log),
             "predicted_code": log["predicted_code"].astype(int).astype(str).to_numpy(),
             "confidence": pd.to_numeric(log["confidence"]).to_numpy(dtype="float64"),
         }
@@ -97,6 +101,15 @@ def describe(log: pd.DataFrame) -> pd.DataFrame:
     for column in IMAGE_COLUMNS:
         out[column] = pd.to_numeric(log[column], errors="coerce").to_numpy(dtype="float64")
     return out
+
+
+def _photo(log: pd.DataFrame) -> np.ndarray:
+    has_image = log["has_image"].astype(bool).to_numpy()
+    if "photo_unfamiliar" not in log:  # a log from before the photo guard
+        return np.where(has_image, "not checked", "no photo")
+    unfamiliar = log["photo_unfamiliar"].astype("boolean")
+    like = np.where(unfamiliar.fillna(False).to_numpy(dtype=bool), "unlike training", "like training")
+    return np.where(~has_image, "no photo", np.where(unfamiliar.notna().to_numpy(), like, "not checked"))
 
 
 def build_reference(
@@ -114,7 +127,7 @@ def build_reference(
 
     report = load_report(settings.interim_dir)
     data_version = report.created_at if report else "unknown"
-    key = hashlib.sha256(f"{version}|{data_version}|{rows}|{seed}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{version}|{data_version}|{rows}|{seed}|{DESCRIBED}".encode()).hexdigest()[:12]
     cached = _reference_dir(settings) / f"reference-v{version}-{key}.parquet"
     if cached.is_file():
         return pd.read_parquet(cached)

@@ -3,7 +3,8 @@ the prediction service, optionally shifted, so drift can be produced, seen and t
 
 Shifts (each a share of the products, 0 = off): **class mix** (products of a few classes only),
 **new vocabulary** (titles of product types the catalogue never had), **darker images** (pixels
-scaled down), **empty descriptions**. `shift_products` is pure; `replay` sends them with a few
+scaled down), **unfamiliar photos** (natural scenes instead of product photos: the photo guard's case),
+**empty descriptions**. `shift_products` is pure; `replay` sends them with a few
 concurrent clients and counts what came back.
 """
 # Size: one story (pick held-back products, shift them, send or log them); each piece is small.
@@ -26,6 +27,7 @@ import pandas as pd
 from PIL import Image, ImageEnhance
 
 from core.config import Settings
+from core.data.demo.product_images import scene_jpeg
 from core.data.ingest import load_table
 from core.errors import DataNotFoundError, RakutenError
 from core.monitoring.drift import held_out_ids
@@ -59,10 +61,11 @@ class Shift:
     darker: float = 0.0  # share of images darkened
     darker_factor: float = 0.45  # pixel scale of a darkened image
     empty_description: float = 0.0  # share of descriptions removed
+    unfamiliar_photos: float = 0.0  # share of photos swapped for a scene unlike every product photo
     classes: tuple[int, ...] = (2583, 1560, 1300)  # the over-represented classes of `class_mix`
 
     def __post_init__(self) -> None:
-        for name in ("class_mix", "new_vocabulary", "darker", "empty_description"):
+        for name in ("class_mix", "new_vocabulary", "darker", "empty_description", "unfamiliar_photos"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a share between 0 and 1, not {value}")
@@ -71,7 +74,9 @@ class Shift:
 
     @property
     def active(self) -> bool:
-        return any((self.class_mix, self.new_vocabulary, self.darker, self.empty_description))
+        return any(
+            (self.class_mix, self.new_vocabulary, self.darker, self.empty_description, self.unfamiliar_photos)
+        )
 
 
 def held_back_products(settings: Settings, *, labelled: bool = False) -> pd.DataFrame:
@@ -130,6 +135,9 @@ def shift_products(
     if shift.empty_description:
         out.loc[rng.random(n) < shift.empty_description, "description"] = ""
     out["darker"] = rng.random(n) < shift.darker if shift.darker else False
+    # the scene's own seed, drawn here: the same replay sends the same scenes
+    scene = rng.random(n) < shift.unfamiliar_photos if shift.unfamiliar_photos else np.zeros(n, dtype=bool)
+    out["scene"] = np.where(scene, rng.integers(0, 2**31, size=n), -1)
     return out
 
 
@@ -151,6 +159,8 @@ def read_image(path: str, darker: bool, factor: float) -> bytes | None:
 def to_product(row: Any, shift: Shift, *, images: bool = True) -> Product:
 
     image = read_image(row.image_path, bool(row.darker), shift.darker_factor) if images else None
+    if image is not None and getattr(row, "scene", -1) >= 0:
+        image = scene_jpeg(np.random.default_rng(int(row.scene)))
     return Product(designation=row.designation or None, description=row.description, image=image)
 
 
@@ -236,6 +246,7 @@ def describe_shift(shift: Shift) -> str:
         f"{shift.new_vocabulary:.0%} new-vocabulary titles" if shift.new_vocabulary else "",
         f"{shift.darker:.0%} images darkened ×{shift.darker_factor}" if shift.darker else "",
         f"{shift.empty_description:.0%} descriptions emptied" if shift.empty_description else "",
+        f"{shift.unfamiliar_photos:.0%} photos swapped for natural scenes" if shift.unfamiliar_photos else "",
     ]
     text = ", ".join(p for p in parts if p)
     return text or "no shift"

@@ -52,6 +52,15 @@ def test_unshifted_traffic_shows_no_drift(settings: Settings, champion: object) 
     kinds = {c.column: c.kind for c in summary.columns}
     assert kinds["title"] == "text" and kinds["predicted_code"] == "categorical"
     assert kinds["title_chars"] == "descriptor" and kinds["image_brightness"] == "numerical"
+    assert kinds["photo"] == "categorical"
+
+
+def test_photos_unlike_the_training_ones_drift_the_photo_column(settings: Settings, champion: object) -> None:
+    current = traffic(settings, champion, Shift(unfamiliar_photos=0.5))
+    assert current["photo_unfamiliar"].mean() > 0.3  # the guard saw them (half the photos are scenes)
+    summary = run_drift(settings, champion, 1, current=current)  # type: ignore[arg-type]
+    photo = next(c for c in summary.columns if c.column == "photo")
+    assert photo.drifted, summary.columns
 
 
 def test_shifted_traffic_drifts_and_says_where(settings: Settings, champion: object) -> None:

@@ -30,6 +30,7 @@ def _frame(titles: list[str], seed: int) -> pd.DataFrame:
             "description_length": rng.integers(0, 500, n).astype(float),
             "description_empty": ["filled"] * n,
             "has_image": ["no image"] * n,
+            "photo": ["no photo"] * n,
             "predicted_code": rng.choice(["10", "40", "50"], n),
             "confidence": rng.random(n),
             **{column: [np.nan] * n for column in IMAGE_COLUMNS},

@@ -11,7 +11,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.monitoring.simulate import NEW_TITLES, Shift, describe_shift, read_image, shift_products
+from core.monitoring.simulate import (
+    NEW_TITLES,
+    Shift,
+    describe_shift,
+    read_image,
+    shift_products,
+    to_product,
+)
 
 
 @pytest.fixture
@@ -55,6 +62,23 @@ def test_each_share_is_respected(products: pd.DataFrame) -> None:
     assert sent["darker"].mean() == pytest.approx(0.25, abs=0.04)
 
 
+def test_unfamiliar_photos_are_scenes_the_same_for_the_same_seed(products: pd.DataFrame) -> None:
+    shift = Shift(unfamiliar_photos=0.3)
+    sent = shift_products(products, shift, n=1000, seed=0)
+    assert (sent["scene"] >= 0).mean() == pytest.approx(0.3, abs=0.04)
+    rows = list(sent.itertuples(index=False))
+    swapped = next(r for r in rows if r.scene >= 0)
+    kept = next(r for r in rows if r.scene < 0)
+    photo = to_product(swapped, shift).image
+    assert photo is not None and photo != Path(swapped.image_path).read_bytes()
+    assert photo == to_product(swapped, shift).image  # the same scene for the same replay
+    assert to_product(kept, shift).image == Path(kept.image_path).read_bytes()
+    assert to_product(swapped, shift, images=False).image is None
+    without = swapped._replace(image_path="")  # a product without a photo gets none
+    assert to_product(without, shift).image is None
+    assert "30% photos swapped for natural scenes" in describe_shift(shift)
+
+
 def test_class_mix_draws_from_the_named_classes(products: pd.DataFrame) -> None:
     labels = pd.Series(np.where(products.index % 10 == 0, 2583, 10), index=products.index)
     sent = shift_products(products, Shift(class_mix=0.6, classes=(2583,)), n=1000, seed=0, labels=labels)
@@ -71,7 +95,9 @@ def test_darker_images_are_darker(products: pd.DataFrame) -> None:
     assert read_image("", True, 0.45) is None
 
 
-@pytest.mark.parametrize("bad", [{"darker": 1.5}, {"class_mix": -0.1}, {"darker_factor": 0.0}])
+@pytest.mark.parametrize(
+    "bad", [{"darker": 1.5}, {"class_mix": -0.1}, {"darker_factor": 0.0}, {"unfamiliar_photos": 2.0}]
+)
 def test_bad_shares_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"between 0 and 1|darker_factor"):
         Shift(**bad)  # type: ignore[arg-type]
