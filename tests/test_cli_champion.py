@@ -15,6 +15,7 @@ from core.identity.roles import Role, local_user
 from core.identity.service_tokens import create_token, read_tokens, revoke_token
 from core.storage.audit import AuditFilter, AuditTrail
 from core.tracking import store
+from core.tracking.integrity import DIGEST_TAG, encode
 from core.tracking.registry import open_registry
 
 runner = CliRunner()
@@ -27,8 +28,8 @@ def _text(output: str) -> str:
 
 @pytest.fixture
 def registered(project: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Two registered versions (tiny runs, no training: promotion only moves an alias), no champion, and
-    no credential in the environment."""
+    """Two registered versions (tiny runs, no training: promotion only moves an alias; their file digests
+    recorded as the trainer records them), no champion, and no credential in the environment."""
     monkeypatch.delenv("RAKUTEN_TOKEN", raising=False)
     settings = Settings()
     client = store.connect(settings)
@@ -37,7 +38,10 @@ def registered(project: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     for _ in range(2):
         run = client.create_run(experiment)
         client.create_model_version(
-            REGISTERED_MODEL_NAME, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+            REGISTERED_MODEL_NAME,
+            source=f"{run.info.artifact_uri}/model",
+            run_id=run.info.run_id,
+            tags={DIGEST_TAG: encode({"classifier.pkl": "0" * 64})},
         )
     return settings
 

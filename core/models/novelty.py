@@ -1,19 +1,19 @@
 """Is a photo like the training photos? A nearest-neighbour test in the image encoder's feature space.
 
-Temperature scaling calibrates the image view on photos like its training photos only: a photo unlike every
-one of them (a lifestyle shot when it learnt packshots, a natural photo when it learnt drawings) can still
-get 98 %. So before the image view counts, the photo's distance to its `k`-th nearest training photo
-is compared with the same distance of every training photo to the others (each
-left out of its own neighbours). A photo farther away than a share `quantile` of the training photos are
-is unfamiliar: its view abstains. Since a new photo drawn like the training ones is, by exchangeability, as
-likely as any training photo to be that far, a familiar photo is set aside with probability about
-`1 − quantile` — a conformal test, with no labels and no out-of-distribution examples needed.
+Temperature scaling calibrates the image view on photos like its training photos only: a photo unlike
+every one of them (a lifestyle shot when it learnt packshots, a natural photo when it learnt drawings) can
+still get 98 %. So before the image view counts, the photo's distance to its `k`-th nearest training
+photo is compared with the same distance of every training photo to the others (each left out of its own
+neighbours). A photo farther away than a share `quantile` of the training photos are is unfamiliar: its
+view abstains. A new photo drawn like the training ones is, by exchangeability, as likely as any training
+photo to be that far, so a familiar photo is set aside with probability about `1 − quantile` — a
+conformal test, with no labels and no out-of-distribution examples needed.
 
 Features are compared as deep features are for this test (Sun et al., "Out-of-distribution detection with
-deep nearest neighbors", ICML 2022): by direction, after L2 normalisation — here after a signed square root
-too (power normalisation), which makes histogram features such as the colour/edge encoder's comparable by
-Hellinger distance: tried on the demo's drawings against natural scenes, it let fewer scenes through than
-plain normalised features at the same rate of familiar photos set aside, and it changes little for the
+deep nearest neighbors", ICML 2022): by direction, after L2 normalisation — here after a signed square
+root too (power normalisation), which compares histogram features such as the colour/edge encoder's by
+Hellinger distance: on the demo's drawings against natural scenes it let fewer scenes through than plain
+normalised features at the same rate of familiar photos set aside, and it changes little for the
 pretrained encoder, which separates them either way.
 """
 

@@ -23,6 +23,7 @@ from filelock import FileLock, Timeout
 
 from core.config import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings
 from core.errors import RakutenError
+from core.tracking.integrity import DIGEST_TAG
 
 if TYPE_CHECKING:  # MLflow loads when a client is made
     from mlflow import MlflowClient
@@ -170,7 +171,7 @@ class Registry:
         """Make `version` the champion. With `expected_champion`, refuse (`PromotionConflict`) if the
         champion is no longer that version — the gate's comparison would be stale."""
         with self._locked():
-            self._check_version(version)
+            self._check_servable(version)
             current = self.champion()
             if expected_champion is not _UNSET and current != expected_champion:
                 raise PromotionConflict(
@@ -200,6 +201,7 @@ class Registry:
             target = self.previous_champion()
             if current is None or target is None:
                 raise RegistryError("Nothing to roll back to: there has been only one champion so far.")
+            self._check_servable(target)
             self.client.set_registered_model_alias(self.name, CHAMPION_ALIAS, str(target))
             return self._record(CHAMPION_ALIAS, current, target, "rollback", actor, reason, None)
 
@@ -218,13 +220,22 @@ class Registry:
                 stack.append(move.to_version)
         return stack
 
-    def _check_version(self, version: int) -> None:
+    def _check_version(self, version: int) -> Any:
         from mlflow.exceptions import MlflowException
 
         try:
-            self.client.get_model_version(self.name, str(version))
+            return self.client.get_model_version(self.name, str(version))
         except MlflowException:
             raise RegistryError(f"{self.name} has no version {version}.") from None
+
+    def _check_servable(self, version: int) -> None:
+        """A champion must be loadable: a version without recorded file digests would be refused by every
+        service (`core.tracking.integrity`), which would keep serving the old one behind the alias."""
+        if DIGEST_TAG not in (self._check_version(version).tags or {}):
+            raise RegistryError(
+                f"v{version} has no recorded file digests: the prediction service would refuse to load it "
+                "and keep serving the current champion. Retrain to register a version with digests."
+            )
 
     def _record(
         self,

@@ -20,7 +20,6 @@ from core.serving.app import create_app
 from core.storage.audit import AuditFilter, AuditTrail
 from core.tracking import store
 from core.tracking.integrity import DIGEST_TAG
-from core.tracking.registry import open_registry
 from tests.conftest import build_trained_project, clean_env
 
 TOKEN = "integrity-admin-token-1234567890"
@@ -65,13 +64,13 @@ def test_a_tampered_or_unsigned_champion_is_refused_and_the_served_model_stays(
     )
     tampered = _register(settings, evil, {DIGEST_TAG: good.tags[DIGEST_TAG]})  # the digest copied over
     unsigned = _register(settings, genuine, {})  # genuine files, no digest recorded
-    registry = open_registry(settings)
     trail = AuditTrail.open(str(settings.audit_url))
 
     with TestClient(create_app(settings)) as api:
         assert api.get("/model").json()["version"] == 1
         for version, kind in ((tampered, "mismatch"), (unsigned, "missing")):
-            registry.promote(version, actor="attacker", reason="registry write")
+            # the alias moved by a registry write (the platform's own promote refuses unsigned versions)
+            client.set_registered_model_alias(REGISTERED_MODEL_NAME, "champion", str(version))
             _wait_for(lambda v=version: v in {r["version"] for r in api.get("/model").json()["refused"]})
             model = api.get("/model").json()
             assert model["version"] == 1 and model["source"] == "registry"  # still serving v1

@@ -15,16 +15,18 @@ import pytest
 from filelock import FileLock
 
 from core.config import Settings
-from core.tracking import store
+from core.tracking import integrity, store
+from core.tracking.integrity import DIGEST_TAG
 from core.tracking.registry import AliasMove, PromotionConflict, Registry, RegistryError
 
 NAME = "test-classifier"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def _add_versions(client: Any, settings: Settings, count: int) -> list[str]:
+def _add_versions(client: Any, settings: Settings, count: int, *, signed: bool = True) -> list[str]:
     """Register `count` versions, each from its own tiny run (no training: the registry only needs
-    versions that exist). Returns the run ids, one per version in order."""
+    versions that exist, with file digests recorded as the trainer records them unless not `signed`).
+    Returns the run ids, one per version in order."""
     experiment_id = store.ensure_experiment(client, settings)
     if not Registry(client, NAME, Path("unused")).exists():
         client.create_registered_model(NAME)
@@ -32,7 +34,10 @@ def _add_versions(client: Any, settings: Settings, count: int) -> list[str]:
     for _ in range(count):
         run = client.create_run(experiment_id)
         client.log_param(run.info.run_id, "kind", "registry-test")
-        client.create_model_version(NAME, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+        tags = {DIGEST_TAG: integrity.encode({"classifier.pkl": "0" * 64})} if signed else None
+        client.create_model_version(
+            NAME, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags
+        )
         run_ids.append(run.info.run_id)
     return run_ids
 
@@ -92,6 +97,22 @@ def test_promote_sets_champion_and_records_the_move(registry: Registry, run_ids:
     assert move == expected
     assert registry.history() == [expected]
     assert [v.aliases for v in registry.versions()] == [[], [], ["champion"]]
+
+
+def test_a_version_without_file_digests_is_never_made_champion(
+    client: Any, settings: Settings, registry: Registry
+) -> None:
+    _add_versions(client, settings, 1, signed=False)  # v4: what a registry write by hand makes
+    with pytest.raises(RegistryError, match="v4 has no recorded file digests"):
+        registry.promote(4, actor="mallory", reason="trust me")
+    assert registry.champion() is None and registry.history() == []
+    # nor brought back by a rollback: the alias stays on a version the services can load
+    registry.promote(1, actor="alice", reason="first")
+    registry.promote(2, actor="alice", reason="second")
+    client.delete_model_version_tag(NAME, "1", DIGEST_TAG)  # its digests removed since
+    with pytest.raises(RegistryError, match="v1 has no recorded file digests"):
+        registry.rollback(actor="bob")
+    assert registry.champion() == 2
 
 
 def test_stale_expected_champion_is_refused_and_changes_nothing(registry: Registry) -> None:
