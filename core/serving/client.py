@@ -15,10 +15,10 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from core.errors import RakutenError
+from core.serving.batch_csv import BatchRow
 from core.serving.holder import ServedModel
 from core.serving.predictor import (
     Answer,
-    BatchRow,
     ImageLimits,
     PhotoCheck,
     Product,

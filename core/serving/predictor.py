@@ -6,18 +6,16 @@ ranked answers plus what monitoring needs to know about each input. No HTTP here
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 from core.categories import names
 from core.config import Settings
-from core.errors import DataFormatError, ImageTooLargeError, RakutenError
+from core.errors import ImageTooLargeError, RakutenError
 from core.features.image import SIDE, get_encoder, open_image
 from core.features.text import model_columns
 from core.models.classifier import IMAGE, VIEWS, ProductClassifier, Views
@@ -243,44 +241,3 @@ def _answers(
         stats = None if picture is None else image_stats(picture, len(products[i].image or b""))
         out.append(Answer(top[0].code, top[0].category, top[0].probability, top, answered[i], stats))
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRow:
-    id: str | int | None
-    designation: str
-    description: str
-
-
-def parse_batch_csv(data: bytes) -> list[BatchRow]:
-    """Rows of an uploaded CSV: a `designation` column (required), `description` (optional), ids
-    from an `id` column or the unnamed first column of the challenge's X files. Raises
-    `DataFormatError` with what is wrong (encoding, quoting, missing column)."""
-    if not data.strip():
-        raise DataFormatError("The CSV file is empty.", problem="empty_csv")
-    try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(
-            f"The CSV is not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8.",
-            problem="encoding",
-        ) from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(f"The CSV cannot be parsed: {exc}", problem="malformed_csv") from exc
-    if "designation" not in frame.columns:
-        found = ", ".join(repr(c) for c in frame.columns[:10]) or "none"
-        raise DataFormatError(
-            f"The CSV needs a 'designation' column (the product title); columns found: {found}.",
-            problem="missing_column",
-        )
-    first = str(frame.columns[0])
-    if "id" in frame.columns:
-        ids: list[str | int | None] = frame["id"].tolist()
-    elif first == "" or first.startswith("Unnamed: 0"):
-        ids = frame[first].tolist()
-    else:
-        ids = list(range(len(frame)))
-    descriptions = frame["description"].tolist() if "description" in frame else [""] * len(frame)
-    return [
-        BatchRow(i, d, e) for i, d, e in zip(ids, frame["designation"].tolist(), descriptions, strict=True)
-    ]

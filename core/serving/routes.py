@@ -18,6 +18,7 @@ from core.errors import DataFormatError
 from core.identity.guard import Act
 from core.identity.roles import Action, Principal
 from core.serving.answering import Asked, predict_and_log
+from core.serving.batch_csv import parse_batch_csv
 from core.serving.deps import (
     ApiError,
     Model,
@@ -40,7 +41,6 @@ from core.serving.predictor import (
     ACCEPTED_MEDIA_TYPES,
     Answer,
     Product,
-    parse_batch_csv,
 )
 from core.serving.schemas import (
     BatchItem,

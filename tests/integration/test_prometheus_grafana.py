@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.core.serving.conftest import unfamiliar_photo
 from tests.integration.conftest import REPO, _cannot_start, _free_port, _stop
 from tests.integration.test_api_server import Server, start_server, stop_server
 
@@ -126,7 +127,8 @@ def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
 
 
 def traffic(url: str, seconds: float, picture: Path) -> None:
-    """What a shop sends: titles, titles with photos, and a few bad requests (for the error panels)."""
+    """What a shop sends: titles, titles with photos (a few unlike any product photo), and a few bad
+    requests (for the error panels)."""
     stop = time.monotonic() + seconds
     with httpx.Client(base_url=url, timeout=10) as client:
         i = 0
@@ -138,6 +140,12 @@ def traffic(url: str, seconds: float, picture: Path) -> None:
                 data={"designation": "Lampe de chevet"},
                 files={"file": ("p.jpg", picture.read_bytes())},
             )
+            if i % 5 == 0:  # now and then a photo unlike every product photo (the photo guard's panel)
+                client.post(
+                    "/predict/product",
+                    data={"designation": "Lampe de chevet"},
+                    files={"file": ("scene.jpg", unfamiliar_photo(i))},
+                )
             i += 1
             time.sleep(0.05)
 
@@ -169,6 +177,9 @@ def test_every_dashboard_query_returns_data(api: Server, prometheus: str, traine
         if not query(prometheus, expr.replace("$__rate_interval", "30s")):
             empty.append(name)
     assert not empty, f"panels with no data: {empty}"
+    photos = dict(panel_queries())["rakuten-api: Photos unlike the training photos [A]"]
+    [share] = query(prometheus, photos.replace("$__rate_interval", "30s"))
+    assert 0 < float(share["value"][1]) < 0.5  # a scene now and then among the product photos
 
 
 def test_alert_rules_are_loaded_and_drift_fires(api: Server, prometheus: str) -> None:
