@@ -3,7 +3,8 @@ a CSV of products → a results table to download."""
 
 import streamlit as st
 
-from core.serving.predictor import BatchRow, Product, parse_batch_csv
+from core.serving.batch_csv import BatchRow, parse_batch_csv
+from core.serving.predictor import Product
 from core.ui import prediction_view as ui
 from core.ui.components import empty_state
 
