@@ -135,6 +135,7 @@ _PAGE_IMPORTS = (
     "core.categories",
     "core.data.explore",
     "core.serving.predictor",
+    "core.serving.batch_csv",
 )
 
 

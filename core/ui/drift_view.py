@@ -356,8 +356,8 @@ def embed(summary: DriftSummary) -> None:
 # own inside that one: scripts run (Evidently draws with them) in an opaque origin, with no popups, no
 # navigation of the page, no forms and no dialogs.
 REPORT_SANDBOX: Final = "allow-scripts"
-# Evidently lays its widgets out on a grid about 1,060 px wide and clips what does not fit (its cards hide
-# their overflow): in a narrower column the report is drawn at `REPORT_WIDTH` and scaled down to the room.
+# Evidently lays its widgets out on a grid wider than the console's column and clips what does not fit
+# (its cards hide their overflow): the report is drawn at `REPORT_WIDTH` and scaled down to the room.
 REPORT_WIDTH: Final = 1100
 _FIT: Final = (
     "(function(){var f=document.querySelector('iframe'),w=WIDTH;"
