@@ -53,8 +53,9 @@ class Views:
     """Each view's calibrated probabilities (None when the view did not run), which rows count in the
     fused answer, and the fused probabilities — one row per product, one column per code.
 
-    `photo_distance` is each row's distance to the training photos (`core.models.novelty`; NaN without a
-    photo or a guard); `set_aside` marks the rows whose photo was too unlike them to count (the fused
+    `photo_distance` is each row's distance to the training photos (`core.models.novelty`; NaN for a row
+    without a photo, None for a model without a guard); `set_aside` marks the rows whose photo was too
+    unlike them to count (the fused
     answer comes from the text views there), `unfamiliar` every row whose photo was that far — also those
     with no text to fall back on, which the photo still answers."""
 
